@@ -1,0 +1,283 @@
+//! Online backup and restore.
+//!
+//! A backup is one file: a fixed header (magic, format version), then a zstd stream of records,
+//! each `tag, length, CRC-32, payload`, ending with a record that counts what came before. It holds
+//! messages, chat and user records — not sled's files — so it restores into any future layout.
+//!
+//! The snapshot is taken at one instant (all chat locks held for as long as it takes to copy the
+//! tails' pointers and the block list); then blocks stream out while new messages keep arriving.
+//! Only block rewrites (edits of old messages, deletions, retention) wait until the backup ends.
+
+use super::codec;
+use super::keys;
+use super::model::*;
+use super::{lock, Result, Shared, Store, StoreConfig, StoreError};
+use serde::{Deserialize, Serialize};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+const MAGIC: &[u8; 16] = b"CHATKEEPER-BKUP\n";
+const BACKUP_VERSION: u8 = 1;
+/// First byte of every record header.
+const RECORD_TAG: u8 = 1;
+const MESSAGES_PER_RECORD: usize = 1024;
+/// No record of ours is larger; a larger length means a damaged file.
+const MAX_RECORD: u32 = 256 << 20;
+
+/// One record of a backup.
+#[derive(Debug, Serialize, Deserialize)]
+enum Record {
+    Chat(ChatId, ChatInfo),
+    User(UserId, UserInfo),
+    Messages(Vec<Message>),
+    End { records: u64, messages: u64 },
+}
+
+/// What a backup or restore wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BackupSummary {
+    pub chats: u64,
+    pub users: u64,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Writes a consistent backup of the whole store to `file` (replaced atomically when done).
+    pub fn backup(&self, file: &Path) -> Result<BackupSummary> {
+        let io_err = |e: std::io::Error| {
+            StoreError::Invalid(format!("cannot write the backup {}: {e}", file.display()))
+        };
+        let partial = file.with_extension("partial");
+        let out = std::fs::File::create(&partial).map_err(io_err)?;
+        let result = self.shared.write_backup(out);
+        match result {
+            Ok(mut summary) => {
+                std::fs::rename(&partial, file).map_err(io_err)?;
+                summary.bytes = std::fs::metadata(file).map_err(io_err)?.len();
+                Ok(summary)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What the snapshot instant captured of one chat.
+struct ChatSnapshot {
+    id: ChatId,
+    info: Option<ChatInfo>,
+    blocks: Vec<super::chat::BlockMeta>,
+    tail: Vec<MessageRef>,
+}
+
+impl Shared {
+    fn write_backup(&self, out: std::fs::File) -> Result<BackupSummary> {
+        let io_err =
+            |e: std::io::Error| StoreError::Invalid(format!("cannot write the backup: {e}"));
+        // From here until the end, blocks are not rewritten: the captured block list stays valid.
+        let _rewrites = self.rewrites.write().expect("rewrite gate");
+        let snapshot: Vec<ChatSnapshot> = {
+            let _writer = lock(&self.writer);
+            let mut handles = self.all_chats();
+            handles.sort_by_key(|h| lock(h).id);
+            let guards: Vec<_> = handles.iter().map(|h| lock(h)).collect();
+            guards
+                .iter()
+                .map(|c| ChatSnapshot {
+                    id: c.id,
+                    info: c.info.clone(),
+                    blocks: c.blocks.clone(),
+                    tail: c.tail.clone(),
+                })
+                .collect()
+        };
+        let mut writer = BufWriter::new(out);
+        writer.write_all(MAGIC).map_err(io_err)?;
+        writer.write_all(&[BACKUP_VERSION]).map_err(io_err)?;
+        let mut stream = zstd::stream::Encoder::new(writer, 3).map_err(io_err)?;
+        let mut summary = BackupSummary::default();
+        let mut records = 0u64;
+        for chat in &snapshot {
+            summary.chats += 1;
+            if let Some(info) = &chat.info {
+                put(
+                    &mut stream,
+                    &mut records,
+                    &Record::Chat(chat.id, info.clone()),
+                )?;
+            }
+            let mut batch: Vec<Message> = Vec::with_capacity(MESSAGES_PER_RECORD);
+            let sealed = chat
+                .blocks
+                .iter()
+                .map(|meta| self.read_block(chat.id, meta))
+                .collect::<Result<Vec<_>>>()?;
+            for m in sealed.iter().flatten().chain(&chat.tail) {
+                batch.push(Message::clone(m));
+                summary.messages += 1;
+                if batch.len() == MESSAGES_PER_RECORD {
+                    put(
+                        &mut stream,
+                        &mut records,
+                        &Record::Messages(std::mem::take(&mut batch)),
+                    )?;
+                }
+            }
+            if !batch.is_empty() {
+                put(&mut stream, &mut records, &Record::Messages(batch))?;
+            }
+        }
+        for item in self.db.scan_prefix([keys::USER_INFO]) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let user =
+                keys::parse_chat(&k).ok_or_else(|| self.corrupt_msg("a user key is malformed"))?;
+            let info: UserInfo = codec::decode(&v).map_err(|e| self.corrupt("user info", e))?;
+            put(&mut stream, &mut records, &Record::User(user, info))?;
+            summary.users += 1;
+        }
+        let end = Record::End {
+            records,
+            messages: summary.messages,
+        };
+        put(&mut stream, &mut records, &end)?;
+        let mut writer = stream.finish().map_err(io_err)?;
+        writer.flush().map_err(io_err)?;
+        writer
+            .into_inner()
+            .map_err(|e| io_err(e.into_error()))?
+            .sync_all()
+            .map_err(io_err)?;
+        Ok(summary)
+    }
+}
+
+/// Appends one record: tag, length, CRC-32 of the payload, payload.
+fn put(stream: &mut impl Write, records: &mut u64, record: &Record) -> Result<()> {
+    let payload = codec::encode(record);
+    let mut head = [0u8; 9];
+    head[0] = RECORD_TAG;
+    head[1..5].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[5..9].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    stream
+        .write_all(&head)
+        .and_then(|()| stream.write_all(&payload))
+        .map_err(|e| StoreError::Invalid(format!("cannot write the backup: {e}")))?;
+    *records += 1;
+    Ok(())
+}
+
+/// Reads every record of a backup, checking each checksum and the final count; `apply` sees
+/// each record (nothing is applied when `apply` is a no-op: that is the first pass of restore).
+fn read_backup(file: &Path, mut apply: impl FnMut(Record) -> Result<()>) -> Result<BackupSummary> {
+    let bad = |what: String| {
+        StoreError::Invalid(format!(
+            "{} is not a usable chatkeeper backup: {what}. Nothing was restored; use another backup file",
+            file.display()
+        ))
+    };
+    let input = std::fs::File::open(file)
+        .map_err(|e| StoreError::Invalid(format!("cannot open {}: {e}", file.display())))?;
+    let mut reader = BufReader::new(input);
+    let mut head = [0u8; 17];
+    reader
+        .read_exact(&mut head)
+        .map_err(|_| bad("it is too short to have a header".into()))?;
+    if &head[..16] != MAGIC {
+        return Err(bad("it does not start with the backup header".into()));
+    }
+    if head[16] != BACKUP_VERSION {
+        return Err(bad(format!(
+            "backup format {} is not {BACKUP_VERSION}",
+            head[16]
+        )));
+    }
+    let mut stream = zstd::stream::Decoder::with_buffer(reader).map_err(|e| bad(e.to_string()))?;
+    let mut summary = BackupSummary::default();
+    let mut records = 0u64;
+    loop {
+        let mut record_head = [0u8; 9];
+        stream.read_exact(&mut record_head).map_err(|e| {
+            bad(format!(
+                "it ends after {records} records without its end record ({e})"
+            ))
+        })?;
+        let len = u32::from_le_bytes(record_head[1..5].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(record_head[5..9].try_into().expect("4 bytes"));
+        if record_head[0] != RECORD_TAG || len > MAX_RECORD {
+            return Err(bad(format!("record {records} has a damaged header")));
+        }
+        let mut payload = vec![0u8; len as usize];
+        stream
+            .read_exact(&mut payload)
+            .map_err(|e| bad(format!("record {records} is cut short ({e})")))?;
+        if crc32fast::hash(&payload) != crc {
+            return Err(bad(format!("record {records} fails its checksum")));
+        }
+        let record: Record =
+            codec::decode(&payload).map_err(|e| bad(format!("record {records}: {e}")))?;
+        match record {
+            Record::End {
+                records: n,
+                messages,
+            } => {
+                if n != records || messages != summary.messages {
+                    return Err(bad("its end record does not match its contents".into()));
+                }
+                return Ok(summary);
+            }
+            Record::Chat(..) => summary.chats += 1,
+            Record::User(..) => summary.users += 1,
+            Record::Messages(ref m) => summary.messages += m.len() as u64,
+        }
+        records += 1;
+        apply(record)?;
+    }
+}
+
+/// Restores a backup into `dir`, which must be empty or absent. Every checksum is checked before
+/// anything is written; a damaged backup writes nothing.
+pub fn restore(file: &Path, dir: &Path) -> Result<BackupSummary> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir)
+            .map_err(|e| StoreError::Invalid(format!("cannot read {}: {e}", dir.display())))?;
+        if entries.next().is_some() {
+            return Err(StoreError::Invalid(format!(
+                "{} is not empty: restore only into an empty or new directory, so that no data is \
+                 overwritten",
+                dir.display()
+            )));
+        }
+    }
+    let summary = read_backup(file, |_| Ok(()))?;
+    let existed = dir.exists();
+    let written = (|| {
+        let mut config = StoreConfig::new(dir);
+        config.flush = super::FlushPolicy::Manual;
+        let store = Store::open(config)?;
+        read_backup(file, |record| match record {
+            Record::Chat(id, info) => store.set_chat_info(id, info),
+            Record::User(id, info) => store.set_user_info(id, info),
+            Record::Messages(messages) => store.save_batch(messages),
+            Record::End { .. } => Ok(()),
+        })?;
+        store.flush()
+    })();
+    if let Err(e) = written {
+        // Leave the directory as it was found: empty (or absent).
+        if existed {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    let _ = std::fs::remove_dir_all(entry.path())
+                        .or_else(|_| std::fs::remove_file(entry.path()));
+                }
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        return Err(e);
+    }
+    Ok(summary)
+}

@@ -1,0 +1,139 @@
+//! The in-memory state of one chat: its block directory, its unsealed tail and its counters.
+//!
+//! Invariants (checked by `verify`): blocks are sorted and disjoint by message key; every tail
+//! message sorts after the last block; no message id appears twice; the counters equal a recount.
+
+use super::codec::key_of;
+use super::counters::{Counters, TopUsers};
+use super::keys::MsgKey;
+use super::model::{ChatId, ChatInfo, MessageId, MessageRef};
+use serde::{Deserialize, Serialize};
+
+/// Messages per sealed block.
+pub const SEAL_LEN: usize = 128;
+/// A rewritten block larger than this is split.
+pub const MAX_BLOCK_LEN: usize = 2 * SEAL_LEN;
+
+/// A directory entry: what the store knows about a block without reading it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMeta {
+    pub first: MsgKey,
+    pub last: MsgKey,
+    pub min_id: MessageId,
+    pub max_id: MessageId,
+    pub count: u32,
+    /// Unique per written block: a rewrite gets a new one, so caches keyed by it never go stale.
+    pub seq: u64,
+}
+
+impl BlockMeta {
+    /// The entry describing `messages` (sorted, non-empty) written as block `seq`.
+    pub fn describe(messages: &[MessageRef], seq: u64) -> BlockMeta {
+        BlockMeta {
+            first: key_of(&messages[0]),
+            last: key_of(&messages[messages.len() - 1]),
+            min_id: messages.iter().map(|m| m.message_id).min().unwrap_or(0),
+            max_id: messages.iter().map(|m| m.message_id).max().unwrap_or(0),
+            count: messages.len() as u32,
+            seq,
+        }
+    }
+
+    /// Whether message `id` may be in this block.
+    pub fn may_hold_id(&self, id: MessageId) -> bool {
+        self.min_id <= id && id <= self.max_id
+    }
+
+    /// Frames of this block: fixed runs of `FRAME_LEN` messages, the last one shorter.
+    pub fn frame_count(&self) -> usize {
+        (self.count as usize).div_ceil(super::codec::FRAME_LEN)
+    }
+}
+
+/// One chat, guarded by its own mutex in the store's chat map.
+#[derive(Default)]
+pub struct ChatState {
+    pub id: ChatId,
+    pub info: Option<ChatInfo>,
+    pub blocks: Vec<BlockMeta>,
+    /// Unsealed messages, sorted by key, all after the last block.
+    pub tail: Vec<MessageRef>,
+    /// Tail records (new or replaced) not yet written in a tail segment, in arrival order.
+    pub unsaved: Vec<MessageRef>,
+    /// Seqs of the tail segments on disk.
+    pub segments: Vec<u64>,
+    /// The segments hold records no longer in the tail: rewrite them as one at the next write.
+    pub segments_stale: bool,
+    pub counters: Counters,
+    pub top: TopUsers,
+    /// Highest message id ever stored: a larger id is certainly new.
+    pub max_id: MessageId,
+    /// Queued for the next group commit.
+    pub dirty: bool,
+}
+
+impl ChatState {
+    /// An empty chat.
+    pub fn new(id: ChatId) -> Self {
+        ChatState {
+            id,
+            max_id: MessageId::MIN,
+            ..ChatState::default()
+        }
+    }
+
+    /// Key of the last sealed message, if any block exists.
+    pub fn sealed_end(&self) -> Option<MsgKey> {
+        self.blocks.last().map(|b| b.last)
+    }
+
+    /// Position of message `id` in the tail.
+    pub fn tail_position(&self, id: MessageId) -> Option<usize> {
+        self.tail.iter().rposition(|m| m.message_id == id)
+    }
+
+    /// Whether some block may hold message `id`.
+    pub fn blocks_may_hold(&self, id: MessageId) -> bool {
+        id <= self.max_id && self.blocks.iter().rev().any(|b| b.may_hold_id(id))
+    }
+
+    /// Index of the block a message with `key` belongs in: the last block starting at or before
+    /// it, or the first block.
+    pub fn block_for(&self, key: MsgKey) -> Option<usize> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        Some(
+            self.blocks
+                .partition_point(|b| b.first <= key)
+                .saturating_sub(1),
+        )
+    }
+
+    /// Inserts a new tail message at its sorted place (usually the end).
+    pub fn insert_tail(&mut self, message: MessageRef) {
+        let key = key_of(&message);
+        let at = self.tail.partition_point(|m| key_of(m) < key);
+        self.tail.insert(at, message);
+    }
+
+    /// First and last activity: the first and last stored message.
+    pub fn activity(&self) -> Option<(i64, i64)> {
+        let first = self
+            .blocks
+            .first()
+            .map(|b| b.first.time)
+            .or_else(|| self.tail.first().map(|m| m.time))?;
+        let last = self
+            .tail
+            .last()
+            .map(|m| m.time)
+            .or_else(|| self.blocks.last().map(|b| b.last.time))?;
+        Some((first, last))
+    }
+
+    /// Number of stored messages, service messages included.
+    pub fn stored(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.count)).sum::<u64>() + self.tail.len() as u64
+    }
+}

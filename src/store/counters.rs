@@ -1,0 +1,260 @@
+//! Per-chat counters: what makes statistics O(1) in the number of messages.
+//!
+//! The counters of a chat's sealed blocks are persisted as the chat's checkpoint, in the same atomic
+//! batch as the blocks; the tail's share is added back from the tail at open. `verify` recomputes
+//! both from the messages.
+
+use super::model::{Message, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// How many top users a chat keeps ready.
+pub const TOP_USERS: usize = 10;
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Message counts of one chat.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages that count for users (not service messages).
+    pub total: u64,
+    pub service: u64,
+    pub users: HashMap<UserId, u64>,
+    /// By hour of day, UTC.
+    pub hours: [u64; 24],
+    /// By day number since the epoch, UTC.
+    pub days: BTreeMap<i64, u64>,
+}
+
+/// What a change did to one user's count, for the store-wide per-user totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserDelta {
+    pub user: UserId,
+    pub added: bool,
+}
+
+impl Counters {
+    /// Counts `m`; returns the user whose count went up, if any.
+    pub fn add(&mut self, m: &Message) -> Option<UserDelta> {
+        if !m.counts_for_users() {
+            self.service += 1;
+            return None;
+        }
+        self.total += 1;
+        self.hours[hour_of(m.time)] += 1;
+        *self.days.entry(day_of(m.time)).or_insert(0) += 1;
+        let user = m.user_id?;
+        *self.users.entry(user).or_insert(0) += 1;
+        Some(UserDelta { user, added: true })
+    }
+
+    /// Uncounts `m` (which must have been counted).
+    pub fn remove(&mut self, m: &Message) -> Option<UserDelta> {
+        if !m.counts_for_users() {
+            self.service = self.service.saturating_sub(1);
+            return None;
+        }
+        self.total = self.total.saturating_sub(1);
+        let hour = &mut self.hours[hour_of(m.time)];
+        *hour = hour.saturating_sub(1);
+        self.days.decrement(day_of(m.time));
+        let user = m.user_id?;
+        self.users.decrement(user);
+        Some(UserDelta { user, added: false })
+    }
+
+    /// The stored form (sorted, so equal counters encode equally).
+    pub fn to_checkpoint(&self) -> Checkpoint {
+        let mut users: Vec<(UserId, u64)> = self.users.iter().map(|(&u, &n)| (u, n)).collect();
+        users.sort_unstable();
+        Checkpoint {
+            total: self.total,
+            service: self.service,
+            users,
+            hours: self.hours.to_vec(),
+            days: self.days.iter().map(|(&d, &n)| (d, n)).collect(),
+        }
+    }
+
+    /// Inverse of [`Counters::to_checkpoint`].
+    pub fn from_checkpoint(c: Checkpoint) -> Option<Counters> {
+        Some(Counters {
+            total: c.total,
+            service: c.service,
+            users: c.users.into_iter().collect(),
+            hours: c.hours.try_into().ok()?,
+            days: c.days.into_iter().collect(),
+        })
+    }
+}
+
+/// The two maps counters keep, decremented the same way: entries that reach zero disappear, so
+/// "unique users" is the map's length.
+trait MapLike<K> {
+    fn decrement(&mut self, key: K);
+}
+
+impl<K: std::hash::Hash + Eq> MapLike<K> for HashMap<K, u64> {
+    fn decrement(&mut self, key: K) {
+        if let Some(n) = self.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.remove(&key);
+            }
+        }
+    }
+}
+
+impl<K: Ord> MapLike<K> for BTreeMap<K, u64> {
+    fn decrement(&mut self, key: K) {
+        if let Some(n) = self.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.remove(&key);
+            }
+        }
+    }
+}
+
+/// Persisted counters of a chat's sealed blocks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub total: u64,
+    pub service: u64,
+    pub users: Vec<(UserId, u64)>,
+    pub hours: Vec<u64>,
+    pub days: Vec<(i64, u64)>,
+}
+
+/// Hour of day (UTC) of a timestamp.
+pub fn hour_of(time: i64) -> usize {
+    (time.rem_euclid(SECONDS_PER_DAY) / 3600) as usize
+}
+
+/// Day number (UTC) of a timestamp.
+pub fn day_of(time: i64) -> i64 {
+    time.div_euclid(SECONDS_PER_DAY)
+}
+
+/// The most active users of a chat, kept current as counts grow so that statistics need no scan.
+/// A decrement can demote a user below one outside the list, so it marks the list stale and the
+/// next read rebuilds it from the counters.
+#[derive(Clone, Debug, Default)]
+pub struct TopUsers {
+    /// `(count, user)`, most active first, ties by smaller user id.
+    list: Vec<(u64, UserId)>,
+    stale: bool,
+}
+
+impl TopUsers {
+    /// Records that `user` now has `count` messages (one more than before).
+    pub fn increased(&mut self, user: UserId, count: u64) {
+        if self.stale {
+            return;
+        }
+        if let Some(slot) = self.list.iter_mut().find(|(_, u)| *u == user) {
+            slot.0 = count;
+        } else if self.list.len() < TOP_USERS
+            || rank(&(count, user)) < rank(self.list.last().expect("full list"))
+        {
+            self.list.push((count, user));
+        } else {
+            return;
+        }
+        self.list.sort_unstable_by_key(rank);
+        self.list.truncate(TOP_USERS);
+    }
+
+    /// Records that some count went down.
+    pub fn decreased(&mut self) {
+        self.stale = true;
+    }
+
+    /// The current top list, rebuilt from `counters` if stale.
+    pub fn get(&mut self, counters: &Counters) -> &[(u64, UserId)] {
+        if self.stale {
+            let mut all: Vec<(u64, UserId)> =
+                counters.users.iter().map(|(&u, &n)| (n, u)).collect();
+            let cut = TOP_USERS.min(all.len());
+            if cut > 0 && cut < all.len() {
+                all.select_nth_unstable_by_key(cut - 1, rank);
+            }
+            all.truncate(cut);
+            all.sort_unstable_by_key(rank);
+            self.list = all;
+            self.stale = false;
+        }
+        &self.list
+    }
+}
+
+fn rank(entry: &(u64, UserId)) -> (std::cmp::Reverse<u64>, UserId) {
+    (std::cmp::Reverse(entry.0), entry.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::MessageKind;
+    use proptest::prelude::*;
+
+    fn msg(user: i64, time: i64, kind: MessageKind) -> Message {
+        Message {
+            chat_id: -1,
+            message_id: 1,
+            time,
+            edit_time: None,
+            user_id: Some(user),
+            sender_name: String::new(),
+            text: String::new(),
+            kind,
+            reply_to: None,
+            forwarded_from: None,
+            is_bot: false,
+        }
+    }
+
+    proptest! {
+        /// The incrementally kept top list always equals a full recount.
+        #[test]
+        fn top_users_match_a_recount(ops in proptest::collection::vec((0i64..30, any::<bool>()), 1..400)) {
+            let mut counters = Counters::default();
+            let mut top = TopUsers::default();
+            let mut stored: Vec<Message> = Vec::new();
+            for (user, add) in ops {
+                if add || stored.is_empty() {
+                    let m = msg(user, 1000, MessageKind::Text);
+                    if let Some(d) = counters.add(&m) {
+                        top.increased(d.user, counters.users[&d.user]);
+                    }
+                    stored.push(m);
+                } else {
+                    let m = stored.remove(user as usize % stored.len());
+                    counters.remove(&m);
+                    top.decreased();
+                }
+                let mut fresh = TopUsers { list: vec![], stale: true };
+                let expected = fresh.get(&counters).to_vec();
+                prop_assert_eq!(top.get(&counters).to_vec(), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn service_messages_do_not_count_for_users_and_checkpoints_round_trip() {
+        let mut c = Counters::default();
+        c.add(&msg(5, 3600 * 25 + 10, MessageKind::Text));
+        c.add(&msg(5, 3600 * 2, MessageKind::Photo));
+        c.add(&msg(6, 10, MessageKind::Service));
+        assert_eq!((c.total, c.service, c.users.len()), (2, 1, 1));
+        assert_eq!(c.hours[1] + c.hours[2], 2);
+        assert_eq!(c.days.len(), 2);
+        assert_eq!(
+            Counters::from_checkpoint(c.to_checkpoint()),
+            Some(c.clone())
+        );
+        c.remove(&msg(5, 3600 * 2, MessageKind::Photo));
+        assert_eq!(c.days.len(), 1);
+        assert_eq!(hour_of(-1), 23);
+        assert_eq!(day_of(-1), -1);
+    }
+}

@@ -1,0 +1,177 @@
+//! Order-preserving key encodings.
+//!
+//! Everything lives in one sled tree so that a seal, an edit or a deletion is one atomic batch; the
+//! first byte of a key names its family. Signed integers are stored big-endian with the sign bit
+//! flipped, so byte order equals numeric order and negative Telegram chat ids (`-100…`) sort before
+//! positive ones.
+
+use super::model::{ChatId, MessageId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Store metadata: format version, compression dictionaries, high-water marks.
+pub const META: u8 = b'M';
+/// Unsealed messages of a chat, one segment per group commit: `T chat seq`.
+pub const TAIL: u8 = b'T';
+/// Sealed, compressed blocks of a chat: `B chat time id` (time and id of the block's first message).
+pub const BLOCK: u8 = b'B';
+/// Block directory entries, same suffix as [`BLOCK`]: small, read at open instead of the blocks.
+pub const DIRECTORY: u8 = b'D';
+/// Per-chat counters over the chat's sealed blocks: `C chat`.
+pub const CHECKPOINT: u8 = b'C';
+/// Chat titles and types: `H chat`.
+pub const CHAT_INFO: u8 = b'H';
+/// User names: `U user`.
+pub const USER_INFO: u8 = b'U';
+/// Per-user postings of sealed messages: `P user first_time seq`.
+pub const POSTINGS: u8 = b'P';
+/// Postings of a sealed block not yet written as chunks: `Q seq`.
+pub const PENDING_POSTINGS: u8 = b'Q';
+
+/// Where a message sits inside its chat: messages are ordered by time, then id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MsgKey {
+    pub time: Timestamp,
+    pub id: MessageId,
+}
+
+/// Encodes `v` so that byte order equals numeric order.
+pub fn ordered_i64(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Inverse of [`ordered_i64`].
+pub fn from_ordered_i64(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+/// Encodes `v` so that byte order equals numeric order.
+pub fn ordered_i32(v: i32) -> [u8; 4] {
+    ((v as u32) ^ (1 << 31)).to_be_bytes()
+}
+
+/// Inverse of [`ordered_i32`].
+pub fn from_ordered_i32(bytes: [u8; 4]) -> i32 {
+    (u32::from_be_bytes(bytes) ^ (1 << 31)) as i32
+}
+
+/// `family chat`: the prefix of all of one chat's keys in a family.
+pub fn chat_prefix(family: u8, chat: ChatId) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = family;
+    key[1..9].copy_from_slice(&ordered_i64(chat));
+    key
+}
+
+/// `family chat time id`: block and directory keys.
+pub fn block_key(family: u8, chat: ChatId, first: MsgKey) -> [u8; 21] {
+    let mut key = [0u8; 21];
+    key[..9].copy_from_slice(&chat_prefix(family, chat));
+    key[9..17].copy_from_slice(&ordered_i64(first.time));
+    key[17..21].copy_from_slice(&ordered_i32(first.id));
+    key
+}
+
+/// Splits a [`block_key`] back into chat and first message.
+pub fn parse_block_key(key: &[u8]) -> Option<(ChatId, MsgKey)> {
+    if key.len() != 21 {
+        return None;
+    }
+    Some((
+        from_ordered_i64(key[1..9].try_into().ok()?),
+        MsgKey {
+            time: from_ordered_i64(key[9..17].try_into().ok()?),
+            id: from_ordered_i32(key[17..21].try_into().ok()?),
+        },
+    ))
+}
+
+/// `T chat seq`: one tail segment.
+pub fn tail_key(chat: ChatId, seq: u64) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[..9].copy_from_slice(&chat_prefix(TAIL, chat));
+    key[9..17].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Splits a [`tail_key`] back into chat and segment number.
+pub fn parse_tail_key(key: &[u8]) -> Option<(ChatId, u64)> {
+    if key.len() != 17 {
+        return None;
+    }
+    Some((
+        from_ordered_i64(key[1..9].try_into().ok()?),
+        u64::from_be_bytes(key[9..17].try_into().ok()?),
+    ))
+}
+
+/// The chat id of any `family chat …` key.
+pub fn parse_chat(key: &[u8]) -> Option<ChatId> {
+    Some(from_ordered_i64(key.get(1..9)?.try_into().ok()?))
+}
+
+/// `U user` / `P user`: the prefix of a user's keys in a family.
+pub fn user_prefix(family: u8, user: UserId) -> [u8; 9] {
+    chat_prefix(family, user)
+}
+
+/// `P user first_time seq`: one postings chunk; `seq` keeps chunks with equal times apart.
+pub fn postings_key(user: UserId, first_time: Timestamp, seq: u64) -> [u8; 25] {
+    let mut key = [0u8; 25];
+    key[..9].copy_from_slice(&user_prefix(POSTINGS, user));
+    key[9..17].copy_from_slice(&ordered_i64(first_time));
+    key[17..25].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `Q seq`: the pending postings of one sealed block.
+pub fn pending_key(seq: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = PENDING_POSTINGS;
+    key[1..9].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `M name`: a metadata entry.
+pub fn meta_key(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len());
+    key.push(META);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn block_keys_sort_like_chat_time_id(
+            a in (any::<i64>(), any::<i64>(), any::<i32>()),
+            b in (any::<i64>(), any::<i64>(), any::<i32>()),
+        ) {
+            let ka = block_key(BLOCK, a.0, MsgKey { time: a.1, id: a.2 });
+            let kb = block_key(BLOCK, b.0, MsgKey { time: b.1, id: b.2 });
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(parse_block_key(&ka), Some((a.0, MsgKey { time: a.1, id: a.2 })));
+        }
+
+        #[test]
+        fn telegram_group_ids_sort_numerically(a in -1_009_999_999_999i64..-1, b in -1_009_999_999_999i64..-1) {
+            prop_assert_eq!(chat_prefix(TAIL, a).cmp(&chat_prefix(TAIL, b)), a.cmp(&b));
+        }
+
+        #[test]
+        fn tail_and_postings_keys_round_trip(chat in any::<i64>(), seq in any::<u64>()) {
+            prop_assert_eq!(parse_tail_key(&tail_key(chat, seq)), Some((chat, seq)));
+            prop_assert_eq!(parse_chat(&postings_key(chat, 5, seq)), Some(chat));
+        }
+    }
+
+    #[test]
+    fn negative_before_positive_and_extremes_in_order() {
+        let ids = [i64::MIN, -1_001_234_567_890, -100, -1, 0, 1, 42, i64::MAX];
+        let keys: Vec<_> = ids.iter().map(|&c| chat_prefix(BLOCK, c)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,292 @@
+//! The user → messages access path.
+//!
+//! A per-message sled index would cost a key per message (disk, and a write on the hot path).
+//! Instead:
+//! - refs of tail messages live in memory (rebuilt from the tail at open);
+//! - sealing a block moves its refs into a pending buffer, and the seal's atomic batch also writes
+//!   a `Q seq` record listing them, so a crash loses nothing;
+//! - when the buffer is large, one batch writes a compact chunk per user (`P user time seq`) and
+//!   drops the `Q` records.
+
+use super::codec;
+use super::keys::{self, MsgKey};
+use super::model::{ChatId, MessageId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Pending refs that trigger a postings flush.
+pub const FLUSH_REFS: usize = 64 * 1024;
+const SHARDS: usize = 16;
+
+/// Where one message of a user is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PostingRef {
+    pub time: Timestamp,
+    pub chat: ChatId,
+    pub id: MessageId,
+}
+
+impl PostingRef {
+    /// The message's key inside its chat.
+    pub fn key(&self) -> MsgKey {
+        MsgKey {
+            time: self.time,
+            id: self.id,
+        }
+    }
+}
+
+/// Refs of one sealed block, as its `Q` record stores them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRefs {
+    pub chat: ChatId,
+    pub refs: Vec<(UserId, Timestamp, MessageId)>,
+}
+
+/// Refs of sealed blocks not yet written as chunks.
+#[derive(Default)]
+pub struct Pending {
+    pub by_user: HashMap<UserId, Vec<PostingRef>>,
+    /// Block seqs whose `Q` record is still on disk.
+    pub blocks: HashSet<u64>,
+    pub refs: usize,
+}
+
+impl Pending {
+    /// Adds a sealed block's refs.
+    pub fn add_block(&mut self, seq: u64, block: &BlockRefs) {
+        self.blocks.insert(seq);
+        for &(user, time, id) in &block.refs {
+            self.by_user.entry(user).or_default().push(PostingRef {
+                time,
+                chat: block.chat,
+                id,
+            });
+        }
+        self.refs += block.refs.len();
+    }
+
+    /// Removes a sealed block's refs (the block is being rewritten or dropped).
+    pub fn remove_block(&mut self, seq: u64, block: &BlockRefs) {
+        self.blocks.remove(&seq);
+        for &(user, time, id) in &block.refs {
+            let target = PostingRef {
+                time,
+                chat: block.chat,
+                id,
+            };
+            if let Some(list) = self.by_user.get_mut(&user) {
+                if let Some(i) = list.iter().position(|r| *r == target) {
+                    list.swap_remove(i);
+                    self.refs -= 1;
+                }
+                if list.is_empty() {
+                    self.by_user.remove(&user);
+                }
+            }
+        }
+    }
+}
+
+/// In-memory part of the postings: tail refs (sharded, touched on every message) and the pending
+/// buffer (touched only by writers holding the store's commit lock).
+pub struct Postings {
+    unsealed: Vec<Mutex<HashMap<UserId, Vec<PostingRef>>>>,
+    pub pending: Mutex<Pending>,
+}
+
+impl Default for Postings {
+    fn default() -> Self {
+        Postings {
+            unsealed: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            pending: Mutex::default(),
+        }
+    }
+}
+
+impl Postings {
+    fn shard(&self, user: UserId) -> std::sync::MutexGuard<'_, HashMap<UserId, Vec<PostingRef>>> {
+        self.unsealed[(user as u64 % SHARDS as u64) as usize]
+            .lock()
+            .expect("postings lock")
+    }
+
+    /// A tail message of `user` appeared.
+    pub fn add_unsealed(&self, user: UserId, r: PostingRef) {
+        self.shard(user).entry(user).or_default().push(r);
+    }
+
+    /// A tail message of `user` was sealed, replaced or deleted.
+    pub fn remove_unsealed(&self, user: UserId, r: PostingRef) {
+        let mut shard = self.shard(user);
+        if let Some(list) = shard.get_mut(&user) {
+            if let Some(i) = list.iter().position(|x| *x == r) {
+                list.swap_remove(i);
+            }
+            if list.is_empty() {
+                shard.remove(&user);
+            }
+        }
+    }
+
+    /// Every in-memory ref of `user` (tail and pending).
+    pub fn in_memory(&self, user: UserId) -> Vec<PostingRef> {
+        let mut refs = self.shard(user).get(&user).cloned().unwrap_or_default();
+        if let Some(p) = self
+            .pending
+            .lock()
+            .expect("postings lock")
+            .by_user
+            .get(&user)
+        {
+            refs.extend_from_slice(p);
+        }
+        refs
+    }
+
+    /// Forgets every in-memory ref of `user`.
+    pub fn forget_user(&self, user: UserId) {
+        self.shard(user).remove(&user);
+        let mut pending = self.pending.lock().expect("postings lock");
+        if let Some(list) = pending.by_user.remove(&user) {
+            pending.refs -= list.len();
+        }
+    }
+
+    /// Every unsealed ref, by user (for verify).
+    pub fn all_unsealed(&self) -> HashMap<UserId, Vec<PostingRef>> {
+        let mut all = HashMap::new();
+        for shard in &self.unsealed {
+            for (user, refs) in shard.lock().expect("postings lock").iter() {
+                all.insert(*user, refs.clone());
+            }
+        }
+        all
+    }
+
+    /// Drops all in-memory refs (before a rebuild).
+    pub fn clear(&self) {
+        for shard in &self.unsealed {
+            shard.lock().expect("postings lock").clear();
+        }
+        *self.pending.lock().expect("postings lock") = Pending::default();
+    }
+}
+
+/// A chunk as stored: its last time first, so range scans can skip it after one varint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Chunk {
+    last_time: Timestamp,
+    chats: Vec<ChatId>,
+    /// Time deltas from the previous ref (the first from the key's time).
+    times: Vec<i64>,
+    /// Index into `chats`.
+    chat_of: Vec<u32>,
+    ids: Vec<MessageId>,
+}
+
+/// Encodes refs (sorted) as one chunk; returns the key time and the value.
+pub fn encode_chunk(refs: &[PostingRef]) -> (Timestamp, Vec<u8>) {
+    let first = refs.first().map_or(0, |r| r.time);
+    let mut chunk = Chunk {
+        last_time: refs.last().map_or(0, |r| r.time),
+        ..Chunk::default()
+    };
+    let mut prev = first;
+    for r in refs {
+        chunk.times.push(r.time - prev);
+        prev = r.time;
+        let idx = match chunk.chats.iter().position(|&c| c == r.chat) {
+            Some(i) => i,
+            None => {
+                chunk.chats.push(r.chat);
+                chunk.chats.len() - 1
+            }
+        };
+        chunk.chat_of.push(idx as u32);
+        chunk.ids.push(r.id);
+    }
+    (first, codec::encode(&chunk))
+}
+
+/// Decodes a chunk whose key time is `first`.
+pub fn decode_chunk(first: Timestamp, bytes: &[u8]) -> Result<Vec<PostingRef>, codec::CodecError> {
+    let chunk: Chunk = codec::decode(bytes)?;
+    if chunk.times.len() != chunk.chat_of.len() || chunk.times.len() != chunk.ids.len() {
+        return Err(codec::CodecError::Malformed(
+            "postings columns disagree".into(),
+        ));
+    }
+    let mut time = first;
+    let mut refs = Vec::with_capacity(chunk.times.len());
+    for i in 0..chunk.times.len() {
+        time += chunk.times[i];
+        let chat = *chunk
+            .chats
+            .get(chunk.chat_of[i] as usize)
+            .ok_or_else(|| codec::CodecError::Malformed("postings chat index".into()))?;
+        refs.push(PostingRef {
+            time,
+            chat,
+            id: chunk.ids[i],
+        });
+    }
+    Ok(refs)
+}
+
+/// Just the last time of a chunk, without decoding its refs.
+pub fn chunk_last_time(bytes: &[u8]) -> Result<Timestamp, codec::CodecError> {
+    let (last, _): (Timestamp, usize) = codec::decode_prefix(bytes)?;
+    Ok(last)
+}
+
+/// Splits a postings key into user, first time and seq.
+pub fn parse_key(key: &[u8]) -> Option<(UserId, Timestamp, u64)> {
+    if key.len() != 25 || key[0] != keys::POSTINGS {
+        return None;
+    }
+    Some((
+        keys::from_ordered_i64(key[1..9].try_into().ok()?),
+        keys::from_ordered_i64(key[9..17].try_into().ok()?),
+        u64::from_be_bytes(key[17..25].try_into().ok()?),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip_and_expose_their_last_time() {
+        let refs: Vec<PostingRef> = (0..50)
+            .map(|i| PostingRef {
+                time: 1_700_000_000 + i * 13,
+                chat: if i % 3 == 0 { -1001 } else { -1002 },
+                id: 100 + i as i32,
+            })
+            .collect();
+        let (first, bytes) = encode_chunk(&refs);
+        assert_eq!(first, refs[0].time);
+        assert_eq!(decode_chunk(first, &bytes).unwrap(), refs);
+        assert_eq!(chunk_last_time(&bytes).unwrap(), refs[49].time);
+        assert!(
+            bytes.len() < refs.len() * 6,
+            "{} bytes for 50 refs",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn pending_blocks_add_and_remove_exactly() {
+        let block = BlockRefs {
+            chat: -5,
+            refs: vec![(1, 10, 1), (2, 11, 2), (1, 12, 3)],
+        };
+        let mut p = Pending::default();
+        p.add_block(7, &block);
+        assert_eq!((p.refs, p.by_user[&1].len()), (3, 2));
+        p.remove_block(7, &block);
+        assert_eq!((p.refs, p.by_user.len(), p.blocks.len()), (0, 0, 0));
+    }
+}

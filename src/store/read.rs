@@ -1,0 +1,400 @@
+//! Queries. Statistics come from counters; messages from the tail, the decoded-frame cache, or
+//! one frame of one block.
+
+use super::chat::{BlockMeta, ChatState};
+use super::codec::{key_of, BlockView};
+use super::counters::Counters;
+use super::frames::Frame;
+use super::keys::{self, MsgKey};
+use super::model::*;
+use super::postings::{self, PostingRef};
+use super::write::block_name;
+use super::{lock, Result, Shared, Store};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+impl Store {
+    /// The last `n` messages of a chat, oldest first: the context for a reply.
+    pub fn recent(&self, chat: ChatId, n: usize) -> Result<Vec<MessageRef>> {
+        let Some(handle) = self.shared.chat(chat) else {
+            return Ok(Vec::new());
+        };
+        let state = lock(&handle);
+        let mut newest_first: Vec<MessageRef> = state.tail.iter().rev().take(n).cloned().collect();
+        'blocks: for meta in state.blocks.iter().rev() {
+            for index in (0..meta.frame_count()).rev() {
+                if newest_first.len() >= n {
+                    break 'blocks;
+                }
+                let frame = self.shared.frame(chat, meta, index)?;
+                let want = n - newest_first.len();
+                newest_first.extend(frame.iter().rev().take(want).cloned());
+            }
+        }
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+
+    /// One message by id (the message a reply points to).
+    pub fn message(&self, chat: ChatId, id: MessageId) -> Result<Option<MessageRef>> {
+        let Some(handle) = self.shared.chat(chat) else {
+            return Ok(None);
+        };
+        let state = lock(&handle);
+        if let Some(pos) = state.tail_position(id) {
+            return Ok(Some(state.tail[pos].clone()));
+        }
+        Ok(self.shared.find_sealed(&state, id)?.map(|(_, m)| m))
+    }
+
+    /// Statistics of a chat, from counters: O(1) in its number of messages.
+    pub fn chat_stats(&self, chat: ChatId) -> Option<ChatStats> {
+        let handle = self.shared.chat(chat)?;
+        let mut guard = lock(&handle);
+        let state = &mut *guard;
+        let top_users = state
+            .top
+            .get(&state.counters)
+            .iter()
+            .map(|&(messages, user_id)| UserCount {
+                user_id,
+                name: self.shared.user_name(user_id),
+                messages,
+            })
+            .collect();
+        let activity = state.activity();
+        Some(ChatStats {
+            chat_id: chat,
+            title: state
+                .info
+                .as_ref()
+                .map(|i| i.title.clone())
+                .unwrap_or_default(),
+            total_messages: state.counters.total,
+            service_messages: state.counters.service,
+            unique_users: state.counters.users.len() as u64,
+            top_users,
+            hour_histogram: state.counters.hours,
+            first_activity: activity.map(|a| a.0),
+            last_activity: activity.map(|a| a.1),
+        })
+    }
+
+    /// Messages per day (UTC day number → count) of a chat, for charts.
+    pub fn daily_counts(&self, chat: ChatId) -> BTreeMap<i64, u64> {
+        self.shared
+            .chat(chat)
+            .map(|h| lock(&h).counters.days.clone())
+            .unwrap_or_default()
+    }
+
+    /// Totals over all chats, O(1).
+    pub fn global_stats(&self) -> GlobalStats {
+        let t = &self.shared.totals;
+        GlobalStats {
+            total_messages: t.messages.load(Ordering::Relaxed),
+            service_messages: t.service.load(Ordering::Relaxed),
+            chats: t.chats.load(Ordering::Relaxed),
+            users: t.users.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Chats with a message at or after `since`, most recently active first.
+    pub fn active_chats(&self, since: Timestamp) -> Vec<ActiveChat> {
+        let mut active: Vec<ActiveChat> = self
+            .shared
+            .all_chats()
+            .iter()
+            .filter_map(|handle| {
+                let state = lock(handle);
+                let (_, last) = state.activity()?;
+                (last >= since).then(|| ActiveChat {
+                    chat_id: state.id,
+                    title: state
+                        .info
+                        .as_ref()
+                        .map(|i| i.title.clone())
+                        .unwrap_or_default(),
+                    last_activity: last,
+                    total_messages: state.counters.total,
+                })
+            })
+            .collect();
+        active.sort_by(|a, b| {
+            b.last_activity
+                .cmp(&a.last_activity)
+                .then(a.chat_id.cmp(&b.chat_id))
+        });
+        active
+    }
+
+    /// Every chat the store holds messages or a title for.
+    pub fn chats(&self) -> Vec<ChatId> {
+        let mut ids: Vec<ChatId> = self.shared.all_chats().iter().map(|h| lock(h).id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A chat's title and type, if known.
+    pub fn chat_info(&self, chat: ChatId) -> Option<ChatInfo> {
+        self.shared.chat(chat).and_then(|h| lock(&h).info.clone())
+    }
+
+    /// A user's names, if known.
+    pub fn user_info(&self, user: UserId) -> Option<UserInfo> {
+        self.shared.stored_user(user)
+    }
+
+    /// Counted messages of a user in all chats, O(1).
+    pub fn user_total(&self, user: UserId) -> u64 {
+        self.shared
+            .user_shard(user)
+            .get(&user)
+            .map_or(0, |e| e.messages)
+    }
+
+    /// Counted messages of a user in one chat, O(1).
+    pub fn user_total_in_chat(&self, chat: ChatId, user: UserId) -> u64 {
+        self.shared
+            .chat(chat)
+            .and_then(|h| lock(&h).counters.users.get(&user).copied())
+            .unwrap_or(0)
+    }
+
+    /// A user's messages with `from <= time <= to`, in all chats, ordered by time.
+    pub fn user_messages(
+        &self,
+        user: UserId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<MessageRef>> {
+        let mut refs = self.shared.chunk_refs(user, from, to)?;
+        refs.extend(
+            self.shared
+                .postings
+                .in_memory(user)
+                .into_iter()
+                .filter(|r| from <= r.time && r.time <= to),
+        );
+        refs.sort_unstable();
+        refs.dedup();
+        let mut by_chat: BTreeMap<ChatId, Vec<PostingRef>> = BTreeMap::new();
+        for r in refs {
+            by_chat.entry(r.chat).or_default().push(r);
+        }
+        let mut out = Vec::new();
+        for (chat, refs) in by_chat {
+            let Some(handle) = self.shared.chat(chat) else {
+                continue;
+            };
+            let state = lock(&handle);
+            for r in refs {
+                if let Some(m) = self.shared.locate(&state, r.key())? {
+                    if m.user_id == Some(user) {
+                        out.push(m);
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|m| (m.time, m.chat_id, m.message_id));
+        Ok(out)
+    }
+
+    /// Every message with `from <= time <= to`, all chats, ordered by time, then chat and id.
+    pub fn time_range(&self, from: Timestamp, to: Timestamp) -> Result<Vec<MessageRef>> {
+        let mut out = Vec::new();
+        for handle in self.shared.all_chats() {
+            let state = lock(&handle);
+            self.shared.collect_range(&state, from, to, &mut out)?;
+        }
+        out.sort_by_key(|m| (m.time, m.chat_id, m.message_id));
+        Ok(out)
+    }
+
+    /// Every message of one chat with `from <= time <= to`, oldest first.
+    pub fn chat_range(
+        &self,
+        chat: ChatId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<MessageRef>> {
+        let mut out = Vec::new();
+        if let Some(handle) = self.shared.chat(chat) {
+            self.shared
+                .collect_range(&lock(&handle), from, to, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Recounts a chat's counters from its messages (for tests and `verify`).
+    pub fn recount(&self, chat: ChatId) -> Result<Option<(u64, u64)>> {
+        let Some(handle) = self.shared.chat(chat) else {
+            return Ok(None);
+        };
+        let state = lock(&handle);
+        let mut counters = Counters::default();
+        for m in self.shared.all_messages(&state)? {
+            counters.add(&m);
+        }
+        Ok(Some((counters.total, counters.service)))
+    }
+}
+
+impl Shared {
+    /// The raw bytes of a block.
+    pub(super) fn block_bytes(&self, chat: ChatId, meta: &BlockMeta) -> Result<sled::IVec> {
+        self.db
+            .get(keys::block_key(keys::BLOCK, chat, meta.first))
+            .map_err(|e| self.io(e))?
+            .ok_or_else(|| self.corrupt_msg(format!("{} is missing", block_name(chat, meta))))
+    }
+
+    /// Frame `index` of a block, from the cache or decoded.
+    pub(super) fn frame(&self, chat: ChatId, meta: &BlockMeta, index: usize) -> Result<Frame> {
+        if let Some(frame) = self.frames.get(meta.seq, index as u32) {
+            return Ok(frame);
+        }
+        let bytes = self.block_bytes(chat, meta)?;
+        let view = BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat, meta), e))?;
+        self.frame_from(chat, meta, &view, index)
+    }
+
+    /// Frame `index` of an already parsed block, from the cache or decoded.
+    pub(super) fn frame_from(
+        &self,
+        chat: ChatId,
+        meta: &BlockMeta,
+        view: &BlockView<'_>,
+        index: usize,
+    ) -> Result<Frame> {
+        if let Some(frame) = self.frames.get(meta.seq, index as u32) {
+            return Ok(frame);
+        }
+        let frame = Frame::new(
+            view.frame(&self.compressor, chat, index)
+                .map_err(|e| self.corrupt(block_name(chat, meta), e))?,
+        );
+        self.frames.insert(meta.seq, index as u32, frame.clone());
+        Ok(frame)
+    }
+
+    /// Every message of a block, decoded (not cached: callers rewrite or scan it once).
+    pub(super) fn read_block(&self, chat: ChatId, meta: &BlockMeta) -> Result<Vec<MessageRef>> {
+        let bytes = self.block_bytes(chat, meta)?;
+        BlockView::parse(&bytes)
+            .and_then(|view| view.all(&self.compressor, chat))
+            .map_err(|e| self.corrupt(block_name(chat, meta), e))
+    }
+
+    /// Every message of a chat in order.
+    pub(super) fn all_messages(&self, chat: &ChatState) -> Result<Vec<MessageRef>> {
+        let mut out = Vec::with_capacity(chat.stored() as usize);
+        for meta in &chat.blocks {
+            out.extend(self.read_block(chat.id, meta)?);
+        }
+        out.extend(chat.tail.iter().cloned());
+        Ok(out)
+    }
+
+    /// The message at `key` in a chat, if stored.
+    pub(super) fn locate(&self, chat: &ChatState, key: MsgKey) -> Result<Option<MessageRef>> {
+        if chat.sealed_end().is_none_or(|end| key > end) {
+            return Ok(chat
+                .tail
+                .binary_search_by_key(&key, |m| key_of(m))
+                .ok()
+                .map(|i| chat.tail[i].clone()));
+        }
+        let Some(index) = chat.block_for(key) else {
+            return Ok(None);
+        };
+        let meta = &chat.blocks[index];
+        let bytes = self.block_bytes(chat.id, meta)?;
+        let view =
+            BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat.id, meta), e))?;
+        let Some(fi) = view
+            .header
+            .frames
+            .iter()
+            .position(|f| f.first <= key && key <= f.last)
+        else {
+            return Ok(None);
+        };
+        let frame = self.frame_from(chat.id, meta, &view, fi)?;
+        Ok(frame
+            .binary_search_by_key(&key, |m| key_of(m))
+            .ok()
+            .map(|i| frame[i].clone()))
+    }
+
+    /// Appends a chat's messages with `from <= time <= to` to `out`.
+    pub(super) fn collect_range(
+        &self,
+        chat: &ChatState,
+        from: Timestamp,
+        to: Timestamp,
+        out: &mut Vec<MessageRef>,
+    ) -> Result<()> {
+        let start = chat.blocks.partition_point(|b| b.last.time < from);
+        for meta in chat.blocks[start..]
+            .iter()
+            .take_while(|b| b.first.time <= to)
+        {
+            let bytes = self.block_bytes(chat.id, meta)?;
+            let view =
+                BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat.id, meta), e))?;
+            for (fi, info) in view.header.frames.iter().enumerate() {
+                if info.last.time < from || info.first.time > to {
+                    continue;
+                }
+                let frame = self.frame_from(chat.id, meta, &view, fi)?;
+                out.extend(
+                    frame
+                        .iter()
+                        .filter(|m| from <= m.time && m.time <= to)
+                        .cloned(),
+                );
+            }
+        }
+        out.extend(
+            chat.tail
+                .iter()
+                .filter(|m| from <= m.time && m.time <= to)
+                .cloned(),
+        );
+        Ok(())
+    }
+
+    /// Refs of a user's sealed messages written as chunks, within `[from, to]`.
+    pub(super) fn chunk_refs(
+        &self,
+        user: UserId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<PostingRef>> {
+        let mut refs = Vec::new();
+        let start = keys::postings_key(user, Timestamp::MIN, 0);
+        let end = keys::postings_key(user, to, u64::MAX);
+        for item in self.db.range(start..=end) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let (_, first, _) = postings::parse_key(&k)
+                .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
+            if postings::chunk_last_time(&v).map_err(|e| self.corrupt("postings chunk", e))? < from
+            {
+                continue;
+            }
+            let chunk =
+                postings::decode_chunk(first, &v).map_err(|e| self.corrupt("postings chunk", e))?;
+            refs.extend(chunk.into_iter().filter(|r| from <= r.time && r.time <= to));
+        }
+        Ok(refs)
+    }
+
+    /// A user's last seen display name.
+    pub(super) fn user_name(&self, user: UserId) -> String {
+        self.user_shard(user)
+            .get(&user)
+            .map(|e| e.name.to_string())
+            .unwrap_or_default()
+    }
+}

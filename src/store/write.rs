@@ -1,0 +1,805 @@
+//! Everything that changes the store.
+//!
+//! New messages after a chat's last sealed block take the fast path: memory only, under the chat's
+//! lock. Everything that rewrites sealed blocks (edits of old messages, history older than what is
+//! sealed, deletions, retention) takes the writer lock first and stages all of a chat's changes —
+//! blocks, directory, pending postings, tail segments, checkpoint — into one atomic sled batch.
+
+use super::chat::{BlockMeta, ChatState, MAX_BLOCK_LEN, SEAL_LEN};
+use super::codec::{self, key_of, BlockView, Compressor};
+use super::counters::Counters;
+use super::keys;
+use super::model::{ChatId, ChatInfo, Message, MessageId, MessageRef, Timestamp, UserId, UserInfo};
+use super::postings::{self, BlockRefs, PostingRef};
+use super::{lock, posting_of, Result, Shared, Store};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Tail segments a chat may have before its tail is rewritten as one.
+const MAX_SEGMENTS: usize = 16;
+/// A tail this long is sealed right away instead of waiting for the group commit.
+const MAX_TAIL: usize = 8 * SEAL_LEN;
+/// Sealed blocks needed before a compression dictionary is trained.
+const DICTIONARY_AFTER_BLOCKS: usize = 64;
+/// Refs per postings chunk at most.
+const MAX_CHUNK_REFS: usize = 4096;
+
+/// Changes to one sealed block.
+#[derive(Default)]
+pub(super) struct BlockEdit {
+    remove_ids: HashSet<MessageId>,
+    remove_before: Option<Timestamp>,
+    insert: Vec<MessageRef>,
+}
+
+impl Store {
+    /// Stores a message, or replaces the stored message with the same `(chat, message id)` (an
+    /// edit). Counters follow. Durable after the next group commit or [`Store::flush`].
+    pub fn save_message(&self, message: Message) -> Result<()> {
+        let message = Arc::new(message);
+        let handle = self.shared.chat_or_new(message.chat_id);
+        let tail_len = {
+            let mut chat = lock(&handle);
+            if self.shared.upsert_fast(&mut chat, &message) {
+                Some(chat.tail.len())
+            } else {
+                None
+            }
+        };
+        match tail_len {
+            Some(len) if len < MAX_TAIL => Ok(()),
+            // Writers outran the group commit: seal now to keep memory bounded.
+            Some(_) => {
+                let _writer = lock(&self.shared.writer);
+                self.shared
+                    .write_chat(&mut lock(&handle), BTreeMap::new(), None)
+            }
+            None => {
+                let _writer = lock(&self.shared.writer);
+                let mut chat = lock(&handle);
+                self.shared.upsert_slow(&mut chat, vec![message])
+            }
+        }
+    }
+
+    /// Stores many messages (the import path): like [`Store::save_message`] for each, but sealing
+    /// inline and writing each chat's changes in one batch. Durable after [`Store::flush`].
+    pub fn save_batch(&self, messages: Vec<Message>) -> Result<()> {
+        let mut by_chat: HashMap<ChatId, Vec<MessageRef>> = HashMap::new();
+        for m in messages {
+            by_chat.entry(m.chat_id).or_default().push(Arc::new(m));
+        }
+        let _writer = lock(&self.shared.writer);
+        for (chat_id, mut batch) in by_chat {
+            batch.sort_by_key(|m| key_of(m));
+            let handle = self.shared.chat_or_new(chat_id);
+            let mut chat = lock(&handle);
+            let slow: Vec<MessageRef> = batch
+                .into_iter()
+                .filter(|m| !self.shared.upsert_fast(&mut chat, m))
+                .collect();
+            self.shared.upsert_slow(&mut chat, slow)?;
+        }
+        Ok(())
+    }
+
+    /// Records a chat's title and type.
+    pub fn set_chat_info(&self, chat: ChatId, info: ChatInfo) -> Result<()> {
+        let handle = self.shared.chat_or_new(chat);
+        let mut state = lock(&handle);
+        if state.info.as_ref() != Some(&info) {
+            self.shared
+                .db
+                .insert(
+                    keys::chat_prefix(keys::CHAT_INFO, chat),
+                    codec::encode(&info),
+                )
+                .map_err(|e| self.shared.io(e))?;
+            state.info = Some(info);
+        }
+        Ok(())
+    }
+
+    /// Records a user's names (messages record the display name on their own).
+    pub fn set_user_info(&self, user: UserId, info: UserInfo) -> Result<()> {
+        self.shared
+            .db
+            .insert(
+                keys::user_prefix(keys::USER_INFO, user),
+                codec::encode(&info),
+            )
+            .map_err(|e| self.shared.io(e))?;
+        let mut shard = self.shared.user_shard(user);
+        if let Some(entry) = shard.get_mut(&user) {
+            entry.name = Arc::from(info.display_name.as_str());
+        }
+        Ok(())
+    }
+
+    /// Deletes every message of `user` in every chat, with their postings, counters and name.
+    /// Returns how many messages were deleted.
+    pub fn delete_user(&self, user: UserId) -> Result<u64> {
+        self.shared.delete_user(user, None)
+    }
+
+    /// Deletes the messages of `user` in one chat. Returns how many were deleted.
+    pub fn delete_user_in_chat(&self, user: UserId, chat: ChatId) -> Result<u64> {
+        self.shared.delete_user(user, Some(chat))
+    }
+
+    /// Deletes every message older than `time` (retention). Returns how many were deleted.
+    pub fn purge_before(&self, time: Timestamp) -> Result<u64> {
+        self.shared.purge_before(time)
+    }
+}
+
+impl Shared {
+    /// Queues a chat for the next group commit.
+    fn mark_dirty(&self, chat: &mut ChatState) {
+        if !chat.dirty {
+            chat.dirty = true;
+            lock(&self.dirty).push(chat.id);
+        }
+    }
+
+    /// Counts (or uncounts) a message everywhere counters live.
+    fn account(&self, chat: &mut ChatState, m: &MessageRef, added: bool, in_tail: bool) {
+        let stored_before = chat.counters.total + chat.counters.service;
+        let delta = if added {
+            chat.counters.add(m)
+        } else {
+            chat.counters.remove(m)
+        };
+        let sign: i64 = if added { 1 } else { -1 };
+        let total = if m.counts_for_users() {
+            &self.totals.messages
+        } else {
+            &self.totals.service
+        };
+        if added {
+            total.fetch_add(1, Ordering::Relaxed);
+        } else {
+            total.fetch_sub(1, Ordering::Relaxed);
+        }
+        let stored_after = chat.counters.total + chat.counters.service;
+        if stored_before == 0 && stored_after > 0 {
+            self.totals.chats.fetch_add(1, Ordering::Relaxed);
+        } else if stored_before > 0 && stored_after == 0 {
+            self.totals.chats.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(d) = delta {
+            if added {
+                let count = chat.counters.users.get(&d.user).copied().unwrap_or(0);
+                chat.top.increased(d.user, count);
+            } else {
+                chat.top.decreased();
+            }
+            self.user_count_changed(d.user, added.then_some(m.sender_name.as_str()), sign);
+        }
+        if in_tail {
+            if let Some(user) = m.user_id {
+                if added {
+                    self.postings.add_unsealed(user, posting_of(m));
+                } else {
+                    self.postings.remove_unsealed(user, posting_of(m));
+                }
+            }
+        }
+        if added {
+            chat.max_id = chat.max_id.max(m.message_id);
+        }
+    }
+
+    /// The common case, in memory only: a message after everything sealed, new or replacing a
+    /// tail message. Returns false when the message needs the slow path.
+    pub(super) fn upsert_fast(&self, chat: &mut ChatState, m: &MessageRef) -> bool {
+        if chat.sealed_end().is_some_and(|end| key_of(m) <= end) {
+            return false;
+        }
+        if m.message_id <= chat.max_id {
+            if let Some(pos) = chat.tail_position(m.message_id) {
+                if chat.tail[pos] == *m {
+                    return true;
+                }
+                let old = chat.tail.remove(pos);
+                self.account(chat, &old, false, true);
+            } else if chat.blocks_may_hold(m.message_id) {
+                return false;
+            }
+        }
+        chat.insert_tail(m.clone());
+        self.account(chat, m, true, true);
+        chat.unsaved.push(m.clone());
+        self.mark_dirty(chat);
+        true
+    }
+
+    /// Messages that touch sealed blocks: edits of sealed messages and history older than the
+    /// last sealed message. The writer lock must be held.
+    pub(super) fn upsert_slow(
+        &self,
+        chat: &mut ChatState,
+        messages: Vec<MessageRef>,
+    ) -> Result<()> {
+        let mut edits: BTreeMap<usize, BlockEdit> = BTreeMap::new();
+        let mut tail_changed = false;
+        let mut latest: HashMap<MessageId, MessageRef> = HashMap::new();
+        for m in messages {
+            latest.insert(m.message_id, m);
+        }
+        let mut messages: Vec<MessageRef> = latest.into_values().collect();
+        messages.sort_by_key(|m| key_of(m));
+        for m in messages {
+            if let Some(pos) = chat.tail_position(m.message_id) {
+                if chat.tail[pos] == m {
+                    continue;
+                }
+                let old = chat.tail.remove(pos);
+                self.account(chat, &old, false, true);
+                tail_changed = true;
+            } else if chat.blocks_may_hold(m.message_id) {
+                if let Some((index, old)) = self.find_sealed(chat, m.message_id)? {
+                    if old == m {
+                        continue;
+                    }
+                    edits
+                        .entry(index)
+                        .or_default()
+                        .remove_ids
+                        .insert(old.message_id);
+                    self.account(chat, &old, false, false);
+                }
+            }
+            match chat.block_for(key_of(&m)) {
+                Some(index) if key_of(&m) <= chat.blocks[chat.blocks.len() - 1].last => {
+                    self.account(chat, &m, true, false);
+                    edits.entry(index).or_default().insert.push(m);
+                }
+                _ => {
+                    chat.insert_tail(m.clone());
+                    self.account(chat, &m, true, true);
+                    chat.unsaved.push(m);
+                }
+            }
+        }
+        if tail_changed {
+            chat.unsaved = chat.tail.clone();
+            chat.segments_stale = true;
+        }
+        self.write_chat(chat, edits, None)
+    }
+
+    /// Finds a sealed message by id: its block index and the message.
+    pub(super) fn find_sealed(
+        &self,
+        chat: &ChatState,
+        id: MessageId,
+    ) -> Result<Option<(usize, MessageRef)>> {
+        for index in (0..chat.blocks.len()).rev() {
+            let meta = &chat.blocks[index];
+            if !meta.may_hold_id(id) {
+                continue;
+            }
+            let bytes = self.block_bytes(chat.id, meta)?;
+            let view =
+                BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat.id, meta), e))?;
+            for (fi, frame) in view.header.frames.iter().enumerate() {
+                if frame.min_id <= id && id <= frame.max_id {
+                    let messages = self.frame_from(chat.id, meta, &view, fi)?;
+                    if let Some(m) = messages.iter().find(|m| m.message_id == id) {
+                        return Ok(Some((index, m.clone())));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes one chat's pending changes in one atomic batch: block edits, newly full blocks,
+    /// tail segments and the checkpoint. The writer lock must be held.
+    pub(super) fn write_chat(
+        &self,
+        chat: &mut ChatState,
+        edits: BTreeMap<usize, BlockEdit>,
+        forget: Option<UserId>,
+    ) -> Result<()> {
+        let _rewrites = (!edits.is_empty()).then(|| self.rewrites.read().expect("rewrite gate"));
+        let mut batch = sled::Batch::default();
+        let mut effects = Effects::default();
+        let mut blocks_changed = !edits.is_empty();
+        if !edits.is_empty() {
+            self.stage_block_edits(chat, edits, forget, &mut batch, &mut effects)?;
+        }
+        if chat.tail.len() >= SEAL_LEN {
+            self.stage_seal(chat, &mut batch, &mut effects)?;
+            blocks_changed = true;
+        }
+        self.stage_tail(chat, &mut batch);
+        if blocks_changed {
+            let checkpoint = self.sealed_counters(chat).to_checkpoint();
+            batch.insert(
+                &keys::chat_prefix(keys::CHECKPOINT, chat.id),
+                codec::encode(&checkpoint),
+            );
+        }
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        effects.apply(self);
+        chat.dirty = false;
+        Ok(())
+    }
+
+    /// Counters of the sealed blocks only: everything minus the tail.
+    fn sealed_counters(&self, chat: &ChatState) -> Counters {
+        let mut sealed = chat.counters.clone();
+        for m in &chat.tail {
+            sealed.remove(m);
+        }
+        sealed
+    }
+
+    /// Seals full blocks off the front of the tail.
+    fn stage_seal(
+        &self,
+        chat: &mut ChatState,
+        batch: &mut sled::Batch,
+        effects: &mut Effects,
+    ) -> Result<()> {
+        let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
+        let sealed: Vec<MessageRef> = chat.tail.drain(..full).collect();
+        for block in sealed.chunks(SEAL_LEN) {
+            let meta = self.stage_block(chat.id, block, batch, effects, true)?;
+            chat.blocks.push(meta);
+            for m in block {
+                if let Some(user) = m.user_id {
+                    self.postings.remove_unsealed(user, posting_of(m));
+                }
+            }
+        }
+        self.stats
+            .blocks_sealed
+            .fetch_add((full / SEAL_LEN) as u64, Ordering::Relaxed);
+        chat.segments_stale = true;
+        chat.unsaved = chat.tail.clone();
+        Ok(())
+    }
+
+    /// Writes one block with its directory entry and, if its postings are pending, its `Q` record.
+    fn stage_block(
+        &self,
+        chat: ChatId,
+        messages: &[MessageRef],
+        batch: &mut sled::Batch,
+        effects: &mut Effects,
+        postings_pending: bool,
+    ) -> Result<BlockMeta> {
+        let seq = self.next_seq();
+        let meta = BlockMeta::describe(messages, seq);
+        let bytes = codec::encode_block(&self.compressor, messages)
+            .map_err(|e| self.corrupt(format!("encoding a block of chat {chat}"), e))?;
+        batch.insert(&keys::block_key(keys::BLOCK, chat, meta.first), bytes);
+        batch.insert(
+            &keys::block_key(keys::DIRECTORY, chat, meta.first),
+            codec::encode(&meta),
+        );
+        if postings_pending {
+            let refs = block_refs(chat, messages);
+            batch.insert(&keys::pending_key(seq), codec::encode(&refs));
+            effects.pending_added.push((seq, refs));
+        }
+        Ok(meta)
+    }
+
+    /// Writes the tail: a new segment with the unsaved records, or, when segments are stale or
+    /// too many, one segment with the whole tail in place of all others.
+    fn stage_tail(&self, chat: &mut ChatState, batch: &mut sled::Batch) {
+        let rewrite = chat.segments_stale || chat.segments.len() >= MAX_SEGMENTS;
+        if rewrite {
+            for seq in chat.segments.drain(..) {
+                batch.remove(&keys::tail_key(chat.id, seq));
+            }
+            chat.unsaved = chat.tail.clone();
+        }
+        if !chat.unsaved.is_empty() {
+            let seq = self.next_seq();
+            let bytes = codec::encode_block(&self.compressor, &chat.unsaved)
+                .expect("encoding in memory cannot fail with the current dictionary");
+            batch.insert(&keys::tail_key(chat.id, seq), bytes);
+            chat.segments.push(seq);
+            chat.unsaved.clear();
+        }
+        chat.segments_stale = false;
+    }
+
+    /// Rewrites edited blocks: drops removed messages, merges inserted ones, splits what grew
+    /// too large and drops what became empty, keeping postings exact.
+    fn stage_block_edits(
+        &self,
+        chat: &mut ChatState,
+        edits: BTreeMap<usize, BlockEdit>,
+        forget: Option<UserId>,
+        batch: &mut sled::Batch,
+        effects: &mut Effects,
+    ) -> Result<()> {
+        let mut chunk_removals: HashMap<UserId, HashSet<PostingRef>> = HashMap::new();
+        let mut chunk_additions: HashMap<UserId, Vec<PostingRef>> = HashMap::new();
+        let mut replaced: BTreeMap<usize, Vec<BlockMeta>> = BTreeMap::new();
+        let pending_blocks = lock(&self.postings.pending).blocks.clone();
+        for (index, edit) in edits {
+            let meta = chat.blocks[index].clone();
+            let old = self.read_block(chat.id, &meta)?;
+            let mut kept: Vec<MessageRef> = old
+                .iter()
+                .filter(|m| {
+                    !edit.remove_ids.contains(&m.message_id)
+                        && edit.remove_before.is_none_or(|t| m.time >= t)
+                })
+                .cloned()
+                .collect();
+            kept.extend(edit.insert);
+            kept.sort_by_key(|m| key_of(m));
+            batch.remove(&keys::block_key(keys::BLOCK, chat.id, meta.first));
+            batch.remove(&keys::block_key(keys::DIRECTORY, chat.id, meta.first));
+            let pending = pending_blocks.contains(&meta.seq);
+            if pending {
+                batch.remove(&keys::pending_key(meta.seq));
+                effects
+                    .pending_removed
+                    .push((meta.seq, block_refs(chat.id, &old)));
+            } else {
+                let before: HashSet<(UserId, PostingRef)> = user_refs(&old).collect();
+                let after: HashSet<(UserId, PostingRef)> = user_refs(&kept).collect();
+                for (user, r) in before.difference(&after) {
+                    if Some(*user) != forget {
+                        chunk_removals.entry(*user).or_default().insert(*r);
+                    }
+                }
+                for (user, r) in after.difference(&before) {
+                    chunk_additions.entry(*user).or_default().push(*r);
+                }
+            }
+            let pieces: Vec<&[MessageRef]> = if kept.len() > MAX_BLOCK_LEN {
+                kept.chunks(SEAL_LEN).collect()
+            } else if kept.is_empty() {
+                Vec::new()
+            } else {
+                vec![&kept[..]]
+            };
+            let mut metas = Vec::new();
+            for piece in pieces {
+                metas.push(self.stage_block(chat.id, piece, batch, effects, pending)?);
+            }
+            replaced.insert(index, metas);
+        }
+        for (index, metas) in replaced.into_iter().rev() {
+            chat.blocks.splice(index..=index, metas);
+        }
+        for (user, removed) in chunk_removals {
+            self.stage_chunk_rewrite(user, batch, |r| !removed.contains(r))?;
+        }
+        for (user, mut added) in chunk_additions {
+            added.sort_unstable();
+            self.stage_new_chunks(user, &added, batch);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the chunks of `user`, keeping the refs `keep` accepts.
+    pub(super) fn stage_chunk_rewrite(
+        &self,
+        user: UserId,
+        batch: &mut sled::Batch,
+        keep: impl Fn(&PostingRef) -> bool,
+    ) -> Result<()> {
+        for item in self.db.scan_prefix(keys::user_prefix(keys::POSTINGS, user)) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let (_, first, seq) = postings::parse_key(&k)
+                .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
+            let refs =
+                postings::decode_chunk(first, &v).map_err(|e| self.corrupt("postings chunk", e))?;
+            let kept: Vec<PostingRef> = refs.iter().copied().filter(|r| keep(r)).collect();
+            if kept.len() == refs.len() {
+                continue;
+            }
+            batch.remove(k);
+            if !kept.is_empty() {
+                let (first, bytes) = postings::encode_chunk(&kept);
+                batch.insert(&keys::postings_key(user, first, seq), bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `refs` (sorted) of `user` as new chunks.
+    fn stage_new_chunks(&self, user: UserId, refs: &[PostingRef], batch: &mut sled::Batch) {
+        for chunk in refs.chunks(MAX_CHUNK_REFS) {
+            let (first, bytes) = postings::encode_chunk(chunk);
+            batch.insert(&keys::postings_key(user, first, self.next_seq()), bytes);
+        }
+    }
+
+    /// The group commit: writes every changed chat, trains the dictionary when due, flushes
+    /// postings when the buffer is large (or always, when `everything`), then syncs.
+    pub(super) fn commit(&self, everything: bool) -> Result<()> {
+        let started = Instant::now();
+        let _writer = lock(&self.writer);
+        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        for (i, &id) in dirty.iter().enumerate() {
+            let Some(handle) = self.chat(id) else {
+                continue;
+            };
+            let mut chat = lock(&handle);
+            if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None) {
+                // Keep the rest queued for the next attempt.
+                drop(chat);
+                lock(&self.dirty).extend_from_slice(&dirty[i..]);
+                return Err(e);
+            }
+        }
+        self.maybe_train_dictionary()?;
+        let pending = lock(&self.postings.pending).refs;
+        if pending >= postings::FLUSH_REFS || (everything && pending > 0) {
+            self.flush_postings()?;
+        }
+        self.db.flush().map_err(|e| self.io(e))?;
+        self.record_commit(started);
+        Ok(())
+    }
+
+    /// Writes the pending postings as chunks and drops their `Q` records.
+    fn flush_postings(&self) -> Result<()> {
+        let mut pending = lock(&self.postings.pending);
+        let mut batch = sled::Batch::default();
+        for (user, refs) in pending.by_user.iter_mut() {
+            refs.sort_unstable();
+            self.stage_new_chunks(*user, refs, &mut batch);
+        }
+        for seq in &pending.blocks {
+            batch.remove(&keys::pending_key(*seq));
+        }
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        *pending = postings::Pending::default();
+        Ok(())
+    }
+
+    /// Once enough blocks exist, trains a dictionary from them and recompresses them with it.
+    fn maybe_train_dictionary(&self) -> Result<()> {
+        if self.compressor.current_dictionary() != codec::NO_DICTIONARY {
+            return Ok(());
+        }
+        let chats = self.all_chats();
+        let blocks: usize = chats.iter().map(|c| lock(c).blocks.len()).sum();
+        let attempted = self.dictionary_attempt.load(Ordering::Relaxed);
+        if blocks < DICTIONARY_AFTER_BLOCKS || blocks < attempted * 2 {
+            return Ok(());
+        }
+        self.dictionary_attempt.store(blocks, Ordering::Relaxed);
+        let _rewrites = self.rewrites.read().expect("rewrite gate");
+        let mut samples = Vec::new();
+        let mut existing = Vec::new();
+        for handle in &chats {
+            let chat = lock(handle);
+            for meta in &chat.blocks {
+                let messages = self.read_block(chat.id, meta)?;
+                for frame in messages.chunks(codec::FRAME_LEN) {
+                    samples.push(codec::encode_columns(frame));
+                }
+                existing.push((chat.id, meta.clone(), messages));
+            }
+        }
+        let raw = match Compressor::train(&samples) {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::info!(error = %e, "no compression dictionary yet; will retry with more data");
+                return Ok(());
+            }
+        };
+        let id = 1;
+        self.compressor
+            .add_dictionary(id, raw.clone())
+            .map_err(|e| self.corrupt("new dictionary", e))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(keys::meta_key(&format!("dict/{id}")), codec::encode(&raw));
+        for (chat, meta, messages) in existing {
+            let bytes = codec::encode_block(&self.compressor, &messages)
+                .map_err(|e| self.corrupt("recompressing a block", e))?;
+            batch.insert(&keys::block_key(keys::BLOCK, chat, meta.first), bytes);
+        }
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        tracing::info!(samples = samples.len(), "trained a compression dictionary");
+        Ok(())
+    }
+
+    /// Deletes a user's messages in one chat or all, with postings, counters and (for all
+    /// chats) the user record.
+    fn delete_user(&self, user: UserId, only_chat: Option<ChatId>) -> Result<u64> {
+        let _writer = lock(&self.writer);
+        let mut refs = self.chunk_refs(user, Timestamp::MIN, Timestamp::MAX)?;
+        refs.extend(self.postings.in_memory(user));
+        let mut by_chat: BTreeMap<ChatId, Vec<PostingRef>> = BTreeMap::new();
+        for r in refs {
+            if only_chat.is_none_or(|c| c == r.chat) {
+                by_chat.entry(r.chat).or_default().push(r);
+            }
+        }
+        let mut deleted = 0u64;
+        for (chat_id, refs) in by_chat {
+            let Some(handle) = self.chat(chat_id) else {
+                continue;
+            };
+            let mut chat = lock(&handle);
+            deleted +=
+                self.remove_from_chat(&mut chat, |m| m.user_id == Some(user), &refs, Some(user))?;
+        }
+        let mut batch = sled::Batch::default();
+        match only_chat {
+            None => {
+                for item in self.db.scan_prefix(keys::user_prefix(keys::POSTINGS, user)) {
+                    batch.remove(item.map_err(|e| self.io(e))?.0);
+                }
+                batch.remove(&keys::user_prefix(keys::USER_INFO, user));
+                self.postings.forget_user(user);
+                self.user_shard(user).remove(&user);
+            }
+            Some(chat) => self.stage_chunk_rewrite(user, &mut batch, |r| r.chat != chat)?,
+        }
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(deleted)
+    }
+
+    /// Removes the messages `doomed` accepts from a chat's tail and from the sealed blocks that
+    /// `refs` point into.
+    fn remove_from_chat(
+        &self,
+        chat: &mut ChatState,
+        doomed: impl Fn(&Message) -> bool,
+        refs: &[PostingRef],
+        forget: Option<UserId>,
+    ) -> Result<u64> {
+        let mut removed = 0;
+        let doomed_tail: Vec<MessageRef> =
+            chat.tail.iter().filter(|m| doomed(m)).cloned().collect();
+        if !doomed_tail.is_empty() {
+            chat.tail.retain(|m| !doomed(m));
+            for m in &doomed_tail {
+                self.account(chat, m, false, true);
+            }
+            chat.segments_stale = true;
+            removed += doomed_tail.len() as u64;
+        }
+        let sealed_end = chat.sealed_end();
+        let mut edits: BTreeMap<usize, BlockEdit> = BTreeMap::new();
+        for r in refs {
+            if sealed_end.is_some_and(|end| r.key() <= end) {
+                if let Some(index) = chat.block_for(r.key()) {
+                    edits.entry(index).or_default();
+                }
+            }
+        }
+        for (&index, edit) in edits.iter_mut() {
+            for m in self.read_block(chat.id, &chat.blocks[index].clone())? {
+                if doomed(&m) {
+                    self.account(chat, &m, false, false);
+                    edit.remove_ids.insert(m.message_id);
+                    removed += 1;
+                }
+            }
+        }
+        self.mark_dirty(chat);
+        self.write_chat(chat, edits, forget)?;
+        Ok(removed)
+    }
+
+    /// Retention: drops every message older than `time`, blocks, tails and postings alike.
+    fn purge_before(&self, time: Timestamp) -> Result<u64> {
+        let _writer = lock(&self.writer);
+        let mut purged = 0u64;
+        for handle in self.all_chats() {
+            let mut chat = lock(&handle);
+            let mut edits: BTreeMap<usize, BlockEdit> = BTreeMap::new();
+            for (index, meta) in chat.blocks.clone().iter().enumerate() {
+                if meta.first.time >= time {
+                    break;
+                }
+                for m in self.read_block(chat.id, meta)? {
+                    if m.time < time {
+                        self.account(&mut chat, &m, false, false);
+                        purged += 1;
+                    }
+                }
+                edits.insert(
+                    index,
+                    BlockEdit {
+                        remove_before: Some(time),
+                        ..BlockEdit::default()
+                    },
+                );
+            }
+            let old_tail: Vec<MessageRef> = chat
+                .tail
+                .iter()
+                .filter(|m| m.time < time)
+                .cloned()
+                .collect();
+            if edits.is_empty() && old_tail.is_empty() {
+                continue;
+            }
+            for m in &old_tail {
+                self.account(&mut chat, m, false, true);
+            }
+            purged += old_tail.len() as u64;
+            if !old_tail.is_empty() {
+                chat.tail.retain(|m| m.time >= time);
+                chat.segments_stale = true;
+            }
+            self.write_chat(&mut chat, edits, None)?;
+        }
+        // Refs of purged messages in chunks of other users: one pass over all chunks.
+        let mut batch = sled::Batch::default();
+        for item in self.db.scan_prefix([keys::POSTINGS]) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let (user, first, seq) = postings::parse_key(&k)
+                .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
+            if first >= time {
+                continue;
+            }
+            let refs =
+                postings::decode_chunk(first, &v).map_err(|e| self.corrupt("postings chunk", e))?;
+            let kept: Vec<PostingRef> = refs.into_iter().filter(|r| r.time >= time).collect();
+            batch.remove(k);
+            if !kept.is_empty() {
+                let (first, bytes) = postings::encode_chunk(&kept);
+                batch.insert(&keys::postings_key(user, first, seq), bytes);
+            }
+        }
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(purged)
+    }
+}
+
+/// In-memory changes that follow a successful batch.
+#[derive(Default)]
+pub(super) struct Effects {
+    pending_added: Vec<(u64, BlockRefs)>,
+    pending_removed: Vec<(u64, BlockRefs)>,
+}
+
+impl Effects {
+    fn apply(self, shared: &Shared) {
+        let mut pending = lock(&shared.postings.pending);
+        for (seq, refs) in &self.pending_removed {
+            pending.remove_block(*seq, refs);
+        }
+        for (seq, refs) in &self.pending_added {
+            pending.add_block(*seq, refs);
+        }
+    }
+}
+
+/// The postings of a block's messages.
+fn block_refs(chat: ChatId, messages: &[MessageRef]) -> BlockRefs {
+    BlockRefs {
+        chat,
+        refs: messages
+            .iter()
+            .filter_map(|m| Some((m.user_id?, m.time, m.message_id)))
+            .collect(),
+    }
+}
+
+fn user_refs(messages: &[MessageRef]) -> impl Iterator<Item = (UserId, PostingRef)> + '_ {
+    messages
+        .iter()
+        .filter_map(|m| Some((m.user_id?, posting_of(m))))
+}
+
+/// How errors name a block.
+pub(super) fn block_name(chat: ChatId, meta: &BlockMeta) -> String {
+    format!(
+        "block of chat {chat} starting at message {} ({})",
+        meta.first.id, meta.first.time
+    )
+}

@@ -1,0 +1,129 @@
+//! The store's API on small, hand-checked data: ids, ordering, edits, stats, reopen.
+
+use chatkeeper::store::{FlushPolicy, Message, MessageKind, Store, StoreConfig};
+
+const GROUP: i64 = -1_001_234_567_890;
+
+fn open(dir: &std::path::Path) -> Store {
+    let mut config = StoreConfig::new(dir);
+    config.flush = FlushPolicy::Manual;
+    Store::open(config).expect("open store")
+}
+
+fn msg(chat: i64, id: i32, time: i64, user: i64, text: &str) -> Message {
+    Message {
+        chat_id: chat,
+        message_id: id,
+        time,
+        edit_time: None,
+        user_id: Some(user),
+        sender_name: format!("user {user}"),
+        text: text.into(),
+        kind: MessageKind::Text,
+        reply_to: None,
+        forwarded_from: None,
+        is_bot: false,
+    }
+}
+
+#[test]
+fn recent_returns_the_last_messages_in_order_across_seals_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for i in 1..=1000 {
+        store
+            .save_message(msg(
+                GROUP,
+                i,
+                1_700_000_000 + i64::from(i),
+                7 + i64::from(i % 3),
+                &format!("повідомлення {i}"),
+            ))
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let check = |store: &Store| {
+        let recent = store.recent(GROUP, 300).unwrap();
+        assert_eq!(recent.len(), 300);
+        assert_eq!(recent.first().unwrap().message_id, 701);
+        assert_eq!(recent.last().unwrap().message_id, 1000);
+        assert!(recent.windows(2).all(|w| w[0].time < w[1].time));
+        assert_eq!(
+            store.message(GROUP, 5).unwrap().unwrap().text,
+            "повідомлення 5"
+        );
+        assert_eq!(
+            store.message(GROUP, 999).unwrap().unwrap().text,
+            "повідомлення 999"
+        );
+        assert!(store.message(GROUP, 5000).unwrap().is_none());
+        let stats = store.chat_stats(GROUP).unwrap();
+        assert_eq!((stats.total_messages, stats.unique_users), (1000, 3));
+        assert_eq!(stats.top_users[0].messages, 334);
+        assert_eq!(store.global_stats().total_messages, 1000);
+    };
+    check(&store);
+    drop(store);
+    let store = open(dir.path());
+    check(&store);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn edits_replace_text_and_keep_counters_in_tail_and_sealed_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for i in 1..=300 {
+        store
+            .save_message(msg(GROUP, i, 1000 + i64::from(i), 1, "old"))
+            .unwrap();
+    }
+    store.flush().unwrap();
+    for id in [3, 150, 299] {
+        let mut edited = msg(GROUP, id, 1000 + i64::from(id), 1, "new");
+        edited.edit_time = Some(5000);
+        store.save_message(edited).unwrap();
+    }
+    for id in [3, 150, 299] {
+        assert_eq!(store.message(GROUP, id).unwrap().unwrap().text, "new");
+    }
+    assert_eq!(store.chat_stats(GROUP).unwrap().total_messages, 300);
+    // Saving the same message again changes nothing.
+    store.save_message(msg(GROUP, 10, 1010, 1, "old")).unwrap();
+    assert_eq!(store.chat_stats(GROUP).unwrap().total_messages, 300);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.message(GROUP, 150).unwrap().unwrap().text, "new");
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn history_older_than_sealed_blocks_is_merged_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .save_batch(
+            (1000..1400)
+                .map(|i| msg(GROUP, i, 100_000 + i64::from(i), 2, "live"))
+                .collect(),
+        )
+        .unwrap();
+    store
+        .save_batch(
+            (1..600)
+                .map(|i| msg(GROUP, i, 1_000 + i64::from(i), 3, "imported"))
+                .collect(),
+        )
+        .unwrap();
+    store.flush().unwrap();
+    let all = store.chat_range(GROUP, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(all.len(), 999);
+    assert!(all
+        .windows(2)
+        .all(|w| (w[0].time, w[0].message_id) < (w[1].time, w[1].message_id)));
+    assert_eq!(store.user_messages(3, 0, i64::MAX).unwrap().len(), 599);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
