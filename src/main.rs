@@ -1,1 +1,280 @@
-fn main() {}
+//! The `chatkeeper` command line.
+
+use anyhow::Context;
+use chatkeeper::bench::{self, workload::WorkloadSpec, BenchOptions, StoreEngine};
+use chatkeeper::store::{self, ChatStats, FlushPolicy, GlobalStats, Store, StoreConfig};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Self-hosted Telegram group bot with its own memory.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "CHATKEEPER_DATA_DIR",
+        default_value = "./data"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Statistics of one chat (--chat) or of the whole store.
+    Stats {
+        /// A chat id as the Bot API writes it (groups are negative: -100…).
+        #[arg(long, allow_hyphen_values = true)]
+        chat: Option<i64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every derived structure and counter against the messages.
+    Verify {
+        /// Rebuild what does not match.
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent single-file backup.
+    Backup { file: PathBuf },
+    /// Restore a backup into an empty --data-dir.
+    Restore { file: PathBuf },
+    /// Storage benchmark against SQLite, in the same run.
+    Bench {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 200)]
+        chats: u32,
+        #[arg(long, default_value_t = 2_000)]
+        users: u32,
+        /// Queries per query operation.
+        #[arg(long, default_value_t = 20_000)]
+        queries: u64,
+        /// Where the engines write (a temporary directory by default).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs one engine of `bench` (the benchmark starts this itself).
+    #[command(hide = true)]
+    BenchEngine {
+        #[arg(long)]
+        engine: String,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        messages: u64,
+        #[arg(long)]
+        chats: u32,
+        #[arg(long)]
+        users: u32,
+        #[arg(long)]
+        queries: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_existing(dir: &Path) -> anyhow::Result<Store> {
+    if !dir.join("conf").exists() {
+        anyhow::bail!(
+            "{} holds no chatkeeper store: pass --data-dir (or set CHATKEEPER_DATA_DIR) to the bot's data directory",
+            dir.display()
+        );
+    }
+    let mut config = StoreConfig::new(dir);
+    config.flush = FlushPolicy::Manual;
+    Ok(Store::open(config)?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Stats { chat, json } => {
+            let store = open_existing(&cli.data_dir)?;
+            match chat {
+                Some(id) => {
+                    let stats = store
+                        .chat_stats(id)
+                        .with_context(|| format!("the store has no chat {id}"))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&stats)?);
+                    } else {
+                        print!("{}", chat_text(&stats));
+                    }
+                }
+                None => {
+                    let stats = store.global_stats();
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&stats)?);
+                    } else {
+                        print!("{}", global_text(&stats));
+                    }
+                }
+            }
+        }
+        Command::Verify { repair, json } => {
+            let store = open_existing(&cli.data_dir)?;
+            let report = if repair {
+                store.repair()?
+            } else {
+                store.verify()?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "checked {} chats, {} blocks, {} messages",
+                    report.chats, report.blocks, report.messages
+                );
+                for problem in &report.problems {
+                    println!("mismatch: {problem}");
+                }
+                if report.is_clean() {
+                    println!(
+                        "no mismatches{}",
+                        if repair { " (after repair)" } else { "" }
+                    );
+                } else if !repair {
+                    println!("run `chatkeeper verify --repair` to rebuild what does not match");
+                }
+            }
+            return Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            });
+        }
+        Command::Backup { file } => {
+            let store = open_existing(&cli.data_dir)?;
+            let summary = store.backup(&file)?;
+            println!(
+                "backup {}: {} chats, {} users, {} messages, {} bytes",
+                file.display(),
+                summary.chats,
+                summary.users,
+                summary.messages,
+                summary.bytes
+            );
+        }
+        Command::Restore { file } => {
+            let summary = store::restore(&file, &cli.data_dir)?;
+            println!(
+                "restored {} chats, {} users, {} messages into {}",
+                summary.chats,
+                summary.users,
+                summary.messages,
+                cli.data_dir.display()
+            );
+        }
+        Command::Bench {
+            messages,
+            chats,
+            users,
+            queries,
+            work_dir,
+            json,
+        } => {
+            let options = BenchOptions {
+                spec: WorkloadSpec {
+                    messages,
+                    chats,
+                    users,
+                    ..WorkloadSpec::default()
+                },
+                queries,
+                work_dir,
+            };
+            let report = bench::run(&options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::BenchEngine {
+            engine,
+            dir,
+            messages,
+            chats,
+            users,
+            queries,
+        } => {
+            let spec = WorkloadSpec {
+                messages,
+                chats,
+                users,
+                ..WorkloadSpec::default()
+            };
+            let report = match engine.as_str() {
+                "store" => bench::run_engine::<StoreEngine>(&dir, spec, queries)?,
+                #[cfg(feature = "sqlite-baseline")]
+                "sqlite" => bench::run_engine::<bench::SqliteEngine>(&dir, spec, queries)?,
+                other => anyhow::bail!("unknown engine {other}"),
+            };
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn time_text(t: Option<i64>) -> String {
+    t.map_or("-".into(), |t| format!("{t} (unix seconds, UTC)"))
+}
+
+fn chat_text(s: &ChatStats) -> String {
+    let mut out = format!(
+        "chat {} {}\nmessages: {} (+{} service)\nunique users: {}\nfirst activity: {}\nlast activity: {}\ntop users:\n",
+        s.chat_id,
+        s.title,
+        s.total_messages,
+        s.service_messages,
+        s.unique_users,
+        time_text(s.first_activity),
+        time_text(s.last_activity)
+    );
+    for u in &s.top_users {
+        out += &format!("  {:>8}  {} ({})\n", u.messages, u.name, u.user_id);
+    }
+    out += "messages by hour (UTC):\n";
+    let max = s.hour_histogram.iter().copied().max().unwrap_or(0).max(1);
+    for (hour, &n) in s.hour_histogram.iter().enumerate() {
+        out += &format!(
+            "  {hour:02}  {:>8}  {}\n",
+            n,
+            "#".repeat((n * 40 / max) as usize)
+        );
+    }
+    out
+}
+
+fn global_text(s: &GlobalStats) -> String {
+    format!(
+        "messages: {} (+{} service)\nchats: {}\nusers: {}\n",
+        s.total_messages, s.service_messages, s.chats, s.users
+    )
+}

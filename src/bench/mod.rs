@@ -1,1 +1,375 @@
+//! `chatkeeper bench`: the storage workload run against this store and SQLite in the same run.
+//!
+//! Each engine runs in its own child process (`chatkeeper bench-engine`), so that the peak RSS it
+//! reports is its own. Both ingest the identical generated workload, then answer the same queries.
+
+mod engine;
+#[cfg(feature = "sqlite-baseline")]
+mod sqlite;
 pub mod workload;
+
+pub use engine::{Engine, StoreEngine};
+#[cfg(feature = "sqlite-baseline")]
+pub use sqlite::SqliteEngine;
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use workload::{Workload, WorkloadSpec};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub spec: WorkloadSpec,
+    /// Queries per query operation (fewer if an operation exceeds its time budget).
+    pub queries: u64,
+    /// Where the engines put their files; a temporary directory when `None`.
+    pub work_dir: Option<PathBuf>,
+}
+
+/// One operation's figures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OpResult {
+    pub name: String,
+    pub count: u64,
+    pub per_sec: f64,
+    pub p50_micros: f64,
+    pub p99_micros: f64,
+}
+
+/// One engine's figures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EngineReport {
+    pub engine: String,
+    pub messages: u64,
+    pub ops: Vec<OpResult>,
+    pub disk_bytes_per_message: f64,
+    pub peak_rss_bytes: u64,
+    pub reopen_millis: f64,
+}
+
+/// Both engines' figures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub spec: SpecSummary,
+    pub ours: EngineReport,
+    pub sqlite: Option<EngineReport>,
+}
+
+/// The workload, as reported.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SpecSummary {
+    pub messages: u64,
+    pub chats: u32,
+    pub users: u32,
+    pub queries: u64,
+}
+
+/// Time budget per query operation: slow baselines stop early rather than take minutes.
+const QUERY_BUDGET: Duration = Duration::from_secs(10);
+const BULK_BATCH: usize = 1_000;
+
+/// Runs both engines in child processes and collects their reports.
+pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    let temp;
+    let work = match &options.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("chatkeeper-bench")
+                .tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let ours = run_child("store", &work.join("store"), options)?;
+    let sqlite = if cfg!(feature = "sqlite-baseline") {
+        Some(run_child("sqlite", &work.join("sqlite"), options)?)
+    } else {
+        None
+    };
+    Ok(BenchReport {
+        spec: SpecSummary {
+            messages: options.spec.messages,
+            chats: options.spec.chats,
+            users: options.spec.users,
+            queries: options.queries,
+        },
+        ours,
+        sqlite,
+    })
+}
+
+fn run_child(engine: &str, dir: &Path, options: &BenchOptions) -> anyhow::Result<EngineReport> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let exe = std::env::current_exe().context("finding the chatkeeper binary")?;
+    let output = std::process::Command::new(exe)
+        .arg("bench-engine")
+        .args(["--engine", engine])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--messages", &options.spec.messages.to_string()])
+        .args(["--chats", &options.spec.chats.to_string()])
+        .args(["--users", &options.spec.users.to_string()])
+        .args(["--queries", &options.queries.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running the {engine} benchmark process"))?;
+    if !output.status.success() {
+        bail!("the {engine} benchmark process failed ({})", output.status);
+    }
+    let report = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading the {engine} benchmark's report"))?;
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(report)
+}
+
+/// The child side: runs the workload against one engine and reports.
+pub fn run_engine<E: Engine>(
+    dir: &Path,
+    spec: WorkloadSpec,
+    queries: u64,
+) -> anyhow::Result<EngineReport> {
+    let mut ops = Vec::new();
+    let live_dir = dir.join("live");
+    let mut engine = E::open(&live_dir)?;
+    let mut workload = Workload::new(spec);
+    let mut latencies = histogram();
+    let started = Instant::now();
+    let mut end_time = 0;
+    for m in workload.by_ref() {
+        end_time = m.time;
+        let t = Instant::now();
+        engine.save(m)?;
+        record(&mut latencies, t);
+    }
+    engine.flush()?;
+    ops.push(op(
+        "live_ingest",
+        spec.messages,
+        started.elapsed(),
+        &latencies,
+    ));
+    progress(E::NAME, "live ingest done");
+
+    let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x5eed);
+    let chats = spec.chats.max(1);
+    let users = spec.users.max(1);
+    let start_time = workload::START_TIME;
+    let day = 86_400;
+    ops.push(query("context100", queries, || {
+        let chat = Workload::chat_id(workload.weighted_chat(rng.random()));
+        engine.recent(chat, 100).map(|_| ())
+    })?);
+    ops.push(query("chat_stats", queries, || {
+        let chat = Workload::chat_id(rng.random_range(0..chats));
+        engine.chat_stats(chat).map(|_| ())
+    })?);
+    ops.push(query("global_stats", queries, || {
+        engine.global_stats().map(|_| ())
+    })?);
+    ops.push(query("user_messages", queries, || {
+        let user = Workload::user_id(rng.random_range(0..users));
+        let from = rng.random_range(start_time..(end_time - day).max(start_time + 1));
+        engine.user_messages(user, from, from + day).map(|_| ())
+    })?);
+    progress(E::NAME, "queries done");
+
+    drop(engine);
+    let t = Instant::now();
+    let engine = E::open(&live_dir)?;
+    engine.ready_check()?;
+    let reopen = t.elapsed();
+    drop(engine);
+    let disk = disk_bytes(&live_dir)?;
+
+    let mut engine = E::open(&dir.join("bulk"))?;
+    let mut workload = Workload::new(spec);
+    let mut latencies = histogram();
+    let mut elapsed = Duration::ZERO;
+    loop {
+        let batch: Vec<_> = workload.by_ref().take(BULK_BATCH).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let t = Instant::now();
+        engine.save_batch(batch)?;
+        record(&mut latencies, t);
+        elapsed += t.elapsed();
+    }
+    let t = Instant::now();
+    engine.flush()?;
+    elapsed += t.elapsed();
+    ops.push(op("bulk_ingest", spec.messages, elapsed, &latencies));
+    drop(engine);
+    progress(E::NAME, "bulk ingest done");
+
+    Ok(EngineReport {
+        engine: E::NAME.into(),
+        messages: spec.messages,
+        ops,
+        disk_bytes_per_message: disk as f64 / spec.messages.max(1) as f64,
+        peak_rss_bytes: peak_rss(),
+        reopen_millis: reopen.as_secs_f64() * 1e3,
+    })
+}
+
+fn progress(engine: &str, what: &str) {
+    eprintln!(
+        "bench [{engine}]: {what} (peak RSS so far {:.1} MiB)",
+        peak_rss() as f64 / 1048576.0
+    );
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn record(h: &mut Histogram<u64>, started: Instant) {
+    let _ = h.record(started.elapsed().as_nanos().max(1) as u64);
+}
+
+fn op(name: &str, count: u64, elapsed: Duration, latencies: &Histogram<u64>) -> OpResult {
+    OpResult {
+        name: name.into(),
+        count,
+        per_sec: count as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_micros: latencies.value_at_quantile(0.5) as f64 / 1e3,
+        p99_micros: latencies.value_at_quantile(0.99) as f64 / 1e3,
+    }
+}
+
+/// Runs `f` up to `count` times (at least 5, at most [`QUERY_BUDGET`]) and times each call.
+fn query(
+    name: &str,
+    count: u64,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<OpResult> {
+    let mut latencies = histogram();
+    let started = Instant::now();
+    let mut done = 0;
+    while done < count.max(1) {
+        let t = Instant::now();
+        f()?;
+        record(&mut latencies, t);
+        done += 1;
+        if done >= 5 && started.elapsed() > QUERY_BUDGET {
+            break;
+        }
+    }
+    Ok(op(name, done, started.elapsed(), &latencies))
+}
+
+/// Bytes allocated on disk under `dir`.
+pub fn disk_bytes(dir: &Path) -> anyhow::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            disk_bytes(&entry.path())?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(total)
+}
+
+/// This process's peak resident memory (VmHWM), in bytes.
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+impl BenchReport {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let s = &self.spec;
+        let _ = writeln!(
+            out,
+            "workload: {} messages, {} chats (weights 1/(i+1)), {} users, 1-40 words; {} queries per query operation\n",
+            s.messages, s.chats, s.users, s.queries
+        );
+        let _ = writeln!(
+            out,
+            "{:<14} {:>14} {:>14} {:>9} {:>22} {:>22}",
+            "operation",
+            "chatkeeper/s",
+            "sqlite/s",
+            "ratio",
+            "ours p50 / p99 µs",
+            "sqlite p50 / p99 µs"
+        );
+        for ours in &self.ours.ops {
+            let theirs = self
+                .sqlite
+                .as_ref()
+                .and_then(|r| r.ops.iter().find(|o| o.name == ours.name));
+            let _ = writeln!(
+                out,
+                "{:<14} {:>14.0} {:>14} {:>9} {:>22} {:>22}",
+                ours.name,
+                ours.per_sec,
+                theirs.map_or("-".into(), |t| format!("{:.0}", t.per_sec)),
+                theirs.map_or("-".into(), |t| format!("{:.1}x", ours.per_sec / t.per_sec)),
+                format!("{:.2} / {:.2}", ours.p50_micros, ours.p99_micros),
+                theirs.map_or("-".into(), |t| format!(
+                    "{:.2} / {:.2}",
+                    t.p50_micros, t.p99_micros
+                )),
+            );
+        }
+        let row = |out: &mut String, name: &str, ours: String, theirs: Option<String>| {
+            let _ = writeln!(
+                out,
+                "{:<24} {:>14} {:>14}",
+                name,
+                ours,
+                theirs.unwrap_or("-".into())
+            );
+        };
+        let _ = writeln!(out);
+        row(&mut out, "", "chatkeeper".into(), Some("sqlite".into()));
+        row(
+            &mut out,
+            "disk bytes/message",
+            format!("{:.1}", self.ours.disk_bytes_per_message),
+            self.sqlite
+                .as_ref()
+                .map(|r| format!("{:.1}", r.disk_bytes_per_message)),
+        );
+        row(
+            &mut out,
+            "peak RSS (MiB)",
+            format!("{:.1}", self.ours.peak_rss_bytes as f64 / 1048576.0),
+            self.sqlite
+                .as_ref()
+                .map(|r| format!("{:.1}", r.peak_rss_bytes as f64 / 1048576.0)),
+        );
+        row(
+            &mut out,
+            "reopen (ms)",
+            format!("{:.1}", self.ours.reopen_millis),
+            self.sqlite
+                .as_ref()
+                .map(|r| format!("{:.1}", r.reopen_millis)),
+        );
+        out
+    }
+}

@@ -87,6 +87,12 @@ impl Workload {
         100_000 + index as i64
     }
 
+    /// A chat index drawn by traffic share, from a uniform `u` in [0, 1): queries hit busy
+    /// chats as often as messages do.
+    pub fn weighted_chat(&self, u: f64) -> u32 {
+        pick(&self.chat_cdf, u) as u32
+    }
+
     /// The time of the last message produced so far.
     pub fn clock(&self) -> Timestamp {
         self.clock

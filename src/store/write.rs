@@ -523,25 +523,28 @@ impl Shared {
     /// postings when the buffer is large (or always, when `everything`), then syncs.
     pub(super) fn commit(&self, everything: bool) -> Result<()> {
         let started = Instant::now();
-        let _writer = lock(&self.writer);
-        let dirty = std::mem::take(&mut *lock(&self.dirty));
-        for (i, &id) in dirty.iter().enumerate() {
-            let Some(handle) = self.chat(id) else {
-                continue;
-            };
-            let mut chat = lock(&handle);
-            if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None) {
-                // Keep the rest queued for the next attempt.
-                drop(chat);
-                lock(&self.dirty).extend_from_slice(&dirty[i..]);
-                return Err(e);
+        {
+            let _writer = lock(&self.writer);
+            let dirty = std::mem::take(&mut *lock(&self.dirty));
+            for (i, &id) in dirty.iter().enumerate() {
+                let Some(handle) = self.chat(id) else {
+                    continue;
+                };
+                let mut chat = lock(&handle);
+                if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None) {
+                    // Keep the rest queued for the next attempt.
+                    drop(chat);
+                    lock(&self.dirty).extend_from_slice(&dirty[i..]);
+                    return Err(e);
+                }
+            }
+            self.maybe_train_dictionary()?;
+            let pending = lock(&self.postings.pending).refs;
+            if pending >= postings::FLUSH_REFS || (everything && pending > 0) {
+                self.flush_postings()?;
             }
         }
-        self.maybe_train_dictionary()?;
-        let pending = lock(&self.postings.pending).refs;
-        if pending >= postings::FLUSH_REFS || (everything && pending > 0) {
-            self.flush_postings()?;
-        }
+        // The sync covers every batch applied above; writers need not wait for the disk.
         self.db.flush().map_err(|e| self.io(e))?;
         self.record_commit(started);
         Ok(())
