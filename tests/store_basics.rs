@@ -66,7 +66,8 @@ fn recent_returns_the_last_messages_in_order_across_seals_and_reopen() {
     drop(store);
     let store = open(dir.path());
     check(&store);
-    assert!(store.verify().unwrap().is_clean());
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 #[test]
@@ -96,7 +97,8 @@ fn edits_replace_text_and_keep_counters_in_tail_and_sealed_blocks() {
     drop(store);
     let store = open(dir.path());
     assert_eq!(store.message(GROUP, 150).unwrap().unwrap().text, "new");
-    assert!(store.verify().unwrap().is_clean());
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 #[test]
@@ -126,4 +128,26 @@ fn history_older_than_sealed_blocks_is_merged_in_order() {
     assert_eq!(store.user_messages(3, 0, i64::MAX).unwrap().len(), 599);
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[test]
+fn an_edit_that_moves_a_tail_message_survives_sealing_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .save_message(msg(GROUP, 394, 3941, 1, "first"))
+        .unwrap();
+    let mut batch: Vec<Message> = (1..=200)
+        .map(|i| msg(GROUP, i, i64::from(i) * 10, 2, "x"))
+        .collect();
+    batch.push(msg(GROUP, 394, 3940, 1, "edited"));
+    store.save_batch(batch).unwrap();
+    let last = store.recent(GROUP, 1).unwrap();
+    assert_eq!((last[0].message_id, last[0].text.as_str()), (394, "edited"));
+    drop(store);
+    let store = open(dir.path());
+    let last = store.recent(GROUP, 2).unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!((last[1].message_id, last[1].text.as_str()), (394, "edited"));
+    assert_eq!(store.chat_stats(GROUP).unwrap().total_messages, 201);
 }

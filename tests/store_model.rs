@@ -214,69 +214,317 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let mut model = Model::default();
+    let mut next_id: HashMap<usize, i32> = HashMap::new();
+    for (step, op) in ops.into_iter().enumerate() {
+        let what = format!("{op:?}").chars().take(40).collect::<String>();
+        match op {
+            Op::Save {
+                chat,
+                fresh,
+                id,
+                jitter,
+                displaced,
+                user,
+                service,
+                text,
+            } => {
+                let id = if fresh {
+                    let next = next_id.entry(chat).or_insert(1);
+                    *next += 1;
+                    *next
+                } else {
+                    id
+                };
+                let time = if displaced {
+                    i64::from(id) * 7 % 4000
+                } else {
+                    i64::from(id) * 10 + jitter
+                };
+                let m = message(CHATS[chat], id, time, user, service, text);
+                model.messages.insert((m.chat_id, id), m.clone());
+                store.save_message(m).unwrap();
+            }
+            Op::Batch(items) => {
+                let batch: Vec<Message> = items
+                    .into_iter()
+                    .map(|(chat, id, user)| {
+                        message(
+                            CHATS[chat],
+                            id,
+                            i64::from(id) * 10,
+                            user,
+                            false,
+                            (id % 251) as u8,
+                        )
+                    })
+                    .collect();
+                for m in &batch {
+                    model.messages.insert((m.chat_id, m.message_id), m.clone());
+                }
+                store.save_batch(batch).unwrap();
+            }
+            Op::DeleteUser(user) => {
+                let before = model.messages.len();
+                model.messages.retain(|_, m| m.user_id != Some(user));
+                prop_assert_eq!(
+                    store.delete_user(user).unwrap(),
+                    (before - model.messages.len()) as u64
+                );
+            }
+            Op::DeleteUserInChat(user, chat) => {
+                let before = model.messages.len();
+                model
+                    .messages
+                    .retain(|_, m| !(m.user_id == Some(user) && m.chat_id == CHATS[chat]));
+                prop_assert_eq!(
+                    store.delete_user_in_chat(user, CHATS[chat]).unwrap(),
+                    (before - model.messages.len()) as u64
+                );
+            }
+            Op::Purge(time) => {
+                let before = model.messages.len();
+                model.messages.retain(|_, m| m.time >= time);
+                prop_assert_eq!(
+                    store.purge_before(time).unwrap(),
+                    (before - model.messages.len()) as u64
+                );
+            }
+            Op::Flush => store.flush().unwrap(),
+            Op::Reopen => {
+                drop(store);
+                store = open(dir.path());
+            }
+        }
+        check(&store, &model)
+            .map_err(|e| TestCaseError::fail(format!("after step {step} ({what}…): {e}")))?;
+    }
+    let report = store.verify().unwrap();
+    prop_assert!(report.is_clean(), "{:?}", report.problems);
+    drop(store);
+    let store = open(dir.path());
+    check(&store, &model)?;
+    let report = store.verify().unwrap();
+    prop_assert!(report.is_clean(), "{:?}", report.problems);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, max_shrink_iters: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn store_answers_like_the_model(ops in prop::collection::vec(op(), 1..400)) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = open(dir.path());
-        let mut model = Model::default();
-        let mut next_id: HashMap<usize, i32> = HashMap::new();
-        for op in ops {
-            match op {
-                Op::Save { chat, fresh, id, jitter, displaced, user, service, text } => {
-                    let id = if fresh {
-                        let next = next_id.entry(chat).or_insert(1);
-                        *next += 1;
-                        *next
-                    } else {
-                        id
-                    };
-                    let time = if displaced { i64::from(id) * 7 % 4000 } else { i64::from(id) * 10 + jitter };
-                    let m = message(CHATS[chat], id, time, user, service, text);
-                    model.messages.insert((m.chat_id, id), m.clone());
-                    store.save_message(m).unwrap();
-                }
-                Op::Batch(items) => {
-                    let batch: Vec<Message> = items
-                        .into_iter()
-                        .map(|(chat, id, user)| message(CHATS[chat], id, i64::from(id) * 10, user, false, (id % 251) as u8))
-                        .collect();
-                    for m in &batch {
-                        model.messages.insert((m.chat_id, m.message_id), m.clone());
-                    }
-                    store.save_batch(batch).unwrap();
-                }
-                Op::DeleteUser(user) => {
-                    let before = model.messages.len();
-                    model.messages.retain(|_, m| m.user_id != Some(user));
-                    prop_assert_eq!(store.delete_user(user).unwrap(), (before - model.messages.len()) as u64);
-                }
-                Op::DeleteUserInChat(user, chat) => {
-                    let before = model.messages.len();
-                    model.messages.retain(|_, m| !(m.user_id == Some(user) && m.chat_id == CHATS[chat]));
-                    prop_assert_eq!(store.delete_user_in_chat(user, CHATS[chat]).unwrap(), (before - model.messages.len()) as u64);
-                }
-                Op::Purge(time) => {
-                    let before = model.messages.len();
-                    model.messages.retain(|_, m| m.time >= time);
-                    prop_assert_eq!(store.purge_before(time).unwrap(), (before - model.messages.len()) as u64);
-                }
-                Op::Flush => store.flush().unwrap(),
-                Op::Reopen => {
-                    drop(store);
-                    store = open(dir.path());
-                }
-            }
-        }
-        check(&store, &model)?;
-        let report = store.verify().unwrap();
-        prop_assert!(report.is_clean(), "{:?}", report.problems);
-        drop(store);
-        let store = open(dir.path());
-        check(&store, &model)?;
-        let report = store.verify().unwrap();
-        prop_assert!(report.is_clean(), "{:?}", report.problems);
+        run(ops)?;
     }
+}
+
+/// Found by the property test: a message edited inside the tail, then sealed, then the store
+/// reopened. Replaying the exact operations keeps the case covered.
+#[test]
+fn regression_tail_edit_sealed_then_reopened() {
+    let ops = vec![
+        Op::Save {
+            chat: 0,
+            fresh: true,
+            id: 1,
+            jitter: 0,
+            displaced: false,
+            user: None,
+            service: false,
+            text: 0,
+        },
+        Op::Batch(vec![
+            (0, 13, None),
+            (0, 39, None),
+            (0, 40, None),
+            (0, 14, None),
+            (0, 41, None),
+            (0, 15, None),
+            (0, 101, None),
+            (0, 24, None),
+            (0, 27, None),
+            (0, 74, None),
+            (0, 67, None),
+            (0, 68, None),
+            (0, 28, None),
+            (0, 46, None),
+            (0, 16, None),
+            (0, 222, None),
+            (0, 75, None),
+            (0, 42, None),
+            (0, 9, None),
+            (0, 102, None),
+            (0, 104, None),
+            (0, 29, None),
+            (0, 94, None),
+            (0, 30, None),
+            (0, 69, None),
+            (0, 31, None),
+        ]),
+        Op::Save {
+            chat: 0,
+            fresh: true,
+            id: 1,
+            jitter: 0,
+            displaced: false,
+            user: None,
+            service: false,
+            text: 0,
+        },
+        Op::Save {
+            chat: 0,
+            fresh: false,
+            id: 76,
+            jitter: 0,
+            displaced: false,
+            user: None,
+            service: false,
+            text: 0,
+        },
+        Op::Save {
+            chat: 0,
+            fresh: false,
+            id: 77,
+            jitter: 0,
+            displaced: false,
+            user: None,
+            service: false,
+            text: 0,
+        },
+        Op::Save {
+            chat: 0,
+            fresh: false,
+            id: 100,
+            jitter: 0,
+            displaced: false,
+            user: None,
+            service: false,
+            text: 0,
+        },
+        Op::Save {
+            chat: 0,
+            fresh: false,
+            id: 5,
+            jitter: 0,
+            displaced: false,
+            user: None,
+            service: false,
+            text: 0,
+        },
+        Op::Batch(vec![
+            (0, 105, None),
+            (0, 141, None),
+            (0, 253, None),
+            (0, 185, None),
+            (0, 43, None),
+            (0, 19, None),
+            (0, 6, None),
+            (0, 142, None),
+            (0, 32, None),
+            (0, 70, None),
+            (0, 33, None),
+            (0, 34, None),
+            (0, 107, None),
+            (0, 44, None),
+            (0, 47, None),
+            (0, 78, None),
+            (0, 48, None),
+            (0, 56, None),
+            (0, 108, None),
+            (0, 45, None),
+            (0, 7, None),
+            (0, 49, None),
+            (0, 50, None),
+            (0, 88, None),
+            (0, 89, None),
+            (0, 82, None),
+            (0, 90, None),
+            (0, 18, None),
+            (0, 35, None),
+            (0, 83, None),
+            (0, 57, None),
+            (0, 8, None),
+            (0, 51, None),
+            (0, 143, None),
+            (0, 162, None),
+            (0, 91, None),
+            (0, 20, None),
+            (0, 52, None),
+            (0, 163, None),
+            (0, 109, None),
+            (0, 92, None),
+            (0, 110, None),
+            (0, 54, None),
+            (0, 93, None),
+            (0, 1, None),
+            (0, 111, None),
+            (0, 58, None),
+            (0, 21, None),
+            (0, 17, None),
+            (0, 59, None),
+            (0, 112, None),
+            (0, 84, None),
+            (0, 11, None),
+            (0, 113, None),
+        ]),
+        Op::Save {
+            chat: 0,
+            fresh: false,
+            id: 394,
+            jitter: 1,
+            displaced: false,
+            user: None,
+            service: false,
+            text: 0,
+        },
+        Op::Batch(vec![
+            (0, 218, None),
+            (0, 36, None),
+            (0, 136, None),
+            (0, 53, None),
+            (0, 164, None),
+            (0, 60, None),
+            (0, 61, None),
+            (0, 62, None),
+            (0, 114, None),
+            (0, 10, None),
+            (0, 115, None),
+            (0, 63, None),
+            (0, 116, None),
+            (0, 117, None),
+            (0, 394, None),
+            (0, 118, None),
+            (0, 55, None),
+            (0, 71, None),
+            (0, 95, None),
+            (0, 119, None),
+            (0, 81, Some(1)),
+            (0, 251, Some(5)),
+            (0, 267, None),
+            (0, 393, None),
+            (0, 4, None),
+            (0, 156, None),
+            (0, 134, Some(1)),
+            (0, 214, Some(3)),
+            (0, 129, Some(3)),
+            (0, 217, Some(4)),
+            (0, 299, Some(2)),
+            (0, 315, Some(2)),
+            (0, 132, Some(3)),
+            (0, 188, None),
+            (0, 236, None),
+            (0, 384, Some(5)),
+            (0, 80, None),
+            (0, 38, Some(1)),
+            (0, 161, Some(1)),
+            (0, 287, Some(5)),
+            (0, 212, None),
+            (0, 135, None),
+        ]),
+        Op::Reopen,
+    ];
+    run(ops).unwrap();
 }

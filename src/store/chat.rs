@@ -60,12 +60,15 @@ pub struct ChatState {
     pub tail: Vec<MessageRef>,
     /// Tail records (new or replaced) not yet written in a tail segment, in arrival order.
     pub unsaved: Vec<MessageRef>,
-    /// Seqs of the tail segments on disk.
-    pub segments: Vec<u64>,
+    /// Tail segments on disk: seq and the largest key they hold.
+    pub segments: Vec<(u64, MsgKey)>,
     /// The segments hold records no longer in the tail: rewrite them as one at the next write.
     pub segments_stale: bool,
     pub counters: Counters,
     pub top: TopUsers,
+    /// The seq up to which the stored checkpoint covers blocks, and seals since.
+    pub checkpoint_seq: u64,
+    pub unchecked_seals: usize,
     /// Highest message id ever stored: a larger id is certainly new.
     pub max_id: MessageId,
     /// Queued for the next group commit.
@@ -136,4 +139,25 @@ impl ChatState {
     pub fn stored(&self) -> u64 {
         self.blocks.iter().map(|b| u64::from(b.count)).sum::<u64>() + self.tail.len() as u64
     }
+}
+
+/// The tail that tail segments describe: per message the record of the latest segment, minus
+/// records that sort at or before the sealed end (those were sealed after being written).
+pub fn replay_tail(
+    segments: impl IntoIterator<Item = Vec<MessageRef>>,
+    sealed_end: Option<MsgKey>,
+) -> Vec<MessageRef> {
+    let mut latest: std::collections::HashMap<MessageId, MessageRef> =
+        std::collections::HashMap::new();
+    for records in segments {
+        for record in records {
+            latest.insert(record.message_id, record);
+        }
+    }
+    let mut tail: Vec<MessageRef> = latest
+        .into_values()
+        .filter(|m| sealed_end.is_none_or(|end| key_of(m) > end))
+        .collect();
+    tail.sort_by_key(|m| key_of(m));
+    tail
 }

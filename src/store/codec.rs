@@ -321,6 +321,7 @@ pub struct FrameInfo {
 /// The header of a block or tail segment; the compressed frames follow it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockHeader {
+    pub chat: ChatId,
     pub dictionary: u32,
     pub frames: Vec<FrameInfo>,
 }
@@ -349,11 +350,22 @@ impl<'a> BlockView<'a> {
         })
     }
 
+    /// Parses a block that must belong to `chat`.
+    pub fn parse_for(bytes: &'a [u8], chat: ChatId) -> Result<Self, CodecError> {
+        let view = Self::parse(bytes)?;
+        if view.header.chat != chat {
+            return Err(CodecError::Malformed(format!(
+                "holds chat {} where chat {chat} belongs",
+                view.header.chat
+            )));
+        }
+        Ok(view)
+    }
+
     /// Decodes frame `index`.
     pub fn frame(
         &self,
         compressor: &Compressor,
-        chat: ChatId,
         index: usize,
     ) -> Result<Vec<MessageRef>, CodecError> {
         let info = self
@@ -370,7 +382,7 @@ impl<'a> BlockView<'a> {
             self.header.dictionary,
             &self.bytes[start..start + info.len as usize],
         )?;
-        let messages = decode_columns(chat, &raw)?;
+        let messages = decode_columns(self.header.chat, &raw)?;
         if messages.len() != info.count as usize {
             return Err(CodecError::Malformed(
                 "frame count disagrees with header".into(),
@@ -380,14 +392,10 @@ impl<'a> BlockView<'a> {
     }
 
     /// Decodes every frame, in order.
-    pub fn all(
-        &self,
-        compressor: &Compressor,
-        chat: ChatId,
-    ) -> Result<Vec<MessageRef>, CodecError> {
+    pub fn all(&self, compressor: &Compressor) -> Result<Vec<MessageRef>, CodecError> {
         let mut out = Vec::new();
         for i in 0..self.header.frames.len() {
-            out.extend(self.frame(compressor, chat, i)?);
+            out.extend(self.frame(compressor, i)?);
         }
         Ok(out)
     }
@@ -396,6 +404,7 @@ impl<'a> BlockView<'a> {
 /// Encodes messages (sorted by key, all of one chat) as a block of compressed frames.
 pub fn encode_block(
     compressor: &Compressor,
+    chat: ChatId,
     messages: &[MessageRef],
 ) -> Result<Vec<u8>, CodecError> {
     let dictionary = compressor.current_dictionary();
@@ -413,7 +422,11 @@ pub fn encode_block(
         });
         body.extend_from_slice(&compressed);
     }
-    let mut out = encode(&BlockHeader { dictionary, frames });
+    let mut out = encode(&BlockHeader {
+        chat,
+        dictionary,
+        frames,
+    });
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -474,10 +487,10 @@ mod tests {
             })
             .collect();
         let compressor = Compressor::default();
-        let plain = encode_block(&compressor, &messages).unwrap();
+        let plain = encode_block(&compressor, -100, &messages).unwrap();
         let view = BlockView::parse(&plain).unwrap();
         assert_eq!(view.header.frames.len(), 3);
-        assert_eq!(view.all(&compressor, -100).unwrap(), messages);
+        assert_eq!(view.all(&compressor).unwrap(), messages);
 
         let samples: Vec<Vec<u8>> = (0..400)
             .map(|i| encode_columns(&messages[i % 30..i % 30 + 8]))
@@ -485,16 +498,16 @@ mod tests {
         compressor
             .add_dictionary(1, Compressor::train(&samples).unwrap())
             .unwrap();
-        let with_dict = encode_block(&compressor, &messages).unwrap();
+        let with_dict = encode_block(&compressor, -100, &messages).unwrap();
         let view = BlockView::parse(&with_dict).unwrap();
         assert_eq!(view.header.dictionary, 1);
         assert_eq!(
-            view.frame(&compressor, -100, 1).unwrap(),
+            view.frame(&compressor, 1).unwrap(),
             messages[16..32].to_vec()
         );
         // A store without the dictionary says so instead of decoding garbage.
         assert!(matches!(
-            view.frame(&Compressor::default(), -100, 0),
+            view.frame(&Compressor::default(), 0),
             Err(CodecError::UnknownDictionary(1))
         ));
     }
@@ -505,17 +518,17 @@ mod tests {
             .map(|i| message(i, i64::from(i), "текст"))
             .collect();
         let compressor = Compressor::default();
-        let block = encode_block(&compressor, &messages).unwrap();
+        let block = encode_block(&compressor, -100, &messages).unwrap();
         for cut in 0..block.len() {
             if let Ok(view) = BlockView::parse(&block[..cut]) {
-                let _ = view.all(&compressor, 1);
+                let _ = view.all(&compressor);
             }
         }
         for i in 0..block.len() {
             let mut damaged = block.clone();
             damaged[i] ^= 0x5a;
             if let Ok(view) = BlockView::parse(&damaged) {
-                let _ = view.all(&compressor, 1);
+                let _ = view.all(&compressor);
             }
         }
     }

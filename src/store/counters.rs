@@ -62,11 +62,12 @@ impl Counters {
         Some(UserDelta { user, added: false })
     }
 
-    /// The stored form (sorted, so equal counters encode equally).
-    pub fn to_checkpoint(&self) -> Checkpoint {
+    /// The stored form (sorted, so equal counters encode equally), covering blocks up to `seq`.
+    pub fn to_checkpoint(&self, covered_seq: u64) -> Checkpoint {
         let mut users: Vec<(UserId, u64)> = self.users.iter().map(|(&u, &n)| (u, n)).collect();
         users.sort_unstable();
         Checkpoint {
+            covered_seq,
             total: self.total,
             service: self.service,
             users,
@@ -115,9 +116,11 @@ impl<K: Ord> MapLike<K> for BTreeMap<K, u64> {
     }
 }
 
-/// Persisted counters of a chat's sealed blocks.
+/// Persisted counters of a chat's sealed blocks with seq up to `covered_seq`. It is rewritten
+/// every few seals rather than at each one; blocks sealed since are counted at open.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    pub covered_seq: u64,
     pub total: u64,
     pub service: u64,
     pub users: Vec<(UserId, u64)>,
@@ -249,7 +252,7 @@ mod tests {
         assert_eq!(c.hours[1] + c.hours[2], 2);
         assert_eq!(c.days.len(), 2);
         assert_eq!(
-            Counters::from_checkpoint(c.to_checkpoint()),
+            Counters::from_checkpoint(c.to_checkpoint(9)),
             Some(c.clone())
         );
         c.remove(&msg(5, 3600 * 2, MessageKind::Photo));

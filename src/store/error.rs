@@ -17,6 +17,11 @@ pub enum StoreError {
              restore the latest backup with `chatkeeper restore`"
     )]
     Corrupt { path: PathBuf, what: String },
+    #[error(
+        "the data directory {path} is in use by another chatkeeper process: stop it first \
+         (systemctl stop chatkeeper), or use the bot's own /backup command while it runs"
+    )]
+    Locked { path: PathBuf },
     #[error("storage error in {path}: {source}")]
     Io { path: PathBuf, source: sled::Error },
     #[error("{0}")]

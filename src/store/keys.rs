@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 pub const META: u8 = b'M';
 /// Unsealed messages of a chat, one segment per group commit: `T chat seq`.
 pub const TAIL: u8 = b'T';
-/// Sealed, compressed blocks of a chat: `B chat time id` (time and id of the block's first message).
+/// Sealed, compressed blocks: `B seq`. Keys grow monotonically, so sled appends blocks instead of
+/// rewriting leaves that mix chats (which more than doubled the file size).
 pub const BLOCK: u8 = b'B';
-/// Block directory entries, same suffix as [`BLOCK`]: small, read at open instead of the blocks.
+/// The block directory: `D chat time id` (first message of the block) → where and what it is.
+/// Small; read at open instead of the blocks.
 pub const DIRECTORY: u8 = b'D';
 /// Per-chat counters over the chat's sealed blocks: `C chat`.
 pub const CHECKPOINT: u8 = b'C';
@@ -62,7 +64,7 @@ pub fn chat_prefix(family: u8, chat: ChatId) -> [u8; 9] {
     key
 }
 
-/// `family chat time id`: block and directory keys.
+/// `family chat time id`: directory keys.
 pub fn block_key(family: u8, chat: ChatId, first: MsgKey) -> [u8; 21] {
     let mut key = [0u8; 21];
     key[..9].copy_from_slice(&chat_prefix(family, chat));
@@ -123,12 +125,17 @@ pub fn postings_key(user: UserId, first_time: Timestamp, seq: u64) -> [u8; 25] {
     key
 }
 
-/// `Q seq`: the pending postings of one sealed block.
-pub fn pending_key(seq: u64) -> [u8; 9] {
+/// `family seq`: a block (`B`) or its pending postings (`Q`).
+pub fn seq_key(family: u8, seq: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
-    key[0] = PENDING_POSTINGS;
+    key[0] = family;
     key[1..9].copy_from_slice(&seq.to_be_bytes());
     key
+}
+
+/// The seq of a [`seq_key`].
+pub fn parse_seq_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
 }
 
 /// `M name`: a metadata entry.
@@ -150,8 +157,8 @@ mod tests {
             a in (any::<i64>(), any::<i64>(), any::<i32>()),
             b in (any::<i64>(), any::<i64>(), any::<i32>()),
         ) {
-            let ka = block_key(BLOCK, a.0, MsgKey { time: a.1, id: a.2 });
-            let kb = block_key(BLOCK, b.0, MsgKey { time: b.1, id: b.2 });
+            let ka = block_key(DIRECTORY, a.0, MsgKey { time: a.1, id: a.2 });
+            let kb = block_key(DIRECTORY, b.0, MsgKey { time: b.1, id: b.2 });
             prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
             prop_assert_eq!(parse_block_key(&ka), Some((a.0, MsgKey { time: a.1, id: a.2 })));
         }
@@ -171,7 +178,7 @@ mod tests {
     #[test]
     fn negative_before_positive_and_extremes_in_order() {
         let ids = [i64::MIN, -1_001_234_567_890, -100, -1, 0, 1, 42, i64::MAX];
-        let keys: Vec<_> = ids.iter().map(|&c| chat_prefix(BLOCK, c)).collect();
+        let keys: Vec<_> = ids.iter().map(|&c| chat_prefix(DIRECTORY, c)).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -285,33 +285,43 @@ impl Shared {
             let (k, v) = item.map_err(|e| self.io(e))?;
             let chat = keys::parse_chat(&k)
                 .ok_or_else(|| self.corrupt_msg("a checkpoint key is malformed"))?;
-            let checkpoint = codec::decode(&v).map_err(|e| self.corrupt("checkpoint", e))?;
+            let checkpoint: counters::Checkpoint =
+                codec::decode(&v).map_err(|e| self.corrupt("checkpoint", e))?;
+            let covered = checkpoint.covered_seq;
             let counters = counters::Counters::from_checkpoint(checkpoint).ok_or_else(|| {
                 self.corrupt_msg(format!("checkpoint of chat {chat} is malformed"))
             })?;
-            states
-                .entry(chat)
-                .or_insert_with(|| ChatState::new(chat))
-                .counters = counters;
+            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
+            state.counters = counters;
+            state.checkpoint_seq = covered;
         }
+        let mut segments: HashMap<ChatId, Vec<(u64, Vec<MessageRef>)>> = HashMap::new();
         for item in self.db.scan_prefix([keys::TAIL]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
             let (chat, seq) = keys::parse_tail_key(&k)
                 .ok_or_else(|| self.corrupt_msg("a tail key is malformed"))?;
             max_seq = max_seq.max(seq);
-            let records = codec::BlockView::parse(&v)
-                .and_then(|view| view.all(&self.compressor, chat))
+            let records = codec::BlockView::parse_for(&v, chat)
+                .and_then(|view| view.all(&self.compressor))
                 .map_err(|e| self.corrupt(format!("tail segment {seq} of chat {chat}"), e))?;
+            segments.entry(chat).or_default().push((seq, records));
+        }
+        for (chat, mut list) in segments {
+            list.sort_by_key(|(seq, _)| *seq);
             let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            state.segments.push(seq);
-            for record in records {
-                // Later segments replace earlier records of the same message.
-                if let Some(pos) = state.tail_position(record.message_id) {
-                    state.tail.remove(pos);
-                }
-                state.max_id = state.max_id.max(record.message_id);
-                state.insert_tail(record);
-            }
+            state.blocks.sort_by_key(|b| b.first);
+            state.segments = list
+                .iter()
+                .filter_map(|(seq, records)| {
+                    Some((*seq, records.iter().map(|m| codec::key_of(m)).max()?))
+                })
+                .collect();
+            state.tail = chat::replay_tail(list.into_iter().map(|(_, r)| r), state.sealed_end());
+            state.max_id = state
+                .tail
+                .iter()
+                .map(|m| m.message_id)
+                .fold(state.max_id, i32::max);
         }
         for item in self.db.scan_prefix([keys::CHAT_INFO]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
@@ -351,6 +361,19 @@ impl Shared {
         }
         for (chat, mut state) in states {
             state.blocks.sort_by_key(|b| b.first);
+            // Blocks sealed after the checkpoint was written are counted now.
+            let unchecked: Vec<BlockMeta> = state
+                .blocks
+                .iter()
+                .filter(|b| b.seq > state.checkpoint_seq)
+                .cloned()
+                .collect();
+            for meta in &unchecked {
+                for m in self.read_block(chat, meta)? {
+                    state.counters.add(&m);
+                }
+            }
+            state.unchecked_seals = unchecked.len();
             let tail = state.tail.clone();
             for m in &tail {
                 state.counters.add(m);
@@ -532,22 +555,43 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db> {
         .path(path)
         .cache_capacity(config.cache_bytes)
         .flush_every_ms(None)
-        .mode(sled::Mode::LowSpace);
-    // sled panics on some damage instead of returning an error; a damaged directory must be a
-    // clear error, so the panic is caught and reported with the path.
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || sled_config.open()));
-    match opened {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(source)) => Err(StoreError::Open {
-            path: path.clone(),
-            source,
-        }),
-        Err(_) => Err(StoreError::Open {
-            path: path.clone(),
-            source: sled::Error::Unsupported("sled could not read its files".into()),
-        }),
+        .mode(sled::Mode::LowSpace)
+        .segment_size(
+            std::env::var("SEG")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(512 << 10),
+        );
+    // sled releases its file lock a moment after the previous handle is dropped, so a lock held
+    // by this very process (a reopen) is waited for briefly; another process keeps it.
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        // sled panics on some damage instead of returning an error; a damaged directory must be
+        // a clear error, so the panic is caught and reported with the path.
+        let attempt = sled_config.clone();
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || attempt.open()));
+        let source = match opened {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(source)) => source,
+            Err(_) => sled::Error::Unsupported("sled could not read its files".into()),
+        };
+        let locked = source.to_string().contains("could not acquire lock");
+        if !locked || Instant::now() >= deadline {
+            return Err(if locked {
+                StoreError::Locked { path: path.clone() }
+            } else {
+                StoreError::Open {
+                    path: path.clone(),
+                    source,
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// How long `open` waits for sled's file lock.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 
 fn shard_of(id: i64, shards: usize) -> usize {
     (id.unsigned_abs() % shards as u64) as usize

@@ -244,9 +244,19 @@ impl Shared {
     /// The raw bytes of a block.
     pub(super) fn block_bytes(&self, chat: ChatId, meta: &BlockMeta) -> Result<sled::IVec> {
         self.db
-            .get(keys::block_key(keys::BLOCK, chat, meta.first))
+            .get(keys::seq_key(keys::BLOCK, meta.seq))
             .map_err(|e| self.io(e))?
             .ok_or_else(|| self.corrupt_msg(format!("{} is missing", block_name(chat, meta))))
+    }
+
+    /// Parses a block's header, checking that it is the chat's.
+    pub(super) fn block_view<'a>(
+        &self,
+        chat: ChatId,
+        meta: &BlockMeta,
+        bytes: &'a [u8],
+    ) -> Result<BlockView<'a>> {
+        BlockView::parse_for(bytes, chat).map_err(|e| self.corrupt(block_name(chat, meta), e))
     }
 
     /// Frame `index` of a block, from the cache or decoded.
@@ -255,7 +265,7 @@ impl Shared {
             return Ok(frame);
         }
         let bytes = self.block_bytes(chat, meta)?;
-        let view = BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat, meta), e))?;
+        let view = self.block_view(chat, meta, &bytes)?;
         self.frame_from(chat, meta, &view, index)
     }
 
@@ -271,7 +281,7 @@ impl Shared {
             return Ok(frame);
         }
         let frame = Frame::new(
-            view.frame(&self.compressor, chat, index)
+            view.frame(&self.compressor, index)
                 .map_err(|e| self.corrupt(block_name(chat, meta), e))?,
         );
         self.frames.insert(meta.seq, index as u32, frame.clone());
@@ -281,8 +291,8 @@ impl Shared {
     /// Every message of a block, decoded (not cached: callers rewrite or scan it once).
     pub(super) fn read_block(&self, chat: ChatId, meta: &BlockMeta) -> Result<Vec<MessageRef>> {
         let bytes = self.block_bytes(chat, meta)?;
-        BlockView::parse(&bytes)
-            .and_then(|view| view.all(&self.compressor, chat))
+        self.block_view(chat, meta, &bytes)?
+            .all(&self.compressor)
             .map_err(|e| self.corrupt(block_name(chat, meta), e))
     }
 

@@ -4,7 +4,7 @@
 //! block directory, counter checkpoints, postings chunks and pending postings, and the in-memory
 //! counters and totals — must equal what the messages imply.
 
-use super::chat::{BlockMeta, SEAL_LEN};
+use super::chat::{replay_tail, BlockMeta, SEAL_LEN};
 use super::codec::{self, key_of, BlockView};
 use super::counters::{Checkpoint, Counters};
 use super::keys;
@@ -70,44 +70,46 @@ impl Shared {
         let mut truth: BTreeMap<ChatId, ChatTruth> = BTreeMap::new();
         for item in self.db.scan_prefix([keys::BLOCK]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
-            let Some((chat, first)) = keys::parse_block_key(&k) else {
+            let Some(seq) = keys::parse_seq_key(&k) else {
                 report.problems.push(format!("malformed block key {k:?}"));
                 continue;
             };
-            match BlockView::parse(&v).and_then(|view| view.all(&self.compressor, chat)) {
-                Ok(messages) if !messages.is_empty() && key_of(&messages[0]) == first => {
-                    let meta = BlockMeta::describe(&messages, 0);
+            let decoded = BlockView::parse(&v)
+                .and_then(|view| Ok((view.header.chat, view.all(&self.compressor)?)));
+            match decoded {
+                Ok((chat, messages)) if !messages.is_empty() => {
+                    let meta = BlockMeta::describe(&messages, seq);
                     truth.entry(chat).or_default().blocks.push((meta, messages));
                 }
-                Ok(_) => report.problems.push(format!(
-                    "block of chat {chat} at {first:?} does not start where its key says"
-                )),
-                Err(e) => report.problems.push(format!(
-                    "block of chat {chat} at {first:?} is unreadable: {e}"
-                )),
+                Ok((chat, _)) => report
+                    .problems
+                    .push(format!("block {seq} of chat {chat} is empty")),
+                Err(e) => report
+                    .problems
+                    .push(format!("block {seq} is unreadable: {e}")),
             }
         }
+        for t in truth.values_mut() {
+            t.blocks.sort_by_key(|(meta, _)| meta.first);
+        }
+        // Key order is seq order within a chat, as replay needs.
+        let mut segments: BTreeMap<ChatId, Vec<Vec<MessageRef>>> = BTreeMap::new();
         for item in self.db.scan_prefix([keys::TAIL]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
             let Some((chat, seq)) = keys::parse_tail_key(&k) else {
                 report.problems.push(format!("malformed tail key {k:?}"));
                 continue;
             };
-            match BlockView::parse(&v).and_then(|view| view.all(&self.compressor, chat)) {
-                Ok(records) => {
-                    let tail = &mut truth.entry(chat).or_default().tail;
-                    for r in records {
-                        tail.retain(|m| m.message_id != r.message_id);
-                        tail.push(r);
-                    }
-                }
+            match BlockView::parse_for(&v, chat).and_then(|view| view.all(&self.compressor)) {
+                Ok(records) => segments.entry(chat).or_default().push(records),
                 Err(e) => report.problems.push(format!(
                     "tail segment {seq} of chat {chat} is unreadable: {e}"
                 )),
             }
         }
-        for t in truth.values_mut() {
-            t.tail.sort_by_key(|m| key_of(m));
+        for (chat, records) in segments {
+            let t = truth.entry(chat).or_default();
+            t.tail = replay_tail(records, t.blocks.last().map(|(meta, _)| meta.last));
         }
         Ok((truth, report))
     }
@@ -132,11 +134,7 @@ impl Shared {
                 }
                 previous_end = Some(meta.last);
                 match directory.get(&(chat, meta.first)) {
-                    Some(d)
-                        if BlockMeta {
-                            seq: 0,
-                            ..d.clone()
-                        } == *meta => {}
+                    Some(d) if d == meta => {}
                     Some(_) => problems.push(format!(
                         "chat {chat}: directory entry at {:?} disagrees with its block",
                         meta.first
@@ -179,11 +177,27 @@ impl Shared {
                 }
             }
             report.messages += all.len() as u64;
+            // `verify` commits everything first, so the checkpoint covers every block.
+            let covered = t
+                .blocks
+                .iter()
+                .filter_map(|(meta, _)| directory.get(&(chat, meta.first)).map(|d| d.seq))
+                .max()
+                .unwrap_or(0);
             let stored_checkpoint = checkpoints.get(&chat).cloned();
-            if !t.blocks.is_empty() || stored_checkpoint.is_some() {
-                if stored_checkpoint.as_ref() != Some(&sealed.to_checkpoint()) {
-                    problems.push(format!("chat {chat}: checkpoint disagrees with its blocks"));
-                }
+            if (!t.blocks.is_empty() || stored_checkpoint.is_some())
+                && stored_checkpoint.as_ref() != Some(&sealed.to_checkpoint(covered))
+            {
+                problems.push(format!(
+                    "chat {chat}: checkpoint disagrees with its blocks {:?} {:?}",
+                    stored_checkpoint.as_ref().map(|c| (
+                        c.covered_seq,
+                        c.total,
+                        c.service,
+                        c.users.len()
+                    )),
+                    (covered, sealed.total, sealed.service, sealed.users.len())
+                ));
             }
             let mut everything = sealed;
             for m in &t.tail {
@@ -203,16 +217,8 @@ impl Shared {
                             "chat {chat}: counters in memory disagree with its messages"
                         ));
                     }
-                    let in_memory: Vec<BlockMeta> = state
-                        .blocks
-                        .iter()
-                        .map(|b| BlockMeta {
-                            seq: 0,
-                            ..b.clone()
-                        })
-                        .collect();
                     let on_disk: Vec<BlockMeta> = t.blocks.iter().map(|(m, _)| m.clone()).collect();
-                    if in_memory != on_disk
+                    if state.blocks != on_disk
                         || state
                             .tail
                             .iter()
@@ -343,7 +349,7 @@ impl Shared {
         let in_memory: HashSet<Vec<u8>> = lock(&self.postings.pending)
             .blocks
             .iter()
-            .map(|&seq| keys::pending_key(seq).to_vec())
+            .map(|&seq| keys::seq_key(keys::PENDING_POSTINGS, seq).to_vec())
             .collect();
         if in_memory != pending_on_disk {
             problems.push("pending postings in memory differ from disk".into());
@@ -373,11 +379,9 @@ impl Shared {
         }
         for item in self.db.scan_prefix([keys::BLOCK]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
-            let readable = keys::parse_block_key(&k).is_some_and(|(chat, _)| {
-                BlockView::parse(&v)
-                    .and_then(|view| view.all(&self.compressor, chat))
-                    .is_ok()
-            });
+            let readable = BlockView::parse(&v)
+                .and_then(|view| view.all(&self.compressor))
+                .is_ok();
             // Unreadable blocks stay where they are: only a backup can restore their messages.
             if readable {
                 batch.remove(k);
@@ -393,11 +397,13 @@ impl Shared {
             messages.sort_by_key(|m| key_of(m));
             let sealed_len = messages.len() / SEAL_LEN * SEAL_LEN;
             let mut sealed = Counters::default();
+            let mut last_seq = None;
             for block in messages[..sealed_len].chunks(SEAL_LEN) {
                 let meta = BlockMeta::describe(block, self.next_seq());
-                let bytes = codec::encode_block(&self.compressor, block)
+                last_seq = Some(meta.seq);
+                let bytes = codec::encode_block(&self.compressor, chat, block)
                     .map_err(|e| self.corrupt("re-encoding", e))?;
-                batch.insert(&keys::block_key(keys::BLOCK, chat, meta.first), bytes);
+                batch.insert(&keys::seq_key(keys::BLOCK, meta.seq), bytes);
                 batch.insert(
                     &keys::block_key(keys::DIRECTORY, chat, meta.first),
                     codec::encode(&meta),
@@ -409,14 +415,14 @@ impl Shared {
                     }
                 }
             }
-            if sealed_len > 0 {
+            if let Some(covered) = last_seq {
                 batch.insert(
                     &keys::chat_prefix(keys::CHECKPOINT, chat),
-                    codec::encode(&sealed.to_checkpoint()),
+                    codec::encode(&sealed.to_checkpoint(covered)),
                 );
             }
             if sealed_len < messages.len() {
-                let bytes = codec::encode_block(&self.compressor, &messages[sealed_len..])
+                let bytes = codec::encode_block(&self.compressor, chat, &messages[sealed_len..])
                     .map_err(|e| self.corrupt("re-encoding", e))?;
                 batch.insert(&keys::tail_key(chat, self.next_seq()), bytes);
             }

@@ -6,7 +6,7 @@
 //! blocks, directory, pending postings, tail segments, checkpoint — into one atomic sled batch.
 
 use super::chat::{BlockMeta, ChatState, MAX_BLOCK_LEN, SEAL_LEN};
-use super::codec::{self, key_of, BlockView, Compressor};
+use super::codec::{self, key_of, Compressor};
 use super::counters::Counters;
 use super::keys;
 use super::model::{ChatId, ChatInfo, Message, MessageId, MessageRef, Timestamp, UserId, UserInfo};
@@ -19,6 +19,10 @@ use std::time::Instant;
 
 /// Tail segments a chat may have before its tail is rewritten as one.
 const MAX_SEGMENTS: usize = 16;
+/// Seals between checkpoint writes (each seal would otherwise rewrite the chat's counters).
+const CHECKPOINT_EVERY: usize = 16;
+/// A user's last postings chunk smaller than this takes in new refs instead of a new chunk.
+const SMALL_CHUNK_REFS: usize = 256;
 /// A tail this long is sealed right away instead of waiting for the group commit.
 const MAX_TAIL: usize = 8 * SEAL_LEN;
 /// Sealed blocks needed before a compression dictionary is trained.
@@ -80,7 +84,10 @@ impl Store {
                 .into_iter()
                 .filter(|m| !self.shared.upsert_fast(&mut chat, m))
                 .collect();
-            self.shared.upsert_slow(&mut chat, slow)?;
+            // Seal now to keep memory flat; a short tail waits for the group commit.
+            if !slow.is_empty() || chat.tail.len() >= SEAL_LEN {
+                self.shared.upsert_slow(&mut chat, slow)?;
+            }
         }
         Ok(())
     }
@@ -205,6 +212,11 @@ impl Shared {
                 }
                 let old = chat.tail.remove(pos);
                 self.account(chat, &old, false, true);
+                // A record under another key could outlive the new one (if that is sealed) and
+                // come back at replay: rewrite the tail instead of appending to it.
+                if key_of(&old) != key_of(m) {
+                    chat.segments_stale = true;
+                }
             } else if chat.blocks_may_hold(m.message_id) {
                 return false;
             }
@@ -283,8 +295,7 @@ impl Shared {
                 continue;
             }
             let bytes = self.block_bytes(chat.id, meta)?;
-            let view =
-                BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat.id, meta), e))?;
+            let view = self.block_view(chat.id, meta, &bytes)?;
             for (fi, frame) in view.header.frames.iter().enumerate() {
                 if frame.min_id <= id && id <= frame.max_id {
                     let messages = self.frame_from(chat.id, meta, &view, fi)?;
@@ -305,29 +316,60 @@ impl Shared {
         edits: BTreeMap<usize, BlockEdit>,
         forget: Option<UserId>,
     ) -> Result<()> {
-        let _rewrites = (!edits.is_empty()).then(|| self.rewrites.read().expect("rewrite gate"));
+        self.write_chat_with(chat, edits, forget, false)
+    }
+
+    /// [`Shared::write_chat`], optionally writing the checkpoint even if few seals happened.
+    fn write_chat_with(
+        &self,
+        chat: &mut ChatState,
+        edits: BTreeMap<usize, BlockEdit>,
+        forget: Option<UserId>,
+        checkpoint_now: bool,
+    ) -> Result<()> {
+        let rewrite = !edits.is_empty();
+        let _rewrites = rewrite.then(|| self.rewrites.read().expect("rewrite gate"));
         let mut batch = sled::Batch::default();
         let mut effects = Effects::default();
-        let mut blocks_changed = !edits.is_empty();
-        if !edits.is_empty() {
+        let end_before = chat.sealed_end();
+        if rewrite {
             self.stage_block_edits(chat, edits, forget, &mut batch, &mut effects)?;
+            // Tail records of messages sealed before may now sort after the sealed end: only a
+            // rewrite of the tail keeps them from coming back at the next open.
+            if chat.sealed_end() < end_before {
+                chat.segments_stale = true;
+            }
         }
         if chat.tail.len() >= SEAL_LEN {
             self.stage_seal(chat, &mut batch, &mut effects)?;
-            blocks_changed = true;
         }
         self.stage_tail(chat, &mut batch);
-        if blocks_changed {
-            let checkpoint = self.sealed_counters(chat).to_checkpoint();
-            batch.insert(
-                &keys::chat_prefix(keys::CHECKPOINT, chat.id),
-                codec::encode(&checkpoint),
-            );
+        if rewrite
+            || chat.unchecked_seals >= CHECKPOINT_EVERY
+            || (checkpoint_now && chat.unchecked_seals > 0)
+        {
+            self.stage_checkpoint(chat, &mut batch);
         }
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         effects.apply(self);
         chat.dirty = false;
         Ok(())
+    }
+
+    /// Writes the chat's checkpoint covering every current block (or drops it if none is left).
+    fn stage_checkpoint(&self, chat: &mut ChatState, batch: &mut sled::Batch) {
+        let key = keys::chat_prefix(keys::CHECKPOINT, chat.id);
+        let covered = chat.blocks.iter().map(|b| b.seq).max().unwrap_or(0);
+        if chat.blocks.is_empty() {
+            batch.remove(&key);
+        } else {
+            batch.insert(
+                &key,
+                codec::encode(&self.sealed_counters(chat).to_checkpoint(covered)),
+            );
+        }
+        chat.checkpoint_seq = covered;
+        chat.unchecked_seals = 0;
     }
 
     /// Counters of the sealed blocks only: everything minus the tail.
@@ -360,8 +402,21 @@ impl Shared {
         self.stats
             .blocks_sealed
             .fetch_add((full / SEAL_LEN) as u64, Ordering::Relaxed);
-        chat.segments_stale = true;
-        chat.unsaved = chat.tail.clone();
+        chat.unchecked_seals += full / SEAL_LEN;
+        // The oldest segments holding only sealed records are obsolete. Only a prefix may go: a
+        // later segment can hold the newer record of a message an older one also holds, and
+        // removing the newer alone would bring the old record back at replay.
+        let end = chat.sealed_end();
+        let obsolete = chat
+            .segments
+            .iter()
+            .take_while(|&&(_, max)| end.is_some_and(|end| max <= end))
+            .count();
+        for (seq, _) in chat.segments.drain(..obsolete) {
+            batch.remove(&keys::tail_key(chat.id, seq));
+        }
+        chat.unsaved
+            .retain(|m| end.is_none_or(|end| key_of(m) > end));
         Ok(())
     }
 
@@ -376,16 +431,19 @@ impl Shared {
     ) -> Result<BlockMeta> {
         let seq = self.next_seq();
         let meta = BlockMeta::describe(messages, seq);
-        let bytes = codec::encode_block(&self.compressor, messages)
+        let bytes = codec::encode_block(&self.compressor, chat, messages)
             .map_err(|e| self.corrupt(format!("encoding a block of chat {chat}"), e))?;
-        batch.insert(&keys::block_key(keys::BLOCK, chat, meta.first), bytes);
+        batch.insert(&keys::seq_key(keys::BLOCK, seq), bytes);
         batch.insert(
             &keys::block_key(keys::DIRECTORY, chat, meta.first),
             codec::encode(&meta),
         );
         if postings_pending {
             let refs = block_refs(chat, messages);
-            batch.insert(&keys::pending_key(seq), codec::encode(&refs));
+            batch.insert(
+                &keys::seq_key(keys::PENDING_POSTINGS, seq),
+                codec::encode(&refs),
+            );
             effects.pending_added.push((seq, refs));
         }
         Ok(meta)
@@ -396,17 +454,17 @@ impl Shared {
     fn stage_tail(&self, chat: &mut ChatState, batch: &mut sled::Batch) {
         let rewrite = chat.segments_stale || chat.segments.len() >= MAX_SEGMENTS;
         if rewrite {
-            for seq in chat.segments.drain(..) {
+            for (seq, _) in chat.segments.drain(..) {
                 batch.remove(&keys::tail_key(chat.id, seq));
             }
             chat.unsaved = chat.tail.clone();
         }
-        if !chat.unsaved.is_empty() {
+        if let Some(max) = chat.unsaved.iter().map(|m| key_of(m)).max() {
             let seq = self.next_seq();
-            let bytes = codec::encode_block(&self.compressor, &chat.unsaved)
+            let bytes = codec::encode_block(&self.compressor, chat.id, &chat.unsaved)
                 .expect("encoding in memory cannot fail with the current dictionary");
             batch.insert(&keys::tail_key(chat.id, seq), bytes);
-            chat.segments.push(seq);
+            chat.segments.push((seq, max));
             chat.unsaved.clear();
         }
         chat.segments_stale = false;
@@ -439,11 +497,11 @@ impl Shared {
                 .collect();
             kept.extend(edit.insert);
             kept.sort_by_key(|m| key_of(m));
-            batch.remove(&keys::block_key(keys::BLOCK, chat.id, meta.first));
+            batch.remove(&keys::seq_key(keys::BLOCK, meta.seq));
             batch.remove(&keys::block_key(keys::DIRECTORY, chat.id, meta.first));
             let pending = pending_blocks.contains(&meta.seq);
             if pending {
-                batch.remove(&keys::pending_key(meta.seq));
+                batch.remove(&keys::seq_key(keys::PENDING_POSTINGS, meta.seq));
                 effects
                     .pending_removed
                     .push((meta.seq, block_refs(chat.id, &old)));
@@ -520,7 +578,8 @@ impl Shared {
     }
 
     /// The group commit: writes every changed chat, trains the dictionary when due, flushes
-    /// postings when the buffer is large (or always, when `everything`), then syncs.
+    /// postings when the buffer is large, then syncs. `everything` also brings every checkpoint
+    /// up to date (on close and before verify), so the next open reads no block.
     pub(super) fn commit(&self, everything: bool) -> Result<()> {
         let started = Instant::now();
         {
@@ -531,16 +590,23 @@ impl Shared {
                     continue;
                 };
                 let mut chat = lock(&handle);
-                if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None) {
+                if let Err(e) = self.write_chat_with(&mut chat, BTreeMap::new(), None, everything) {
                     // Keep the rest queued for the next attempt.
                     drop(chat);
                     lock(&self.dirty).extend_from_slice(&dirty[i..]);
                     return Err(e);
                 }
             }
+            if everything {
+                for handle in self.all_chats() {
+                    let mut chat = lock(&handle);
+                    if chat.unchecked_seals > 0 {
+                        self.write_chat_with(&mut chat, BTreeMap::new(), None, true)?;
+                    }
+                }
+            }
             self.maybe_train_dictionary()?;
-            let pending = lock(&self.postings.pending).refs;
-            if pending >= postings::FLUSH_REFS || (everything && pending > 0) {
+            if lock(&self.postings.pending).refs >= postings::FLUSH_REFS {
                 self.flush_postings()?;
             }
         }
@@ -550,16 +616,33 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes the pending postings as chunks and drops their `Q` records.
+    /// Writes the pending postings as chunks and drops their `Q` records. A user whose last
+    /// chunk is still small gets it extended instead of another small chunk.
     fn flush_postings(&self) -> Result<()> {
         let mut pending = lock(&self.postings.pending);
         let mut batch = sled::Batch::default();
-        for (user, refs) in pending.by_user.iter_mut() {
+        for (&user, refs) in pending.by_user.iter_mut() {
+            let last = self
+                .db
+                .scan_prefix(keys::user_prefix(keys::POSTINGS, user))
+                .next_back()
+                .transpose()
+                .map_err(|e| self.io(e))?;
+            if let Some((k, v)) = last {
+                let (_, first, _) = postings::parse_key(&k)
+                    .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
+                let old = postings::decode_chunk(first, &v)
+                    .map_err(|e| self.corrupt("postings chunk", e))?;
+                if old.len() < SMALL_CHUNK_REFS {
+                    batch.remove(k);
+                    refs.extend(old);
+                }
+            }
             refs.sort_unstable();
-            self.stage_new_chunks(*user, refs, &mut batch);
+            self.stage_new_chunks(user, refs, &mut batch);
         }
         for seq in &pending.blocks {
-            batch.remove(&keys::pending_key(*seq));
+            batch.remove(&keys::seq_key(keys::PENDING_POSTINGS, *seq));
         }
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         *pending = postings::Pending::default();
@@ -605,9 +688,9 @@ impl Shared {
         let mut batch = sled::Batch::default();
         batch.insert(keys::meta_key(&format!("dict/{id}")), codec::encode(&raw));
         for (chat, meta, messages) in existing {
-            let bytes = codec::encode_block(&self.compressor, &messages)
+            let bytes = codec::encode_block(&self.compressor, chat, &messages)
                 .map_err(|e| self.corrupt("recompressing a block", e))?;
-            batch.insert(&keys::block_key(keys::BLOCK, chat, meta.first), bytes);
+            batch.insert(&keys::seq_key(keys::BLOCK, meta.seq), bytes);
         }
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         tracing::info!(samples = samples.len(), "trained a compression dictionary");
