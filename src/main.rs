@@ -64,6 +64,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also write the JSON report to this file.
+        #[arg(long)]
+        save: Option<PathBuf>,
     },
     /// Runs one engine of `bench` (the benchmark starts this itself).
     #[command(hide = true)]
@@ -198,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             queries,
             work_dir,
             json,
+            save,
         } => {
             let options = BenchOptions {
                 spec: WorkloadSpec {
@@ -210,6 +214,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 work_dir,
             };
             let report = bench::run(&options)?;
+            if let Some(file) = save {
+                std::fs::write(&file, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", file.display()))?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -556,12 +556,7 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db> {
         .cache_capacity(config.cache_bytes)
         .flush_every_ms(None)
         .mode(sled::Mode::LowSpace)
-        .segment_size(
-            std::env::var("SEG")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(512 << 10),
-        );
+        .segment_size(SEGMENT_BYTES);
     // sled releases its file lock a moment after the previous handle is dropped, so a lock held
     // by this very process (a reopen) is waited for briefly; another process keeps it.
     let deadline = Instant::now() + LOCK_WAIT;
@@ -589,6 +584,13 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// sled's log segment size. Values over a quarter of it are written once as blob files instead of
+/// being copied with every rewrite of their leaf; 32 KiB puts sealed blocks there and keeps sled's
+/// IO buffers small (measured at 200k messages: 147 bytes/message on disk against 219 with sled's
+/// 512 KiB default, for about 15% less live ingest throughput). Fixed for the life of a store:
+/// sled records it.
+const SEGMENT_BYTES: usize = 32 << 10;
 
 /// How long `open` waits for sled's file lock.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
