@@ -39,6 +39,8 @@ pub struct OpResult {
     pub per_sec: f64,
     pub p50_micros: f64,
     pub p99_micros: f64,
+    pub p999_micros: f64,
+    pub max_micros: f64,
 }
 
 /// One engine's figures.
@@ -241,6 +243,8 @@ fn op(name: &str, count: u64, elapsed: Duration, latencies: &Histogram<u64>) -> 
         per_sec: count as f64 / elapsed.as_secs_f64().max(1e-9),
         p50_micros: latencies.value_at_quantile(0.5) as f64 / 1e3,
         p99_micros: latencies.value_at_quantile(0.99) as f64 / 1e3,
+        p999_micros: latencies.value_at_quantile(0.999) as f64 / 1e3,
+        max_micros: latencies.max() as f64 / 1e3,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use super::model::{Message, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// How many top users a chat keeps ready.
 pub const TOP_USERS: usize = 10;
@@ -18,7 +18,7 @@ pub struct Counters {
     /// Messages that count for users (not service messages).
     pub total: u64,
     pub service: u64,
-    pub users: HashMap<UserId, u64>,
+    pub users: UserCounts,
     /// By hour of day, UTC.
     pub hours: [u64; 24],
     /// By day number since the epoch, UTC.
@@ -43,7 +43,7 @@ impl Counters {
         self.hours[hour_of(m.time)] += 1;
         *self.days.entry(day_of(m.time)).or_insert(0) += 1;
         let user = m.user_id?;
-        *self.users.entry(user).or_insert(0) += 1;
+        self.users.increment(user);
         Some(UserDelta { user, added: true })
     }
 
@@ -56,7 +56,7 @@ impl Counters {
         self.total = self.total.saturating_sub(1);
         let hour = &mut self.hours[hour_of(m.time)];
         *hour = hour.saturating_sub(1);
-        self.days.decrement(day_of(m.time));
+        decrement_day(&mut self.days, day_of(m.time));
         let user = m.user_id?;
         self.users.decrement(user);
         Some(UserDelta { user, added: false })
@@ -64,8 +64,7 @@ impl Counters {
 
     /// The stored form (sorted, so equal counters encode equally), covering blocks up to `seq`.
     pub fn to_checkpoint(&self, covered_seq: u64) -> Checkpoint {
-        let mut users: Vec<(UserId, u64)> = self.users.iter().map(|(&u, &n)| (u, n)).collect();
-        users.sort_unstable();
+        let users = self.users.0.clone();
         Checkpoint {
             covered_seq,
             total: self.total,
@@ -81,37 +80,70 @@ impl Counters {
         Some(Counters {
             total: c.total,
             service: c.service,
-            users: c.users.into_iter().collect(),
+            users: UserCounts::from_sorted(c.users)?,
             hours: c.hours.try_into().ok()?,
             days: c.days.into_iter().collect(),
         })
     }
 }
 
-/// The two maps counters keep, decremented the same way: entries that reach zero disappear, so
-/// "unique users" is the map's length.
-trait MapLike<K> {
-    fn decrement(&mut self, key: K);
-}
+/// Messages per user of one chat, sorted by user id. A sorted vector takes a third of a hash
+/// map's memory (a chat can have thousands of users), loads from a checkpoint without rehashing,
+/// and a new user — the only insertion — is rare next to the lookups. Users whose count reaches
+/// zero are dropped, so the length is the number of unique users.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserCounts(Vec<(UserId, u64)>);
 
-impl<K: std::hash::Hash + Eq> MapLike<K> for HashMap<K, u64> {
-    fn decrement(&mut self, key: K) {
-        if let Some(n) = self.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.remove(&key);
+impl UserCounts {
+    /// From `(user, count)` pairs sorted by user, as a checkpoint stores them.
+    pub fn from_sorted(pairs: Vec<(UserId, u64)>) -> Option<UserCounts> {
+        let valid = pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|&(_, n)| n > 0);
+        valid.then_some(UserCounts(pairs))
+    }
+
+    /// One more message of `user`.
+    pub fn increment(&mut self, user: UserId) {
+        match self.0.binary_search_by_key(&user, |&(u, _)| u) {
+            Ok(i) => self.0[i].1 += 1,
+            Err(i) => self.0.insert(i, (user, 1)),
+        }
+    }
+
+    /// One message fewer of `user`.
+    pub fn decrement(&mut self, user: UserId) {
+        if let Ok(i) = self.0.binary_search_by_key(&user, |&(u, _)| u) {
+            self.0[i].1 -= 1;
+            if self.0[i].1 == 0 {
+                self.0.remove(i);
             }
         }
     }
+
+    /// The count of `user`, if they have messages.
+    pub fn get(&self, user: UserId) -> Option<u64> {
+        self.0
+            .binary_search_by_key(&user, |&(u, _)| u)
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    /// Users with messages.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `(user, count)` by user id.
+    pub fn iter(&self) -> impl Iterator<Item = (UserId, u64)> + '_ {
+        self.0.iter().copied()
+    }
 }
 
-impl<K: Ord> MapLike<K> for BTreeMap<K, u64> {
-    fn decrement(&mut self, key: K) {
-        if let Some(n) = self.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.remove(&key);
-            }
+/// Day counts drop days that reach zero, like user counts.
+fn decrement_day(days: &mut BTreeMap<i64, u64>, day: i64) {
+    if let Some(n) = days.get_mut(&day) {
+        *n -= 1;
+        if *n == 0 {
+            days.remove(&day);
         }
     }
 }
@@ -175,8 +207,7 @@ impl TopUsers {
     /// The current top list, rebuilt from `counters` if stale.
     pub fn get(&mut self, counters: &Counters) -> &[(u64, UserId)] {
         if self.stale {
-            let mut all: Vec<(u64, UserId)> =
-                counters.users.iter().map(|(&u, &n)| (n, u)).collect();
+            let mut all: Vec<(u64, UserId)> = counters.users.iter().map(|(u, n)| (n, u)).collect();
             let cut = TOP_USERS.min(all.len());
             if cut > 0 && cut < all.len() {
                 all.select_nth_unstable_by_key(cut - 1, rank);
@@ -227,7 +258,7 @@ mod tests {
                 if add || stored.is_empty() {
                     let m = msg(user, 1000, MessageKind::Text);
                     if let Some(d) = counters.add(&m) {
-                        top.increased(d.user, counters.users[&d.user]);
+                        top.increased(d.user, counters.users.get(d.user).unwrap());
                     }
                     stored.push(m);
                 } else {

@@ -157,7 +157,7 @@ impl Store {
     pub fn user_total_in_chat(&self, chat: ChatId, user: UserId) -> u64 {
         self.shared
             .chat(chat)
-            .and_then(|h| lock(&h).counters.users.get(&user).copied())
+            .and_then(|h| lock(&h).counters.users.get(user))
             .unwrap_or(0)
     }
 

@@ -10,7 +10,7 @@ use super::counters::{Checkpoint, Counters};
 use super::keys;
 use super::model::*;
 use super::postings::{self, BlockRefs, PostingRef};
-use super::{lock, Result, Shared, Store};
+use super::{lock, Commit, Result, Shared, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -42,7 +42,7 @@ struct ChatTruth {
 impl Store {
     /// Checks every derived structure and counter against the messages.
     pub fn verify(&self) -> Result<VerifyReport> {
-        self.shared.commit(true)?;
+        self.shared.commit(Commit::Close)?;
         let _writer = lock(&self.shared.writer);
         let (truth, mut report) = self.shared.read_truth()?;
         self.shared.check(&truth, &mut report)?;
@@ -52,7 +52,7 @@ impl Store {
     /// Rebuilds every derived structure from the messages, then verifies. Unreadable blocks are
     /// reported and left in place: only a backup can bring their messages back.
     pub fn repair(&self) -> Result<VerifyReport> {
-        self.shared.commit(true)?;
+        self.shared.commit(Commit::Close)?;
         {
             let _writer = lock(&self.shared.writer);
             let _rewrites = self.shared.rewrites.write().expect("rewrite gate");
@@ -203,7 +203,7 @@ impl Shared {
             for m in &t.tail {
                 everything.add(m);
             }
-            for (&user, &n) in &everything.users {
+            for (user, n) in everything.users.iter() {
                 *user_totals.entry(user).or_insert(0) += n;
             }
             total += everything.total;

@@ -11,10 +11,10 @@ use super::counters::Counters;
 use super::keys;
 use super::model::{ChatId, ChatInfo, Message, MessageId, MessageRef, Timestamp, UserId, UserInfo};
 use super::postings::{self, BlockRefs, PostingRef};
-use super::{lock, posting_of, Result, Shared, Store};
+use super::{lock, posting_of, Commit, Result, Shared, Store};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Tail segments a chat may have before its tail is rewritten as one.
@@ -23,12 +23,35 @@ const MAX_SEGMENTS: usize = 16;
 const CHECKPOINT_EVERY: usize = 16;
 /// A user's last postings chunk smaller than this takes in new refs instead of a new chunk.
 const SMALL_CHUNK_REFS: usize = 256;
-/// A tail this long is sealed right away instead of waiting for the group commit.
-const MAX_TAIL: usize = 8 * SEAL_LEN;
-/// Sealed blocks needed before a compression dictionary is trained.
+/// A tail this long is sealed by its writer instead of waiting for the group commit: a hard cap
+/// on memory. Well above what arrives during one commit (up to ~150 ms for hundreds of changed
+/// chats), so that writers do not wait for commits; the group commit is woken at two blocks.
+const MAX_TAIL: usize = 64 * SEAL_LEN;
+/// Sealed blocks needed before a compression dictionary is trained (blocks sealed before keep
+/// plain compression).
 const DICTIONARY_AFTER_BLOCKS: usize = 64;
+/// Frames the dictionary is trained on.
+const DICTIONARY_SAMPLES: usize = 2048;
 /// Refs per postings chunk at most.
 const MAX_CHUNK_REFS: usize = 4096;
+
+/// Messages encoded ahead of a write, outside the chat's lock.
+pub(super) struct EncodedBlock {
+    messages: Vec<MessageRef>,
+    bytes: Vec<u8>,
+}
+
+/// What [`Shared::prepare`] encoded for a chat's next write.
+#[derive(Default)]
+pub(super) struct Prepared {
+    blocks: Vec<EncodedBlock>,
+    segment: Option<EncodedBlock>,
+}
+
+/// Whether `list` starts with exactly the messages of `prefix` (the same records, not equal ones).
+fn starts_with(list: &[MessageRef], prefix: &[MessageRef]) -> bool {
+    list.len() >= prefix.len() && list.iter().zip(prefix).all(|(a, b)| Arc::ptr_eq(a, b))
+}
 
 /// Changes to one sealed block.
 #[derive(Default)]
@@ -53,12 +76,23 @@ impl Store {
             }
         };
         match tail_len {
-            Some(len) if len < MAX_TAIL => Ok(()),
+            Some(len) if len < MAX_TAIL => {
+                if len == 2 * SEAL_LEN {
+                    self.shared.wake_flusher();
+                }
+                Ok(())
+            }
             // Writers outran the group commit: seal now to keep memory bounded.
             Some(_) => {
                 let _writer = lock(&self.shared.writer);
-                self.shared
-                    .write_chat(&mut lock(&handle), BTreeMap::new(), None)
+                let prepared = self.shared.prepare(&handle)?;
+                self.shared.write_chat_with(
+                    &mut lock(&handle),
+                    BTreeMap::new(),
+                    None,
+                    false,
+                    prepared,
+                )
             }
             None => {
                 let _writer = lock(&self.shared.writer);
@@ -178,7 +212,7 @@ impl Shared {
         }
         if let Some(d) = delta {
             if added {
-                let count = chat.counters.users.get(&d.user).copied().unwrap_or(0);
+                let count = chat.counters.users.get(d.user).unwrap_or(0);
                 chat.top.increased(d.user, count);
             } else {
                 chat.top.decreased();
@@ -316,7 +350,7 @@ impl Shared {
         edits: BTreeMap<usize, BlockEdit>,
         forget: Option<UserId>,
     ) -> Result<()> {
-        self.write_chat_with(chat, edits, forget, false)
+        self.write_chat_with(chat, edits, forget, false, Prepared::default())
     }
 
     /// [`Shared::write_chat`], optionally writing the checkpoint even if few seals happened.
@@ -326,6 +360,7 @@ impl Shared {
         edits: BTreeMap<usize, BlockEdit>,
         forget: Option<UserId>,
         checkpoint_now: bool,
+        prepared: Prepared,
     ) -> Result<()> {
         let rewrite = !edits.is_empty();
         let _rewrites = rewrite.then(|| self.rewrites.read().expect("rewrite gate"));
@@ -341,9 +376,9 @@ impl Shared {
             }
         }
         if chat.tail.len() >= SEAL_LEN {
-            self.stage_seal(chat, &mut batch, &mut effects)?;
+            self.stage_seal(chat, &mut batch, &mut effects, prepared.blocks)?;
         }
-        self.stage_tail(chat, &mut batch);
+        self.stage_tail(chat, &mut batch, prepared.segment)?;
         if rewrite
             || chat.unchecked_seals >= CHECKPOINT_EVERY
             || (checkpoint_now && chat.unchecked_seals > 0)
@@ -353,6 +388,9 @@ impl Shared {
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         effects.apply(self);
         chat.dirty = false;
+        if !chat.unsaved.is_empty() {
+            self.mark_dirty(chat);
+        }
         Ok(())
     }
 
@@ -387,11 +425,18 @@ impl Shared {
         chat: &mut ChatState,
         batch: &mut sled::Batch,
         effects: &mut Effects,
+        prepared: Vec<EncodedBlock>,
     ) -> Result<()> {
         let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
         let sealed: Vec<MessageRef> = chat.tail.drain(..full).collect();
+        let mut prepared = prepared.into_iter();
         for block in sealed.chunks(SEAL_LEN) {
-            let meta = self.stage_block(chat.id, block, batch, effects, true)?;
+            // Use the encoding made outside the lock if the tail still starts with those messages.
+            let bytes = prepared
+                .next()
+                .filter(|p| p.messages.len() == block.len() && starts_with(block, &p.messages))
+                .map(|p| p.bytes);
+            let meta = self.stage_block(chat.id, block, bytes, batch, effects, true)?;
             chat.blocks.push(meta);
             for m in block {
                 if let Some(user) = m.user_id {
@@ -425,14 +470,17 @@ impl Shared {
         &self,
         chat: ChatId,
         messages: &[MessageRef],
+        encoded: Option<Vec<u8>>,
         batch: &mut sled::Batch,
         effects: &mut Effects,
         postings_pending: bool,
     ) -> Result<BlockMeta> {
         let seq = self.next_seq();
         let meta = BlockMeta::describe(messages, seq);
-        let bytes = codec::encode_block(&self.compressor, chat, messages)
-            .map_err(|e| self.corrupt(format!("encoding a block of chat {chat}"), e))?;
+        let bytes = match encoded {
+            Some(bytes) => bytes,
+            None => self.encode(chat, messages)?,
+        };
         batch.insert(&keys::seq_key(keys::BLOCK, seq), bytes);
         batch.insert(
             &keys::block_key(keys::DIRECTORY, chat, meta.first),
@@ -449,9 +497,62 @@ impl Shared {
         Ok(meta)
     }
 
+    fn encode(&self, chat: ChatId, messages: &[MessageRef]) -> Result<Vec<u8>> {
+        codec::encode_block(&self.compressor, chat, messages)
+            .map_err(|e| self.corrupt(format!("encoding a block of chat {chat}"), e))
+    }
+
+    /// Encodes what the next write of a chat will seal and append, without holding the chat's
+    /// lock, so that writers to a busy chat never wait for compression. The writer lock must be
+    /// held (nothing else seals meanwhile).
+    fn prepare(&self, handle: &Mutex<ChatState>) -> Result<Prepared> {
+        let (chat, ready, unsaved) = {
+            let chat = lock(handle);
+            let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
+            let end = if full > 0 {
+                Some(key_of(&chat.tail[full - 1]))
+            } else {
+                chat.sealed_end()
+            };
+            let unsaved: Vec<MessageRef> = chat
+                .unsaved
+                .iter()
+                .filter(|m| end.is_none_or(|end| key_of(m) > end))
+                .cloned()
+                .collect();
+            (chat.id, chat.tail[..full].to_vec(), unsaved)
+        };
+        let blocks = ready
+            .chunks(SEAL_LEN)
+            .map(|block| {
+                Ok(EncodedBlock {
+                    bytes: self.encode(chat, block)?,
+                    messages: block.to_vec(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let segment = if unsaved.is_empty() {
+            None
+        } else {
+            Some(EncodedBlock {
+                bytes: self.encode(chat, &unsaved)?,
+                messages: unsaved,
+            })
+        };
+        Ok(Prepared { blocks, segment })
+    }
+
     /// Writes the tail: a new segment with the unsaved records, or, when segments are stale or
     /// too many, one segment with the whole tail in place of all others.
-    fn stage_tail(&self, chat: &mut ChatState, batch: &mut sled::Batch) {
+    ///
+    /// A segment encoded outside the lock is used if the unsaved records still start with its
+    /// records; records that arrived since stay unsaved for the next commit.
+    fn stage_tail(
+        &self,
+        chat: &mut ChatState,
+        batch: &mut sled::Batch,
+        prepared: Option<EncodedBlock>,
+    ) -> Result<()> {
         let rewrite = chat.segments_stale || chat.segments.len() >= MAX_SEGMENTS;
         if rewrite {
             for (seq, _) in chat.segments.drain(..) {
@@ -459,15 +560,26 @@ impl Shared {
             }
             chat.unsaved = chat.tail.clone();
         }
-        if let Some(max) = chat.unsaved.iter().map(|m| key_of(m)).max() {
+        let (records, bytes) =
+            match prepared.filter(|p| !rewrite && starts_with(&chat.unsaved, &p.messages)) {
+                Some(p) => (chat.unsaved.drain(..p.messages.len()).collect(), p.bytes),
+                None => {
+                    let records = std::mem::take(&mut chat.unsaved);
+                    let bytes = if records.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.encode(chat.id, &records)?
+                    };
+                    (records, bytes)
+                }
+            };
+        if let Some(max) = records.iter().map(|m| key_of(m)).max() {
             let seq = self.next_seq();
-            let bytes = codec::encode_block(&self.compressor, chat.id, &chat.unsaved)
-                .expect("encoding in memory cannot fail with the current dictionary");
             batch.insert(&keys::tail_key(chat.id, seq), bytes);
             chat.segments.push((seq, max));
-            chat.unsaved.clear();
         }
         chat.segments_stale = false;
+        Ok(())
     }
 
     /// Rewrites edited blocks: drops removed messages, merges inserted ones, splits what grew
@@ -526,7 +638,7 @@ impl Shared {
             };
             let mut metas = Vec::new();
             for piece in pieces {
-                metas.push(self.stage_block(chat.id, piece, batch, effects, pending)?);
+                metas.push(self.stage_block(chat.id, piece, None, batch, effects, pending)?);
             }
             replaced.insert(index, metas);
         }
@@ -578,9 +690,9 @@ impl Shared {
     }
 
     /// The group commit: writes every changed chat, trains the dictionary when due, flushes
-    /// postings when the buffer is large, then syncs. `everything` also brings every checkpoint
-    /// up to date (on close and before verify), so the next open reads no block.
-    pub(super) fn commit(&self, everything: bool) -> Result<()> {
+    /// postings when the buffer is large, then (unless only sealing) syncs.
+    pub(super) fn commit(&self, kind: Commit) -> Result<()> {
+        let everything = kind == Commit::Close;
         let started = Instant::now();
         {
             let _writer = lock(&self.writer);
@@ -589,8 +701,16 @@ impl Shared {
                 let Some(handle) = self.chat(id) else {
                     continue;
                 };
+                let prepared = self.prepare(&handle)?;
                 let mut chat = lock(&handle);
-                if let Err(e) = self.write_chat_with(&mut chat, BTreeMap::new(), None, everything) {
+                if kind == Commit::Seal && chat.tail.len() < SEAL_LEN {
+                    // Only full blocks are worth an early commit; the rest waits for the sync.
+                    lock(&self.dirty).push(id);
+                    continue;
+                }
+                let written =
+                    self.write_chat_with(&mut chat, BTreeMap::new(), None, everything, prepared);
+                if let Err(e) = written {
                     // Keep the rest queued for the next attempt.
                     drop(chat);
                     lock(&self.dirty).extend_from_slice(&dirty[i..]);
@@ -601,14 +721,26 @@ impl Shared {
                 for handle in self.all_chats() {
                     let mut chat = lock(&handle);
                     if chat.unchecked_seals > 0 {
-                        self.write_chat_with(&mut chat, BTreeMap::new(), None, true)?;
+                        self.write_chat_with(
+                            &mut chat,
+                            BTreeMap::new(),
+                            None,
+                            true,
+                            Prepared::default(),
+                        )?;
                     }
                 }
             }
-            self.maybe_train_dictionary()?;
             if lock(&self.postings.pending).refs >= postings::FLUSH_REFS {
                 self.flush_postings()?;
             }
+            let mut names = sled::Batch::default();
+            self.stage_renamed(&mut names);
+            self.db.apply_batch(names).map_err(|e| self.io(e))?;
+        }
+        self.maybe_train_dictionary()?;
+        if kind == Commit::Seal {
+            return Ok(());
         }
         // The sync covers every batch applied above; writers need not wait for the disk.
         self.db.flush().map_err(|e| self.io(e))?;
@@ -622,10 +754,11 @@ impl Shared {
         let mut pending = lock(&self.postings.pending);
         let mut batch = sled::Batch::default();
         for (&user, refs) in pending.by_user.iter_mut() {
+            // Forward: sled's reverse iteration costs far more than walking a user's few chunks.
             let last = self
                 .db
                 .scan_prefix(keys::user_prefix(keys::POSTINGS, user))
-                .next_back()
+                .last()
                 .transpose()
                 .map_err(|e| self.io(e))?;
             if let Some((k, v)) = last {
@@ -661,19 +794,25 @@ impl Shared {
             return Ok(());
         }
         self.dictionary_attempt.store(blocks, Ordering::Relaxed);
-        let _rewrites = self.rewrites.read().expect("rewrite gate");
         let mut samples = Vec::new();
-        let mut existing = Vec::new();
-        for handle in &chats {
-            let chat = lock(handle);
-            for meta in &chat.blocks {
-                let messages = self.read_block(chat.id, meta)?;
-                for frame in messages.chunks(codec::FRAME_LEN) {
-                    samples.push(codec::encode_columns(frame));
+        {
+            // Blocks are not rewritten while the writer lock is held.
+            let _writer = lock(&self.writer);
+            'chats: for handle in &chats {
+                let (chat, metas) = {
+                    let chat = lock(handle);
+                    (chat.id, chat.blocks.clone())
+                };
+                for meta in &metas {
+                    let messages = self.read_block(chat, meta)?;
+                    samples.extend(messages.chunks(codec::FRAME_LEN).map(codec::encode_columns));
+                    if samples.len() >= DICTIONARY_SAMPLES {
+                        break 'chats;
+                    }
                 }
-                existing.push((chat.id, meta.clone(), messages));
             }
         }
+        // Training takes a while: no lock is held, writers and commits go on.
         let raw = match Compressor::train(&samples) {
             Ok(raw) => raw,
             Err(e) => {
@@ -682,17 +821,13 @@ impl Shared {
             }
         };
         let id = 1;
+        // Stored before any block can be compressed with it.
+        self.db
+            .insert(keys::meta_key(&format!("dict/{id}")), codec::encode(&raw))
+            .map_err(|e| self.io(e))?;
         self.compressor
-            .add_dictionary(id, raw.clone())
+            .add_dictionary(id, raw)
             .map_err(|e| self.corrupt("new dictionary", e))?;
-        let mut batch = sled::Batch::default();
-        batch.insert(keys::meta_key(&format!("dict/{id}")), codec::encode(&raw));
-        for (chat, meta, messages) in existing {
-            let bytes = codec::encode_block(&self.compressor, chat, &messages)
-                .map_err(|e| self.corrupt("recompressing a block", e))?;
-            batch.insert(&keys::seq_key(keys::BLOCK, meta.seq), bytes);
-        }
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
         tracing::info!(samples = samples.len(), "trained a compression dictionary");
         Ok(())
     }
