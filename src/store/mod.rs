@@ -221,7 +221,9 @@ impl Shared {
                 path.display()
             )));
         }
+        let started = Instant::now();
         let db = open_sled(config)?;
+        let sled_opened = started.elapsed();
         let shared = Shared {
             path,
             db,
@@ -242,6 +244,16 @@ impl Shared {
         };
         shared.check_format()?;
         shared.load()?;
+        let chats = shared.all_chats();
+        tracing::info!(
+            path = %shared.path.display(),
+            chats = chats.len(),
+            blocks = chats.iter().map(|c| lock(c).blocks.len()).sum::<usize>(),
+            messages = shared.totals.messages.load(Ordering::Relaxed),
+            sled_millis = sled_opened.as_secs_f64() * 1e3,
+            total_millis = started.elapsed().as_secs_f64() * 1e3,
+            "store opened"
+        );
         Ok(shared)
     }
 
@@ -381,6 +393,8 @@ impl Shared {
                 pending.add_block(seq, &refs);
             }
         }
+        // Summed here, then one update per user rather than one per user and chat.
+        let mut user_totals: HashMap<UserId, u64> = HashMap::new();
         for (chat, mut state) in states {
             state.blocks.sort_by_key(|b| b.first);
             // Blocks sealed after the checkpoint was written are counted now.
@@ -415,10 +429,13 @@ impl Shared {
                 self.totals.chats.fetch_add(1, Ordering::Relaxed);
             }
             for (user, n) in state.counters.users.iter() {
-                self.user_count_changed(user, None, n as i64);
+                *user_totals.entry(user).or_insert(0) += n;
             }
             self.chat_shard_mut(chat)
                 .insert(chat, Arc::new(Mutex::new(state)));
+        }
+        for (user, n) in user_totals {
+            self.user_count_changed(user, None, n as i64);
         }
         self.next_seq.store(max_seq + 1, Ordering::SeqCst);
         Ok(())
@@ -633,7 +650,7 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db> {
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

@@ -31,7 +31,7 @@ const MAX_TAIL: usize = 64 * SEAL_LEN;
 /// plain compression).
 const DICTIONARY_AFTER_BLOCKS: usize = 64;
 /// Frames the dictionary is trained on.
-const DICTIONARY_SAMPLES: usize = 2048;
+const DICTIONARY_SAMPLES: usize = 512;
 /// Refs per postings chunk at most.
 const MAX_CHUNK_REFS: usize = 4096;
 
