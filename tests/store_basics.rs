@@ -42,6 +42,11 @@ fn recent_returns_the_last_messages_in_order_across_seals_and_reopen() {
             .unwrap();
     }
     store.flush().unwrap();
+    let health = store.health();
+    assert!(
+        health.commits >= 1 && health.blocks_sealed >= 7 && health.size_on_disk > 0,
+        "{health:?}"
+    );
     let check = |store: &Store| {
         let recent = store.recent(GROUP, 300).unwrap();
         assert_eq!(recent.len(), 300);

@@ -134,6 +134,17 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
             }
             hours[(m.time.rem_euclid(86_400) / 3600) as usize] += 1;
         }
+        for user in 1..6 {
+            prop_assert_eq!(
+                store.user_total_in_chat(chat, user),
+                per_user.get(&user).copied().unwrap_or(0)
+            );
+        }
+        let mut days: BTreeMap<i64, u64> = BTreeMap::new();
+        for m in &counted {
+            *days.entry(m.time.div_euclid(86_400)).or_default() += 1;
+        }
+        prop_assert_eq!(store.daily_counts(chat), days);
         let mut top: Vec<(u64, i64)> = per_user.iter().map(|(&u, &n)| (n, u)).collect();
         top.sort_by_key(|&(n, u)| (std::cmp::Reverse(n), u));
         top.truncate(TOP_USERS);
@@ -162,6 +173,14 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
         total += counted.len() as u64;
         service += (expected.len() - counted.len()) as u64;
         chats += u64::from(!expected.is_empty());
+    }
+    for user in 1..6 {
+        let everywhere = model
+            .messages
+            .values()
+            .filter(|m| m.user_id == Some(user) && m.kind != MessageKind::Service)
+            .count() as u64;
+        prop_assert_eq!(store.user_total(user), everywhere);
     }
     let global = store.global_stats();
     prop_assert_eq!(

@@ -225,19 +225,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Recounts a chat's counters from its messages (for tests and `verify`).
-    pub fn recount(&self, chat: ChatId) -> Result<Option<(u64, u64)>> {
-        let Some(handle) = self.shared.chat(chat) else {
-            return Ok(None);
-        };
-        let state = lock(&handle);
-        let mut counters = Counters::default();
-        for m in self.shared.all_messages(&state)? {
-            counters.add(&m);
-        }
-        Ok(Some((counters.total, counters.service)))
-    }
 }
 
 impl Shared {
