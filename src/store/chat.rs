@@ -134,11 +134,6 @@ impl ChatState {
             .or_else(|| self.blocks.last().map(|b| b.last.time))?;
         Some((first, last))
     }
-
-    /// Number of stored messages, service messages included.
-    pub fn stored(&self) -> u64 {
-        self.blocks.iter().map(|b| u64::from(b.count)).sum::<u64>() + self.tail.len() as u64
-    }
 }
 
 /// The tail that tail segments describe: per message the record of the latest segment, minus

@@ -3,7 +3,6 @@
 
 use super::chat::{BlockMeta, ChatState};
 use super::codec::{key_of, BlockView};
-use super::counters::Counters;
 use super::frames::Frame;
 use super::keys::{self, MsgKey};
 use super::model::*;
@@ -281,16 +280,6 @@ impl Shared {
         self.block_view(chat, meta, &bytes)?
             .all(&self.compressor)
             .map_err(|e| self.corrupt(block_name(chat, meta), e))
-    }
-
-    /// Every message of a chat in order.
-    pub(super) fn all_messages(&self, chat: &ChatState) -> Result<Vec<MessageRef>> {
-        let mut out = Vec::with_capacity(chat.stored() as usize);
-        for meta in &chat.blocks {
-            out.extend(self.read_block(chat.id, meta)?);
-        }
-        out.extend(chat.tail.iter().cloned());
-        Ok(out)
     }
 
     /// The message at `key` in a chat, if stored.

@@ -41,11 +41,17 @@ pub(super) struct EncodedBlock {
     bytes: Vec<u8>,
 }
 
-/// What [`Shared::prepare`] encoded for a chat's next write.
+/// How a chat is written: what [`Shared::prepare`] encoded ahead, and what else to write.
 #[derive(Default)]
-pub(super) struct Prepared {
+pub(super) struct WritePlan {
     blocks: Vec<EncodedBlock>,
     segment: Option<EncodedBlock>,
+    /// Write the checkpoint even if few blocks were sealed since the last one.
+    checkpoint_now: bool,
+    /// Write the unsaved tail records now. Otherwise they wait for the group commit, unless the
+    /// segments on disk are stale: then the tail is rewritten in the same batch, or a sealed
+    /// message could come back from an old segment after a crash.
+    persist_tail: bool,
 }
 
 /// Whether `list` starts with exactly the messages of `prefix` (the same records, not equal ones).
@@ -85,14 +91,9 @@ impl Store {
             // Writers outran the group commit: seal now to keep memory bounded.
             Some(_) => {
                 let _writer = lock(&self.shared.writer);
-                let prepared = self.shared.prepare(&handle)?;
-                self.shared.write_chat_with(
-                    &mut lock(&handle),
-                    BTreeMap::new(),
-                    None,
-                    false,
-                    prepared,
-                )
+                let plan = self.shared.prepare(&handle)?;
+                self.shared
+                    .write_chat_with(&mut lock(&handle), BTreeMap::new(), None, plan)
             }
             None => {
                 let _writer = lock(&self.shared.writer);
@@ -350,17 +351,16 @@ impl Shared {
         edits: BTreeMap<usize, BlockEdit>,
         forget: Option<UserId>,
     ) -> Result<()> {
-        self.write_chat_with(chat, edits, forget, false, Prepared::default())
+        self.write_chat_with(chat, edits, forget, WritePlan::default())
     }
 
-    /// [`Shared::write_chat`], optionally writing the checkpoint even if few seals happened.
+    /// [`Shared::write_chat`] following a [`WritePlan`].
     fn write_chat_with(
         &self,
         chat: &mut ChatState,
         edits: BTreeMap<usize, BlockEdit>,
         forget: Option<UserId>,
-        checkpoint_now: bool,
-        prepared: Prepared,
+        plan: WritePlan,
     ) -> Result<()> {
         let rewrite = !edits.is_empty();
         let _rewrites = rewrite.then(|| self.rewrites.read().expect("rewrite gate"));
@@ -376,12 +376,14 @@ impl Shared {
             }
         }
         if chat.tail.len() >= SEAL_LEN {
-            self.stage_seal(chat, &mut batch, &mut effects, prepared.blocks)?;
+            self.stage_seal(chat, &mut batch, &mut effects, plan.blocks)?;
         }
-        self.stage_tail(chat, &mut batch, prepared.segment)?;
+        if plan.persist_tail || chat.segments_stale {
+            self.stage_tail(chat, &mut batch, plan.segment)?;
+        }
         if rewrite
             || chat.unchecked_seals >= CHECKPOINT_EVERY
-            || (checkpoint_now && chat.unchecked_seals > 0)
+            || (plan.checkpoint_now && chat.unchecked_seals > 0)
         {
             self.stage_checkpoint(chat, &mut batch);
         }
@@ -505,7 +507,7 @@ impl Shared {
     /// Encodes what the next write of a chat will seal and append, without holding the chat's
     /// lock, so that writers to a busy chat never wait for compression. The writer lock must be
     /// held (nothing else seals meanwhile).
-    fn prepare(&self, handle: &Mutex<ChatState>) -> Result<Prepared> {
+    fn prepare(&self, handle: &Mutex<ChatState>) -> Result<WritePlan> {
         let (chat, ready, unsaved) = {
             let chat = lock(handle);
             let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
@@ -539,7 +541,11 @@ impl Shared {
                 messages: unsaved,
             })
         };
-        Ok(Prepared { blocks, segment })
+        Ok(WritePlan {
+            blocks,
+            segment,
+            ..WritePlan::default()
+        })
     }
 
     /// Writes the tail: a new segment with the unsaved records, or, when segments are stale or
@@ -694,22 +700,27 @@ impl Shared {
     pub(super) fn commit(&self, kind: Commit) -> Result<()> {
         let everything = kind == Commit::Close;
         let started = Instant::now();
+        // The writer lock is taken chat by chat, so that a bulk writer waits for one chat's
+        // write rather than the whole commit.
         {
-            let _writer = lock(&self.writer);
             let dirty = std::mem::take(&mut *lock(&self.dirty));
             for (i, &id) in dirty.iter().enumerate() {
                 let Some(handle) = self.chat(id) else {
                     continue;
                 };
-                let prepared = self.prepare(&handle)?;
+                let _writer = lock(&self.writer);
+                let plan = WritePlan {
+                    checkpoint_now: everything,
+                    persist_tail: kind != Commit::Seal,
+                    ..self.prepare(&handle)?
+                };
                 let mut chat = lock(&handle);
                 if kind == Commit::Seal && chat.tail.len() < SEAL_LEN {
                     // Only full blocks are worth an early commit; the rest waits for the sync.
                     lock(&self.dirty).push(id);
                     continue;
                 }
-                let written =
-                    self.write_chat_with(&mut chat, BTreeMap::new(), None, everything, prepared);
+                let written = self.write_chat_with(&mut chat, BTreeMap::new(), None, plan);
                 if let Err(e) = written {
                     // Keep the rest queued for the next attempt.
                     drop(chat);
@@ -719,18 +730,19 @@ impl Shared {
             }
             if everything {
                 for handle in self.all_chats() {
+                    let _writer = lock(&self.writer);
                     let mut chat = lock(&handle);
                     if chat.unchecked_seals > 0 {
-                        self.write_chat_with(
-                            &mut chat,
-                            BTreeMap::new(),
-                            None,
-                            true,
-                            Prepared::default(),
-                        )?;
+                        let plan = WritePlan {
+                            checkpoint_now: true,
+                            persist_tail: true,
+                            ..WritePlan::default()
+                        };
+                        self.write_chat_with(&mut chat, BTreeMap::new(), None, plan)?;
                     }
                 }
             }
+            let _writer = lock(&self.writer);
             if lock(&self.postings.pending).refs >= postings::FLUSH_REFS {
                 self.flush_postings()?;
             }
