@@ -341,41 +341,25 @@ impl BenchReport {
                 )),
             );
         }
-        let row = |out: &mut String, name: &str, ours: String, theirs: Option<String>| {
+        let figures: [(&str, fn(&EngineReport) -> f64); 3] = [
+            ("disk bytes/message", |r| r.disk_bytes_per_message),
+            ("peak RSS (MiB)", |r| r.peak_rss_bytes as f64 / 1048576.0),
+            ("reopen (ms)", |r| r.reopen_millis),
+        ];
+        let _ = writeln!(out, "\n{:<24} {:>14} {:>14}", "", "chatkeeper", "sqlite");
+        for (name, value) in figures {
+            let theirs = self
+                .sqlite
+                .as_ref()
+                .map_or("-".into(), |r| format!("{:.1}", value(r)));
             let _ = writeln!(
                 out,
-                "{:<24} {:>14} {:>14}",
+                "{:<24} {:>14.1} {:>14}",
                 name,
-                ours,
-                theirs.unwrap_or("-".into())
+                value(&self.ours),
+                theirs
             );
-        };
-        let _ = writeln!(out);
-        row(&mut out, "", "chatkeeper".into(), Some("sqlite".into()));
-        row(
-            &mut out,
-            "disk bytes/message",
-            format!("{:.1}", self.ours.disk_bytes_per_message),
-            self.sqlite
-                .as_ref()
-                .map(|r| format!("{:.1}", r.disk_bytes_per_message)),
-        );
-        row(
-            &mut out,
-            "peak RSS (MiB)",
-            format!("{:.1}", self.ours.peak_rss_bytes as f64 / 1048576.0),
-            self.sqlite
-                .as_ref()
-                .map(|r| format!("{:.1}", r.peak_rss_bytes as f64 / 1048576.0)),
-        );
-        row(
-            &mut out,
-            "reopen (ms)",
-            format!("{:.1}", self.ours.reopen_millis),
-            self.sqlite
-                .as_ref()
-                .map(|r| format!("{:.1}", r.reopen_millis)),
-        );
+        }
         out
     }
 }
