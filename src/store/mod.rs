@@ -61,9 +61,11 @@ pub(crate) struct Shared {
     users: Vec<Mutex<HashMap<UserId, UserEntry>>>,
     postings: Postings,
     frames: FrameCache,
-    /// Serializes everything that changes sled's structure. Taken before any chat lock.
+    /// Serializes everything that changes sled's structure. Lock order: `rewrites`, then
+    /// `writer`, then chat locks.
     writer: Mutex<()>,
-    /// Held shared by block rewrites and exclusively by a backup while it streams blocks.
+    /// Held shared by code that may rewrite blocks and exclusively by a backup while it streams
+    /// blocks (and by repair).
     rewrites: RwLock<()>,
     /// Chats with changes since the last commit.
     dirty: Mutex<Vec<ChatId>>,

@@ -54,8 +54,9 @@ impl Store {
     pub fn repair(&self) -> Result<VerifyReport> {
         self.shared.commit(Commit::Close)?;
         {
-            let _writer = lock(&self.shared.writer);
+            // The store's lock order: rewrite gate, then writer.
             let _rewrites = self.shared.rewrites.write().expect("rewrite gate");
+            let _writer = lock(&self.shared.writer);
             let (truth, _) = self.shared.read_truth()?;
             self.shared.rebuild(truth)?;
         }

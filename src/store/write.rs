@@ -14,7 +14,7 @@ use super::postings::{self, BlockRefs, PostingRef};
 use super::{lock, posting_of, Commit, Result, Shared, Store};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
 use std::time::Instant;
 
 /// Tail segments a chat may have before its tail is rewritten as one.
@@ -96,7 +96,7 @@ impl Store {
                     .write_chat_with(&mut lock(&handle), BTreeMap::new(), None, plan)
             }
             None => {
-                let _writer = lock(&self.shared.writer);
+                let _locks = self.shared.lock_for_rewrite();
                 let mut chat = lock(&handle);
                 self.shared.upsert_slow(&mut chat, vec![message])
             }
@@ -110,7 +110,7 @@ impl Store {
         for m in messages {
             by_chat.entry(m.chat_id).or_default().push(Arc::new(m));
         }
-        let _writer = lock(&self.shared.writer);
+        let _locks = self.shared.lock_for_rewrite();
         for (chat_id, mut batch) in by_chat {
             batch.sort_by_key(|m| key_of(m));
             let handle = self.shared.chat_or_new(chat_id);
@@ -178,6 +178,14 @@ impl Store {
 }
 
 impl Shared {
+    /// The locks of code that may rewrite sealed blocks, in the store's one lock order: the
+    /// rewrite gate (held shared, so that a backup's block list stays valid), then the writer
+    /// lock; chat locks come after both.
+    pub(super) fn lock_for_rewrite(&self) -> (RwLockReadGuard<'_, ()>, MutexGuard<'_, ()>) {
+        let gate = self.rewrites.read().expect("rewrite gate");
+        (gate, lock(&self.writer))
+    }
+
     /// Queues a chat for the next group commit.
     fn mark_dirty(&self, chat: &mut ChatState) {
         if !chat.dirty {
@@ -354,7 +362,8 @@ impl Shared {
         self.write_chat_with(chat, edits, forget, WritePlan::default())
     }
 
-    /// [`Shared::write_chat`] following a [`WritePlan`].
+    /// [`Shared::write_chat`] following a [`WritePlan`]. With `edits`, the caller holds
+    /// [`Shared::lock_for_rewrite`].
     fn write_chat_with(
         &self,
         chat: &mut ChatState,
@@ -363,7 +372,6 @@ impl Shared {
         plan: WritePlan,
     ) -> Result<()> {
         let rewrite = !edits.is_empty();
-        let _rewrites = rewrite.then(|| self.rewrites.read().expect("rewrite gate"));
         let mut batch = sled::Batch::default();
         let mut effects = Effects::default();
         let end_before = chat.sealed_end();
@@ -847,7 +855,7 @@ impl Shared {
     /// Deletes a user's messages in one chat or all, with postings, counters and (for all
     /// chats) the user record.
     fn delete_user(&self, user: UserId, only_chat: Option<ChatId>) -> Result<u64> {
-        let _writer = lock(&self.writer);
+        let _locks = self.lock_for_rewrite();
         let mut refs = self.chunk_refs(user, Timestamp::MIN, Timestamp::MAX)?;
         refs.extend(self.postings.in_memory(user));
         let mut by_chat: BTreeMap<ChatId, Vec<PostingRef>> = BTreeMap::new();
@@ -927,7 +935,7 @@ impl Shared {
 
     /// Retention: drops every message older than `time`, blocks, tails and postings alike.
     fn purge_before(&self, time: Timestamp) -> Result<u64> {
-        let _writer = lock(&self.writer);
+        let _locks = self.lock_for_rewrite();
         let mut purged = 0u64;
         for handle in self.all_chats() {
             let mut chat = lock(&handle);
