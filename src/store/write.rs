@@ -35,6 +35,9 @@ const DICTIONARY_SAMPLES: usize = 512;
 /// Refs per postings chunk at most.
 const MAX_CHUNK_REFS: usize = 4096;
 
+/// The guards of [`Shared::lock_for_rewrite`].
+pub(super) type RewriteLocks<'a> = (RwLockReadGuard<'a, ()>, MutexGuard<'a, ()>);
+
 /// Messages encoded ahead of a write, outside the chat's lock.
 pub(super) struct EncodedBlock {
     messages: Vec<MessageRef>,
@@ -181,7 +184,7 @@ impl Shared {
     /// The locks of code that may rewrite sealed blocks, in the store's one lock order: the
     /// rewrite gate (held shared, so that a backup's block list stays valid), then the writer
     /// lock; chat locks come after both.
-    pub(super) fn lock_for_rewrite(&self) -> (RwLockReadGuard<'_, ()>, MutexGuard<'_, ()>) {
+    pub(super) fn lock_for_rewrite(&self) -> RewriteLocks<'_> {
         let gate = self.rewrites.read().expect("rewrite gate");
         (gate, lock(&self.writer))
     }
