@@ -301,6 +301,9 @@ pub fn peak_rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Reads one figure off an engine's report.
+type Figure = fn(&EngineReport) -> f64;
+
 impl BenchReport {
     /// The human-readable table.
     pub fn table(&self) -> String {
@@ -341,7 +344,7 @@ impl BenchReport {
                 )),
             );
         }
-        let figures: [(&str, fn(&EngineReport) -> f64); 3] = [
+        let figures: [(&str, Figure); 3] = [
             ("disk bytes/message", |r| r.disk_bytes_per_message),
             ("peak RSS (MiB)", |r| r.peak_rss_bytes as f64 / 1048576.0),
             ("reopen (ms)", |r| r.reopen_millis),
