@@ -1,6 +1,7 @@
 //! Import of Telegram Desktop exports (`result.json`).
 //!
-//! So far: the mapping of one exported record to a store message ([`record`]). The streaming
-//! reader and the `chatkeeper import` command build on it.
+//! [`reader`] walks an export file without loading it; [`record`] maps each exported message to
+//! a store message.
 
+pub mod reader;
 pub mod record;
