@@ -2,10 +2,14 @@
 
 use anyhow::Context;
 use chatkeeper::bench::{self, workload::WorkloadSpec, BenchOptions, StoreEngine};
+use chatkeeper::import;
 use chatkeeper::store::{self, ChatStats, FlushPolicy, GlobalStats, Store, StoreConfig};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Self-hosted Telegram group bot with its own memory.
 #[derive(Parser)]
@@ -40,6 +44,19 @@ enum Command {
         #[arg(long)]
         repair: bool,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a Telegram Desktop export (result.json, single chat or whole account).
+    Import {
+        path: PathBuf,
+        /// Store a single-chat export under this Bot API chat id.
+        #[arg(long, allow_hyphen_values = true)]
+        chat_id: Option<i64>,
+        /// Parse and report without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -172,6 +189,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             });
         }
+        Command::Import {
+            path,
+            chat_id,
+            dry_run,
+            json,
+        } => {
+            let store = if dry_run {
+                None
+            } else {
+                Some(Store::open(StoreConfig::new(&cli.data_dir))?)
+            };
+            let total = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .len();
+            let read = Arc::new(AtomicU64::new(0));
+            let progress = Progress::start(total, read.clone());
+            let summary = import::import_file(
+                store.as_ref(),
+                &path,
+                &import::ImportOptions { chat_id },
+                &read,
+            );
+            progress.finish();
+            let summary = summary?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", import_text(&summary));
+            }
+        }
         Command::Backup { file } => {
             let store = open_existing(&cli.data_dir)?;
             let summary = store.backup(&file)?;
@@ -248,6 +295,104 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Import progress: a bar on a terminal, a log line every few seconds otherwise.
+struct Progress {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(total: u64, read: Arc<AtomicU64>) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let bar = std::io::stderr().is_terminal().then(|| {
+                    let bar = indicatif::ProgressBar::new(total);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                        )
+                        .expect("a valid template"),
+                    );
+                    bar
+                });
+                let mut last_log = std::time::Instant::now();
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let bytes = read.load(Ordering::Relaxed);
+                    match &bar {
+                        Some(bar) => bar.set_position(bytes),
+                        None if last_log.elapsed().as_secs() >= 5 => {
+                            tracing::info!(
+                                "import: {:.0}% ({} of {} MB)",
+                                bytes as f64 * 100.0 / total.max(1) as f64,
+                                bytes >> 20,
+                                total >> 20
+                            );
+                            last_log = std::time::Instant::now();
+                        }
+                        None => {}
+                    }
+                }
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+            })
+        };
+        Progress {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn import_text(s: &import::ImportSummary) -> String {
+    let mut out = format!(
+        "{}{} export: {} chats, {} messages, {} service messages\n",
+        if s.dry_run {
+            "dry run (nothing written): "
+        } else {
+            "imported "
+        },
+        s.layout,
+        s.chats,
+        s.messages,
+        s.service_messages
+    );
+    for (reason, n) in &s.skipped {
+        out += &format!("skipped {n}: {reason}\n");
+    }
+    if let (Some(first), Some(last)) = (s.first_time, s.last_time) {
+        out += &format!(
+            "time range: {} to {}\n",
+            import::format_utc(first),
+            import::format_utc(last)
+        );
+    }
+    if s.times_taken_as_utc > 0 {
+        out += &format!(
+            "{} messages had only a local date without time zone: their times were taken as UTC\n",
+            s.times_taken_as_utc
+        );
+    }
+    out += &format!(
+        "{:.1} MB in {:.1} s: {:.0} messages/s, {:.1} MB/s\n",
+        s.bytes as f64 / 1e6,
+        s.elapsed_seconds,
+        s.rate(),
+        s.bytes as f64 / 1e6 / s.elapsed_seconds.max(1e-9)
+    );
+    out
 }
 
 fn time_text(t: Option<i64>) -> String {

@@ -1,7 +1,292 @@
-//! Import of Telegram Desktop exports (`result.json`).
+//! Import of Telegram Desktop exports (`result.json`): the way a chat's past gets into the store,
+//! since the Bot API cannot read history.
 //!
-//! [`reader`] walks an export file without loading it; [`record`] maps each exported message to
-//! a store message.
+//! [`reader`] walks the file without loading it; [`record`] maps each exported message to a store
+//! message. Parsing runs on the calling thread and storing on a second one, joined by a short
+//! bounded queue, so both cores work and memory stays flat. Saves are idempotent, so importing a
+//! file twice changes nothing and an import that failed half-way is finished exactly by running
+//! it again on the corrected file.
 
 pub mod reader;
 pub mod record;
+
+use crate::store::{ChatId, ChatInfo, Message, Store, StoreError, Timestamp};
+use reader::{ChatHeader, Layout, ReadError, Sink};
+use record::{Record, Skip, TimeSource};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Messages per `save_batch`.
+const BATCH: usize = 1_000;
+
+/// How to import.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Store the chat under this id (single-chat exports only).
+    pub chat_id: Option<ChatId>,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportSummary {
+    pub layout: String,
+    pub chats: u64,
+    /// Stored messages that count for users.
+    pub messages: u64,
+    pub service_messages: u64,
+    /// Records not stored, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    pub first_time: Option<Timestamp>,
+    pub last_time: Option<Timestamp>,
+    /// Messages whose time came from `date` (local time, no zone) and was taken as UTC.
+    pub times_taken_as_utc: u64,
+    pub bytes: u64,
+    pub elapsed_seconds: f64,
+    pub dry_run: bool,
+}
+
+impl ImportSummary {
+    /// Stored messages per second.
+    pub fn rate(&self) -> f64 {
+        (self.messages + self.service_messages) as f64 / self.elapsed_seconds.max(1e-9)
+    }
+}
+
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}: {error}")]
+    Open { path: String, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Read { path: String, error: ReadError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Imports the export at `path` into `store`; with no store, only parses and reports (a dry
+/// run). `read_bytes` follows the bytes read, for progress reports.
+pub fn import_file(
+    store: Option<&Store>,
+    path: &Path,
+    options: &ImportOptions,
+    read_bytes: &Arc<AtomicU64>,
+) -> Result<ImportSummary, ImportError> {
+    let display = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|error| ImportError::Open {
+        path: display.clone(),
+        error,
+    })?;
+    let started = Instant::now();
+    let counting = Counting {
+        inner: file,
+        bytes: read_bytes.clone(),
+    };
+    let (tx, rx) = sync_channel::<Batch>(4);
+    let writer = {
+        let store = store.cloned();
+        std::thread::Builder::new()
+            .name("chatkeeper-import".into())
+            .spawn(move || -> Result<(), StoreError> {
+                for batch in rx {
+                    let Some(store) = &store else { continue };
+                    match batch {
+                        Batch::Chat(id, info) => store.set_chat_info(id, info)?,
+                        Batch::Messages(messages) => store.save_batch(messages)?,
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| StoreError::Invalid(format!("cannot start the import thread: {e}")))?
+    };
+    let mut sink = StoreSink {
+        options,
+        queue: tx,
+        chat: None,
+        batch: Vec::with_capacity(BATCH),
+        summary: ImportSummary {
+            dry_run: store.is_none(),
+            ..ImportSummary::default()
+        },
+    };
+    let read = reader::read_export(counting, &mut sink);
+    let StoreSink {
+        queue, mut summary, ..
+    } = sink;
+    drop(queue);
+    let written = writer
+        .join()
+        .unwrap_or_else(|_| Err(StoreError::Invalid("the import thread panicked".into())));
+    // A store error stops the reader too; report it rather than the reader's echo of it.
+    written?;
+    let layout = read.map_err(|error| ImportError::Read {
+        path: display,
+        error,
+    })?;
+    if let Some(store) = store {
+        store.flush()?;
+    }
+    summary.layout = match layout {
+        Layout::SingleChat => "single chat",
+        Layout::FullAccount => "full account",
+    }
+    .into();
+    summary.bytes = read_bytes.load(Ordering::Relaxed);
+    summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// What goes to the store thread.
+enum Batch {
+    Chat(ChatId, ChatInfo),
+    Messages(Vec<Message>),
+}
+
+/// Maps records to messages, counts them, and queues them for the store.
+struct StoreSink<'a> {
+    options: &'a ImportOptions,
+    queue: SyncSender<Batch>,
+    chat: Option<ChatId>,
+    batch: Vec<Message>,
+    summary: ImportSummary,
+}
+
+impl StoreSink<'_> {
+    fn send(&mut self, batch: Batch) -> Result<(), String> {
+        self.queue
+            .send(batch)
+            .map_err(|_| "the store stopped taking messages".to_string())
+    }
+
+    fn send_batch(&mut self) -> Result<(), String> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.send(Batch::Messages(batch))
+    }
+}
+
+impl Sink for StoreSink<'_> {
+    fn chat(&mut self, header: &ChatHeader) -> Result<(), String> {
+        let kind = header.kind.as_deref().unwrap_or("");
+        let id = match (self.options.chat_id, header.id) {
+            (Some(id), _) if self.summary.chats == 0 => id,
+            (Some(_), _) => {
+                return Err(
+                    "--chat-id is for single-chat exports; this file holds several chats".into(),
+                )
+            }
+            (None, Some(export_id)) => record::bot_api_chat_id(kind, export_id)
+                .map_err(|e| format!("{e}: pass --chat-id with the chat's Bot API id"))?,
+            (None, None) => {
+                return Err(
+                    "a chat has no id before its messages: pass --chat-id with its Bot API id"
+                        .into(),
+                )
+            }
+        };
+        self.chat = Some(id);
+        self.summary.chats += 1;
+        let info = ChatInfo {
+            title: header.name.clone().unwrap_or_default(),
+            kind: record::chat_kind(kind).into(),
+        };
+        self.send(Batch::Chat(id, info))
+    }
+
+    fn record(&mut self, record: Record) -> Result<(), String> {
+        let chat = self.chat.ok_or("a message outside any chat")?;
+        match record.to_message(chat) {
+            Ok((message, source)) => {
+                let s = &mut self.summary;
+                if message.counts_for_users() {
+                    s.messages += 1;
+                } else {
+                    s.service_messages += 1;
+                }
+                if source == TimeSource::LocalTakenAsUtc {
+                    s.times_taken_as_utc += 1;
+                }
+                s.first_time = Some(s.first_time.map_or(message.time, |t| t.min(message.time)));
+                s.last_time = Some(s.last_time.map_or(message.time, |t| t.max(message.time)));
+                self.batch.push(message);
+                if self.batch.len() >= BATCH {
+                    self.send_batch()?;
+                }
+            }
+            Err(skip) => {
+                let reason = match skip {
+                    Skip::Unsupported => "not supported by the export",
+                    Skip::BadId(_) => "message id out of range",
+                    Skip::NoDate => "no readable date",
+                    Skip::BadSender(_) => "unreadable sender id",
+                };
+                *self.summary.skipped.entry(reason.into()).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_chat(&mut self) -> Result<(), String> {
+        self.send_batch()
+    }
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` UTC, for summaries.
+pub fn format_utc(time: Timestamp) -> String {
+    let days = time.div_euclid(86_400);
+    let secs = time.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting_inverts_the_date_parser() {
+        for s in [
+            "2024-01-15T10:30:00",
+            "2000-02-29T23:59:00",
+            "1969-12-31T00:00:00",
+            "2026-11-24T12:00:00",
+        ] {
+            let t = record::parse_local_time(s).unwrap();
+            assert_eq!(format_utc(t), format!("{} {} UTC", &s[..10], &s[11..16]));
+        }
+    }
+}
