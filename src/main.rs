@@ -85,6 +85,31 @@ enum Command {
         #[arg(long)]
         save: Option<PathBuf>,
     },
+    /// Import benchmark against SQLite: generated exports, file to durable store.
+    BenchImport {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 200)]
+        chats: u32,
+        #[arg(long, default_value_t = 2_000)]
+        users: u32,
+        /// Where exports and databases go (a temporary directory by default).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs one engine of `bench-import` (the benchmark starts this itself).
+    #[command(hide = true)]
+    BenchImportEngine {
+        #[arg(long)]
+        engine: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Runs one engine of `bench` (the benchmark starts this itself).
     #[command(hide = true)]
     BenchEngine {
@@ -270,6 +295,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report.table());
             }
+        }
+        Command::BenchImport {
+            messages,
+            chats,
+            users,
+            work_dir,
+            json,
+        } => {
+            let spec = WorkloadSpec {
+                messages,
+                chats,
+                users,
+                ..WorkloadSpec::default()
+            };
+            let temp;
+            let work = match work_dir {
+                Some(dir) => dir,
+                None => {
+                    temp = tempfile::Builder::new()
+                        .prefix("chatkeeper-bench-import")
+                        .tempdir()?;
+                    temp.path().to_path_buf()
+                }
+            };
+            let report = bench::import::run(spec, &work)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::BenchImportEngine { engine, file, dir } => {
+            let run = bench::import::run_engine(&engine, &file, &dir)?;
+            println!("{}", serde_json::to_string(&run)?);
         }
         Command::BenchEngine {
             engine,

@@ -4,6 +4,7 @@
 //! reports is its own. Both ingest the identical generated workload, then answer the same queries.
 
 mod engine;
+pub mod import;
 #[cfg(feature = "sqlite-baseline")]
 mod sqlite;
 pub mod workload;

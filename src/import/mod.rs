@@ -252,8 +252,29 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// `YYYY-MM-DD HH:MM` UTC, for summaries.
+/// `YYYY-MM-DD HH:MM UTC`, for summaries.
 pub fn format_utc(time: Timestamp) -> String {
+    let (year, month, day, secs) = civil(time);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, as the Desktop writer writes `date` (here in UTC).
+pub fn format_export_date(time: Timestamp) -> String {
+    let (year, month, day, secs) = civil(time);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Year, month, day and second of day (UTC) of a timestamp.
+fn civil(time: Timestamp) -> (i64, i64, i64, i64) {
     let days = time.div_euclid(86_400);
     let secs = time.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.
@@ -266,11 +287,7 @@ pub fn format_utc(time: Timestamp) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    (year, month, day, secs)
 }
 
 #[cfg(test)]
@@ -287,6 +304,7 @@ mod tests {
         ] {
             let t = record::parse_local_time(s).unwrap();
             assert_eq!(format_utc(t), format!("{} {} UTC", &s[..10], &s[11..16]));
+            assert_eq!(format_export_date(t), s);
         }
     }
 }
