@@ -190,9 +190,9 @@ pub fn write_export(path: &Path, spec: WorkloadSpec, full_account: bool) -> anyh
         if i > 0 {
             out.write_all(b",\n")?;
         }
-        write!(
+        writeln!(
             out,
-            "{{\"name\": \"Chat {i}\", \"type\": \"private_supergroup\", \"id\": {}, \"messages\": [\n",
+            "{{\"name\": \"Chat {i}\", \"type\": \"private_supergroup\", \"id\": {}, \"messages\": [",
             1_000_000_000 + i as i64
         )?;
         std::io::copy(&mut std::fs::File::open(part)?, &mut out)?;
