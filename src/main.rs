@@ -66,12 +66,8 @@ enum Command {
     Restore { file: PathBuf },
     /// Storage benchmark against SQLite, in the same run.
     Bench {
-        #[arg(long, default_value_t = 1_000_000)]
-        messages: u64,
-        #[arg(long, default_value_t = 200)]
-        chats: u32,
-        #[arg(long, default_value_t = 2_000)]
-        users: u32,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         /// Queries per query operation.
         #[arg(long, default_value_t = 20_000)]
         queries: u64,
@@ -87,12 +83,8 @@ enum Command {
     },
     /// Import benchmark against SQLite: generated exports, file to durable store.
     BenchImport {
-        #[arg(long, default_value_t = 1_000_000)]
-        messages: u64,
-        #[arg(long, default_value_t = 200)]
-        chats: u32,
-        #[arg(long, default_value_t = 2_000)]
-        users: u32,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         /// Where exports and databases go (a temporary directory by default).
         #[arg(long)]
         work_dir: Option<PathBuf>,
@@ -117,15 +109,33 @@ enum Command {
         engine: String,
         #[arg(long)]
         dir: PathBuf,
-        #[arg(long)]
-        messages: u64,
-        #[arg(long)]
-        chats: u32,
-        #[arg(long)]
-        users: u32,
+        #[command(flatten)]
+        workload: WorkloadArgs,
         #[arg(long)]
         queries: u64,
     },
+}
+
+/// The benchmark workload's shape.
+#[derive(clap::Args)]
+struct WorkloadArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: u64,
+    #[arg(long, default_value_t = 200)]
+    chats: u32,
+    #[arg(long, default_value_t = 2_000)]
+    users: u32,
+}
+
+impl WorkloadArgs {
+    fn spec(&self) -> WorkloadSpec {
+        WorkloadSpec {
+            messages: self.messages,
+            chats: self.chats,
+            users: self.users,
+            ..WorkloadSpec::default()
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -267,21 +277,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Bench {
-            messages,
-            chats,
-            users,
+            workload,
             queries,
             work_dir,
             json,
             save,
         } => {
             let options = BenchOptions {
-                spec: WorkloadSpec {
-                    messages,
-                    chats,
-                    users,
-                    ..WorkloadSpec::default()
-                },
+                spec: workload.spec(),
                 queries,
                 work_dir,
             };
@@ -297,29 +300,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::BenchImport {
-            messages,
-            chats,
-            users,
+            workload,
             work_dir,
             json,
         } => {
-            let spec = WorkloadSpec {
-                messages,
-                chats,
-                users,
-                ..WorkloadSpec::default()
-            };
-            let temp;
-            let work = match work_dir {
-                Some(dir) => dir,
-                None => {
-                    temp = tempfile::Builder::new()
-                        .prefix("chatkeeper-bench-import")
-                        .tempdir()?;
-                    temp.path().to_path_buf()
-                }
-            };
-            let report = bench::import::run(spec, &work)?;
+            let report = bench::import::run(workload.spec(), work_dir.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -333,17 +318,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchEngine {
             engine,
             dir,
-            messages,
-            chats,
-            users,
+            workload,
             queries,
         } => {
-            let spec = WorkloadSpec {
-                messages,
-                chats,
-                users,
-                ..WorkloadSpec::default()
-            };
+            let spec = workload.spec();
             let report = match engine.as_str() {
                 "store" => bench::run_engine::<StoreEngine>(&dir, spec, queries)?,
                 #[cfg(feature = "sqlite-baseline")]

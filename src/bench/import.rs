@@ -42,8 +42,19 @@ pub struct ImportReport {
     pub exports: Vec<(String, u64, Vec<ImportRun>)>,
 }
 
-/// Generates the two exports under `work` and runs both engines on each.
-pub fn run(spec: WorkloadSpec, work: &Path) -> anyhow::Result<ImportReport> {
+/// Generates the two exports under `work_dir` (a temporary directory when `None`) and runs both
+/// engines on each.
+pub fn run(spec: WorkloadSpec, work_dir: Option<&Path>) -> anyhow::Result<ImportReport> {
+    let temp;
+    let work = match work_dir {
+        Some(dir) => dir,
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("chatkeeper-bench-import")
+                .tempdir()?;
+            temp.path()
+        }
+    };
     std::fs::create_dir_all(work)?;
     let single = work.join("single-chat.json");
     write_export(&single, WorkloadSpec { chats: 1, ..spec }, false)?;
