@@ -79,7 +79,8 @@ pub fn read_export<R: Read>(input: R, sink: &mut dyn Sink) -> Result<Layout, Rea
     }
     let mut last_id = None;
     let mut de = serde_json::Deserializer::from_reader(input);
-    let seed = Top {
+    let seed = Walk {
+        node: Node::Top,
         sink,
         last_id: &mut last_id,
     };
@@ -104,217 +105,105 @@ fn json_error(e: serde_json::Error, last_id: Option<i64>) -> ReadError {
     }
 }
 
-/// The top-level object: either layout.
-struct Top<'a> {
+/// Which part of the export a [`Walk`] is reading.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    /// The top-level object: either layout.
+    Top,
+    /// `chats` / `left_chats`: an object whose `list` holds chat objects.
+    ChatList,
+    /// The array of chat objects.
+    Chats,
+    /// One chat object of a full-account export.
+    Chat,
+    /// A chat's `messages` array, read one record at a time.
+    Messages,
+}
+
+/// Walks one part of the export, feeding the sink; at the top level it yields the layout found.
+struct Walk<'a> {
+    node: Node,
     sink: &'a mut dyn Sink,
     last_id: &'a mut Option<i64>,
 }
 
-impl<'de> DeserializeSeed<'de> for Top<'_> {
-    type Value = Option<Layout>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+impl Walk<'_> {
+    /// A walk of a part nested in this one.
+    fn nested(&mut self, node: Node) -> Walk<'_> {
+        Walk {
+            node,
+            sink: &mut *self.sink,
+            last_id: &mut *self.last_id,
+        }
     }
 }
 
-impl<'de> Visitor<'de> for Top<'_> {
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = Option<Layout>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.node {
+            Node::Chats | Node::Messages => d.deserialize_seq(self),
+            Node::Top | Node::ChatList | Node::Chat => d.deserialize_map(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
     type Value = Option<Layout>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a Telegram Desktop export object")
+        f.write_str(match self.node {
+            Node::Top => "a Telegram Desktop export object",
+            Node::ChatList => "an object with a `list` of chats",
+            Node::Chats => "a list of chats",
+            Node::Chat => "a chat object",
+            Node::Messages => "a list of messages",
+        })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut header = ChatHeader::default();
         let mut layout = None;
+        let chat = matches!(self.node, Node::Top | Node::Chat);
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "chats" | "left_chats" => {
-                    map.next_value_seed(ChatList {
-                        sink: &mut *self.sink,
-                        last_id: &mut *self.last_id,
-                    })?;
+                "chats" | "left_chats" if self.node == Node::Top => {
+                    map.next_value_seed(self.nested(Node::ChatList))?;
                     layout = Some(Layout::FullAccount);
                 }
-                _ => {
-                    if chat_field(
-                        &key,
-                        &mut map,
-                        &mut header,
-                        &mut *self.sink,
-                        &mut *self.last_id,
-                    )? {
+                "list" if self.node == Node::ChatList => {
+                    map.next_value_seed(self.nested(Node::Chats))?;
+                }
+                "name" if chat => header.name = map.next_value()?,
+                "type" if chat => header.kind = Some(map.next_value()?),
+                "id" if chat => header.id = Some(map.next_value()?),
+                "messages" if chat => {
+                    self.sink.chat(&header).map_err(de::Error::custom)?;
+                    map.next_value_seed(self.nested(Node::Messages))?;
+                    self.sink.end_chat().map_err(de::Error::custom)?;
+                    if self.node == Node::Top {
                         layout = Some(Layout::SingleChat);
                     }
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok(layout)
     }
-}
 
-/// Reads one key of a chat object into `header`, or its messages into the sink; returns
-/// whether it was the messages.
-fn chat_field<'de, A: MapAccess<'de>>(
-    key: &str,
-    map: &mut A,
-    header: &mut ChatHeader,
-    sink: &mut dyn Sink,
-    last_id: &mut Option<i64>,
-) -> Result<bool, A::Error> {
-    match key {
-        "name" => header.name = map.next_value()?,
-        "type" => header.kind = Some(map.next_value()?),
-        "id" => header.id = Some(map.next_value()?),
-        "messages" => {
-            sink.chat(header).map_err(de::Error::custom)?;
-            map.next_value_seed(Messages {
-                sink: &mut *sink,
-                last_id: &mut *last_id,
-            })?;
-            sink.end_chat().map_err(de::Error::custom)?;
-            return Ok(true);
-        }
-        _ => {
-            map.next_value::<IgnoredAny>()?;
-        }
-    }
-    Ok(false)
-}
-
-/// `chats` / `left_chats`: an object whose `list` holds chat objects.
-struct ChatList<'a> {
-    sink: &'a mut dyn Sink,
-    last_id: &'a mut Option<i64>,
-}
-
-impl<'de> DeserializeSeed<'de> for ChatList<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ChatList<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object with a `list` of chats")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "list" {
-                map.next_value_seed(Chats {
-                    sink: &mut *self.sink,
-                    last_id: &mut *self.last_id,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Value, A::Error> {
+        if self.node == Node::Chats {
+            while seq.next_element_seed(self.nested(Node::Chat))?.is_some() {}
+        } else {
+            while let Some(record) = seq.next_element::<Record>()? {
+                *self.last_id = Some(record.id);
+                self.sink.record(record).map_err(de::Error::custom)?;
             }
         }
-        Ok(())
-    }
-}
-
-/// The array of chat objects.
-struct Chats<'a> {
-    sink: &'a mut dyn Sink,
-    last_id: &'a mut Option<i64>,
-}
-
-impl<'de> DeserializeSeed<'de> for Chats<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Chats<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of chats")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(Chat {
-                sink: &mut *self.sink,
-                last_id: &mut *self.last_id,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-}
-
-/// One chat object of a full-account export.
-struct Chat<'a> {
-    sink: &'a mut dyn Sink,
-    last_id: &'a mut Option<i64>,
-}
-
-impl<'de> DeserializeSeed<'de> for Chat<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Chat<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a chat object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut header = ChatHeader::default();
-        while let Some(key) = map.next_key::<String>()? {
-            chat_field(
-                &key,
-                &mut map,
-                &mut header,
-                &mut *self.sink,
-                &mut *self.last_id,
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// A chat's `messages` array, one record at a time.
-struct Messages<'a> {
-    sink: &'a mut dyn Sink,
-    last_id: &'a mut Option<i64>,
-}
-
-impl<'de> DeserializeSeed<'de> for Messages<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Messages<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of messages")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(record) = seq.next_element::<Record>()? {
-            *self.last_id = Some(record.id);
-            self.sink.record(record).map_err(de::Error::custom)?;
-        }
-        Ok(())
+        Ok(None)
     }
 }
 
