@@ -85,7 +85,8 @@ enum Command {
     BenchImport {
         #[command(flatten)]
         workload: WorkloadArgs,
-        /// Where exports and databases go (a temporary directory by default).
+        /// Where exports and databases go (a temporary directory by default). Exports generated
+        /// in a given directory are kept and reused by later runs of the same size.
         #[arg(long)]
         work_dir: Option<PathBuf>,
         /// Print JSON instead of a table.

@@ -56,10 +56,21 @@ pub fn run(spec: WorkloadSpec, work_dir: Option<&Path>) -> anyhow::Result<Import
         }
     };
     std::fs::create_dir_all(work)?;
-    let single = work.join("single-chat.json");
-    write_export(&single, WorkloadSpec { chats: 1, ..spec }, false)?;
-    let full = work.join("full-account.json");
-    write_export(&full, spec, true)?;
+    let keep = work_dir.is_some();
+    let name = |layout: &str| {
+        work.join(format!(
+            "{layout}-{}msgs-{}chats-{}users.json",
+            spec.messages, spec.chats, spec.users
+        ))
+    };
+    let single = name("single-chat");
+    let full = name("full-account");
+    for (file, full_account) in [(&single, false), (&full, true)] {
+        if !(keep && file.exists()) {
+            let chats = if full_account { spec.chats } else { 1 };
+            write_export(file, WorkloadSpec { chats, ..spec }, full_account)?;
+        }
+    }
     let mut exports = Vec::new();
     for (name, file) in [("single chat", &single), ("full account", &full)] {
         let bytes = std::fs::metadata(file)?.len();
@@ -71,7 +82,9 @@ pub fn run(spec: WorkloadSpec, work_dir: Option<&Path>) -> anyhow::Result<Import
             runs.push(run_child(engine, file, &work.join(format!("{engine}-db")))?);
         }
         exports.push((name.to_string(), bytes, runs));
-        std::fs::remove_file(file)?;
+        if !keep {
+            std::fs::remove_file(file)?;
+        }
     }
     Ok(ImportReport { exports })
 }
