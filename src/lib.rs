@@ -1,3 +1,9 @@
+//! chatkeeper: a self-hosted Telegram group bot with its own memory.
+//!
+//! The binary (`src/main.rs`) is only the command line; everything else lives here so that tests
+//! and benchmarks drive the same code: the [`store`], the export [`import`]er, the reply engines
+//! ([`reply`]), the Telegram [`bot`] and its [`config`]uration, and the [`bench`]marks.
+
 pub mod bench;
 pub mod import;
 pub mod store;

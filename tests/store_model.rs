@@ -26,6 +26,7 @@ enum Op {
     DeleteUser(i64),
     DeleteUserInChat(i64, usize),
     Purge(i64),
+    PurgeChat(usize),
     Flush,
     Reopen,
 }
@@ -39,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..6i64).prop_map(Op::DeleteUser),
         1 => (1..6i64, 0..3usize).prop_map(|(u, c)| Op::DeleteUserInChat(u, c)),
         1 => (0..4000i64).prop_map(Op::Purge),
+        1 => (0..3usize).prop_map(Op::PurgeChat),
         2 => Just(Op::Flush),
         1 => Just(Op::Reopen),
     ]
@@ -309,6 +311,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.messages.retain(|_, m| m.time >= time);
                 prop_assert_eq!(
                     store.purge_before(time).unwrap(),
+                    (before - model.messages.len()) as u64
+                );
+            }
+            Op::PurgeChat(chat) => {
+                let before = model.messages.len();
+                model.messages.retain(|_, m| m.chat_id != CHATS[chat]);
+                prop_assert_eq!(
+                    store.purge_chat(CHATS[chat]).unwrap(),
                     (before - model.messages.len()) as u64
                 );
             }

@@ -176,7 +176,22 @@ impl Store {
 
     /// Deletes every message older than `time` (retention). Returns how many were deleted.
     pub fn purge_before(&self, time: Timestamp) -> Result<u64> {
-        self.shared.purge_before(time)
+        self.shared.purge(None, time)
+    }
+
+    /// Deletes every message of one chat, with its counters, postings and title (an admin's
+    /// `/purge_chat`). Returns how many messages were deleted.
+    pub fn purge_chat(&self, chat: ChatId) -> Result<u64> {
+        let purged = self.shared.purge(Some(chat), Timestamp::MAX)?;
+        if let Some(handle) = self.shared.chat(chat) {
+            let mut state = lock(&handle);
+            self.shared
+                .db
+                .remove(keys::chat_prefix(keys::CHAT_INFO, chat))
+                .map_err(|e| self.shared.io(e))?;
+            state.info = None;
+        }
+        Ok(purged)
     }
 }
 
@@ -936,12 +951,16 @@ impl Shared {
         Ok(removed)
     }
 
-    /// Retention: drops every message older than `time`, blocks, tails and postings alike.
-    fn purge_before(&self, time: Timestamp) -> Result<u64> {
+    /// Drops every message older than `time` (of one chat, or of all), blocks, tails and
+    /// postings alike: retention, and with `time = MAX` the purge of a chat.
+    fn purge(&self, only_chat: Option<ChatId>, time: Timestamp) -> Result<u64> {
         let _locks = self.lock_for_rewrite();
         let mut purged = 0u64;
         for handle in self.all_chats() {
             let mut chat = lock(&handle);
+            if only_chat.is_some_and(|only| only != chat.id) {
+                continue;
+            }
             let mut edits: BTreeMap<usize, BlockEdit> = BTreeMap::new();
             for (index, meta) in chat.blocks.clone().iter().enumerate() {
                 if meta.first.time >= time {
@@ -991,7 +1010,12 @@ impl Shared {
             }
             let refs =
                 postings::decode_chunk(first, &v).map_err(|e| self.corrupt("postings chunk", e))?;
-            let kept: Vec<PostingRef> = refs.into_iter().filter(|r| r.time >= time).collect();
+            let refs_len = refs.len();
+            let doomed = |r: &PostingRef| r.time < time && only_chat.is_none_or(|c| c == r.chat);
+            let kept: Vec<PostingRef> = refs.into_iter().filter(|r| !doomed(r)).collect();
+            if kept.len() == refs_len {
+                continue;
+            }
             batch.remove(k);
             if !kept.is_empty() {
                 let (first, bytes) = postings::encode_chunk(&kept);
