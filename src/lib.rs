@@ -5,5 +5,9 @@
 //! ([`reply`]), the Telegram [`bot`] and its [`config`]uration, and the [`bench`]marks.
 
 pub mod bench;
+pub mod bot;
+pub mod config;
 pub mod import;
+pub mod reply;
 pub mod store;
+pub mod tasks;

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use chatkeeper::bench::{self, workload::WorkloadSpec, BenchOptions, StoreEngine};
+use chatkeeper::config::Config;
 use chatkeeper::import;
 use chatkeeper::store::{self, ChatStats, FlushPolicy, GlobalStats, Store, StoreConfig};
 use clap::{Parser, Subcommand};
@@ -15,20 +16,30 @@ use std::sync::Arc;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The data directory.
-    #[arg(
-        long,
-        global = true,
-        env = "CHATKEEPER_DATA_DIR",
-        default_value = "./data"
-    )]
-    data_dir: PathBuf,
+    /// The data directory [default: ./data, or `data_dir` of the configuration for `run`].
+    #[arg(long, global = true, env = "CHATKEEPER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
+impl Cli {
+    /// The data directory of every command but `run` (which reads it from the configuration).
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./data"))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the Telegram bot (reads TELOXIDE_TOKEN; stops cleanly on SIGTERM / Ctrl-C).
+    Run {
+        /// The configuration file [default: ./chatkeeper.toml when it exists].
+        #[arg(long, env = "CHATKEEPER_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Statistics of one chat (--chat) or of the whole store.
     Stats {
         /// A chat id as the Bot API writes it (groups are negative: -100…).
@@ -156,6 +167,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Opens the store and runs the bot on a two-thread runtime (the VPS has two cores) until SIGTERM
+/// or Ctrl-C.
+fn run_bot(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!("cannot create the data directory {}", config.data_dir.display())
+    })?;
+    let store = Store::open(StoreConfig::new(&config.data_dir))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(chatkeeper::bot::run(config, store, shutdown_signal()))
+}
+
+/// Resolves on SIGTERM (systemd stop) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
 fn open_existing(dir: &Path) -> anyhow::Result<Store> {
     if !dir.join("conf").exists() {
         anyhow::bail!(
@@ -169,9 +211,14 @@ fn open_existing(dir: &Path) -> anyhow::Result<Store> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data_dir = cli.data_dir();
     match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(config.as_deref(), cli.data_dir.as_deref())?;
+            run_bot(config)?;
+        }
         Command::Stats { chat, json } => {
-            let store = open_existing(&cli.data_dir)?;
+            let store = open_existing(&data_dir)?;
             match chat {
                 Some(id) => {
                     let stats = store
@@ -194,7 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Verify { repair, json } => {
-            let store = open_existing(&cli.data_dir)?;
+            let store = open_existing(&data_dir)?;
             let report = if repair {
                 store.repair()?
             } else {
@@ -234,7 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = if dry_run {
                 None
             } else {
-                Some(Store::open(StoreConfig::new(&cli.data_dir))?)
+                Some(Store::open(StoreConfig::new(&data_dir))?)
             };
             let total = std::fs::metadata(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?
@@ -252,11 +299,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                print!("{}", import_text(&summary));
+                print!("{summary}");
             }
         }
         Command::Backup { file } => {
-            let store = open_existing(&cli.data_dir)?;
+            let store = open_existing(&data_dir)?;
             let summary = store.backup(&file)?;
             println!(
                 "backup {}: {} chats, {} users, {} messages, {} bytes",
@@ -268,13 +315,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Restore { file } => {
-            let summary = store::restore(&file, &cli.data_dir)?;
+            let summary = store::restore(&file, &data_dir)?;
             println!(
                 "restored {} chats, {} users, {} messages into {}",
                 summary.chats,
                 summary.users,
                 summary.messages,
-                cli.data_dir.display()
+                data_dir.display()
             );
         }
         Command::Bench {
@@ -392,45 +439,6 @@ impl Progress {
             let _ = thread.join();
         }
     }
-}
-
-fn import_text(s: &import::ImportSummary) -> String {
-    let mut out = format!(
-        "{}{} export: {} chats, {} messages, {} service messages\n",
-        if s.dry_run {
-            "dry run (nothing written): "
-        } else {
-            "imported "
-        },
-        s.layout,
-        s.chats,
-        s.messages,
-        s.service_messages
-    );
-    for (reason, n) in &s.skipped {
-        out += &format!("skipped {n}: {reason}\n");
-    }
-    if let (Some(first), Some(last)) = (s.first_time, s.last_time) {
-        out += &format!(
-            "time range: {} to {}\n",
-            import::format_utc(first),
-            import::format_utc(last)
-        );
-    }
-    if s.times_taken_as_utc > 0 {
-        out += &format!(
-            "{} messages had only a local date without time zone: their times were taken as UTC\n",
-            s.times_taken_as_utc
-        );
-    }
-    out += &format!(
-        "{:.1} MB in {:.1} s: {:.0} messages/s, {:.1} MB/s\n",
-        s.bytes as f64 / 1e6,
-        s.elapsed_seconds,
-        s.rate(),
-        s.bytes as f64 / 1e6 / s.elapsed_seconds.max(1e-9)
-    );
-    out
 }
 
 fn time_text(t: Option<i64>) -> String {

@@ -1,7 +1,7 @@
 //! Backup and restore: identical content, taken while writers keep writing; damaged backups and
 //! non-empty targets are refused without writing anything.
 
-use chatkeeper::store::{
+use chatkeeper::store::{SettingKey, 
     restore, ChatInfo, FlushPolicy, Message, MessageKind, Store, StoreConfig, UserInfo,
 };
 use std::path::Path;
@@ -58,6 +58,9 @@ fn filled(dir: &Path) -> Store {
             },
         )
         .unwrap();
+    store
+        .put_setting(SettingKey::User(101), &(true, "тихо".to_string()))
+        .unwrap();
     store.flush().unwrap();
     store
 }
@@ -92,6 +95,12 @@ fn backup_restores_identical_content_and_verifies_clean() {
     assert_eq!(
         restored.user_info(101).unwrap().username.as_deref(),
         Some("taras")
+    );
+    assert_eq!(
+        restored
+            .setting::<(bool, String)>(SettingKey::User(101))
+            .unwrap(),
+        Some((true, "тихо".to_string()))
     );
     let report = restored.verify().unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);

@@ -58,6 +58,43 @@ impl ImportSummary {
     }
 }
 
+/// The summary as `chatkeeper import` prints it and `/import` answers it.
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let done = if self.dry_run {
+            "dry run (nothing written): "
+        } else {
+            "imported "
+        };
+        writeln!(
+            f,
+            "{done}{} export: {} chats, {} messages, {} service messages",
+            self.layout, self.chats, self.messages, self.service_messages
+        )?;
+        for (reason, n) in &self.skipped {
+            writeln!(f, "skipped {n}: {reason}")?;
+        }
+        if let (Some(first), Some(last)) = (self.first_time, self.last_time) {
+            writeln!(f, "time range: {} to {}", format_utc(first), format_utc(last))?;
+        }
+        if self.times_taken_as_utc > 0 {
+            writeln!(
+                f,
+                "{} messages had only a local date without time zone: their times were taken as UTC",
+                self.times_taken_as_utc
+            )?;
+        }
+        let mb = self.bytes as f64 / 1e6;
+        writeln!(
+            f,
+            "{mb:.1} MB in {:.1} s: {:.0} messages/s, {:.1} MB/s",
+            self.elapsed_seconds,
+            self.rate(),
+            mb / self.elapsed_seconds.max(1e-9)
+        )
+    }
+}
+
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

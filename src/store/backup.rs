@@ -31,6 +31,9 @@ enum Record {
     User(UserId, UserInfo),
     Messages(Vec<Message>),
     End { records: u64, messages: u64 },
+    /// A raw setting (key and value of the settings family); after `End` in the enum so that
+    /// older backups keep their variant numbers.
+    Setting(Vec<u8>, Vec<u8>),
 }
 
 /// What a backup or restore wrote.
@@ -50,7 +53,9 @@ impl Store {
         };
         let partial = file.with_extension("partial");
         let out = std::fs::File::create(&partial).map_err(io_err)?;
-        let result = self.shared.write_backup(out);
+        let result = self
+            .raw_settings()
+            .and_then(|settings| self.shared.write_backup(out, settings));
         match result {
             Ok(mut summary) => {
                 std::fs::rename(&partial, file).map_err(io_err)?;
@@ -74,7 +79,11 @@ struct ChatSnapshot {
 }
 
 impl Shared {
-    fn write_backup(&self, out: std::fs::File) -> Result<BackupSummary> {
+    fn write_backup(
+        &self,
+        out: std::fs::File,
+        settings: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<BackupSummary> {
         let io_err =
             |e: std::io::Error| StoreError::Invalid(format!("cannot write the backup: {e}"));
         // From here until the end, blocks are not rewritten: the captured block list stays valid.
@@ -137,6 +146,9 @@ impl Shared {
             let info: UserInfo = codec::decode(&v).map_err(|e| self.corrupt("user info", e))?;
             put(&mut stream, &mut records, &Record::User(user, info))?;
             summary.users += 1;
+        }
+        for (key, value) in settings {
+            put(&mut stream, &mut records, &Record::Setting(key, value))?;
         }
         let end = Record::End {
             records,
@@ -231,6 +243,7 @@ fn read_backup(file: &Path, mut apply: impl FnMut(Record) -> Result<()>) -> Resu
             Record::Chat(..) => summary.chats += 1,
             Record::User(..) => summary.users += 1,
             Record::Messages(ref m) => summary.messages += m.len() as u64,
+            Record::Setting(..) => {}
         }
         records += 1;
         apply(record)?;
@@ -261,6 +274,7 @@ pub fn restore(file: &Path, dir: &Path) -> Result<BackupSummary> {
             Record::Chat(id, info) => store.set_chat_info(id, info),
             Record::User(id, info) => store.set_user_info(id, info),
             Record::Messages(messages) => store.save_batch(messages),
+            Record::Setting(key, value) => store.put_raw_setting(&key, &value),
             Record::End { .. } => Ok(()),
         })?;
         store.flush()

@@ -28,6 +28,8 @@ pub const USER_INFO: u8 = b'U';
 pub const POSTINGS: u8 = b'P';
 /// Postings of a sealed block not yet written as chunks: `Q seq`.
 pub const PENDING_POSTINGS: u8 = b'Q';
+/// Per-chat and per-user settings of the bot: `S c chat` / `S u user`.
+pub const SETTINGS: u8 = b'S';
 
 /// Where a message sits inside its chat: messages are ordered by time, then id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

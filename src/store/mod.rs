@@ -21,6 +21,7 @@ pub mod keys;
 mod model;
 mod postings;
 mod read;
+mod settings;
 mod verify;
 mod write;
 
@@ -29,6 +30,7 @@ pub use config::{FlushPolicy, StoreConfig};
 pub use counters::TOP_USERS;
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use settings::SettingKey;
 pub use verify::VerifyReport;
 
 use chat::{BlockMeta, ChatState};

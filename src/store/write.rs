@@ -147,8 +147,12 @@ impl Store {
         Ok(())
     }
 
-    /// Records a user's names (messages record the display name on their own).
+    /// Records a user's names (messages record the display name on their own). Unchanged names
+    /// write nothing, so callers may call this for every message.
     pub fn set_user_info(&self, user: UserId, info: UserInfo) -> Result<()> {
+        if self.shared.stored_user(user).as_ref() == Some(&info) {
+            return Ok(());
+        }
         self.shared
             .db
             .insert(

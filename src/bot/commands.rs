@@ -1,0 +1,626 @@
+//! The bot's commands (a derived [`BotCommands`] enum), their menu in Ukrainian and English, and
+//! the inline buttons some of them show.
+
+use super::handlers::record_own;
+use super::settings::{self, ChatSettings, UserSettings};
+use super::texts::{self, Lang, Phrase};
+use super::Ctx;
+use crate::import::{self, ImportOptions};
+use crate::store::{SettingKey, Store};
+use anyhow::Context as _;
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use teloxide::net::Download;
+use teloxide::prelude::*;
+use teloxide::types::{
+    BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MaybeInaccessibleMessage,
+    ReplyParameters, User,
+};
+use teloxide::utils::command::BotCommands;
+
+type HandlerResult = anyhow::Result<()>;
+
+/// Every command the bot answers. Descriptions live in [`texts::COMMANDS`] (two languages).
+#[derive(BotCommands, Clone, Debug, PartialEq)]
+#[command(rename_rule = "snake_case")]
+pub enum Command {
+    Start,
+    Help,
+    Stats,
+    Top,
+    Me,
+    ForgetMe,
+    Settings(String),
+    Global,
+    Health,
+    Backup,
+    Import,
+    PurgeChat,
+}
+
+/// Sets the command menu for English and Ukrainian users. A failure is logged, not fatal: the
+/// commands work without a menu.
+pub async fn set_menu(ctx: &Ctx) {
+    for lang in [Lang::En, Lang::Uk] {
+        let commands: Vec<BotCommand> = texts::COMMANDS
+            .iter()
+            .map(|(command, uk, en)| BotCommand::new(*command, lang.pick(uk, en)))
+            .collect();
+        let mut request = ctx.bot.set_my_commands(commands);
+        if lang == Lang::Uk {
+            request = request.language_code("uk");
+        }
+        if let Err(e) = ctx.call(request).await {
+            tracing::warn!(error = %e, "could not set the command menu");
+        }
+    }
+}
+
+/// The language to answer a message in.
+fn lang_of(user: Option<&User>) -> Lang {
+    Lang::of(user.and_then(|u| u.language_code.as_deref()))
+}
+
+/// Replies to `msg` and records the reply.
+async fn say(ctx: &Ctx, msg: &Message, text: impl Into<String>) -> HandlerResult {
+    say_with(ctx, msg, text, None).await
+}
+
+async fn say_with(
+    ctx: &Ctx,
+    msg: &Message,
+    text: impl Into<String>,
+    keyboard: Option<InlineKeyboardMarkup>,
+) -> HandlerResult {
+    let mut request = ctx
+        .bot
+        .send_message(msg.chat.id, text.into())
+        .reply_parameters(ReplyParameters::new(msg.id));
+    if let Some(keyboard) = keyboard {
+        request = request.reply_markup(keyboard);
+    }
+    let sent = ctx.call(request).await?;
+    record_own(ctx, &sent).await
+}
+
+/// Runs blocking store work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    ctx: &Ctx,
+    work: impl FnOnce(Store) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let store = ctx.store.clone();
+    tokio::task::spawn_blocking(move || work(store)).await?
+}
+
+/// `/start`.
+pub async fn start(ctx: Ctx, msg: Message) -> HandlerResult {
+    let lang = lang_of(msg.from.as_ref());
+    say(&ctx, &msg, texts::start(lang, &ctx.me.user.first_name)).await
+}
+
+/// Every command but `/start`.
+pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
+    let from = msg.from.as_ref();
+    let lang = lang_of(from);
+    let admin_only = matches!(
+        command,
+        Command::Global | Command::Health | Command::Backup | Command::Import | Command::PurgeChat
+    );
+    if admin_only && !ctx.is_admin(from) {
+        return say(&ctx, &msg, Phrase::AdminOnly.text(lang)).await;
+    }
+    let chat = msg.chat.id.0;
+    match command {
+        Command::Start => start(ctx, msg).await,
+        Command::Help => say(&ctx, &msg, texts::help(lang)).await,
+        Command::Stats => {
+            let text = stats_text(&ctx, chat, lang, false);
+            say(&ctx, &msg, text).await
+        }
+        Command::Top => {
+            let text = stats_text(&ctx, chat, lang, true);
+            say(&ctx, &msg, text).await
+        }
+        Command::Me => {
+            let Some(user) = from.map(|u| u.id.0 as i64) else {
+                return Ok(());
+            };
+            let here = ctx.store.user_total_in_chat(chat, user);
+            let everywhere = ctx.store.user_total(user);
+            let text = match lang {
+                Lang::Uk => format!(
+                    "Тут: {}. Усього в чатах, де я є: {}.",
+                    texts::messages(lang, here),
+                    texts::messages(lang, everywhere)
+                ),
+                Lang::En => format!(
+                    "Here: {}. In all chats I'm in: {}.",
+                    texts::messages(lang, here),
+                    texts::messages(lang, everywhere)
+                ),
+            };
+            say(&ctx, &msg, text).await
+        }
+        Command::ForgetMe => forget_me(&ctx, &msg, lang).await,
+        Command::Settings(args) => settings_command(&ctx, &msg, lang, args.trim()).await,
+        Command::Global => {
+            let global = ctx.store.global_stats();
+            let day_ago = chrono::Utc::now().timestamp() - 86_400;
+            let active = ctx.store.active_chats(day_ago).len();
+            let text = format!(
+                "🌍 {} · {} · chats: {} (active in 24 h: {active}) · users: {}",
+                texts::messages(lang, global.total_messages),
+                lang.pick("службових", "service")
+                    .to_string()
+                    + &format!(": {}", global.service_messages),
+                global.chats,
+                global.users
+            );
+            say(&ctx, &msg, text).await
+        }
+        Command::Health => {
+            let text = health_text(&ctx);
+            say(&ctx, &msg, text).await
+        }
+        Command::Backup => backup(&ctx, &msg, lang).await,
+        Command::Import => import_document(&ctx, &msg, lang).await,
+        Command::PurgeChat => {
+            let keyboard = InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(
+                lang.pick("🗑 Так, стерти", "🗑 Yes, erase"),
+                format!("purge:{chat}"),
+            )]]);
+            let ask = lang.pick(
+                "Стерти всю збережену історію цього чату? Це не можна скасувати.",
+                "Erase all stored history of this chat? This cannot be undone.",
+            );
+            say_with(&ctx, &msg, ask, Some(keyboard)).await
+        }
+    }
+}
+
+/// `/stats` (totals, users, top 5, busiest hours) or `/top` (top users with shares).
+fn stats_text(ctx: &Ctx, chat: i64, lang: Lang, top_only: bool) -> String {
+    let Some(stats) = ctx.store.chat_stats(chat).filter(|s| s.total_messages > 0) else {
+        return Phrase::NoStatsYet.text(lang).into();
+    };
+    let mut out = String::new();
+    let top = if top_only { 10 } else { 5 };
+    if top_only {
+        out.push_str(lang.pick("🏆 Найактивніші:", "🏆 Most active:"));
+    } else {
+        let title = if stats.title.is_empty() {
+            lang.pick("цей чат", "this chat").to_string()
+        } else {
+            stats.title.clone()
+        };
+        let _ = write!(
+            out,
+            "📊 {title}\n{} · {}: {}\n{}",
+            texts::messages(lang, stats.total_messages),
+            lang.pick("учасників", "members"),
+            stats.unique_users,
+            lang.pick("Топ:", "Top:")
+        );
+    }
+    for (i, user) in stats.top_users.iter().take(top).enumerate() {
+        let share = 100.0 * user.messages as f64 / stats.total_messages as f64;
+        let _ = write!(
+            out,
+            "\n{}. {} — {} ({share:.0}%)",
+            i + 1,
+            user.name,
+            user.messages
+        );
+    }
+    if !top_only {
+        let offset = ctx.config.bot.utc_offset_hours;
+        let mut hours: Vec<(usize, u64)> = stats
+            .hour_histogram
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        hours.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let busiest: Vec<String> = hours
+            .iter()
+            .take(3)
+            .map(|&(h, _)| format!("{:02}:00", (h as i32 + offset).rem_euclid(24)))
+            .collect();
+        let _ = write!(
+            out,
+            "\n{} {}",
+            lang.pick("Найактивніші години:", "Busiest hours:"),
+            busiest.join(", ")
+        );
+    }
+    out
+}
+
+/// `/health`.
+fn health_text(ctx: &Ctx) -> String {
+    let health = ctx.store.health();
+    let uptime = ctx.started.elapsed().as_secs();
+    format!(
+        "uptime {}h {}m · store {:.1} MB · commits {} (last {} µs, max {} µs) · batch flush mean {:.1} ms · updates {} · replies {} · API errors {} · store errors {} · offline models {}",
+        uptime / 3600,
+        uptime % 3600 / 60,
+        health.size_on_disk as f64 / 1e6,
+        health.commits,
+        health.last_commit_micros,
+        health.max_commit_micros,
+        ctx.metrics.flush_latency.mean().as_secs_f64() * 1e3,
+        ctx.metrics.updates_received.load(std::sync::atomic::Ordering::Relaxed),
+        ctx.metrics.replies_total(),
+        ctx.metrics.api_errors_total(),
+        ctx.metrics.store_errors.load(std::sync::atomic::Ordering::Relaxed),
+        ctx.responder.offline().models(),
+    )
+}
+
+/// `/forget_me`: this chat at once; everywhere after a confirmation button.
+async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
+    let Some(user) = msg.from.as_ref().map(|u| u.id.0 as i64) else {
+        return Ok(());
+    };
+    let keyboard = InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(
+        Phrase::ForgetEverywhereButton.text(lang),
+        format!("forget:{user}"),
+    )]]);
+    if msg.chat.is_private() {
+        return say_with(ctx, msg, Phrase::ForgetEverywhereAsk.text(lang), Some(keyboard)).await;
+    }
+    let chat = msg.chat.id.0;
+    let deleted = blocking(ctx, move |store| {
+        let n = store.delete_user_in_chat(user, chat)?;
+        store.flush()?;
+        Ok(n)
+    })
+    .await?;
+    // The offline engine's chains were trained on the deleted messages too.
+    ctx.responder.offline().trim(0);
+    let text = format!(
+        "{} ({})",
+        Phrase::ForgotHere.text(lang),
+        texts::messages(lang, deleted)
+    );
+    say_with(ctx, msg, text, Some(keyboard)).await
+}
+
+/// `/settings`, `/settings chance X`, `/settings quiet A-B|off`.
+async fn settings_command(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> HandlerResult {
+    let Some(from) = msg.from.as_ref() else {
+        return Ok(());
+    };
+    if args.is_empty() {
+        let (text, keyboard) = settings_view(ctx, msg.chat.id.0, &msg.chat, from, lang)?;
+        return say_with(ctx, msg, text, Some(keyboard)).await;
+    }
+    if !can_change_chat(ctx, &msg.chat, from).await? {
+        return say(ctx, msg, Phrase::ChatAdminsOnly.text(lang)).await;
+    }
+    let chat = msg.chat.id.0;
+    let (what, value) = args.split_once(' ').unwrap_or((args, ""));
+    let mut chat_settings = settings::chat(&ctx.store, chat)?;
+    match what {
+        "chance" | "шанс" => match value.trim().replace(',', ".").parse::<f64>() {
+            Ok(chance) if (0.0..=1.0).contains(&chance) => {
+                chat_settings.reply_chance = Some(chance)
+            }
+            _ => return say(ctx, msg, Phrase::SettingsUsage.text(lang)).await,
+        },
+        "quiet" | "тиша" => match settings::parse_quiet_hours(value) {
+            Some(hours) => chat_settings.quiet_hours = hours,
+            None => return say(ctx, msg, Phrase::SettingsUsage.text(lang)).await,
+        },
+        _ => return say(ctx, msg, Phrase::SettingsUsage.text(lang)).await,
+    }
+    ctx.store
+        .put_setting(SettingKey::Chat(chat), &chat_settings)?;
+    say(ctx, msg, Phrase::Saved.text(lang)).await
+}
+
+/// The settings message and its toggle buttons.
+fn settings_view(
+    ctx: &Ctx,
+    chat_id: i64,
+    chat: &teloxide::types::Chat,
+    user: &User,
+    lang: Lang,
+) -> anyhow::Result<(String, InlineKeyboardMarkup)> {
+    let mine = settings::user(&ctx.store, user.id.0 as i64)?;
+    let on_off = |on: bool| lang.pick(if on { "увімк." } else { "вимк." }, if on { "on" } else { "off" });
+    let mut text = format!(
+        "{}\n{} {}\n{} {}",
+        lang.pick("Твої налаштування:", "Your settings:"),
+        lang.pick("Реакції на твої повідомлення:", "Reactions to your messages:"),
+        on_off(!mine.no_reactions),
+        lang.pick(
+            "Твої повідомлення у спонтанних дописах:",
+            "Your messages in spontaneous posts:"
+        ),
+        on_off(!mine.no_mentions),
+    );
+    let mut rows = vec![
+        vec![InlineKeyboardButton::callback(
+            lang.pick("Реакції: перемкнути", "Reactions: toggle"),
+            "set:u:reactions",
+        )],
+        vec![InlineKeyboardButton::callback(
+            lang.pick("Згадки: перемкнути", "Mentions: toggle"),
+            "set:u:mentions",
+        )],
+    ];
+    if !chat.is_private() {
+        let c = settings::chat(&ctx.store, chat_id)?;
+        let chance = c.reply_chance.unwrap_or(ctx.config.bot.reply_chance);
+        let quiet = match c.quiet_hours {
+            Some((a, b)) => format!("{a}–{b}"),
+            None => format!(
+                "{}–{}",
+                ctx.config.quiet_hours.start, ctx.config.quiet_hours.end
+            ),
+        };
+        let _ = write!(
+            text,
+            "\n\n{}\n{} {} · {} {:.0}% · {} {quiet} · {} {}\n{}",
+            lang.pick("Чат (змінюють адміністратори):", "Chat (administrators change these):"),
+            lang.pick("Відповіді:", "Replies:"),
+            on_off(c.replies),
+            lang.pick("шанс без звертання", "unprompted chance"),
+            chance * 100.0,
+            lang.pick("тихі години", "quiet hours"),
+            lang.pick("спонтанні дописи:", "spontaneous posts:"),
+            on_off(c.spontaneous),
+            Phrase::SettingsUsage.text(lang),
+        );
+        rows.push(vec![
+            InlineKeyboardButton::callback(
+                lang.pick("Відповіді", "Replies"),
+                "set:c:replies",
+            ),
+            InlineKeyboardButton::callback(
+                lang.pick("Спонтанні дописи", "Spontaneous posts"),
+                "set:c:spontaneous",
+            ),
+        ]);
+    }
+    Ok((text, InlineKeyboardMarkup::new(rows)))
+}
+
+/// Chat settings are for the chat's administrators (anyone in a private chat).
+async fn can_change_chat(
+    ctx: &Ctx,
+    chat: &teloxide::types::Chat,
+    user: &User,
+) -> anyhow::Result<bool> {
+    if chat.is_private() || ctx.is_admin(Some(user)) {
+        return Ok(true);
+    }
+    let member = ctx.call(ctx.bot.get_chat_member(chat.id, user.id)).await?;
+    Ok(member.is_privileged())
+}
+
+/// An inline button was pressed.
+pub async fn on_button(ctx: Ctx, query: CallbackQuery) -> HandlerResult {
+    let lang = lang_of(Some(&query.from));
+    let data = query.data.clone().unwrap_or_default();
+    let message = match &query.message {
+        Some(MaybeInaccessibleMessage::Regular(m)) => Some(m.as_ref().clone()),
+        _ => None,
+    };
+    let answer = match data.split(':').collect::<Vec<_>>().as_slice() {
+        ["forget", user] => {
+            if user.parse::<u64>().ok() != Some(query.from.id.0) {
+                Phrase::NotYourButton.text(lang).to_string()
+            } else {
+                let user = query.from.id.0 as i64;
+                let deleted = blocking(&ctx, move |store| {
+                    let n = store.delete_user(user)?;
+                    store.remove_setting(SettingKey::User(user))?;
+                    store.flush()?;
+                    Ok(n)
+                })
+                .await?;
+                ctx.responder.offline().trim(0);
+                let text = format!(
+                    "{} ({})",
+                    Phrase::ForgotEverywhere.text(lang),
+                    texts::messages(lang, deleted)
+                );
+                if let Some(m) = &message {
+                    let _ = ctx
+                        .call(ctx.bot.edit_message_text(m.chat.id, m.id, text.clone()))
+                        .await;
+                }
+                text
+            }
+        }
+        ["purge", chat] => {
+            if !ctx.is_admin(Some(&query.from)) {
+                Phrase::AdminOnly.text(lang).to_string()
+            } else {
+                let chat: i64 = chat.parse().context("a purge button without a chat id")?;
+                let deleted = blocking(&ctx, move |store| {
+                    let n = store.purge_chat(chat)?;
+                    store.flush()?;
+                    Ok(n)
+                })
+                .await?;
+                ctx.responder.offline().trim(0);
+                let text = format!("{} {deleted}", Phrase::PurgeDone.text(lang));
+                if let Some(m) = &message {
+                    let _ = ctx
+                        .call(ctx.bot.edit_message_text(m.chat.id, m.id, text.clone()))
+                        .await;
+                }
+                text
+            }
+        }
+        ["set", scope, what] => match &message {
+            None => String::new(),
+            Some(m) => toggle(&ctx, m, &query.from, lang, scope, what).await?,
+        },
+        _ => String::new(),
+    };
+    let mut request = ctx.bot.answer_callback_query(query.id.clone());
+    if !answer.is_empty() {
+        request = request.text(answer);
+    }
+    ctx.call(request).await?;
+    Ok(())
+}
+
+/// A settings toggle; redraws the settings message.
+async fn toggle(
+    ctx: &Ctx,
+    message: &Message,
+    user: &User,
+    lang: Lang,
+    scope: &str,
+    what: &str,
+) -> anyhow::Result<String> {
+    let chat = message.chat.id.0;
+    match scope {
+        "u" => {
+            let id = user.id.0 as i64;
+            let mut mine: UserSettings = settings::user(&ctx.store, id)?;
+            match what {
+                "reactions" => mine.no_reactions = !mine.no_reactions,
+                "mentions" => mine.no_mentions = !mine.no_mentions,
+                _ => return Ok(String::new()),
+            }
+            ctx.store.put_setting(SettingKey::User(id), &mine)?;
+        }
+        "c" => {
+            if !can_change_chat(ctx, &message.chat, user).await? {
+                return Ok(Phrase::ChatAdminsOnly.text(lang).into());
+            }
+            let mut c: ChatSettings = settings::chat(&ctx.store, chat)?;
+            match what {
+                "replies" => c.replies = !c.replies,
+                "spontaneous" => c.spontaneous = !c.spontaneous,
+                _ => return Ok(String::new()),
+            }
+            ctx.store.put_setting(SettingKey::Chat(chat), &c)?;
+        }
+        _ => return Ok(String::new()),
+    }
+    let (text, keyboard) = settings_view(ctx, chat, &message.chat, user, lang)?;
+    let _ = ctx
+        .call(
+            ctx.bot
+                .edit_message_text(message.chat.id, message.id, text)
+                .reply_markup(keyboard),
+        )
+        .await;
+    Ok(Phrase::Saved.text(lang).into())
+}
+
+/// `/backup`: writes a backup now and sends it to the admin privately when small enough.
+async fn backup(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
+    let Some(admin) = msg.from.as_ref() else {
+        return Ok(());
+    };
+    say(ctx, msg, Phrase::BackupStarted.text(lang)).await?;
+    let dir = ctx.config.backup_dir();
+    let summary_path = blocking(ctx, move |store| {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the backup directory {}", dir.display()))?;
+        let file = dir.join(format!(
+            "manual-{}.ckb",
+            chrono::Utc::now().format("%Y%m%d-%H%M%S")
+        ));
+        let summary = store.backup(&file)?;
+        Ok((summary, file))
+    })
+    .await?;
+    let (summary, file) = summary_path;
+    let described = format!(
+        "{} · {} · {:.1} MB",
+        file.display(),
+        texts::messages(lang, summary.messages),
+        summary.bytes as f64 / 1e6
+    );
+    if summary.bytes > ctx.config.bot.max_backup_document_bytes {
+        return say(
+            ctx,
+            msg,
+            format!("{} {described}", Phrase::BackupTooLarge.text(lang)),
+        )
+        .await;
+    }
+    // Privately: a backup holds every chat, it must not land in a group.
+    let sent = ctx
+        .call(
+            ctx.bot
+                .send_document(admin.id, InputFile::file(&file))
+                .caption(described.clone()),
+        )
+        .await;
+    match sent {
+        Ok(_) => {
+            if !msg.chat.is_private() {
+                say(ctx, msg, format!("✅ {described}")).await?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not send the backup to the admin");
+            say(
+                ctx,
+                msg,
+                format!("{} {described}", Phrase::BackupNeedsPrivateChat.text(lang)),
+            )
+            .await
+        }
+    }
+}
+
+/// `/import` in reply to an uploaded `result.json`.
+async fn import_document(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
+    let Some(document) = msg.reply_to_message().and_then(|m| m.document()) else {
+        return say(ctx, msg, Phrase::ImportNeedsDocument.text(lang)).await;
+    };
+    if u64::from(document.file.size) > ctx.config.bot.max_import_bytes {
+        return say(ctx, msg, Phrase::ImportTooLarge.text(lang)).await;
+    }
+    say(ctx, msg, Phrase::ImportStarted.text(lang)).await?;
+    let file = ctx.call(ctx.bot.get_file(document.file.id.clone())).await?;
+    if u64::from(file.size) > ctx.config.bot.max_import_bytes {
+        return say(ctx, msg, Phrase::ImportTooLarge.text(lang)).await;
+    }
+    let dir = ctx.config.data_dir.join("tmp");
+    tokio::fs::create_dir_all(&dir).await?;
+    let path = dir.join(format!("import-{}-{}.json", msg.chat.id.0, msg.id.0));
+    let mut out = tokio::fs::File::create(&path).await?;
+    let downloaded = ctx.bot.download_file(&file.path, &mut out).await;
+    drop(out);
+    if let Err(e) = downloaded {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e).context("downloading the export from Telegram");
+    }
+    let import_path = path.clone();
+    let result = blocking(ctx, move |store| {
+        let progress = Arc::new(AtomicU64::new(0));
+        let summary = import::import_file(
+            Some(&store),
+            &import_path,
+            &ImportOptions::default(),
+            &progress,
+        )?;
+        store.flush()?;
+        Ok(summary)
+    })
+    .await;
+    let _ = tokio::fs::remove_file(&path).await;
+    match result {
+        Ok(summary) => {
+            ctx.responder.offline().trim(0);
+            say(ctx, msg, format!("✅ {summary}")).await
+        }
+        // Bad files are the user's to fix: tell them what is wrong, as the CLI would.
+        Err(e) => say(ctx, msg, format!("❌ {e:#}")).await,
+    }
+}

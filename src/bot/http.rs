@@ -1,0 +1,90 @@
+//! `/healthz` and `/metrics` on a local address, for Prometheus and uptime checks.
+
+use super::Ctx;
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+/// Binds the configured address and serves until shutdown. Binding errors are returned (a
+/// second instance on the same port should fail loudly, not run without metrics).
+pub async fn serve(ctx: Ctx) -> anyhow::Result<()> {
+    let address = ctx.config.metrics.address.clone();
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on metrics.address {address}: is another chatkeeper running? \
+                 Change metrics.address or set metrics.enabled = false"
+            )
+        })?;
+    tracing::info!(address = %listener.local_addr()?, "metrics endpoint");
+    let mut shutdown = ctx.shutdown.clone();
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(ctx);
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = shutdown.wait_for(|&stop| stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "the metrics endpoint stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn healthz(State(ctx): State<Ctx>) -> impl IntoResponse {
+    if *ctx.shutdown.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
+async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
+    let health = ctx.store.health();
+    let global = ctx.store.global_stats();
+    let body = ctx.metrics.render(&[
+        (
+            "chatkeeper_store_bytes",
+            "Size of the store on disk.",
+            health.size_on_disk as f64,
+        ),
+        (
+            "chatkeeper_store_messages",
+            "Messages in the store that count for users.",
+            global.total_messages as f64,
+        ),
+        (
+            "chatkeeper_store_commits_total",
+            "Group commits since start.",
+            health.commits as f64,
+        ),
+        (
+            "chatkeeper_store_last_commit_seconds",
+            "Duration of the last group commit.",
+            health.last_commit_micros as f64 / 1e6,
+        ),
+        (
+            "chatkeeper_offline_models",
+            "Per-chat offline reply models in memory.",
+            ctx.responder.offline().models() as f64,
+        ),
+        (
+            "chatkeeper_uptime_seconds",
+            "Seconds since the bot started.",
+            ctx.started.elapsed().as_secs_f64(),
+        ),
+    ]);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
+}

@@ -1,0 +1,113 @@
+//! Per-chat and per-user reply limits (sliding one-minute windows), so that a busy chat or one
+//! persistent user cannot make the bot flood. Sharded: handlers of different chats rarely meet on
+//! one lock, and no lock is held across an `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 16;
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Reply budgets per chat and per user.
+pub struct RateLimiter {
+    chat_per_minute: usize,
+    user_per_minute: usize,
+    shards: Vec<Mutex<HashMap<Key, VecDeque<Instant>>>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Chat(i64),
+    User(i64),
+}
+
+impl RateLimiter {
+    pub fn new(chat_per_minute: u32, user_per_minute: u32) -> Self {
+        RateLimiter {
+            chat_per_minute: chat_per_minute as usize,
+            user_per_minute: user_per_minute as usize,
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// Takes one reply from the chat's and the user's budgets if both have room; otherwise
+    /// takes nothing and says no.
+    pub fn allow(&self, chat: i64, user: Option<i64>, now: Instant) -> bool {
+        let mut keys = vec![(Key::Chat(chat), self.chat_per_minute)];
+        if let Some(user) = user {
+            keys.push((Key::User(user), self.user_per_minute));
+        }
+        if !keys.iter().all(|&(key, limit)| self.used(key, now) < limit) {
+            return false;
+        }
+        for (key, _) in keys {
+            self.shard(key)
+                .lock()
+                .expect("rate limiter")
+                .entry(key)
+                .or_default()
+                .push_back(now);
+        }
+        true
+    }
+
+    /// Forgets windows that have emptied (maintenance); returns how many were dropped.
+    pub fn trim(&self, now: Instant) -> usize {
+        let mut dropped = 0;
+        for shard in &self.shards {
+            let mut map = shard.lock().expect("rate limiter");
+            let before = map.len();
+            map.retain(|_, times| {
+                expire(times, now);
+                !times.is_empty()
+            });
+            dropped += before - map.len();
+        }
+        dropped
+    }
+
+    fn used(&self, key: Key, now: Instant) -> usize {
+        let mut map = self.shard(key).lock().expect("rate limiter");
+        map.get_mut(&key).map_or(0, |times| {
+            expire(times, now);
+            times.len()
+        })
+    }
+
+    fn shard(&self, key: Key) -> &Mutex<HashMap<Key, VecDeque<Instant>>> {
+        let id = match key {
+            Key::Chat(id) | Key::User(id) => id,
+        };
+        &self.shards[id.rem_euclid(SHARDS as i64) as usize]
+    }
+}
+
+fn expire(times: &mut VecDeque<Instant>, now: Instant) {
+    while times
+        .front()
+        .is_some_and(|&t| now.duration_since(t) >= WINDOW)
+    {
+        times.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_and_user_budgets_both_apply_and_refill_after_a_minute() {
+        let limiter = RateLimiter::new(3, 2);
+        let t0 = Instant::now();
+        assert!(limiter.allow(-1, Some(10), t0));
+        assert!(limiter.allow(-1, Some(10), t0));
+        assert!(!limiter.allow(-1, Some(10), t0), "user budget is 2");
+        assert!(limiter.allow(-1, Some(11), t0));
+        assert!(!limiter.allow(-1, Some(12), t0), "chat budget is 3");
+        assert!(limiter.allow(-2, Some(12), t0), "other chats are not affected");
+        let later = t0 + WINDOW;
+        assert!(limiter.allow(-1, Some(10), later));
+        assert_eq!(limiter.trim(later + WINDOW), 5);
+    }
+}

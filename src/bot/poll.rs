@@ -1,0 +1,199 @@
+//! Long polling with at-least-once recording.
+//!
+//! Telegram treats every update below the `offset` of a `getUpdates` call as confirmed and never
+//! sends it again. So a batch is stored and flushed (one group commit for the whole batch) before
+//! the next call carries the higher offset; a crash at any point loses nothing Telegram will not
+//! deliver again, and redelivered updates are stored idempotently (same keys).
+
+use super::{handlers, record, Ctx};
+use crate::store::{ChatInfo, Message, UserInfo};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use teloxide::prelude::*;
+use teloxide::types::{AllowedUpdate, Update, UpdateKind};
+use teloxide::RequestError;
+use tokio::task::JoinSet;
+
+/// Long-poll timeout, below the HTTP client's own request timeout.
+const POLL_SECS: u32 = 10;
+/// How long in-flight handlers may run on after shutdown before they are cancelled.
+const HANDLER_GRACE: Duration = Duration::from_secs(3);
+
+/// Polls until shutdown.
+pub async fn run(ctx: &Ctx) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut handlers = JoinSet::new();
+    let backlog_before = chrono::Utc::now().timestamp() - ctx.config.bot.backlog_secs as i64;
+    let mut offset: i32 = 0;
+    let mut backoff = Duration::from_secs(1);
+    while !*shutdown.borrow() {
+        let request = ctx
+            .bot
+            .inner()
+            .get_updates()
+            .offset(offset)
+            .timeout(POLL_SECS)
+            .allowed_updates(vec![
+                AllowedUpdate::Message,
+                AllowedUpdate::EditedMessage,
+                AllowedUpdate::CallbackQuery,
+            ]);
+        let result = tokio::select! {
+            result = request.send() => result,
+            _ = shutdown.changed() => break,
+        };
+        let updates = match result {
+            Ok(updates) => {
+                backoff = Duration::from_secs(1);
+                updates
+            }
+            Err(e) => {
+                ctx.metrics.api_error(super::error_kind(&e));
+                let wait = match &e {
+                    RequestError::RetryAfter(after) => after.duration(),
+                    _ => {
+                        ctx.note_error(format!("getUpdates: {e}"));
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        backoff / 2
+                    }
+                };
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "getUpdates failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+        };
+        let Some(last) = updates.last() else {
+            continue;
+        };
+        let received = Instant::now();
+        ctx.metrics
+            .updates_received
+            .fetch_add(updates.len() as u64, Relaxed);
+        if !store_durably(ctx, &updates).await {
+            break;
+        }
+        offset = last.id.0 as i32 + 1;
+        for update in updates {
+            if !is_backlog(&update, backlog_before) {
+                handlers.spawn(handlers::dispatch(ctx.clone(), update, received));
+            }
+        }
+        while handlers.try_join_next().is_some() {}
+    }
+    confirm(ctx, offset).await;
+    let finished = tokio::time::timeout(HANDLER_GRACE, async {
+        while handlers.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            cancelled = handlers.len(),
+            "handlers still running at shutdown were cancelled"
+        );
+        handlers.abort_all();
+    }
+}
+
+/// Stores a batch and flushes it, retrying until it works; `false` when shutdown came first
+/// (the batch is then not confirmed and Telegram will send it again).
+async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
+    let batch = Batch::of(updates);
+    let count = batch.messages.len() as u64;
+    loop {
+        let store = ctx.store.clone();
+        let batch = batch.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || batch.write(&store)).await;
+        match result {
+            Ok(Ok(())) => {
+                ctx.metrics.flush_latency.observe(started.elapsed());
+                ctx.metrics.messages_stored.fetch_add(count, Relaxed);
+                ctx.metrics.batches_stored.fetch_add(1, Relaxed);
+                return true;
+            }
+            Ok(Err(e)) => {
+                ctx.metrics.store_errors.fetch_add(1, Relaxed);
+                ctx.note_error(format!("storing updates: {e}"));
+            }
+            Err(e) => ctx.note_error(format!("storing updates panicked: {e}")),
+        }
+        let mut shutdown = ctx.shutdown.clone();
+        if *shutdown.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
+}
+
+/// What one batch of updates writes.
+#[derive(Clone, Default)]
+struct Batch {
+    messages: Vec<Message>,
+    chats: HashMap<i64, ChatInfo>,
+    users: HashMap<i64, UserInfo>,
+}
+
+impl Batch {
+    fn of(updates: &[Update]) -> Batch {
+        let mut batch = Batch::default();
+        for update in updates {
+            let message = match &update.kind {
+                UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m,
+                _ => continue,
+            };
+            batch.messages.push(record::to_stored(message));
+            batch
+                .chats
+                .insert(message.chat.id.0, record::chat_info(&message.chat));
+            if let Some(user) = &message.from {
+                batch
+                    .users
+                    .insert(user.id.0 as i64, record::user_info(user));
+            }
+        }
+        batch
+    }
+
+    fn write(self, store: &crate::store::Store) -> crate::store::Result<()> {
+        for (chat, info) in self.chats {
+            store.set_chat_info(chat, info)?;
+        }
+        for (user, info) in self.users {
+            store.set_user_info(user, info)?;
+        }
+        store.save_batch(self.messages)?;
+        store.flush()
+    }
+}
+
+/// Messages sent before start-up minus the backlog window are recorded but not answered.
+fn is_backlog(update: &Update, before: i64) -> bool {
+    match &update.kind {
+        UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m.date.timestamp() < before,
+        _ => false,
+    }
+}
+
+/// Confirms the stored updates to Telegram before exiting, so that a restart does not answer
+/// them again (`limit 1, timeout 0`: the one update this may return stays unconfirmed).
+async fn confirm(ctx: &Ctx, offset: i32) {
+    if offset == 0 {
+        return;
+    }
+    let request = ctx
+        .bot
+        .inner()
+        .get_updates()
+        .offset(offset)
+        .limit(1)
+        .timeout(0);
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(1), request.send()).await {
+        tracing::warn!(error = %e, "could not confirm the last updates; they may be answered again");
+    }
+}

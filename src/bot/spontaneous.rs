@@ -1,0 +1,78 @@
+//! Posts the bot makes on its own, into chats where people are actually talking right now.
+
+use super::handlers::{prompt, record_own};
+use super::settings;
+use super::texts::Lang;
+use super::Ctx;
+use crate::reply::EngineError;
+use crate::store::SettingKey;
+use std::sync::atomic::Ordering::Relaxed;
+use teloxide::prelude::*;
+
+/// Looks for one eligible chat and posts into it. Returns the chat posted to, if any.
+///
+/// A chat is eligible when it is a group, had at least `min_messages` within the window (real
+/// activity, not merely a chat once seen), allows spontaneous posts, is outside its quiet hours,
+/// and its cooldown (kept in the store, so restarts do not reset it) has passed.
+pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
+    let config = &ctx.config.spontaneous;
+    let now = chrono::Utc::now().timestamp();
+    let since = now - config.window_minutes as i64 * 60;
+    let store = ctx.store.clone();
+    let min_messages = config.min_messages.max(1);
+    let cooldown = config.cooldown_hours as i64 * 3600;
+    let quiet_default = ctx.config.quiet_hours;
+    let local_hour = ctx.config.local_hour(now);
+    let eligible = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+        let mut eligible = Vec::new();
+        for chat in store.active_chats(since) {
+            if chat.chat_id > 0 {
+                continue;
+            }
+            let recent = store.recent(chat.chat_id, min_messages)?;
+            let busy = recent.len() >= min_messages
+                && recent.iter().all(|m| m.time >= since && !m.is_bot);
+            if !busy {
+                continue;
+            }
+            let s = settings::chat(&store, chat.chat_id)?;
+            let quiet = match s.quiet_hours {
+                Some((start, end)) => crate::config::QuietHours { start, end },
+                None => quiet_default,
+            };
+            let cooled = s.last_spontaneous.is_none_or(|t| now - t >= cooldown);
+            if s.spontaneous && s.replies && cooled && !quiet.contains(local_hour) {
+                eligible.push(chat.chat_id);
+            }
+        }
+        Ok(eligible)
+    })
+    .await??;
+    if eligible.is_empty() {
+        return Ok(None);
+    }
+    let chat_id = eligible[rand::random_range(0..eligible.len())];
+    // The cooldown is written before posting: a crash after the post must not post again.
+    let mut s = settings::chat(&ctx.store, chat_id)?;
+    s.last_spontaneous = Some(now);
+    ctx.store.put_setting(SettingKey::Chat(chat_id), &s)?;
+    let title = ctx
+        .store
+        .chat_info(chat_id)
+        .map(|info| info.title)
+        .unwrap_or_default();
+    let prompt = prompt(ctx, chat_id, title, None, Lang::Uk, true).await?;
+    let reply = match ctx.responder.reply(&prompt).await {
+        Ok(reply) => reply,
+        Err(EngineError::NothingToSay) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let sent = ctx
+        .call(ctx.bot.send_message(ChatId(chat_id), reply.text))
+        .await?;
+    ctx.metrics.spontaneous_posts.fetch_add(1, Relaxed);
+    ctx.metrics.reply_sent(reply.engine);
+    record_own(ctx, &sent).await?;
+    tracing::info!(chat = chat_id, engine = reply.engine, "spontaneous post");
+    Ok(Some(chat_id))
+}

@@ -1,0 +1,255 @@
+//! Everything the bot says, in Ukrainian and English. One table, so that a new message is added
+//! in both languages at once and the command menu, `/help` and the replies cannot drift apart.
+
+use crate::reply::Language;
+
+/// The language of a reply: Ukrainian for users whose Telegram speaks Ukrainian (or Russian:
+/// the bot's chats are Ukrainian-speaking), English for everyone else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Uk,
+    En,
+}
+
+impl Lang {
+    /// The language for a user's `language_code`.
+    pub fn of(language_code: Option<&str>) -> Lang {
+        match language_code.map(|c| c.split(['-', '_']).next().unwrap_or(c)) {
+            Some("uk") | Some("ru") | Some("be") => Lang::Uk,
+            _ => Lang::En,
+        }
+    }
+
+    /// The same language for the reply engines.
+    pub fn language(self) -> Language {
+        match self {
+            Lang::Uk => Language::Ukrainian,
+            Lang::En => Language::English,
+        }
+    }
+
+    /// Picks the text of this language.
+    pub fn pick<'a>(self, uk: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Uk => uk,
+            Lang::En => en,
+        }
+    }
+}
+
+/// The command menu: (command, Ukrainian description, English description). Admin commands are
+/// listed too; others get a polite refusal when they use them.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("start", "Привітання і що я вмію", "Hello and what I can do"),
+    ("help", "Усі команди", "All commands"),
+    (
+        "stats",
+        "Статистика цього чату",
+        "Statistics of this chat",
+    ),
+    ("top", "Найактивніші учасники", "Most active members"),
+    (
+        "me",
+        "Твої повідомлення тут і всюди",
+        "Your messages here and everywhere",
+    ),
+    (
+        "forget_me",
+        "Видалити твої повідомлення",
+        "Delete your messages",
+    ),
+    (
+        "settings",
+        "Налаштування: реакції, згадки, відповіді",
+        "Settings: reactions, mentions, replies",
+    ),
+    (
+        "global",
+        "Адміністратор: загальна статистика",
+        "Admin: global statistics",
+    ),
+    (
+        "health",
+        "Адміністратор: стан бота",
+        "Admin: bot health",
+    ),
+    (
+        "backup",
+        "Адміністратор: резервна копія зараз",
+        "Admin: back up now",
+    ),
+    (
+        "import",
+        "Адміністратор: імпорт експорту (відповіддю на файл)",
+        "Admin: import an export (reply to the file)",
+    ),
+    (
+        "purge_chat",
+        "Адміністратор: стерти історію цього чату",
+        "Admin: erase this chat's history",
+    ),
+];
+
+/// `/start`.
+pub fn start(lang: Lang, bot_name: &str) -> String {
+    match lang {
+        Lang::Uk => format!(
+            "Привіт! Я {bot_name}. Я запам'ятовую розмови чатів, де я є, відповідаю, коли до \
+             мене звертаються, і рахую статистику. /help — усі команди, /settings — \
+             налаштування, /forget_me — видалити свої повідомлення."
+        ),
+        Lang::En => format!(
+            "Hi! I'm {bot_name}. I remember the conversations of the chats I'm in, answer when \
+             I'm addressed and keep statistics. /help lists the commands, /settings has your \
+             options, /forget_me deletes your messages."
+        ),
+    }
+}
+
+/// `/help`: the menu with descriptions.
+pub fn help(lang: Lang) -> String {
+    let mut out = lang.pick("Команди:", "Commands:").to_string();
+    for (command, uk, en) in COMMANDS {
+        out.push_str(&format!("\n/{command} — {}", lang.pick(uk, en)));
+    }
+    out
+}
+
+/// Fixed phrases.
+pub enum Phrase {
+    AdminOnly,
+    NoStatsYet,
+    ForgotHere,
+    ForgetEverywhereButton,
+    ForgetEverywhereAsk,
+    ForgotEverywhere,
+    NotYourButton,
+    ChatAdminsOnly,
+    Saved,
+    BackupStarted,
+    BackupTooLarge,
+    BackupNeedsPrivateChat,
+    ImportNeedsDocument,
+    ImportTooLarge,
+    ImportStarted,
+    PurgeDone,
+    SettingsUsage,
+    Failed,
+}
+
+impl Phrase {
+    /// The phrase in `lang`.
+    pub fn text(self, lang: Lang) -> &'static str {
+        use Phrase::*;
+        let (uk, en) = match self {
+            AdminOnly => (
+                "Вибач, ця команда лише для адміністраторів бота.",
+                "Sorry, this command is for the bot's administrators only.",
+            ),
+            NoStatsYet => (
+                "Тут ще нічого не записано.",
+                "Nothing has been recorded here yet.",
+            ),
+            ForgotHere => (
+                "Готово: твої повідомлення в цьому чаті видалено. Видалити також усюди?",
+                "Done: your messages in this chat are deleted. Delete them everywhere too?",
+            ),
+            ForgetEverywhereButton => ("🗑 Видалити всюди", "🗑 Delete everywhere"),
+            ForgetEverywhereAsk => (
+                "Видалити всі твої повідомлення в усіх чатах? Це не можна скасувати.",
+                "Delete all your messages in every chat? This cannot be undone.",
+            ),
+            ForgotEverywhere => (
+                "Готово: усі твої повідомлення та лічильники видалено.",
+                "Done: all your messages and counters are deleted.",
+            ),
+            NotYourButton => ("Ця кнопка не для тебе.", "This button is not yours."),
+            ChatAdminsOnly => (
+                "Налаштування чату змінюють лише його адміністратори.",
+                "Only this chat's administrators can change its settings.",
+            ),
+            Saved => ("Збережено.", "Saved."),
+            BackupStarted => ("Роблю резервну копію…", "Backing up…"),
+            BackupTooLarge => (
+                "Копія завелика для Telegram; вона збережена на сервері:",
+                "The backup is too large for Telegram; it is kept on the server:",
+            ),
+            BackupNeedsPrivateChat => (
+                "Не можу надіслати тобі копію: спершу напиши мені /start в особисті.",
+                "I cannot send you the backup: send me /start in a private chat first.",
+            ),
+            ImportNeedsDocument => (
+                "Надішли result.json з експорту Telegram Desktop і відповідай на нього /import.",
+                "Upload result.json from a Telegram Desktop export and reply to it with /import.",
+            ),
+            ImportTooLarge => (
+                "Файл завеликий для імпорту через Telegram; скористайся `chatkeeper import` на сервері.",
+                "The file is too large to import through Telegram; use `chatkeeper import` on the server.",
+            ),
+            ImportStarted => ("Імпортую…", "Importing…"),
+            PurgeDone => (
+                "Історію цього чату стерто. Повідомлень видалено:",
+                "This chat's history is erased. Messages deleted:",
+            ),
+            SettingsUsage => (
+                "Для адміністраторів чату: /settings chance 0.05 — шанс відповіді без звертання; \
+                 /settings quiet 23-8 або /settings quiet off — тихі години.",
+                "For chat administrators: /settings chance 0.05 — chance of unprompted replies; \
+                 /settings quiet 23-8 or /settings quiet off — quiet hours.",
+            ),
+            Failed => (
+                "Щось пішло не так, адміністратори вже знають.",
+                "Something went wrong; the administrators have been told.",
+            ),
+        };
+        lang.pick(uk, en)
+    }
+}
+
+/// A count with its noun, e.g. "5 повідомлень" / "5 messages".
+pub fn messages(lang: Lang, n: u64) -> String {
+    match lang {
+        Lang::Uk => {
+            let noun = match (n % 10, n % 100) {
+                (1, m) if m != 11 => "повідомлення",
+                (2..=4, m) if !(12..=14).contains(&m) => "повідомлення",
+                _ => "повідомлень",
+            };
+            format!("{n} {noun}")
+        }
+        Lang::En if n == 1 => "1 message".into(),
+        Lang::En => format!("{n} messages"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_come_from_language_codes() {
+        assert_eq!(Lang::of(Some("uk")), Lang::Uk);
+        assert_eq!(Lang::of(Some("uk-UA")), Lang::Uk);
+        assert_eq!(Lang::of(Some("en-US")), Lang::En);
+        assert_eq!(Lang::of(None), Lang::En);
+    }
+
+    #[test]
+    fn ukrainian_plurals() {
+        assert_eq!(messages(Lang::Uk, 1), "1 повідомлення");
+        assert_eq!(messages(Lang::Uk, 3), "3 повідомлення");
+        assert_eq!(messages(Lang::Uk, 11), "11 повідомлень");
+        assert_eq!(messages(Lang::Uk, 25), "25 повідомлень");
+        assert_eq!(messages(Lang::En, 1), "1 message");
+    }
+
+    #[test]
+    fn help_lists_every_command_in_both_languages() {
+        for lang in [Lang::Uk, Lang::En] {
+            let help = help(lang);
+            for (command, _, _) in COMMANDS {
+                assert!(help.contains(&format!("/{command} ")), "{help}");
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Maintenance tasks of a running bot: retention, scheduled backups with rotation, trimming of
+//! in-memory models and limits, spontaneous posts. They share the bot's [`Ctx`], log what they
+//! did, and stop with the bot. (Flushing is the store's own group commit, every 100 ms, plus one
+//! flush per `getUpdates` batch in the poll loop.)
+
+use crate::bot::{spontaneous, Ctx};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Starts every enabled task.
+pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
+    let mut tasks = vec![every(ctx, "trim", Duration::from_secs(600), trim)];
+    if ctx.config.retention.days > 0 {
+        tasks.push(every(ctx, "retention", Duration::from_secs(3600), retention));
+    }
+    if ctx.config.backup.every_hours > 0 {
+        let period = Duration::from_secs(ctx.config.backup.every_hours * 3600);
+        tasks.push(every(ctx, "backup", period, scheduled_backup));
+    }
+    if ctx.config.spontaneous.enabled {
+        let period = Duration::from_secs(ctx.config.spontaneous.check_every_minutes.max(1) * 60);
+        tasks.push(every(ctx, "spontaneous", period, spontaneous_post));
+    }
+    tasks
+}
+
+/// Runs `work` every `period` (first after one period) until shutdown; errors are logged and
+/// noted for the admins, and the task goes on.
+fn every<F, Fut>(ctx: &Ctx, name: &'static str, period: Duration, work: F) -> JoinHandle<()>
+where
+    F: Fn(Ctx) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let mut shutdown = ctx.shutdown.clone();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.wait_for(|&stop| stop) => return,
+            }
+            if let Err(e) = work(ctx.clone()).await {
+                ctx.note_error(format!("maintenance task {name}: {e:#}"));
+            }
+        }
+    })
+}
+
+async fn trim(ctx: Ctx) -> anyhow::Result<()> {
+    let keep = ctx.config.llm.offline.max_chats / 2;
+    let models = ctx.responder.offline().trim(keep);
+    let windows = ctx.limiter.trim(Instant::now());
+    tracing::info!(models, windows, "trimmed offline models and rate-limit windows");
+    Ok(())
+}
+
+async fn retention(ctx: Ctx) -> anyhow::Result<()> {
+    let days = ctx.config.retention.days;
+    let before = chrono::Utc::now().timestamp() - days as i64 * 86_400;
+    let store = ctx.store.clone();
+    let purged = tokio::task::spawn_blocking(move || store.purge_before(before)).await??;
+    if purged > 0 {
+        ctx.responder.offline().trim(0);
+    }
+    tracing::info!(purged, days, "retention purge");
+    Ok(())
+}
+
+async fn scheduled_backup(ctx: Ctx) -> anyhow::Result<()> {
+    let dir = ctx.config.backup_dir();
+    let keep = ctx.config.backup.keep.max(1);
+    let store = ctx.store.clone();
+    let (file, summary, removed) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join(format!(
+            "{SCHEDULED_PREFIX}{}.ckb",
+            chrono::Utc::now().format("%Y%m%d-%H%M%S")
+        ));
+        let summary = store.backup(&file)?;
+        let removed = rotate(&dir, keep)?;
+        Ok((file, summary, removed))
+    })
+    .await??;
+    tracing::info!(
+        file = %file.display(),
+        messages = summary.messages,
+        bytes = summary.bytes,
+        removed,
+        "scheduled backup"
+    );
+    Ok(())
+}
+
+async fn spontaneous_post(ctx: Ctx) -> anyhow::Result<()> {
+    if spontaneous::post_once(&ctx).await?.is_none() {
+        tracing::debug!("no chat for a spontaneous post");
+    }
+    Ok(())
+}
+
+/// Scheduled backups are named so; manual ones (`/backup`) are not rotated.
+const SCHEDULED_PREFIX: &str = "scheduled-";
+
+/// Deletes the oldest scheduled backups beyond `keep`; returns how many.
+pub fn rotate(dir: &Path, keep: usize) -> std::io::Result<usize> {
+    let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(SCHEDULED_PREFIX) && n.ends_with(".ckb"))
+        })
+        .collect();
+    // Names carry the UTC time, so name order is age order.
+    backups.sort();
+    let excess = backups.len().saturating_sub(keep);
+    for old in &backups[..excess] {
+        std::fs::remove_file(old)?;
+    }
+    Ok(excess)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_the_newest_scheduled_backups_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "scheduled-20260101-000000.ckb",
+            "scheduled-20260102-000000.ckb",
+            "scheduled-20260103-000000.ckb",
+            "manual-20250101-000000.ckb",
+            "scheduled-20260104-000000.partial",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        assert_eq!(rotate(dir.path(), 2).unwrap(), 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "manual-20250101-000000.ckb",
+                "scheduled-20260102-000000.ckb",
+                "scheduled-20260103-000000.ckb",
+                "scheduled-20260104-000000.partial"
+            ]
+        );
+    }
+}
