@@ -4,8 +4,9 @@
 //!
 //! Environment overrides are `CHATKEEPER_` plus the key path joined by `__`:
 //! `CHATKEEPER_ADMINS="[123, 456]"`, `CHATKEEPER_BOT__REPLY_CHANCE=0.1`,
-//! `CHATKEEPER_LLM__ENGINE=gemini`. The API keys also come from the usual `GEMINI_API_KEY` and
-//! `OPENAI_API_KEY`, and the data directory from `CHATKEEPER_DATA_DIR` or `--data-dir`.
+//! `CHATKEEPER_LLM__ENGINE=gemini`. The API keys can also come from `CHATKEEPER_GEMINI_API_KEY`
+//! and `CHATKEEPER_OPENAI_API_KEY`, and the data directory from `CHATKEEPER_DATA_DIR` or
+//! `--data-dir`.
 
 use crate::reply::LlmConfig;
 use anyhow::{bail, Context};
@@ -227,19 +228,12 @@ impl Config {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file_exact("chatkeeper.toml")),
         }
+        // The command line reads CONFIG and DATA_DIR; the reply engines read the API keys.
         figment = figment.merge(
             Env::prefixed("CHATKEEPER_")
-                .ignore(&["CONFIG", "DATA_DIR", "LOG"])
+                .ignore(&["CONFIG", "DATA_DIR", "GEMINI_API_KEY", "OPENAI_API_KEY"])
                 .split("__"),
         );
-        for (var, key) in [
-            ("GEMINI_API_KEY", "llm.gemini.api_key"),
-            ("OPENAI_API_KEY", "llm.openai.api_key"),
-        ] {
-            if let Ok(value) = std::env::var(var) {
-                figment = figment.merge(Serialized::default(key, value));
-            }
-        }
         let mut config: Config = figment.extract().map_err(|e| {
             anyhow::anyhow!(
                 "the configuration is not valid: {e}. See chatkeeper.example.toml for every key"
@@ -304,6 +298,29 @@ mod tests {
         let day = QuietHours { start: 9, end: 17 };
         assert!(day.contains(9) && !day.contains(17) && !day.contains(3));
         assert!(!QuietHours { start: 5, end: 5 }.contains(5));
+    }
+
+    /// The committed example documents exactly the defaults (so neither can drift).
+    #[test]
+    fn the_example_file_holds_the_defaults() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/chatkeeper.example.toml");
+        let parsed: Config = toml::from_str(&std::fs::read_to_string(example).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&parsed).unwrap(),
+            serde_json::to_value(Config::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_to_fix() {
+        let mut config = Config::default();
+        config.bot.reply_chance = 1.5;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("bot.reply_chance"), "{err}");
+        let mut config = Config::default();
+        config.metrics.address = "localhost".into();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("metrics.address"), "{err}");
     }
 
     #[test]

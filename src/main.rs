@@ -170,6 +170,7 @@ fn main() -> ExitCode {
 /// Opens the store and runs the bot on a two-thread runtime (the VPS has two cores) until SIGTERM
 /// or Ctrl-C.
 fn run_bot(config: Config) -> anyhow::Result<()> {
+    let connection = chatkeeper::bot::Connection::from_env()?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!("cannot create the data directory {}", config.data_dir.display())
     })?;
@@ -178,7 +179,12 @@ fn run_bot(config: Config) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(chatkeeper::bot::run(config, store, shutdown_signal()))
+    runtime.block_on(chatkeeper::bot::run(
+        config,
+        store,
+        connection,
+        shutdown_signal(),
+    ))
 }
 
 /// Resolves on SIGTERM (systemd stop) or Ctrl-C.

@@ -181,9 +181,18 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
 
 /// `/stats` (totals, users, top 5, busiest hours) or `/top` (top users with shares).
 fn stats_text(ctx: &Ctx, chat: i64, lang: Lang, top_only: bool) -> String {
-    let Some(stats) = ctx.store.chat_stats(chat).filter(|s| s.total_messages > 0) else {
+    let Some(mut stats) = ctx.store.chat_stats(chat) else {
         return Phrase::NoStatsYet.text(lang).into();
     };
+    // The store counts the bot's own replies like anyone's; people want to see people.
+    let me = ctx.me.id.0 as i64;
+    let own = ctx.store.user_total_in_chat(chat, me);
+    stats.total_messages -= own.min(stats.total_messages);
+    stats.unique_users -= u64::from(own > 0).min(stats.unique_users);
+    stats.top_users.retain(|u| u.user_id != me);
+    if stats.total_messages == 0 {
+        return Phrase::NoStatsYet.text(lang).into();
+    }
     let mut out = String::new();
     let top = if top_only { 10 } else { 5 };
     if top_only {
@@ -583,7 +592,9 @@ async fn import_document(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult 
     let Some(document) = msg.reply_to_message().and_then(|m| m.document()) else {
         return say(ctx, msg, Phrase::ImportNeedsDocument.text(lang)).await;
     };
-    if u64::from(document.file.size) > ctx.config.bot.max_import_bytes {
+    // teloxide reports an unknown size as u32::MAX; getFile below tells the real one.
+    let known = document.file.size != u32::MAX;
+    if known && u64::from(document.file.size) > ctx.config.bot.max_import_bytes {
         return say(ctx, msg, Phrase::ImportTooLarge.text(lang)).await;
     }
     say(ctx, msg, Phrase::ImportStarted.text(lang)).await?;

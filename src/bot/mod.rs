@@ -70,23 +70,43 @@ const NO_TOKEN: &str = "TELOXIDE_TOKEN is not set. Create a bot with @BotFather 
      (https://t.me/BotFather, command /newbot), then run `export TELOXIDE_TOKEN=<the token>` \
      (or put it in the systemd unit's environment file) and start chatkeeper again";
 
+/// Where the Bot API is and how to log in.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub token: String,
+    /// `None` for Telegram's own `https://api.telegram.org`.
+    pub api_url: Option<reqwest::Url>,
+}
+
+impl Connection {
+    /// From `TELOXIDE_TOKEN` and `TELOXIDE_API_URL`, with errors that say what to do.
+    pub fn from_env() -> anyhow::Result<Connection> {
+        let token = std::env::var("TELOXIDE_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow!(NO_TOKEN))?;
+        let api_url = match std::env::var("TELOXIDE_API_URL") {
+            Ok(url) => Some(url.parse().with_context(|| {
+                format!("TELOXIDE_API_URL {url:?} is not a URL like https://api.telegram.org")
+            })?),
+            Err(_) => None,
+        };
+        Ok(Connection { token, api_url })
+    }
+}
+
 /// Runs the bot until `shutdown` resolves, then stops polling, lets in-flight handlers finish
 /// (briefly), flushes the store and returns.
 pub async fn run(
     config: Config,
     store: Store,
+    connection: Connection,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let token = std::env::var("TELOXIDE_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| anyhow!(NO_TOKEN))?;
-    let mut bot = Bot::new(token.trim());
-    if let Ok(url) = std::env::var("TELOXIDE_API_URL") {
-        let parsed = url.parse().with_context(|| {
-            format!("TELOXIDE_API_URL {url:?} is not a URL like https://api.telegram.org")
-        })?;
-        bot = bot.set_api_url(parsed);
+    let mut bot = Bot::new(connection.token);
+    if let Some(url) = connection.api_url {
+        bot = bot.set_api_url(url);
     }
     let me = match bot.get_me().await {
         Ok(me) => me,

@@ -17,6 +17,9 @@ use tokio::task::JoinSet;
 
 /// Long-poll timeout, below the HTTP client's own request timeout.
 const POLL_SECS: u32 = 10;
+/// Waits after failed polls: doubling from the first to the last.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long in-flight handlers may run on after shutdown before they are cancelled.
 const HANDLER_GRACE: Duration = Duration::from_secs(3);
 
@@ -26,7 +29,7 @@ pub async fn run(ctx: &Ctx) {
     let mut handlers = JoinSet::new();
     let backlog_before = chrono::Utc::now().timestamp() - ctx.config.bot.backlog_secs as i64;
     let mut offset: i32 = 0;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = FIRST_BACKOFF;
     while !*shutdown.borrow() {
         let request = ctx
             .bot
@@ -45,7 +48,7 @@ pub async fn run(ctx: &Ctx) {
         };
         let updates = match result {
             Ok(updates) => {
-                backoff = Duration::from_secs(1);
+                backoff = FIRST_BACKOFF;
                 updates
             }
             Err(e) => {
@@ -54,8 +57,9 @@ pub async fn run(ctx: &Ctx) {
                     RequestError::RetryAfter(after) => after.duration(),
                     _ => {
                         ctx.note_error(format!("getUpdates: {e}"));
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
-                        backoff / 2
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        wait
                     }
                 };
                 tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "getUpdates failed");

@@ -122,6 +122,8 @@ impl MarkovEngine {
         if let Some(chain) = cached.filter(|c| !c.is_stale(total, self.rebuild_after)) {
             return Ok(chain);
         }
+        // Two replies racing here may both rebuild; the second build simply replaces the first,
+        // which is cheaper than making every reply of the chat wait on a per-chat lock.
         let store = self.store.clone();
         let history = self.history;
         let chain = tokio::task::spawn_blocking(move || {

@@ -41,6 +41,7 @@ pub trait ReplyEngine: Send + Sync {
 /// Why an engine has no answer. None of these carries an API key.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The engine took longer than `llm.timeout_secs`.
     #[error(
         "the language model did not answer in time: raise llm.timeout_secs, pick a faster model, \
          or check that the server at llm base_url is up"
@@ -50,17 +51,22 @@ pub enum EngineError {
         "the language model API answered HTTP {status}: {body}. Check the key (401/403), the \
          model name and base_url (404), and the quota (429)"
     )]
+    /// The API refused the request; `body` is the start of its answer, with the key masked.
     Status { status: u16, body: String },
+    /// The request did not get through (DNS, refused connection, TLS).
     #[error("cannot reach the language model API ({0}): check llm base_url and the network")]
     Network(String),
+    /// The API answered, but not with usable text (blocked, empty, not JSON).
     #[error("the language model sent an answer chatkeeper cannot use: {0}")]
     BadResponse(String),
+    /// The offline engine has not enough of the chat's text to imitate: stay silent.
     #[error(
         "the offline engine has too little text of this chat to talk yet (it needs about {} \
          messages from people)",
         markov::MIN_MESSAGES
     )]
     NothingToSay,
+    /// The offline engine could not read the chat's history from the store.
     #[error("cannot read the chat's history for the offline engine: {0}")]
     Store(String),
 }
@@ -68,6 +74,7 @@ pub enum EngineError {
 /// A message to post, and who wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
+    /// What to post, ready to send as it is.
     pub text: String,
     /// The engine that wrote it ([`ReplyEngine::name`]), for logs and metrics.
     pub engine: &'static str,

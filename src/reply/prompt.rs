@@ -13,7 +13,9 @@ pub const MESSAGE_CHARS: usize = 400;
 /// The language the bot answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Language {
+    /// For chats that talk Ukrainian (the default of the bot's texts).
     Ukrainian,
+    /// For English-speaking chats.
     English,
 }
 
@@ -57,6 +59,7 @@ pub struct Prompt {
     pub persona: String,
     /// The bot's display name, so that the model knows which lines are its own.
     pub bot_name: String,
+    /// The chat's title, so that the model knows where it talks.
     pub chat_title: String,
     /// The chat the answer goes to (the offline engine learns from this chat only).
     pub chat_id: i64,
@@ -64,6 +67,7 @@ pub struct Prompt {
     pub context: Vec<MessageRef>,
     /// The message being answered; `None` for a spontaneous post.
     pub replying_to: Option<MessageRef>,
+    /// The language to answer in, whatever the last message's language.
     pub language: Language,
     /// A short note about the person addressed (e.g. how they like to be called), may be `None`.
     pub hint: Option<String>,

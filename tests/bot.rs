@@ -1,0 +1,478 @@
+//! End-to-end tests of `chatkeeper run`: the real bot (teloxide, the store, the offline reply
+//! engine) against the fake Bot API server of `tests/support/`, on 127.0.0.1 only.
+
+mod support;
+
+use chatkeeper::bot::{self, Connection};
+use chatkeeper::config::Config;
+use chatkeeper::store::{Message, MessageKind, SettingKey, Store, StoreConfig};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::fake_telegram::{Chat, FakeTelegram, Fault, User, BOT_ID, TOKEN};
+use tokio::sync::oneshot;
+
+const ADMIN: i64 = 4242;
+/// Generous: teloxide itself waits 10 s after every 5xx answer before it reads it.
+const WAIT: Duration = Duration::from_secs(45);
+
+/// A running bot in this process, with its fake Telegram and its store.
+struct Harness {
+    tg: FakeTelegram,
+    store: Store,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.data_dir = dir.to_path_buf();
+    config.admins = vec![ADMIN];
+    config.bot.reply_chance = 0.0;
+    config.bot.reaction_chance = 0.0;
+    config.spontaneous.enabled = false;
+    config.backup.every_hours = 0;
+    config.metrics.enabled = false;
+    config
+}
+
+async fn start(configure: impl FnOnce(&mut Config)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    configure(&mut config);
+    start_in(dir, config, |_| {}).await
+}
+
+async fn start_in(
+    dir: tempfile::TempDir,
+    config: Config,
+    seed: impl FnOnce(&Store),
+) -> Harness {
+    // The bot's logs, shown for failing tests.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "chatkeeper=debug".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let tg = FakeTelegram::start().await;
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    seed(&store);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let connection = Connection {
+        token: TOKEN.into(),
+        api_url: Some(tg.url().parse().unwrap()),
+    };
+    let task = tokio::spawn(bot::run(config, store.clone(), connection, async {
+        let _ = stopped.await;
+    }));
+    // Started once the command menu is set.
+    tg.wait_for("setMyCommands", 2, WAIT).await;
+    Harness {
+        tg,
+        store,
+        dir,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Harness {
+    /// Waits until Telegram considers `update` confirmed (the bot stored its batch).
+    async fn confirmed(&self, update: i64) {
+        eventually(|| self.tg.confirmed_offset() > update, "update confirmed").await;
+    }
+
+    /// Stops the bot as SIGTERM would; returns how long it took.
+    async fn stop(mut self) -> (Duration, Store, tempfile::TempDir) {
+        let started = Instant::now();
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+        (started.elapsed(), self.store, self.dir)
+    }
+}
+
+async fn eventually(condition: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn user(id: i64, name: &str, lang: &str) -> User {
+    User {
+        language_code: Some(lang.into()),
+        ..User::new(id, name)
+    }
+}
+
+fn stored(store: &Store, chat: i64, id: i32) -> Message {
+    Message::clone(&store.message(chat, id).unwrap().expect("message stored"))
+}
+
+fn text_of(request: &Value) -> String {
+    request["text"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_recorded_with_their_fields() {
+    let h = start(|_| {}).await;
+    let group = Chat::supergroup(-1001, "Кавовий клуб");
+    let taras = user(11, "Тарас", "uk");
+    let (_, plain) = h.tg.push_message(&group, &taras, "Привіт усім! Хто на каву?");
+    let (_, photo) = h.tg.push_message_with(
+        &group,
+        &taras,
+        json!({"photo": [{"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}],
+               "caption": "ось наша кава"}),
+    );
+    let original = h.tg.message(-1001, plain).unwrap();
+    let (_, reply) = h.tg.push_message_with(
+        &group,
+        &user(12, "Olena", "en"),
+        json!({"text": "I'm in", "reply_to_message": original}),
+    );
+    let (_, forward) = h.tg.push_message_with(
+        &group,
+        &taras,
+        json!({"text": "новина", "forward_origin": {"type": "hidden_user", "date": 1_700_000_000, "sender_user_name": "Хтось"}}),
+    );
+    let edit = h.tg.push_edited_message(&group, &taras, plain, "Привіт усім! Хто на чай?");
+    let (last, private) = h.tg.push_message(&Chat::private(11), &taras, "а ти?");
+    h.confirmed(last.max(edit)).await;
+
+    let m = stored(&h.store, -1001, plain);
+    assert_eq!(m.text, "Привіт усім! Хто на чай?", "the edit replaced the text");
+    assert!(m.edit_time.is_some());
+    assert_eq!((m.user_id, m.sender_name.as_str()), (Some(11), "Тарас"));
+    let p = stored(&h.store, -1001, photo);
+    assert_eq!((p.kind, p.text.as_str()), (MessageKind::Photo, "ось наша кава"));
+    assert_eq!(stored(&h.store, -1001, reply).reply_to, Some(plain));
+    assert_eq!(
+        stored(&h.store, -1001, forward).forwarded_from.as_deref(),
+        Some("Хтось")
+    );
+    assert_eq!(stored(&h.store, 11, private).text, "а ти?");
+    let stats = h.store.chat_stats(-1001).unwrap();
+    assert_eq!((stats.total_messages, stats.unique_users), (4, 2), "an edit is not a new message");
+    assert_eq!(h.store.chat_info(-1001).unwrap().title, "Кавовий клуб");
+    let (took, ..) = h.stop().await;
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_answer_in_ukrainian_and_english_with_a_menu_in_both() {
+    let h = start(|_| {}).await;
+    let menus = h.tg.requests("setMyCommands");
+    assert!(menus.iter().any(|m| m["language_code"] == "uk"));
+    assert!(menus.iter().any(|m| m.get("language_code").is_none()));
+    let uk_menu = menus.iter().find(|m| m["language_code"] == "uk").unwrap();
+    assert!(uk_menu["commands"].to_string().contains("Статистика цього чату"));
+
+    let group = Chat::supergroup(-1002, "Група");
+    let ua = user(21, "Оксана", "uk");
+    let en = user(22, "John", "en");
+    for i in 0..3 {
+        h.tg.push_message(&group, &ua, &format!("повідомлення {i}"));
+    }
+    h.tg.push_message(&group, &en, "hello");
+    let (last, _) = h.tg.push_message(&group, &ua, "/stats");
+    h.confirmed(last).await;
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    let stats = text_of(&sent[0]);
+    // The command is a message of the chat too.
+    assert!(stats.contains("5 повідомлень"), "{stats}");
+    assert!(stats.contains("Оксана — 4"), "{stats}");
+    assert!(stats.contains("Найактивніші години"), "{stats}");
+
+    h.tg.push_message(&group, &en, "/stats");
+    let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
+    let stats = text_of(&sent[1]);
+    assert!(stats.contains("6 messages") && stats.contains("Busiest hours"), "{stats}");
+
+    h.tg.push_message(&group, &en, "/me");
+    let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
+    assert!(text_of(&sent[2]).contains("Here: 3 messages"), "{}", text_of(&sent[2]));
+    assert!(text_of(&sent[2]).contains("In all chats I'm in: 3 messages"));
+
+    h.tg.push_message(&group, &ua, "/help");
+    let sent = h.tg.wait_for("sendMessage", 4, WAIT).await;
+    assert!(text_of(&sent[3]).starts_with("Команди:"));
+
+    // Unknown commands are ignored (no reply, not sent to an engine).
+    let (unknown, _) = h.tg.push_message(&Chat::private(22), &en, "/weather");
+    h.confirmed(unknown).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.tg.requests("sendMessage").len(), 4);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_refuse_others_politely() {
+    let h = start(|_| {}).await;
+    let group = Chat::supergroup(-1003, "Група");
+    h.tg.push_message(&group, &user(31, "Петро", "uk"), "/global");
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert!(text_of(&sent[0]).contains("лише для адміністраторів"));
+    h.tg.push_message(&group, &user(ADMIN, "Admin", "en"), "/global");
+    let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
+    assert!(text_of(&sent[1]).contains("chats: 1"), "{}", text_of(&sent[1]));
+    h.tg.push_message(&group, &user(ADMIN, "Admin", "en"), "/health");
+    let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
+    assert!(text_of(&sent[2]).contains("uptime"), "{}", text_of(&sent[2]));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_me_leaves_no_trace_of_the_user() {
+    let h = start(|_| {}).await;
+    let a = Chat::supergroup(-1004, "A");
+    let b = Chat::supergroup(-1005, "B");
+    let leaving = user(41, "Ірина", "uk");
+    let staying = user(42, "Максим", "uk");
+    for i in 0..300 {
+        h.tg.push_message(&a, &leaving, &format!("а {i}"));
+        h.tg.push_message(&b, &leaving, &format!("б {i}"));
+        h.tg.push_message(&a, &staying, &format!("лишаюсь {i}"));
+    }
+    let (last, _) = h.tg.push_message(&a, &leaving, "/forget_me");
+    h.confirmed(last).await;
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert!(text_of(&sent[0]).contains("в цьому чаті видалено"), "{}", text_of(&sent[0]));
+    assert_eq!(h.store.user_total_in_chat(-1004, 41), 0);
+    assert_eq!(h.store.user_total_in_chat(-1005, 41), 300, "other chats wait for the button");
+    // Someone else cannot press the button.
+    let bot_message = sent[0].clone();
+    let reply_id = h.tg.sent_messages(-1004)[0]["message_id"].as_i64().unwrap() as i32;
+    h.tg.push_callback_query(&a, &staying, reply_id, "forget:41");
+    let answers = h.tg.wait_for("answerCallbackQuery", 1, WAIT).await;
+    assert!(answers[0]["text"].as_str().unwrap().contains("не для тебе"));
+    assert_eq!(h.store.user_total(41), 300);
+    let keyboard = bot_message["reply_markup"]["inline_keyboard"][0][0]["callback_data"].clone();
+    assert_eq!(keyboard, "forget:41");
+    h.tg.push_callback_query(&a, &leaving, reply_id, "forget:41");
+    h.tg.wait_for("answerCallbackQuery", 2, WAIT).await;
+
+    assert_eq!(h.store.user_total(41), 0);
+    assert!(h.store.user_info(41).is_none());
+    assert!(h
+        .store
+        .setting::<Value>(SettingKey::User(41))
+        .unwrap()
+        .is_none());
+    assert!(h.store.user_messages(41, 0, 10_000).unwrap().is_empty());
+    let everything = h.store.time_range(i64::MIN, i64::MAX).unwrap();
+    assert!(everything.iter().all(|m| m.user_id != Some(41)));
+    assert_eq!(h.store.user_total(42), 300, "others keep everything");
+    for chat in [-1004, -1005] {
+        let stats = h.store.chat_stats(chat).unwrap();
+        assert!(stats.top_users.iter().all(|u| u.user_id != 41));
+    }
+    let report = h.store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_faults_are_retried_and_nothing_is_lost() {
+    let h = start(|_| {}).await;
+    let group = Chat::supergroup(-1006, "Група");
+    let u = user(51, "Віра", "uk");
+    h.tg.inject("getUpdates", Fault::ServerError);
+    h.tg.inject("getUpdates", Fault::Malformed);
+    h.tg.inject("getUpdates", Fault::RetryAfter(1));
+    h.tg.inject("getUpdates", Fault::Slow(Duration::from_secs(2)));
+    h.tg.inject("sendMessage", Fault::BadGateway);
+    h.tg.inject("sendMessage", Fault::RetryAfter(1));
+    let mut last = 0;
+    for i in 0..50 {
+        last = h.tg.push_message(&group, &u, &format!("повідомлення {i}")).0;
+    }
+    h.tg.push_message(&group, &u, "/top");
+    h.confirmed(last).await;
+    // 50 messages and the command.
+    assert_eq!(h.store.user_total_in_chat(-1006, 51), 51);
+    let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
+    assert!(text_of(&sent[2]).contains("Віра — 51"), "{}", text_of(&sent[2]));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addressed_messages_get_offline_replies_which_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let h = start_in(dir, config, |store| seed_history(store, -1007)).await;
+    let group = Chat::supergroup(-1007, "Прогулянки");
+    let asker = user(61, "Марія", "uk");
+    h.tg.push_message(&group, &asker, "а що скаже кіпер про погода?");
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert!(!text_of(&sent[0]).is_empty());
+    assert!(sent[0]["reply_parameters"]["message_id"].is_number(), "{}", sent[0]);
+    let reply = &h.tg.sent_messages(-1007)[0];
+    let id = reply["message_id"].as_i64().unwrap() as i32;
+    eventually(|| h.store.message(-1007, id).unwrap().is_some(), "own reply stored").await;
+    let own = stored(&h.store, -1007, id);
+    assert!(own.is_bot && own.user_id == Some(BOT_ID));
+    // Not addressed and reply_chance 0: silence.
+    let (quiet, _) = h.tg.push_message(&group, &asker, "просто говорю");
+    h.confirmed(quiet).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.tg.requests("sendMessage").len(), 1);
+    h.stop().await;
+}
+
+/// An hour-old conversation of 200 messages, enough for the offline engine to talk.
+fn seed_history(store: &Store, chat: i64) {
+    let start = chrono::Utc::now().timestamp() - 3600;
+    let history = (0..200).map(|i| Message {
+        chat_id: chat,
+        // Far above the ids the fake hands out, which count from 1 in each chat.
+        message_id: 1_000_000 + i,
+        time: start + i as i64,
+        edit_time: None,
+        user_id: Some(61 + i as i64 % 3),
+        sender_name: format!("Учасник {}", i % 3),
+        text: format!(
+            "сьогодні гарна погода для прогулянки парком і кава смачна {}",
+            ["зранку", "ввечері", "вдень"][i as usize % 3]
+        ),
+        kind: MessageKind::Text,
+        reply_to: None,
+        forwarded_from: None,
+        is_bot: false,
+    });
+    store.save_batch(history.collect()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_cap_replies_but_not_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.limits.chat_per_minute = 2;
+    let h = start_in(dir, config, |store| seed_history(store, 71)).await;
+    let u = user(71, "Ліна", "uk");
+    let mut last = 0;
+    for i in 0..6 {
+        last = h.tg.push_message(&Chat::private(71), &u, &format!("як погода {i}?")).0;
+    }
+    h.confirmed(last).await;
+    h.tg.wait_for("sendMessage", 2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.tg.requests("sendMessage").len(), 2, "two replies a minute in this chat");
+    assert_eq!(h.store.chat_stats(71).unwrap().total_messages, 200 + 6 + 2);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_buttons_toggle_user_opt_outs_and_chat_admins_only() {
+    let h = start(|_| {}).await;
+    let group = Chat::supergroup(-1008, "Група");
+    let member = user(81, "Софія", "uk");
+    h.tg.push_message(&group, &member, "/settings");
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert!(text_of(&sent[0]).contains("Реакції на твої повідомлення: увімк."));
+    let id = h.tg.sent_messages(-1008)[0]["message_id"].as_i64().unwrap() as i32;
+    h.tg.push_callback_query(&group, &member, id, "set:u:reactions");
+    h.tg.wait_for("answerCallbackQuery", 1, WAIT).await;
+    let mine: Value = serde_json::to_value(
+        h.store
+            .setting::<chatkeeper::bot::settings::UserSettings>(SettingKey::User(81))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(mine["no_reactions"], true);
+    // A member cannot switch the chat's replies off; an administrator can.
+    h.tg.push_callback_query(&group, &member, id, "set:c:replies");
+    let answers = h.tg.wait_for("answerCallbackQuery", 2, WAIT).await;
+    assert!(answers[1]["text"].as_str().unwrap().contains("адміністратори"));
+    h.tg.set_chat_member_status(-1008, 81, "administrator");
+    h.tg.push_callback_query(&group, &member, id, "set:c:replies");
+    h.tg.wait_for("answerCallbackQuery", 3, WAIT).await;
+    let chat = chatkeeper::bot::settings::chat(&h.store, -1008).unwrap();
+    assert!(!chat.replies);
+    h.tg.push_message(&group, &member, "/settings quiet 22-7");
+    h.tg.wait_for("sendMessage", 2, WAIT).await;
+    let chat = chatkeeper::bot::settings::chat(&h.store, -1008).unwrap();
+    assert_eq!(chat.quiet_hours, Some((22, 7)));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_goes_privately_to_the_admin_and_import_reads_an_uploaded_export() {
+    let h = start(|_| {}).await;
+    let group = Chat::supergroup(-1009, "Група");
+    let admin = user(ADMIN, "Admin", "en");
+    let (_, _) = h.tg.push_message(&group, &user(91, "Ян", "uk"), "щось");
+    h.tg.push_message(&group, &admin, "/backup");
+    let documents = h.tg.wait_for("sendDocument", 1, WAIT).await;
+    assert_eq!(documents[0]["chat_id"], ADMIN, "privately, not into the group");
+    assert!(documents[0]["document"]["len"].as_u64().unwrap() > 0);
+    assert!(std::fs::read_dir(h.dir.path().join("backups")).unwrap().count() == 1);
+
+    // Written out, not by json!: Telegram Desktop puts the chat's header before its messages.
+    let export = r#"{"name": "Архів", "type": "private_supergroup", "id": 1010,
+        "messages": [
+            {"id": 1, "type": "message", "date": "2024-01-01T10:00:00", "date_unixtime": "1704103200",
+             "from": "Ян", "from_id": "user91", "text": "стара історія"},
+            {"id": 2, "type": "message", "date": "2024-01-01T10:01:00", "date_unixtime": "1704103260",
+             "from": "Ян", "from_id": "user91", "text": ["ще ", {"type": "bold", "text": "одна"}]}
+        ]}"#;
+    h.tg.add_file("export-1", export.as_bytes().to_vec());
+    let (_, upload) = h.tg.push_message_with(
+        &group,
+        &admin,
+        json!({"document": {"file_id": "export-1", "file_unique_id": "e1", "file_name": "result.json"}}),
+    );
+    let original = h.tg.message(-1009, upload).unwrap();
+    h.tg.push_message_with(
+        &group,
+        &admin,
+        json!({"text": "/import", "reply_to_message": original,
+               "entities": [{"type": "bot_command", "offset": 0, "length": 7}]}),
+    );
+    let deadline = Instant::now() + WAIT;
+    while !h.store.chat_stats(-1_000_000_001_010).is_some_and(|s| s.total_messages == 2) {
+        let said: Vec<String> = h.tg.requests("sendMessage").iter().map(text_of).collect();
+        assert!(Instant::now() < deadline, "not imported; the bot said {said:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored(&h.store, -1_000_000_001_010, 2).text, "ще одна");
+    let sent = h.tg.wait_for("sendMessage", 4, WAIT).await;
+    assert!(sent.iter().any(|m| text_of(m).contains("imported single chat export")));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_reports_counters() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let h = start(|c| {
+        c.metrics.enabled = true;
+        c.metrics.address = format!("127.0.0.1:{port}");
+    })
+    .await;
+    let (last, _) = h
+        .tg
+        .push_message(&Chat::supergroup(-1011, "Г"), &user(1, "A", "en"), "hi");
+    h.confirmed(last).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("chatkeeper_updates_received_total 1"), "{metrics}");
+    assert!(metrics.contains("chatkeeper_messages_stored_total 1"), "{metrics}");
+    assert!(metrics.contains("chatkeeper_flush_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("chatkeeper_store_bytes"), "{metrics}");
+    h.stop().await;
+}
