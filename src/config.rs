@@ -226,7 +226,8 @@ impl Config {
                 path.display()
             ),
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None => figment = figment.merge(Toml::file_exact("chatkeeper.toml")),
+            // Optional: a missing default file means the defaults.
+            None => figment = figment.merge(Toml::file("chatkeeper.toml")),
         }
         // The command line reads CONFIG and DATA_DIR; the reply engines read the API keys.
         figment = figment.merge(

@@ -179,29 +179,28 @@ fn run_bot(config: Config) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(chatkeeper::bot::run(
-        config,
-        store,
-        connection,
-        shutdown_signal(),
-    ))
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        chatkeeper::bot::run(config, store, connection, shutdown).await
+    })
 }
 
-/// Resolves on SIGTERM (systemd stop) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM (systemd stop) or Ctrl-C. The handlers are installed at once, so a
+/// signal during start-up is not lost (nor does it kill the process uncleanly).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
 }
 
 fn open_existing(dir: &Path) -> anyhow::Result<Store> {
