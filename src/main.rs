@@ -172,7 +172,10 @@ fn main() -> ExitCode {
 fn run_bot(config: Config) -> anyhow::Result<()> {
     let connection = chatkeeper::bot::Connection::from_env()?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!("cannot create the data directory {}", config.data_dir.display())
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
     })?;
     let store = Store::open(StoreConfig::new(&config.data_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -13,7 +13,12 @@ use tokio::task::JoinHandle;
 pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![every(ctx, "trim", Duration::from_secs(600), trim)];
     if ctx.config.retention.days > 0 {
-        tasks.push(every(ctx, "retention", Duration::from_secs(3600), retention));
+        tasks.push(every(
+            ctx,
+            "retention",
+            Duration::from_secs(3600),
+            retention,
+        ));
     }
     if ctx.config.backup.every_hours > 0 {
         let period = Duration::from_secs(ctx.config.backup.every_hours * 3600);
@@ -54,7 +59,11 @@ async fn trim(ctx: Ctx) -> anyhow::Result<()> {
     let keep = ctx.config.llm.offline.max_chats / 2;
     let models = ctx.responder.offline().trim(keep);
     let windows = ctx.limiter.trim(Instant::now());
-    tracing::info!(models, windows, "trimmed offline models and rate-limit windows");
+    tracing::info!(
+        models,
+        windows,
+        "trimmed offline models and rate-limit windows"
+    );
     Ok(())
 }
 

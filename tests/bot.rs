@@ -26,9 +26,11 @@ struct Harness {
 }
 
 fn test_config(dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.to_path_buf();
-    config.admins = vec![ADMIN];
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        admins: vec![ADMIN],
+        ..Config::default()
+    };
     config.bot.reply_chance = 0.0;
     config.bot.reaction_chance = 0.0;
     config.spontaneous.enabled = false;
@@ -44,11 +46,7 @@ async fn start(configure: impl FnOnce(&mut Config)) -> Harness {
     start_in(dir, config, |_| {}).await
 }
 
-async fn start_in(
-    dir: tempfile::TempDir,
-    config: Config,
-    seed: impl FnOnce(&Store),
-) -> Harness {
+async fn start_in(dir: tempfile::TempDir, config: Config, seed: impl FnOnce(&Store)) -> Harness {
     // The bot's logs, shown for failing tests.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -122,7 +120,8 @@ async fn messages_are_recorded_with_their_fields() {
     let h = start(|_| {}).await;
     let group = Chat::supergroup(-1001, "Кавовий клуб");
     let taras = user(11, "Тарас", "uk");
-    let (_, plain) = h.tg.push_message(&group, &taras, "Привіт усім! Хто на каву?");
+    let (_, plain) =
+        h.tg.push_message(&group, &taras, "Привіт усім! Хто на каву?");
     let (_, photo) = h.tg.push_message_with(
         &group,
         &taras,
@@ -140,16 +139,23 @@ async fn messages_are_recorded_with_their_fields() {
         &taras,
         json!({"text": "новина", "forward_origin": {"type": "hidden_user", "date": 1_700_000_000, "sender_user_name": "Хтось"}}),
     );
-    let edit = h.tg.push_edited_message(&group, &taras, plain, "Привіт усім! Хто на чай?");
+    let edit =
+        h.tg.push_edited_message(&group, &taras, plain, "Привіт усім! Хто на чай?");
     let (last, private) = h.tg.push_message(&Chat::private(11), &taras, "а ти?");
     h.confirmed(last.max(edit)).await;
 
     let m = stored(&h.store, -1001, plain);
-    assert_eq!(m.text, "Привіт усім! Хто на чай?", "the edit replaced the text");
+    assert_eq!(
+        m.text, "Привіт усім! Хто на чай?",
+        "the edit replaced the text"
+    );
     assert!(m.edit_time.is_some());
     assert_eq!((m.user_id, m.sender_name.as_str()), (Some(11), "Тарас"));
     let p = stored(&h.store, -1001, photo);
-    assert_eq!((p.kind, p.text.as_str()), (MessageKind::Photo, "ось наша кава"));
+    assert_eq!(
+        (p.kind, p.text.as_str()),
+        (MessageKind::Photo, "ось наша кава")
+    );
     assert_eq!(stored(&h.store, -1001, reply).reply_to, Some(plain));
     assert_eq!(
         stored(&h.store, -1001, forward).forwarded_from.as_deref(),
@@ -157,7 +163,11 @@ async fn messages_are_recorded_with_their_fields() {
     );
     assert_eq!(stored(&h.store, 11, private).text, "а ти?");
     let stats = h.store.chat_stats(-1001).unwrap();
-    assert_eq!((stats.total_messages, stats.unique_users), (4, 2), "an edit is not a new message");
+    assert_eq!(
+        (stats.total_messages, stats.unique_users),
+        (4, 2),
+        "an edit is not a new message"
+    );
     assert_eq!(h.store.chat_info(-1001).unwrap().title, "Кавовий клуб");
     let (took, ..) = h.stop().await;
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
@@ -170,7 +180,9 @@ async fn commands_answer_in_ukrainian_and_english_with_a_menu_in_both() {
     assert!(menus.iter().any(|m| m["language_code"] == "uk"));
     assert!(menus.iter().any(|m| m.get("language_code").is_none()));
     let uk_menu = menus.iter().find(|m| m["language_code"] == "uk").unwrap();
-    assert!(uk_menu["commands"].to_string().contains("Статистика цього чату"));
+    assert!(uk_menu["commands"]
+        .to_string()
+        .contains("Статистика цього чату"));
 
     let group = Chat::supergroup(-1002, "Група");
     let ua = user(21, "Оксана", "uk");
@@ -191,11 +203,18 @@ async fn commands_answer_in_ukrainian_and_english_with_a_menu_in_both() {
     h.tg.push_message(&group, &en, "/stats");
     let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
     let stats = text_of(&sent[1]);
-    assert!(stats.contains("6 messages") && stats.contains("Busiest hours"), "{stats}");
+    assert!(
+        stats.contains("6 messages") && stats.contains("Busiest hours"),
+        "{stats}"
+    );
 
     h.tg.push_message(&group, &en, "/me");
     let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
-    assert!(text_of(&sent[2]).contains("Here: 3 messages"), "{}", text_of(&sent[2]));
+    assert!(
+        text_of(&sent[2]).contains("Here: 3 messages"),
+        "{}",
+        text_of(&sent[2])
+    );
     assert!(text_of(&sent[2]).contains("In all chats I'm in: 3 messages"));
 
     h.tg.push_message(&group, &ua, "/help");
@@ -219,10 +238,18 @@ async fn admin_commands_refuse_others_politely() {
     assert!(text_of(&sent[0]).contains("лише для адміністраторів"));
     h.tg.push_message(&group, &user(ADMIN, "Admin", "en"), "/global");
     let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
-    assert!(text_of(&sent[1]).contains("chats: 1"), "{}", text_of(&sent[1]));
+    assert!(
+        text_of(&sent[1]).contains("chats: 1"),
+        "{}",
+        text_of(&sent[1])
+    );
     h.tg.push_message(&group, &user(ADMIN, "Admin", "en"), "/health");
     let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
-    assert!(text_of(&sent[2]).contains("uptime"), "{}", text_of(&sent[2]));
+    assert!(
+        text_of(&sent[2]).contains("uptime"),
+        "{}",
+        text_of(&sent[2])
+    );
     h.stop().await;
 }
 
@@ -241,9 +268,17 @@ async fn forget_me_leaves_no_trace_of_the_user() {
     let (last, _) = h.tg.push_message(&a, &leaving, "/forget_me");
     h.confirmed(last).await;
     let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
-    assert!(text_of(&sent[0]).contains("в цьому чаті видалено"), "{}", text_of(&sent[0]));
+    assert!(
+        text_of(&sent[0]).contains("в цьому чаті видалено"),
+        "{}",
+        text_of(&sent[0])
+    );
     assert_eq!(h.store.user_total_in_chat(-1004, 41), 0);
-    assert_eq!(h.store.user_total_in_chat(-1005, 41), 300, "other chats wait for the button");
+    assert_eq!(
+        h.store.user_total_in_chat(-1005, 41),
+        300,
+        "other chats wait for the button"
+    );
     // Someone else cannot press the button.
     let bot_message = sent[0].clone();
     let reply_id = h.tg.sent_messages(-1004)[0]["message_id"].as_i64().unwrap() as i32;
@@ -289,14 +324,20 @@ async fn telegram_faults_are_retried_and_nothing_is_lost() {
     h.tg.inject("sendMessage", Fault::RetryAfter(1));
     let mut last = 0;
     for i in 0..50 {
-        last = h.tg.push_message(&group, &u, &format!("повідомлення {i}")).0;
+        last =
+            h.tg.push_message(&group, &u, &format!("повідомлення {i}"))
+                .0;
     }
     h.tg.push_message(&group, &u, "/top");
     h.confirmed(last).await;
     // 50 messages and the command.
     assert_eq!(h.store.user_total_in_chat(-1006, 51), 51);
     let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
-    assert!(text_of(&sent[2]).contains("Віра — 51"), "{}", text_of(&sent[2]));
+    assert!(
+        text_of(&sent[2]).contains("Віра — 51"),
+        "{}",
+        text_of(&sent[2])
+    );
     h.stop().await;
 }
 
@@ -310,10 +351,18 @@ async fn addressed_messages_get_offline_replies_which_are_recorded() {
     h.tg.push_message(&group, &asker, "а що скаже кіпер про погода?");
     let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
     assert!(!text_of(&sent[0]).is_empty());
-    assert!(sent[0]["reply_parameters"]["message_id"].is_number(), "{}", sent[0]);
+    assert!(
+        sent[0]["reply_parameters"]["message_id"].is_number(),
+        "{}",
+        sent[0]
+    );
     let reply = &h.tg.sent_messages(-1007)[0];
     let id = reply["message_id"].as_i64().unwrap() as i32;
-    eventually(|| h.store.message(-1007, id).unwrap().is_some(), "own reply stored").await;
+    eventually(
+        || h.store.message(-1007, id).unwrap().is_some(),
+        "own reply stored",
+    )
+    .await;
     let own = stored(&h.store, -1007, id);
     assert!(own.is_bot && own.user_id == Some(BOT_ID));
     // Not addressed and reply_chance 0: silence.
@@ -356,12 +405,18 @@ async fn rate_limits_cap_replies_but_not_recording() {
     let u = user(71, "Ліна", "uk");
     let mut last = 0;
     for i in 0..6 {
-        last = h.tg.push_message(&Chat::private(71), &u, &format!("як погода {i}?")).0;
+        last =
+            h.tg.push_message(&Chat::private(71), &u, &format!("як погода {i}?"))
+                .0;
     }
     h.confirmed(last).await;
     h.tg.wait_for("sendMessage", 2, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(h.tg.requests("sendMessage").len(), 2, "two replies a minute in this chat");
+    assert_eq!(
+        h.tg.requests("sendMessage").len(),
+        2,
+        "two replies a minute in this chat"
+    );
     assert_eq!(h.store.chat_stats(71).unwrap().total_messages, 200 + 6 + 2);
     h.stop().await;
 }
@@ -388,7 +443,10 @@ async fn settings_buttons_toggle_user_opt_outs_and_chat_admins_only() {
     // A member cannot switch the chat's replies off; an administrator can.
     h.tg.push_callback_query(&group, &member, id, "set:c:replies");
     let answers = h.tg.wait_for("answerCallbackQuery", 2, WAIT).await;
-    assert!(answers[1]["text"].as_str().unwrap().contains("адміністратори"));
+    assert!(answers[1]["text"]
+        .as_str()
+        .unwrap()
+        .contains("адміністратори"));
     h.tg.set_chat_member_status(-1008, 81, "administrator");
     h.tg.push_callback_query(&group, &member, id, "set:c:replies");
     h.tg.wait_for("answerCallbackQuery", 3, WAIT).await;
@@ -409,9 +467,17 @@ async fn backup_goes_privately_to_the_admin_and_import_reads_an_uploaded_export(
     let (_, _) = h.tg.push_message(&group, &user(91, "Ян", "uk"), "щось");
     h.tg.push_message(&group, &admin, "/backup");
     let documents = h.tg.wait_for("sendDocument", 1, WAIT).await;
-    assert_eq!(documents[0]["chat_id"], ADMIN, "privately, not into the group");
+    assert_eq!(
+        documents[0]["chat_id"], ADMIN,
+        "privately, not into the group"
+    );
     assert!(documents[0]["document"]["len"].as_u64().unwrap() > 0);
-    assert!(std::fs::read_dir(h.dir.path().join("backups")).unwrap().count() == 1);
+    assert!(
+        std::fs::read_dir(h.dir.path().join("backups"))
+            .unwrap()
+            .count()
+            == 1
+    );
 
     // Written out, not by json!: Telegram Desktop puts the chat's header before its messages.
     let export = r#"{"name": "Архів", "type": "private_supergroup", "id": 1010,
@@ -435,14 +501,23 @@ async fn backup_goes_privately_to_the_admin_and_import_reads_an_uploaded_export(
                "entities": [{"type": "bot_command", "offset": 0, "length": 7}]}),
     );
     let deadline = Instant::now() + WAIT;
-    while !h.store.chat_stats(-1_000_000_001_010).is_some_and(|s| s.total_messages == 2) {
+    while h
+        .store
+        .chat_stats(-1_000_000_001_010)
+        .is_none_or(|s| s.total_messages != 2)
+    {
         let said: Vec<String> = h.tg.requests("sendMessage").iter().map(text_of).collect();
-        assert!(Instant::now() < deadline, "not imported; the bot said {said:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not imported; the bot said {said:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(stored(&h.store, -1_000_000_001_010, 2).text, "ще одна");
     let sent = h.tg.wait_for("sendMessage", 4, WAIT).await;
-    assert!(sent.iter().any(|m| text_of(m).contains("imported single chat export")));
+    assert!(sent
+        .iter()
+        .any(|m| text_of(m).contains("imported single chat export")));
     h.stop().await;
 }
 
@@ -457,9 +532,8 @@ async fn metrics_endpoint_reports_counters() {
         c.metrics.address = format!("127.0.0.1:{port}");
     })
     .await;
-    let (last, _) = h
-        .tg
-        .push_message(&Chat::supergroup(-1011, "Г"), &user(1, "A", "en"), "hi");
+    let (last, _) =
+        h.tg.push_message(&Chat::supergroup(-1011, "Г"), &user(1, "A", "en"), "hi");
     h.confirmed(last).await;
     let base = format!("http://127.0.0.1:{port}");
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
@@ -470,9 +544,18 @@ async fn metrics_endpoint_reports_counters() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("chatkeeper_updates_received_total 1"), "{metrics}");
-    assert!(metrics.contains("chatkeeper_messages_stored_total 1"), "{metrics}");
-    assert!(metrics.contains("chatkeeper_flush_seconds_count 1"), "{metrics}");
+    assert!(
+        metrics.contains("chatkeeper_updates_received_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("chatkeeper_messages_stored_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("chatkeeper_flush_seconds_count 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("chatkeeper_store_bytes"), "{metrics}");
     h.stop().await;
 }

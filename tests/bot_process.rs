@@ -62,13 +62,13 @@ async fn sigkill_mid_stream_loses_no_confirmed_update_and_sigterm_stops_cleanly(
     let dir = tempfile::tempdir().unwrap();
     let tg = FakeTelegram::start().await;
     let chats = [
-        Chat::supergroup(-100_1, "Перша"),
-        Chat::supergroup(-100_2, "Друга"),
+        Chat::supergroup(-1001, "Перша"),
+        Chat::supergroup(-1002, "Друга"),
         Chat::private(7),
     ];
     let people = [User::new(7, "Олесь"), User::new(8, "Дарина")];
     let mut pushed: Vec<(i64, i64, i32)> = Vec::new();
-    let mut push = |n: usize, pushed: &mut Vec<(i64, i64, i32)>| {
+    let push = |n: usize, pushed: &mut Vec<(i64, i64, i32)>| {
         for _ in 0..n {
             let i = pushed.len();
             let chat = &chats[i % chats.len()];
@@ -102,7 +102,10 @@ async fn sigkill_mid_stream_loses_no_confirmed_update_and_sigterm_stops_cleanly(
     let last = pushed.last().unwrap().0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while tg.confirmed_offset() <= last {
-        assert!(Instant::now() < deadline, "the restarted bot did not catch up");
+        assert!(
+            Instant::now() < deadline,
+            "the restarted bot did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stopping = Instant::now();
@@ -142,5 +145,8 @@ async fn missing_or_rejected_tokens_are_clear_errors() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("Telegram rejected the bot token"), "{stderr}");
+    assert!(
+        stderr.contains("Telegram rejected the bot token"),
+        "{stderr}"
+    );
 }

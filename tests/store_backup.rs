@@ -1,8 +1,8 @@
 //! Backup and restore: identical content, taken while writers keep writing; damaged backups and
 //! non-empty targets are refused without writing anything.
 
-use chatkeeper::store::{SettingKey, 
-    restore, ChatInfo, FlushPolicy, Message, MessageKind, Store, StoreConfig, UserInfo,
+use chatkeeper::store::{
+    restore, ChatInfo, FlushPolicy, Message, MessageKind, SettingKey, Store, StoreConfig, UserInfo,
 };
 use std::path::Path;
 

@@ -151,8 +151,7 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
             let text = format!(
                 "🌍 {} · {} · chats: {} (active in 24 h: {active}) · users: {}",
                 texts::messages(lang, global.total_messages),
-                lang.pick("службових", "service")
-                    .to_string()
+                lang.pick("службових", "service").to_string()
                     + &format!(": {}", global.service_messages),
                 global.chats,
                 global.users
@@ -278,7 +277,13 @@ async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
         format!("forget:{user}"),
     )]]);
     if msg.chat.is_private() {
-        return say_with(ctx, msg, Phrase::ForgetEverywhereAsk.text(lang), Some(keyboard)).await;
+        return say_with(
+            ctx,
+            msg,
+            Phrase::ForgetEverywhereAsk.text(lang),
+            Some(keyboard),
+        )
+        .await;
     }
     let chat = msg.chat.id.0;
     let deleted = blocking(ctx, move |store| {
@@ -339,11 +344,19 @@ fn settings_view(
     lang: Lang,
 ) -> anyhow::Result<(String, InlineKeyboardMarkup)> {
     let mine = settings::user(&ctx.store, user.id.0 as i64)?;
-    let on_off = |on: bool| lang.pick(if on { "увімк." } else { "вимк." }, if on { "on" } else { "off" });
+    let on_off = |on: bool| {
+        lang.pick(
+            if on { "увімк." } else { "вимк." },
+            if on { "on" } else { "off" },
+        )
+    };
     let mut text = format!(
         "{}\n{} {}\n{} {}",
         lang.pick("Твої налаштування:", "Your settings:"),
-        lang.pick("Реакції на твої повідомлення:", "Reactions to your messages:"),
+        lang.pick(
+            "Реакції на твої повідомлення:",
+            "Reactions to your messages:"
+        ),
         on_off(!mine.no_reactions),
         lang.pick(
             "Твої повідомлення у спонтанних дописах:",
@@ -374,7 +387,10 @@ fn settings_view(
         let _ = write!(
             text,
             "\n\n{}\n{} {} · {} {:.0}% · {} {quiet} · {} {}\n{}",
-            lang.pick("Чат (змінюють адміністратори):", "Chat (administrators change these):"),
+            lang.pick(
+                "Чат (змінюють адміністратори):",
+                "Chat (administrators change these):"
+            ),
             lang.pick("Відповіді:", "Replies:"),
             on_off(c.replies),
             lang.pick("шанс без звертання", "unprompted chance"),
@@ -385,10 +401,7 @@ fn settings_view(
             Phrase::SettingsUsage.text(lang),
         );
         rows.push(vec![
-            InlineKeyboardButton::callback(
-                lang.pick("Відповіді", "Replies"),
-                "set:c:replies",
-            ),
+            InlineKeyboardButton::callback(lang.pick("Відповіді", "Replies"), "set:c:replies"),
             InlineKeyboardButton::callback(
                 lang.pick("Спонтанні дописи", "Spontaneous posts"),
                 "set:c:spontaneous",

@@ -130,9 +130,9 @@ pub fn is_addressed(me: &Me, names: &[String], msg: &Message) -> bool {
     names.iter().any(|name| {
         let name = name.to_lowercase();
         // A name may take Ukrainian case endings: "Кіпере", "Кіперу".
-        words
-            .iter()
-            .any(|w| *w == name || (w.starts_with(&name) && w.chars().count() <= name.chars().count() + 2))
+        words.iter().any(|w| {
+            *w == name || (w.starts_with(&name) && w.chars().count() <= name.chars().count() + 2)
+        })
     })
 }
 

@@ -83,8 +83,5 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
             ctx.started.elapsed().as_secs_f64(),
         ),
     ]);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -105,7 +105,10 @@ mod tests {
         assert!(!limiter.allow(-1, Some(10), t0), "user budget is 2");
         assert!(limiter.allow(-1, Some(11), t0));
         assert!(!limiter.allow(-1, Some(12), t0), "chat budget is 3");
-        assert!(limiter.allow(-2, Some(12), t0), "other chats are not affected");
+        assert!(
+            limiter.allow(-2, Some(12), t0),
+            "other chats are not affected"
+        );
         let later = t0 + WINDOW;
         assert!(limiter.allow(-1, Some(10), later));
         assert_eq!(limiter.trim(later + WINDOW), 5);

@@ -39,7 +39,12 @@ impl Histogram {
     /// The mean, or zero before any observation.
     pub fn mean(&self) -> Duration {
         let count = self.count();
-        Duration::from_micros(self.sum_micros.load(Relaxed).checked_div(count).unwrap_or(0))
+        Duration::from_micros(
+            self.sum_micros
+                .load(Relaxed)
+                .checked_div(count)
+                .unwrap_or(0),
+        )
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
@@ -78,7 +83,12 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a reply written by `engine`.
     pub fn reply_sent(&self, engine: &'static str) {
-        *self.replies.lock().expect("metrics").entry(engine).or_default() += 1;
+        *self
+            .replies
+            .lock()
+            .expect("metrics")
+            .entry(engine)
+            .or_default() += 1;
     }
 
     /// Counts a failed Bot API call.
@@ -173,7 +183,10 @@ impl Metrics {
             "Time from receiving an update to sending its reply request.",
         );
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }

@@ -120,10 +120,7 @@ pub async fn run(
     let responder = Responder::new(&config.llm, store.clone())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let ctx = Ctx(Arc::new(Shared {
-        limiter: RateLimiter::new(
-            config.limits.chat_per_minute,
-            config.limits.user_per_minute,
-        ),
+        limiter: RateLimiter::new(config.limits.chat_per_minute, config.limits.user_per_minute),
         bot: bot.throttle(Limits::default()),
         store,
         config,
@@ -229,9 +226,15 @@ fn retryable(e: &RequestError) -> bool {
         RequestError::Network(_) | RequestError::InvalidJson { .. } | RequestError::Io(_) => true,
         RequestError::Api(ApiError::Unknown(text)) => {
             let text = text.to_ascii_lowercase();
-            ["internal server error", "bad gateway", "gateway", "unavailable", "timeout"]
-                .iter()
-                .any(|s| text.contains(s))
+            [
+                "internal server error",
+                "bad gateway",
+                "gateway",
+                "unavailable",
+                "timeout",
+            ]
+            .iter()
+            .any(|s| text.contains(s))
         }
         _ => false,
     }
@@ -291,9 +294,17 @@ mod tests {
         for i in 0..4 {
             assert_eq!(alerts.record(format!("e{i}"), t0), None);
         }
-        let alert = alerts.record("timeout".into(), t0).expect("fifth error alerts");
-        assert!(alert.contains("5 errors") && alert.contains("timeout"), "{alert}");
-        assert_eq!(alerts.record("again".into(), t0 + Duration::from_secs(60)), None);
+        let alert = alerts
+            .record("timeout".into(), t0)
+            .expect("fifth error alerts");
+        assert!(
+            alert.contains("5 errors") && alert.contains("timeout"),
+            "{alert}"
+        );
+        assert_eq!(
+            alerts.record("again".into(), t0 + Duration::from_secs(60)),
+            None
+        );
         let later = t0 + ALERT_EVERY + Duration::from_secs(1);
         for _ in 0..4 {
             alerts.record("x".into(), later);

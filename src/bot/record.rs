@@ -96,9 +96,7 @@ fn kind_and_text(message: &tg::Message) -> (MessageKind, String) {
             MediaKind::Audio(_) => (MessageKind::Audio, caption()),
             MediaKind::Document(_) => (MessageKind::Document, caption()),
             MediaKind::Poll(p) => (MessageKind::Poll, p.poll.question.clone()),
-            MediaKind::Location(_) | MediaKind::Venue(_) => {
-                (MessageKind::Location, String::new())
-            }
+            MediaKind::Location(_) | MediaKind::Venue(_) => (MessageKind::Location, String::new()),
             MediaKind::Contact(_) => (MessageKind::Contact, String::new()),
             _ => (MessageKind::Other, caption()),
         },
@@ -115,7 +113,10 @@ fn kind_and_text(message: &tg::Message) -> (MessageKind, String) {
             format!("new title: {}", t.new_chat_title),
         ),
         TgKind::Pinned(_) => (MessageKind::Service, "pinned a message".into()),
-        TgKind::Dice(d) => (MessageKind::Other, format!("{:?} {}", d.dice.emoji, d.dice.value)),
+        TgKind::Dice(d) => (
+            MessageKind::Other,
+            format!("{:?} {}", d.dice.emoji, d.dice.value),
+        ),
         _ => (MessageKind::Service, String::new()),
     }
 }

@@ -43,16 +43,12 @@ pub struct UserSettings {
 
 /// Reads a chat's settings (defaults when none were stored).
 pub fn chat(store: &Store, chat: i64) -> crate::store::Result<ChatSettings> {
-    Ok(store
-        .setting(SettingKey::Chat(chat))?
-        .unwrap_or_default())
+    Ok(store.setting(SettingKey::Chat(chat))?.unwrap_or_default())
 }
 
 /// Reads a user's settings (defaults when none were stored).
 pub fn user(store: &Store, user: i64) -> crate::store::Result<UserSettings> {
-    Ok(store
-        .setting(SettingKey::User(user))?
-        .unwrap_or_default())
+    Ok(store.setting(SettingKey::User(user))?.unwrap_or_default())
 }
 
 /// Parses quiet hours as `/settings quiet` takes them: `23-8`, or `off`.

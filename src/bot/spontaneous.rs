@@ -30,8 +30,8 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
                 continue;
             }
             let recent = store.recent(chat.chat_id, min_messages)?;
-            let busy = recent.len() >= min_messages
-                && recent.iter().all(|m| m.time >= since && !m.is_bot);
+            let busy =
+                recent.len() >= min_messages && recent.iter().all(|m| m.time >= since && !m.is_bot);
             if !busy {
                 continue;
             }

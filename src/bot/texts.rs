@@ -42,11 +42,7 @@ impl Lang {
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("start", "Привітання і що я вмію", "Hello and what I can do"),
     ("help", "Усі команди", "All commands"),
-    (
-        "stats",
-        "Статистика цього чату",
-        "Statistics of this chat",
-    ),
+    ("stats", "Статистика цього чату", "Statistics of this chat"),
     ("top", "Найактивніші учасники", "Most active members"),
     (
         "me",
@@ -68,11 +64,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "Адміністратор: загальна статистика",
         "Admin: global statistics",
     ),
-    (
-        "health",
-        "Адміністратор: стан бота",
-        "Admin: bot health",
-    ),
+    ("health", "Адміністратор: стан бота", "Admin: bot health"),
     (
         "backup",
         "Адміністратор: резервна копія зараз",

@@ -75,7 +75,12 @@ impl std::fmt::Display for ImportSummary {
             writeln!(f, "skipped {n}: {reason}")?;
         }
         if let (Some(first), Some(last)) = (self.first_time, self.last_time) {
-            writeln!(f, "time range: {} to {}", format_utc(first), format_utc(last))?;
+            writeln!(
+                f,
+                "time range: {} to {}",
+                format_utc(first),
+                format_utc(last)
+            )?;
         }
         if self.times_taken_as_utc > 0 {
             writeln!(

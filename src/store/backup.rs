@@ -30,7 +30,10 @@ enum Record {
     Chat(ChatId, ChatInfo),
     User(UserId, UserInfo),
     Messages(Vec<Message>),
-    End { records: u64, messages: u64 },
+    End {
+        records: u64,
+        messages: u64,
+    },
     /// A raw setting (key and value of the settings family); after `End` in the enum so that
     /// older backups keep their variant numbers.
     Setting(Vec<u8>, Vec<u8>),

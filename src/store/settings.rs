@@ -30,7 +30,12 @@ impl SettingKey {
 impl Store {
     /// The stored setting under `key`, or `None` when none was stored.
     pub fn setting<T: DeserializeOwned>(&self, key: SettingKey) -> Result<Option<T>> {
-        let Some(bytes) = self.shared.db.get(key.encode()).map_err(|e| self.shared.io(e))? else {
+        let Some(bytes) = self
+            .shared
+            .db
+            .get(key.encode())
+            .map_err(|e| self.shared.io(e))?
+        else {
             return Ok(None);
         };
         codec::decode(&bytes)
@@ -104,7 +109,10 @@ mod tests {
             chance: 0.25,
         };
         store.put_setting(SettingKey::Chat(-100), &prefs).unwrap();
-        assert_eq!(store.setting::<Prefs>(SettingKey::User(-100)).unwrap(), None);
+        assert_eq!(
+            store.setting::<Prefs>(SettingKey::User(-100)).unwrap(),
+            None
+        );
         drop(store);
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         assert_eq!(

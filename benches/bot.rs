@@ -1,0 +1,192 @@
+//! The bot benchmark: the real `chatkeeper run` process against the fake Bot API server of
+//! `tests/support/`, over a store that already holds 1M messages.
+//!
+//! Measures (1) updates recorded per second when Telegram hands them out in batches of 100
+//! (file → durable store: a batch counts once the bot confirmed it with its next `getUpdates`),
+//! (2) the time from an update entering `getUpdates` to the reply request arriving, with the
+//! offline engine, and (3) the bot process's peak RSS. Run with `cargo bench --bench bot`
+//! (`-- --messages N --updates N --replies N` to change the sizes).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use chatkeeper::bench::workload::{Workload, WorkloadSpec};
+use chatkeeper::store::{Store, StoreConfig};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::fake_telegram::{Chat, FakeTelegram, User, BOT_USERNAME, TOKEN};
+
+struct Args {
+    messages: u64,
+    updates: usize,
+    replies: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        messages: 1_000_000,
+        updates: 50_000,
+        replies: 200,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().and_then(|v| v.parse().ok()).expect("a number");
+        match arg.as_str() {
+            "--messages" => args.messages = value(),
+            "--updates" => args.updates = value() as usize,
+            "--replies" => args.replies = value() as usize,
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args
+}
+
+fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let spec = WorkloadSpec {
+        messages: args.messages,
+        ..WorkloadSpec::default()
+    };
+    let filled = Instant::now();
+    {
+        let store = Store::open(StoreConfig::new(&data)).unwrap();
+        let mut workload = Workload::new(spec);
+        loop {
+            let batch: Vec<_> = workload.by_ref().take(10_000).collect();
+            if batch.is_empty() {
+                break;
+            }
+            store.save_batch(batch).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    println!(
+        "store filled with {} messages in {:.1} s",
+        args.messages,
+        filled.elapsed().as_secs_f64()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tg = FakeTelegram::start().await;
+        let mut bot = spawn_bot(dir.path(), &tg);
+        tg.wait_for("setMyCommands", 2, Duration::from_secs(60))
+            .await;
+
+        // 1. Recording: every update queued at once, handed out 100 per getUpdates.
+        let people: Vec<User> = (0..50).map(|i| User::new(900_000 + i, "Bench")).collect();
+        let chats: Vec<Chat> = (0..50)
+            .map(|i| Chat::supergroup(-2_000_000 - i, "Bench"))
+            .collect();
+        let mut last = 0;
+        for i in 0..args.updates {
+            let text = format!("повідомлення для заміру номер {i}, трохи тексту як у житті");
+            last = tg
+                .push_message(&chats[i % chats.len()], &people[i % people.len()], &text)
+                .0;
+        }
+        let started = Instant::now();
+        while tg.confirmed_offset() <= last {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let polls = tg.requests("getUpdates").len();
+        println!(
+            "recording: {} updates in {seconds:.2} s = {:.0} updates/s ({polls} getUpdates calls); \
+             peak RSS so far {:.1} MiB",
+            args.updates,
+            args.updates as f64 / seconds,
+            peak_rss_of(bot.id()) as f64 / (1 << 20) as f64
+        );
+
+        // 2. Replies: one addressed message at a time into the workload's chats (which have
+        // history for the offline engine).
+        let mut latencies = Vec::with_capacity(args.replies);
+        let asker = User::new(Workload::user_id(1), "Bench");
+        for i in 0..args.replies {
+            let chat = Chat::supergroup(Workload::chat_id(i as u32 % spec.chats), "Bench");
+            let before = tg.requests("sendMessage").len();
+            let sent = Instant::now();
+            tg.push_message_with(
+                &chat,
+                &asker,
+                json!({"message_id": 50_000_000 + i as i64,
+                       "text": format!("@{BOT_USERNAME} що скажеш про це {i}?")}),
+            );
+            tg.wait_for("sendMessage", before + 1, Duration::from_secs(30))
+                .await;
+            latencies.push(sent.elapsed());
+            // teloxide's Throttle sends a queued request at once when it is idle, then rests
+            // 250 ms; spacing the questions measures the bot, not that rest.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        latencies.sort();
+        let pick =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        println!(
+            "reply latency (update queued → reply request arrived, offline engine, {} replies): \
+             p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            latencies.len(),
+            pick(0.5).as_secs_f64() * 1e3,
+            pick(0.99).as_secs_f64() * 1e3,
+            latencies.last().unwrap().as_secs_f64() * 1e3
+        );
+
+        // 3. Memory of the whole bot process, then a clean stop.
+        let peak = peak_rss_of(bot.id());
+        println!(
+            "bot peak RSS with {} stored messages: {:.1} MiB",
+            args.messages,
+            peak as f64 / (1 << 20) as f64
+        );
+        stop(&mut bot);
+    });
+}
+
+fn spawn_bot(dir: &std::path::Path, tg: &FakeTelegram) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_chatkeeper"))
+        .arg("run")
+        .current_dir(dir)
+        .env("CHATKEEPER_DATA_DIR", dir.join("data"))
+        .env("TELOXIDE_TOKEN", TOKEN)
+        .env("TELOXIDE_API_URL", tg.url())
+        .env("CHATKEEPER_METRICS__ENABLED", "false")
+        .env("CHATKEEPER_SPONTANEOUS__ENABLED", "false")
+        .env("CHATKEEPER_BACKUP__EVERY_HOURS", "0")
+        .env("CHATKEEPER_BOT__REPLY_CHANCE", "0")
+        .env("CHATKEEPER_BOT__REACTION_CHANCE", "0")
+        .env("CHATKEEPER_QUIET_HOURS__START", "0")
+        .env("CHATKEEPER_QUIET_HOURS__END", "0")
+        .env("CHATKEEPER_LIMITS__CHAT_PER_MINUTE", "100000")
+        .env("CHATKEEPER_LIMITS__USER_PER_MINUTE", "100000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn peak_rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn stop(bot: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &bot.id().to_string()])
+        .status();
+    let _ = bot.wait();
+}
