@@ -144,8 +144,8 @@ impl QuietHours {
 #[serde(default, deny_unknown_fields)]
 pub struct Spontaneous {
     pub enabled: bool,
-    /// How often the task looks for a chat to post into.
-    pub check_every_minutes: u64,
+    /// How often the task looks for a chat to post into (fractions allowed).
+    pub check_every_minutes: f64,
     /// The least time between two spontaneous posts in one chat (kept in the store).
     pub cooldown_hours: u64,
     /// A chat qualifies when it had at least `min_messages` within this window.
@@ -157,7 +157,7 @@ impl Default for Spontaneous {
     fn default() -> Self {
         Spontaneous {
             enabled: true,
-            check_every_minutes: 20,
+            check_every_minutes: 20.0,
             cooldown_hours: 6,
             window_minutes: 60,
             min_messages: 15,
@@ -256,6 +256,9 @@ impl Config {
             if !(0.0..=1.0).contains(&chance) {
                 bail!("{key} must be between 0 and 1, not {chance}");
             }
+        }
+        if !(self.spontaneous.check_every_minutes > 0.0) {
+            bail!("spontaneous.check_every_minutes must be above 0");
         }
         if self.quiet_hours.start > 23 || self.quiet_hours.end > 23 {
             bail!("quiet_hours.start and quiet_hours.end are hours from 0 to 23");

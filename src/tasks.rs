@@ -25,7 +25,7 @@ pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
         tasks.push(every(ctx, "backup", period, scheduled_backup));
     }
     if ctx.config.spontaneous.enabled {
-        let period = Duration::from_secs(ctx.config.spontaneous.check_every_minutes.max(1) * 60);
+        let period = Duration::from_secs_f64(ctx.config.spontaneous.check_every_minutes * 60.0);
         tasks.push(every(ctx, "spontaneous", period, spontaneous_post));
     }
     tasks

@@ -559,3 +559,103 @@ async fn metrics_endpoint_reports_counters() {
     assert!(metrics.contains("chatkeeper_store_bytes"), "{metrics}");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backlog_is_recorded_but_not_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let h = start_in(dir, config, |store| seed_history(store, 101)).await;
+    let u = user(101, "Богдан", "uk");
+    let hour_ago = chrono::Utc::now().timestamp() - 3600;
+    let (old, old_id) = h.tg.push_message_with(
+        &Chat::private(101),
+        &u,
+        json!({"text": "це я писав годину тому", "date": hour_ago}),
+    );
+    h.confirmed(old).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.tg.requests("sendMessage").is_empty(), "backlog answered");
+    assert_eq!(stored(&h.store, 101, old_id).time, hour_ago);
+    h.tg.push_message(&Chat::private(101), &u, "а зараз?");
+    h.tg.wait_for("sendMessage", 1, WAIT).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_skip_users_who_opted_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.bot.reaction_chance = 1.0;
+    let h = start_in(dir, config, |store| {
+        let opted_out = chatkeeper::bot::settings::UserSettings {
+            no_reactions: true,
+            ..Default::default()
+        };
+        store.put_setting(SettingKey::User(112), &opted_out).unwrap();
+    })
+    .await;
+    let group = Chat::supergroup(-1012, "Група");
+    let (_, liked) = h.tg.push_message(&group, &user(111, "Ганна", "uk"), "гарного дня");
+    let (last, _) = h.tg.push_message(&group, &user(112, "Степан", "uk"), "і тобі");
+    h.confirmed(last).await;
+    let reactions = h.tg.wait_for("setMessageReaction", 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reactions = h.tg.requests("setMessageReaction").len().max(reactions.len());
+    assert_eq!(reactions, 1, "only the user who did not opt out");
+    assert_eq!(h.tg.requests("setMessageReaction")[0]["message_id"], liked);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spontaneous_posts_go_to_active_chats_that_allow_them_once_per_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.spontaneous.enabled = true;
+    config.spontaneous.check_every_minutes = 0.01;
+    config.spontaneous.min_messages = 5;
+    config.quiet_hours = chatkeeper::config::QuietHours { start: 0, end: 0 };
+    let h = start_in(dir, config, |store| {
+        seed_history(store, -1013);
+        seed_history(store, -1014);
+        let opted_out = chatkeeper::bot::settings::ChatSettings {
+            spontaneous: false,
+            ..Default::default()
+        };
+        store.put_setting(SettingKey::Chat(-1014), &opted_out).unwrap();
+    })
+    .await;
+    let posts = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert_eq!(posts[0]["chat_id"], -1013, "{}", posts[0]);
+    assert!(posts[0].get("reply_parameters").is_none());
+    // The cooldown is in the store, and the next checks post nothing.
+    let settings = chatkeeper::bot::settings::chat(&h.store, -1013).unwrap();
+    assert!(settings.last_spontaneous.is_some());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(h.tg.requests("sendMessage").len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_chat_erases_the_chat_after_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let h = start_in(dir, config, |store| seed_history(store, -1015)).await;
+    let group = Chat::supergroup(-1015, "Група");
+    let admin = user(ADMIN, "Admin", "uk");
+    h.tg.push_message(&group, &admin, "/purge_chat");
+    let asked = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert!(text_of(&asked[0]).contains("не можна скасувати"));
+    assert!(h.store.chat_stats(-1015).unwrap().total_messages > 200);
+    let id = h.tg.sent_messages(-1015)[0]["message_id"].as_i64().unwrap() as i32;
+    h.tg.push_callback_query(&group, &user(5, "Не адмін", "uk"), id, "purge:-1015");
+    h.tg.wait_for("answerCallbackQuery", 1, WAIT).await;
+    assert!(h.store.chat_stats(-1015).unwrap().total_messages > 200);
+    h.tg.push_callback_query(&group, &admin, id, "purge:-1015");
+    h.tg.wait_for("answerCallbackQuery", 2, WAIT).await;
+    assert!(h
+        .store
+        .chat_stats(-1015)
+        .is_none_or(|s| s.total_messages == 0));
+    assert!(h.store.recent(-1015, 10).unwrap().is_empty());
+    h.stop().await;
+}

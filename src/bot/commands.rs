@@ -292,8 +292,8 @@ async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
         Ok(n)
     })
     .await?;
-    // The offline engine's chains were trained on the deleted messages too.
-    ctx.responder.offline().trim(0);
+    // The offline engine's chain of this chat was trained on the deleted messages too.
+    ctx.responder.offline().forget(chat);
     let text = format!(
         "{} ({})",
         Phrase::ForgotHere.text(lang),
@@ -470,7 +470,7 @@ pub async fn on_button(ctx: Ctx, query: CallbackQuery) -> HandlerResult {
                     Ok(n)
                 })
                 .await?;
-                ctx.responder.offline().trim(0);
+                ctx.responder.offline().forget(chat);
                 let text = format!("{} {deleted}", Phrase::PurgeDone.text(lang));
                 if let Some(m) = &message {
                     let _ = ctx

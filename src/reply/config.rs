@@ -121,8 +121,8 @@ pub struct OfflineConfig {
 impl Default for OfflineConfig {
     fn default() -> Self {
         OfflineConfig {
-            max_chats: 64,
-            history: 3000,
+            max_chats: 16,
+            history: 1000,
             rebuild_after: 200,
         }
     }
