@@ -591,16 +591,23 @@ async fn reactions_skip_users_who_opted_out() {
             no_reactions: true,
             ..Default::default()
         };
-        store.put_setting(SettingKey::User(112), &opted_out).unwrap();
+        store
+            .put_setting(SettingKey::User(112), &opted_out)
+            .unwrap();
     })
     .await;
     let group = Chat::supergroup(-1012, "Група");
-    let (_, liked) = h.tg.push_message(&group, &user(111, "Ганна", "uk"), "гарного дня");
-    let (last, _) = h.tg.push_message(&group, &user(112, "Степан", "uk"), "і тобі");
+    let (_, liked) =
+        h.tg.push_message(&group, &user(111, "Ганна", "uk"), "гарного дня");
+    let (last, _) =
+        h.tg.push_message(&group, &user(112, "Степан", "uk"), "і тобі");
     h.confirmed(last).await;
     let reactions = h.tg.wait_for("setMessageReaction", 1, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let reactions = h.tg.requests("setMessageReaction").len().max(reactions.len());
+    let reactions =
+        h.tg.requests("setMessageReaction")
+            .len()
+            .max(reactions.len());
     assert_eq!(reactions, 1, "only the user who did not opt out");
     assert_eq!(h.tg.requests("setMessageReaction")[0]["message_id"], liked);
     h.stop().await;
@@ -621,7 +628,9 @@ async fn spontaneous_posts_go_to_active_chats_that_allow_them_once_per_cooldown(
             spontaneous: false,
             ..Default::default()
         };
-        store.put_setting(SettingKey::Chat(-1014), &opted_out).unwrap();
+        store
+            .put_setting(SettingKey::Chat(-1014), &opted_out)
+            .unwrap();
     })
     .await;
     let posts = h.tg.wait_for("sendMessage", 1, WAIT).await;
