@@ -10,6 +10,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use chatkeeper::bench::peak_rss_of;
 use chatkeeper::bench::workload::{Workload, WorkloadSpec};
 use chatkeeper::store::{Store, StoreConfig};
 use serde_json::json;
@@ -103,7 +104,7 @@ fn main() {
              peak RSS so far {:.1} MiB",
             args.updates,
             args.updates as f64 / seconds,
-            peak_rss_of(bot.id()) as f64 / (1 << 20) as f64
+            peak_rss_of(&bot.id().to_string()) as f64 / (1 << 20) as f64
         );
 
         // 2. Replies: one addressed message at a time into 15 of the workload's chats (which
@@ -156,7 +157,7 @@ fn main() {
         }
 
         // 3. Memory of the whole bot process, then a clean stop.
-        let peak = peak_rss_of(bot.id());
+        let peak = peak_rss_of(&bot.id().to_string());
         println!(
             "bot peak RSS with {} stored messages: {:.1} MiB",
             args.messages,
@@ -187,18 +188,6 @@ fn spawn_bot(dir: &std::path::Path, tg: &FakeTelegram) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-fn peak_rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn stop(bot: &mut Child) {

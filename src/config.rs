@@ -257,7 +257,10 @@ impl Config {
                 bail!("{key} must be between 0 and 1, not {chance}");
             }
         }
-        if !(self.spontaneous.check_every_minutes > 0.0) {
+        // NaN is refused too.
+        if self.spontaneous.check_every_minutes.partial_cmp(&0.0)
+            != Some(std::cmp::Ordering::Greater)
+        {
             bail!("spontaneous.check_every_minutes must be above 0");
         }
         if self.quiet_hours.start > 23 || self.quiet_hours.end > 23 {

@@ -291,7 +291,13 @@ pub fn disk_bytes(dir: &Path) -> anyhow::Result<u64> {
 
 /// This process's peak resident memory (VmHWM), in bytes.
 pub fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_of("self")
+}
+
+/// The peak resident set of process `pid` (a number, or `self`), from `/proc/PID/status`;
+/// 0 where that is not available.
+pub fn peak_rss_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -9,7 +9,7 @@ use crate::import::{self, ImportOptions};
 use crate::store::{SettingKey, Store};
 use anyhow::Context as _;
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use teloxide::net::Download;
 use teloxide::prelude::*;
@@ -251,7 +251,7 @@ fn health_text(ctx: &Ctx) -> String {
     let health = ctx.store.health();
     let uptime = ctx.started.elapsed().as_secs();
     format!(
-        "uptime {}h {}m · store {:.1} MB · commits {} (last {} µs, max {} µs) · batch flush mean {:.1} ms · updates {} · replies {} · API errors {} · store errors {} · offline models {}",
+        "uptime {}h {}m · store {:.1} MB · commits {} (last {} µs, max {} µs) · batch flush mean {:.1} ms · updates {} · handlers running {} · replies {} · API errors {} · store errors {} · offline models {}",
         uptime / 3600,
         uptime % 3600 / 60,
         health.size_on_disk as f64 / 1e6,
@@ -259,10 +259,11 @@ fn health_text(ctx: &Ctx) -> String {
         health.last_commit_micros,
         health.max_commit_micros,
         ctx.metrics.flush_latency.mean().as_secs_f64() * 1e3,
-        ctx.metrics.updates_received.load(std::sync::atomic::Ordering::Relaxed),
+        ctx.metrics.updates_received.load(Relaxed),
+        ctx.metrics.handlers_in_flight.load(Relaxed),
         ctx.metrics.replies_total(),
         ctx.metrics.api_errors_total(),
-        ctx.metrics.store_errors.load(std::sync::atomic::Ordering::Relaxed),
+        ctx.metrics.store_errors.load(Relaxed),
         ctx.responder.offline().models(),
     )
 }

@@ -7,6 +7,7 @@ use super::{record, settings, Ctx};
 use crate::reply::{EngineError, Prompt};
 use crate::store::MessageRef;
 use dptree::case;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
@@ -20,11 +21,14 @@ const REACTIONS: [&str; 8] = ["👍", "❤", "🔥", "😁", "🤔", "👏", "�
 
 /// Runs the handlers for one update; errors are counted and logged, never fatal.
 pub async fn dispatch(ctx: Ctx, update: Update, received: Instant) {
+    let in_flight = &ctx.metrics.handlers_in_flight;
+    in_flight.fetch_add(1, Relaxed);
     let me = ctx.me.clone();
     let deps = dptree::deps![ctx.clone(), me, update, received];
     if let std::ops::ControlFlow::Break(Err(e)) = tree().dispatch(deps).await {
         ctx.note_error(format!("handling an update: {e:#}"));
     }
+    in_flight.fetch_sub(1, Relaxed);
 }
 
 fn tree() -> Handler<'static, HandlerResult, DpHandlerDescription> {
@@ -147,9 +151,7 @@ async fn react(ctx: &Ctx, msg: &Message) {
         }]);
     match request.await {
         Ok(_) => {
-            ctx.metrics
-                .reactions_sent
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.metrics.reactions_sent.fetch_add(1, Relaxed);
         }
         Err(e) => ctx.metrics.api_error(super::error_kind(&e)),
     }

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub reactions_sent: AtomicU64,
     pub spontaneous_posts: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Update handlers running now (commands, replies, buttons).
+    pub handlers_in_flight: AtomicU64,
     /// Replies sent, by the engine that wrote them.
     replies: Mutex<BTreeMap<&'static str, u64>>,
     /// Bot API errors by kind (`retry_after`, `network`, `server`, `api`, `invalid_json`, …).
@@ -181,6 +183,12 @@ impl Metrics {
             &mut out,
             "chatkeeper_reply_seconds",
             "Time from receiving an update to sending its reply request.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP chatkeeper_handlers_in_flight Update handlers running now.\n\
+             # TYPE chatkeeper_handlers_in_flight gauge\nchatkeeper_handlers_in_flight {}",
+            self.handlers_in_flight.load(Relaxed)
         );
         for (name, help, value) in gauges {
             let _ = writeln!(
