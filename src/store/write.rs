@@ -113,18 +113,28 @@ impl Store {
         for m in messages {
             by_chat.entry(m.chat_id).or_default().push(Arc::new(m));
         }
-        let _locks = self.shared.lock_for_rewrite();
         for (chat_id, mut batch) in by_chat {
             batch.sort_by_key(|m| key_of(m));
             let handle = self.shared.chat_or_new(chat_id);
-            let mut chat = lock(&handle);
-            let slow: Vec<MessageRef> = batch
-                .into_iter()
-                .filter(|m| !self.shared.upsert_fast(&mut chat, m))
-                .collect();
-            // Seal now to keep memory flat; a short tail waits for the group commit.
-            if !slow.is_empty() || chat.tail.len() >= SEAL_LEN {
-                self.shared.upsert_slow(&mut chat, slow)?;
+            // New messages only touch memory: no store-wide lock, so a running backup (which
+            // holds the rewrite gate) does not stall live recording.
+            let (slow, seal) = {
+                let mut chat = lock(&handle);
+                let slow: Vec<MessageRef> = batch
+                    .into_iter()
+                    .filter(|m| !self.shared.upsert_fast(&mut chat, m))
+                    .collect();
+                (slow, chat.tail.len() >= SEAL_LEN)
+            };
+            if !slow.is_empty() {
+                let _locks = self.shared.lock_for_rewrite();
+                self.shared.upsert_slow(&mut lock(&handle), slow)?;
+            } else if seal {
+                // Seal now to keep memory flat; a short tail waits for the group commit.
+                let _writer = lock(&self.shared.writer);
+                let plan = self.shared.prepare(&handle)?;
+                self.shared
+                    .write_chat_with(&mut lock(&handle), BTreeMap::new(), None, plan)?;
             }
         }
         Ok(())
