@@ -257,11 +257,49 @@ impl Config {
                 bail!("{key} must be between 0 and 1, not {chance}");
             }
         }
-        // NaN is refused too.
-        if self.spontaneous.check_every_minutes.partial_cmp(&0.0)
-            != Some(std::cmp::Ordering::Greater)
+        // Bounds keep every interval a valid, sane duration (and refuse NaN and infinity).
+        let minutes = self.spontaneous.check_every_minutes;
+        if !(0.001..=10_080.0).contains(&minutes) {
+            bail!("spontaneous.check_every_minutes must be between 0.001 and 10080 (a week)");
+        }
+        for (key, value, max) in [
+            (
+                "spontaneous.cooldown_hours",
+                self.spontaneous.cooldown_hours,
+                8_760,
+            ),
+            (
+                "spontaneous.window_minutes",
+                self.spontaneous.window_minutes,
+                10_080,
+            ),
+            ("backup.every_hours", self.backup.every_hours, 8_760),
+            ("retention.days", self.retention.days, 36_500),
+            ("bot.backlog_secs", self.bot.backlog_secs, 31_536_000),
+        ] {
+            if value > max {
+                bail!("{key} must be at most {max}, not {value}");
+            }
+        }
+        if self.backup.keep == 0 {
+            bail!("backup.keep must be at least 1 (backup.every_hours = 0 turns backups off)");
+        }
+        if self.limits.chat_per_minute == 0 || self.limits.user_per_minute == 0 {
+            bail!(
+                "limits.chat_per_minute and limits.user_per_minute must be at least 1 (to silence \
+                 the bot, set bot.reply_chance = 0 or turn replies off per chat in /settings)"
+            );
+        }
+        if !(1..=200).contains(&self.bot.context_messages) {
+            bail!("bot.context_messages must be between 1 and 200");
+        }
+        if let Some(name) = self
+            .bot
+            .names
+            .iter()
+            .find(|n| n.trim().is_empty() || n.contains(char::is_whitespace))
         {
-            bail!("spontaneous.check_every_minutes must be above 0");
+            bail!("bot.names must be single words; {name:?} is not");
         }
         if self.quiet_hours.start > 23 || self.quiet_hours.end > 23 {
             bail!("quiet_hours.start and quiet_hours.end are hours from 0 to 23");

@@ -4,6 +4,7 @@
 //! and benchmarks drive the same code: the [`store`], the export [`import`]er, the reply engines
 //! ([`reply`]), the Telegram [`bot`] and its [`config`]uration, and the [`bench`]marks.
 
+pub mod analyzer;
 pub mod bench;
 pub mod bot;
 pub mod config;

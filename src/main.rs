@@ -1,6 +1,7 @@
 //! The `chatkeeper` command line.
 
 use anyhow::Context;
+use chatkeeper::analyzer::{lexicon::Lexicon, Analyzer};
 use chatkeeper::bench::{self, workload::WorkloadSpec, BenchOptions, StoreEngine};
 use chatkeeper::config::Config;
 use chatkeeper::import;
@@ -34,6 +35,17 @@ impl Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Analyse one text: language, emotion, sentiment, topic, keywords (for tuning lexicons).
+    Analyze {
+        text: String,
+        /// Read the word lists from this directory (laid out like data/lexicon) instead of the
+        /// built-in ones.
+        #[arg(long)]
+        lexicon: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the Telegram bot (reads TELOXIDE_TOKEN; stops cleanly on SIGTERM / Ctrl-C).
     Run {
         /// The configuration file [default: ./chatkeeper.toml when it exists].
@@ -182,27 +194,26 @@ fn run_bot(config: Config) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         chatkeeper::bot::run(config, store, connection, shutdown).await
-    })
+    });
+    // Blocking work of cancelled handlers (an import, a purge) must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// Resolves on SIGTERM (systemd stop) or Ctrl-C. The handlers are installed at once, so a
 /// signal during start-up is not lost (nor does it kill the process uncleanly).
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    let ctrl_c = tokio::signal::ctrl_c();
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     Ok(async move {
-        #[cfg(unix)]
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
     })
 }
 
@@ -221,6 +232,34 @@ fn open_existing(dir: &Path) -> anyhow::Result<Store> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.data_dir();
     match cli.command {
+        Command::Analyze {
+            text,
+            lexicon,
+            json,
+        } => {
+            let lexicon = match lexicon {
+                Some(dir) => Lexicon::from_dir(&dir)?,
+                None => Lexicon::embedded(),
+            };
+            let analysis = Analyzer::new(lexicon).analyze(&text);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&analysis)?);
+            } else {
+                println!(
+                    "language: {}\nemotion: {} (confidence {:.2})\nsentiment: {:+.2} ({})\n\
+                     topic: {}\nkeywords: {}\nemoji: {}, words: {}",
+                    analysis.language.code(),
+                    analysis.emotion.name(),
+                    analysis.confidence,
+                    analysis.sentiment,
+                    analysis.polarity(),
+                    analysis.topic.map_or("-", |t| t.name()),
+                    analysis.keywords.join(", "),
+                    analysis.emoji,
+                    analysis.words
+                );
+            }
+        }
         Command::Run { config } => {
             let config = Config::load(config.as_deref(), cli.data_dir.as_deref())?;
             run_bot(config)?;

@@ -22,7 +22,11 @@ pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
     }
     if ctx.config.backup.every_hours > 0 {
         let period = Duration::from_secs(ctx.config.backup.every_hours * 3600);
-        tasks.push(every(ctx, "backup", period, scheduled_backup));
+        // Due one period after the newest scheduled backup, so that restarts do not keep
+        // postponing it (and at least a minute after start-up).
+        let age = newest_backup_age(&ctx.config.backup_dir()).unwrap_or(period);
+        let first = period.saturating_sub(age).max(Duration::from_secs(60));
+        tasks.push(every_after(ctx, "backup", first, period, scheduled_backup));
     }
     if ctx.config.spontaneous.enabled {
         let period = Duration::from_secs_f64(ctx.config.spontaneous.check_every_minutes * 60.0);
@@ -31,9 +35,24 @@ pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
     tasks
 }
 
-/// Runs `work` every `period` (first after one period) until shutdown; errors are logged and
-/// noted for the admins, and the task goes on.
+/// Runs `work` every `period` (first after one period) until shutdown.
 fn every<F, Fut>(ctx: &Ctx, name: &'static str, period: Duration, work: F) -> JoinHandle<()>
+where
+    F: Fn(Ctx) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    every_after(ctx, name, period, period, work)
+}
+
+/// Runs `work` after `first`, then every `period`, until shutdown; errors are logged and noted
+/// for the admins, and the task goes on.
+fn every_after<F, Fut>(
+    ctx: &Ctx,
+    name: &'static str,
+    first: Duration,
+    period: Duration,
+    work: F,
+) -> JoinHandle<()>
 where
     F: Fn(Ctx) -> Fut + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -41,7 +60,7 @@ where
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let mut shutdown = ctx.shutdown.clone();
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -81,7 +100,7 @@ async fn retention(ctx: Ctx) -> anyhow::Result<()> {
 
 async fn scheduled_backup(ctx: Ctx) -> anyhow::Result<()> {
     let dir = ctx.config.backup_dir();
-    let keep = ctx.config.backup.keep.max(1);
+    let keep = ctx.config.backup.keep;
     let store = ctx.store.clone();
     let (file, summary, removed) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         std::fs::create_dir_all(&dir)?;
@@ -114,8 +133,9 @@ async fn spontaneous_post(ctx: Ctx) -> anyhow::Result<()> {
 /// Scheduled backups are named so; manual ones (`/backup`) are not rotated.
 const SCHEDULED_PREFIX: &str = "scheduled-";
 
-/// Deletes the oldest scheduled backups beyond `keep`; returns how many.
-pub fn rotate(dir: &Path, keep: usize) -> std::io::Result<usize> {
+/// The scheduled backups in `dir`, oldest first (names carry the UTC time, so name order is
+/// age order).
+fn scheduled_backups(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
@@ -124,8 +144,24 @@ pub fn rotate(dir: &Path, keep: usize) -> std::io::Result<usize> {
                 .is_some_and(|n| n.starts_with(SCHEDULED_PREFIX) && n.ends_with(".ckb"))
         })
         .collect();
-    // Names carry the UTC time, so name order is age order.
     backups.sort();
+    Ok(backups)
+}
+
+/// How long ago the newest scheduled backup was written, if there is one.
+fn newest_backup_age(dir: &Path) -> Option<Duration> {
+    let newest = scheduled_backups(dir).ok()?.pop()?;
+    std::fs::metadata(newest)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()
+}
+
+/// Deletes the oldest scheduled backups beyond `keep`; returns how many.
+pub fn rotate(dir: &Path, keep: usize) -> std::io::Result<usize> {
+    let backups = scheduled_backups(dir)?;
     let excess = backups.len().saturating_sub(keep);
     for old in &backups[..excess] {
         std::fs::remove_file(old)?;

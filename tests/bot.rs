@@ -236,20 +236,24 @@ async fn admin_commands_refuse_others_politely() {
     h.tg.push_message(&group, &user(31, "Петро", "uk"), "/global");
     let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
     assert!(text_of(&sent[0]).contains("лише для адміністраторів"));
+    // Store-wide figures go to the admin privately, not to the group's members.
     h.tg.push_message(&group, &user(ADMIN, "Admin", "en"), "/global");
-    let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
-    assert!(
-        text_of(&sent[1]).contains("chats: 1"),
-        "{}",
-        text_of(&sent[1])
-    );
-    h.tg.push_message(&group, &user(ADMIN, "Admin", "en"), "/health");
     let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
-    assert!(
-        text_of(&sent[2]).contains("uptime"),
-        "{}",
-        text_of(&sent[2])
-    );
+    let private: Vec<String> = sent
+        .iter()
+        .filter(|m| m["chat_id"] == ADMIN)
+        .map(text_of)
+        .collect();
+    assert!(private[0].contains("chats: 1"), "{private:?}");
+    let in_group: Vec<String> = sent
+        .iter()
+        .filter(|m| m["chat_id"] == -1003)
+        .map(text_of)
+        .collect();
+    assert_eq!(in_group.last().unwrap(), "Sent to you privately.");
+    h.tg.push_message(&Chat::private(ADMIN), &user(ADMIN, "Admin", "en"), "/health");
+    let sent = h.tg.wait_for("sendMessage", 4, WAIT).await;
+    assert!(text_of(&sent[3]).contains("uptime"), "{}", text_of(&sent[3]));
     h.stop().await;
 }
 

@@ -18,6 +18,7 @@ use teloxide::types::{
     ReplyParameters, User,
 };
 use teloxide::utils::command::BotCommands;
+use tokio::io::AsyncWriteExt;
 
 type HandlerResult = anyhow::Result<()>;
 
@@ -84,6 +85,38 @@ async fn say_with(
     record_own(ctx, &sent).await
 }
 
+/// Answers an admin command: in a private chat directly; from a group, privately to the admin
+/// (store-wide figures are not for every member), with a short note in the group.
+async fn say_privately(ctx: &Ctx, msg: &Message, lang: Lang, text: String) -> HandlerResult {
+    let Some(admin) = msg.from.as_ref() else {
+        return Ok(());
+    };
+    if msg.chat.is_private() {
+        return say(ctx, msg, text).await;
+    }
+    match ctx.call(ctx.bot.send_message(admin.id, text)).await {
+        Ok(sent) => {
+            record_own(ctx, &sent).await?;
+            say(ctx, msg, Phrase::SentPrivately.text(lang)).await
+        }
+        Err(e) if cannot_reach_privately(&e) => {
+            say(ctx, msg, Phrase::NeedsPrivateChat.text(lang)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Errors that mean the user never started a private chat with the bot (or blocked it).
+fn cannot_reach_privately(e: &teloxide::RequestError) -> bool {
+    use teloxide::ApiError::*;
+    matches!(
+        e,
+        teloxide::RequestError::Api(
+            CantInitiateConversation | BotBlocked | ChatNotFound | UserDeactivated
+        )
+    )
+}
+
 /// Runs blocking store work off the async runtime.
 async fn blocking<T: Send + 'static>(
     ctx: &Ctx,
@@ -114,20 +147,23 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
     match command {
         Command::Start => start(ctx, msg).await,
         Command::Help => say(&ctx, &msg, texts::help(lang)).await,
-        Command::Stats => {
-            let text = stats_text(&ctx, chat, lang, false);
-            say(&ctx, &msg, text).await
-        }
-        Command::Top => {
-            let text = stats_text(&ctx, chat, lang, true);
+        Command::Stats | Command::Top => {
+            let top_only = command == Command::Top;
+            let (me, offset) = (ctx.me.id.0 as i64, ctx.config.bot.utc_offset_hours);
+            let text = blocking(&ctx, move |store| {
+                Ok(stats_text(&store, me, offset, chat, lang, top_only))
+            })
+            .await?;
             say(&ctx, &msg, text).await
         }
         Command::Me => {
             let Some(user) = from.map(|u| u.id.0 as i64) else {
                 return Ok(());
             };
-            let here = ctx.store.user_total_in_chat(chat, user);
-            let everywhere = ctx.store.user_total(user);
+            let (here, everywhere) = blocking(&ctx, move |store| {
+                Ok((store.user_total_in_chat(chat, user), store.user_total(user)))
+            })
+            .await?;
             let text = match lang {
                 Lang::Uk => format!(
                     "Тут: {}. Усього в чатах, де я є: {}.",
@@ -145,9 +181,11 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
         Command::ForgetMe => forget_me(&ctx, &msg, lang).await,
         Command::Settings(args) => settings_command(&ctx, &msg, lang, args.trim()).await,
         Command::Global => {
-            let global = ctx.store.global_stats();
             let day_ago = chrono::Utc::now().timestamp() - 86_400;
-            let active = ctx.store.active_chats(day_ago).len();
+            let (global, active) = blocking(&ctx, move |store| {
+                Ok((store.global_stats(), store.active_chats(day_ago).len()))
+            })
+            .await?;
             let text = format!(
                 "🌍 {} · {} · chats: {} (active in 24 h: {active}) · users: {}",
                 texts::messages(lang, global.total_messages),
@@ -156,11 +194,12 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
                 global.chats,
                 global.users
             );
-            say(&ctx, &msg, text).await
+            say_privately(&ctx, &msg, lang, text).await
         }
         Command::Health => {
-            let text = health_text(&ctx);
-            say(&ctx, &msg, text).await
+            let health = blocking(&ctx, |store| Ok(store.health())).await?;
+            let text = health_text(&ctx, &health);
+            say_privately(&ctx, &msg, lang, text).await
         }
         Command::Backup => backup(&ctx, &msg, lang).await,
         Command::Import => import_document(&ctx, &msg, lang).await,
@@ -178,14 +217,21 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
     }
 }
 
-/// `/stats` (totals, users, top 5, busiest hours) or `/top` (top users with shares).
-fn stats_text(ctx: &Ctx, chat: i64, lang: Lang, top_only: bool) -> String {
-    let Some(mut stats) = ctx.store.chat_stats(chat) else {
+/// `/stats` (totals, users, top 5, busiest hours in local time) or `/top` (top users with
+/// shares). `me` is the bot's own id, `utc_offset` the chats' time zone.
+fn stats_text(
+    store: &Store,
+    me: i64,
+    utc_offset: i32,
+    chat: i64,
+    lang: Lang,
+    top_only: bool,
+) -> String {
+    let Some(mut stats) = store.chat_stats(chat) else {
         return Phrase::NoStatsYet.text(lang).into();
     };
     // The store counts the bot's own replies like anyone's; people want to see people.
-    let me = ctx.me.id.0 as i64;
-    let own = ctx.store.user_total_in_chat(chat, me);
+    let own = store.user_total_in_chat(chat, me);
     stats.total_messages -= own.min(stats.total_messages);
     stats.unique_users -= u64::from(own > 0).min(stats.unique_users);
     stats.top_users.retain(|u| u.user_id != me);
@@ -222,7 +268,6 @@ fn stats_text(ctx: &Ctx, chat: i64, lang: Lang, top_only: bool) -> String {
         );
     }
     if !top_only {
-        let offset = ctx.config.bot.utc_offset_hours;
         let mut hours: Vec<(usize, u64)> = stats
             .hour_histogram
             .iter()
@@ -234,7 +279,7 @@ fn stats_text(ctx: &Ctx, chat: i64, lang: Lang, top_only: bool) -> String {
         let busiest: Vec<String> = hours
             .iter()
             .take(3)
-            .map(|&(h, _)| format!("{:02}:00", (h as i32 + offset).rem_euclid(24)))
+            .map(|&(h, _)| format!("{:02}:00", (h as i32 + utc_offset).rem_euclid(24)))
             .collect();
         let _ = write!(
             out,
@@ -247,8 +292,7 @@ fn stats_text(ctx: &Ctx, chat: i64, lang: Lang, top_only: bool) -> String {
 }
 
 /// `/health`.
-fn health_text(ctx: &Ctx) -> String {
-    let health = ctx.store.health();
+fn health_text(ctx: &Ctx, health: &crate::store::StoreHealth) -> String {
     let uptime = ctx.started.elapsed().as_secs();
     format!(
         "uptime {}h {}m · store {:.1} MB · commits {} (last {} µs, max {} µs) · batch flush mean {:.1} ms · updates {} · handlers running {} · replies {} · API errors {} · store errors {} · offline models {}",
@@ -428,6 +472,25 @@ async fn can_change_chat(
 /// An inline button was pressed.
 pub async fn on_button(ctx: Ctx, query: CallbackQuery) -> HandlerResult {
     let lang = lang_of(Some(&query.from));
+    // The button is always answered, or the user's client keeps spinning.
+    let answer = match button(&ctx, &query, lang).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            ctx.note_error(format!("a button failed: {e:#}"));
+            Phrase::ButtonFailed.text(lang).into()
+        }
+    };
+    let mut request = ctx.bot.answer_callback_query(query.id.clone());
+    if !answer.is_empty() {
+        request = request.text(answer);
+    }
+    ctx.call(request).await?;
+    Ok(())
+}
+
+/// What a button does; returns the short answer shown to the user.
+async fn button(ctx: &Ctx, query: &CallbackQuery, lang: Lang) -> anyhow::Result<String> {
+    let ctx = ctx.clone();
     let data = query.data.clone().unwrap_or_default();
     let message = match &query.message {
         Some(MaybeInaccessibleMessage::Regular(m)) => Some(m.as_ref().clone()),
@@ -452,11 +515,7 @@ pub async fn on_button(ctx: Ctx, query: CallbackQuery) -> HandlerResult {
                     Phrase::ForgotEverywhere.text(lang),
                     texts::messages(lang, deleted)
                 );
-                if let Some(m) = &message {
-                    let _ = ctx
-                        .call(ctx.bot.edit_message_text(m.chat.id, m.id, text.clone()))
-                        .await;
-                }
+                replace_text(&ctx, message.as_ref(), &text).await;
                 text
             }
         }
@@ -473,11 +532,7 @@ pub async fn on_button(ctx: Ctx, query: CallbackQuery) -> HandlerResult {
                 .await?;
                 ctx.responder.offline().forget(chat);
                 let text = format!("{} {deleted}", Phrase::PurgeDone.text(lang));
-                if let Some(m) = &message {
-                    let _ = ctx
-                        .call(ctx.bot.edit_message_text(m.chat.id, m.id, text.clone()))
-                        .await;
-                }
+                replace_text(&ctx, message.as_ref(), &text).await;
                 text
             }
         }
@@ -487,12 +542,17 @@ pub async fn on_button(ctx: Ctx, query: CallbackQuery) -> HandlerResult {
         },
         _ => String::new(),
     };
-    let mut request = ctx.bot.answer_callback_query(query.id.clone());
-    if !answer.is_empty() {
-        request = request.text(answer);
+    Ok(answer)
+}
+
+/// Replaces the text of the message a button was on (its question becomes the outcome); a
+/// failure only leaves the old text.
+async fn replace_text(ctx: &Ctx, message: Option<&Message>, text: &str) {
+    if let Some(m) = message {
+        let _ = ctx
+            .call(ctx.bot.edit_message_text(m.chat.id, m.id, text))
+            .await;
     }
-    ctx.call(request).await?;
-    Ok(())
 }
 
 /// A settings toggle; redraws the settings message.
@@ -566,13 +626,10 @@ async fn backup(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
         texts::messages(lang, summary.messages),
         summary.bytes as f64 / 1e6
     );
+    // The path and the store's size are for the admin only.
     if summary.bytes > ctx.config.bot.max_backup_document_bytes {
-        return say(
-            ctx,
-            msg,
-            format!("{} {described}", Phrase::BackupTooLarge.text(lang)),
-        )
-        .await;
+        let text = format!("{} {described}", Phrase::BackupTooLarge.text(lang));
+        return say_privately(ctx, msg, lang, text).await;
     }
     // Privately: a backup holds every chat, it must not land in a group.
     let sent = ctx
@@ -583,20 +640,16 @@ async fn backup(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
         )
         .await;
     match sent {
-        Ok(_) => {
-            if !msg.chat.is_private() {
-                say(ctx, msg, format!("✅ {described}")).await?;
-            }
-            Ok(())
-        }
+        Ok(_) if msg.chat.is_private() => Ok(()),
+        Ok(_) => say(ctx, msg, Phrase::SentPrivately.text(lang)).await,
         Err(e) => {
             tracing::warn!(error = %e, "could not send the backup to the admin");
-            say(
-                ctx,
-                msg,
-                format!("{} {described}", Phrase::BackupNeedsPrivateChat.text(lang)),
-            )
-            .await
+            let phrase = if cannot_reach_privately(&e) {
+                Phrase::NeedsPrivateChat
+            } else {
+                Phrase::BackupNotSent
+            };
+            say(ctx, msg, phrase.text(lang)).await
         }
     }
 }
@@ -620,7 +673,11 @@ async fn import_document(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult 
     tokio::fs::create_dir_all(&dir).await?;
     let path = dir.join(format!("import-{}-{}.json", msg.chat.id.0, msg.id.0));
     let mut out = tokio::fs::File::create(&path).await?;
-    let downloaded = ctx.bot.download_file(&file.path, &mut out).await;
+    let downloaded = match ctx.bot.download_file(&file.path, &mut out).await {
+        // tokio writes in the background: the file is complete only once flushed.
+        Ok(()) => out.flush().await.map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
     drop(out);
     if let Err(e) = downloaded {
         let _ = tokio::fs::remove_file(&path).await;

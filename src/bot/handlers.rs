@@ -6,7 +6,6 @@ use super::texts::Lang;
 use super::{record, settings, Ctx};
 use crate::reply::{EngineError, Prompt};
 use crate::store::MessageRef;
-use dptree::case;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,14 +20,28 @@ const REACTIONS: [&str; 8] = ["👍", "❤", "🔥", "😁", "🤔", "👏", "�
 
 /// Runs the handlers for one update; errors are counted and logged, never fatal.
 pub async fn dispatch(ctx: Ctx, update: Update, received: Instant) {
-    let in_flight = &ctx.metrics.handlers_in_flight;
-    in_flight.fetch_add(1, Relaxed);
+    let _running = InFlight::new(&ctx.metrics.handlers_in_flight);
     let me = ctx.me.clone();
     let deps = dptree::deps![ctx.clone(), me, update, received];
     if let std::ops::ControlFlow::Break(Err(e)) = tree().dispatch(deps).await {
         ctx.note_error(format!("handling an update: {e:#}"));
     }
-    in_flight.fetch_sub(1, Relaxed);
+}
+
+/// Counts a running handler; the count drops even if the handler panics or is cancelled.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a std::sync::atomic::AtomicU64) -> Self {
+        gauge.fetch_add(1, Relaxed);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 fn tree() -> Handler<'static, HandlerResult, DpHandlerDescription> {
@@ -38,7 +51,6 @@ fn tree() -> Handler<'static, HandlerResult, DpHandlerDescription> {
                 .branch(
                     dptree::entry()
                         .filter_command::<Command>()
-                        .branch(case![Command::Start].endpoint(commands::start))
                         .endpoint(commands::handle),
                 )
                 // Unknown commands and commands for other bots are ignored, not sent to an LLM.
@@ -56,6 +68,10 @@ async fn on_message(ctx: Ctx, msg: Message, received: Instant) -> HandlerResult 
     let Some(from) = msg.from.as_ref().filter(|u| !u.is_bot) else {
         return Ok(());
     };
+    // Messages from before start-up (minus the backlog window) are recorded, not answered.
+    if msg.date.timestamp() < ctx.backlog_before {
+        return Ok(());
+    }
     let user = from.id.0 as i64;
     let chat = msg.chat.id.0;
     let user_settings = settings::user(&ctx.store, user)?;
@@ -71,10 +87,7 @@ async fn on_message(ctx: Ctx, msg: Message, received: Instant) -> HandlerResult 
     } else if addressed {
         true
     } else {
-        let quiet = match chat_settings.quiet_hours {
-            Some((start, end)) => crate::config::QuietHours { start, end },
-            None => ctx.config.quiet_hours,
-        };
+        let quiet = chat_settings.quiet_hours_or(ctx.config.quiet_hours);
         let chance = chat_settings
             .reply_chance
             .unwrap_or(ctx.config.bot.reply_chance);

@@ -49,8 +49,17 @@ async fn healthz(State(ctx): State<Ctx>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
-    let health = ctx.store.health();
-    let global = ctx.store.global_stats();
+    // The store's size walks its files: not on the async runtime.
+    let store = ctx.store.clone();
+    let Ok((health, global)) =
+        tokio::task::spawn_blocking(move || (store.health(), store.global_stats())).await
+    else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            String::from("reading the store's figures failed\n"),
+        );
+    };
     let body = ctx.metrics.render(&[
         (
             "chatkeeper_store_bytes",
@@ -83,5 +92,9 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
             ctx.started.elapsed().as_secs_f64(),
         ),
     ]);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        body,
+    )
 }

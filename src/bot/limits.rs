@@ -34,22 +34,39 @@ impl RateLimiter {
     /// Takes one reply from the chat's and the user's budgets if both have room; otherwise
     /// takes nothing and says no.
     pub fn allow(&self, chat: i64, user: Option<i64>, now: Instant) -> bool {
-        let mut keys = vec![(Key::Chat(chat), self.chat_per_minute)];
-        if let Some(user) = user {
-            keys.push((Key::User(user), self.user_per_minute));
-        }
-        if !keys.iter().all(|&(key, limit)| self.used(key, now) < limit) {
+        let chat = Key::Chat(chat);
+        if !self.take(chat, self.chat_per_minute, now) {
             return false;
         }
-        for (key, _) in keys {
-            self.shard(key)
-                .lock()
-                .expect("rate limiter")
-                .entry(key)
-                .or_default()
-                .push_back(now);
+        match user {
+            Some(user) if !self.take(Key::User(user), self.user_per_minute, now) => {
+                self.give_back(chat, now);
+                false
+            }
+            _ => true,
         }
+    }
+
+    /// Checks and records under one lock, so that two handlers cannot both take a last slot.
+    fn take(&self, key: Key, limit: usize, now: Instant) -> bool {
+        let mut map = self.shard(key).lock().expect("rate limiter");
+        let times = map.entry(key).or_default();
+        expire(times, now);
+        if times.len() >= limit {
+            return false;
+        }
+        times.push_back(now);
         true
+    }
+
+    /// Returns a slot [`RateLimiter::take`] took at `now`.
+    fn give_back(&self, key: Key, now: Instant) {
+        let mut map = self.shard(key).lock().expect("rate limiter");
+        if let Some(times) = map.get_mut(&key) {
+            if let Some(i) = times.iter().rposition(|&t| t == now) {
+                times.remove(i);
+            }
+        }
     }
 
     /// Forgets windows that have emptied (maintenance); returns how many were dropped.
@@ -65,14 +82,6 @@ impl RateLimiter {
             dropped += before - map.len();
         }
         dropped
-    }
-
-    fn used(&self, key: Key, now: Instant) -> usize {
-        let mut map = self.shard(key).lock().expect("rate limiter");
-        map.get_mut(&key).map_or(0, |times| {
-            expire(times, now);
-            times.len()
-        })
     }
 
     fn shard(&self, key: Key) -> &Mutex<HashMap<Key, VecDeque<Instant>>> {

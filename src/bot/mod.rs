@@ -54,6 +54,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Messages dated before this (start-up minus `bot.backlog_secs`) are not answered.
+    pub backlog_before: i64,
     alerts: Alerts,
     /// Flips to `true` once on SIGTERM / Ctrl-C.
     pub shutdown: watch::Receiver<bool>,
@@ -71,11 +73,21 @@ const NO_TOKEN: &str = "TELOXIDE_TOKEN is not set. Create a bot with @BotFather 
      (or put it in the systemd unit's environment file) and start chatkeeper again";
 
 /// Where the Bot API is and how to log in.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Connection {
     pub token: String,
     /// `None` for Telegram's own `https://api.telegram.org`.
     pub api_url: Option<reqwest::Url>,
+}
+
+/// Without the token: a connection may end up in a log.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("token", &"***")
+            .field("api_url", &self.api_url)
+            .finish()
+    }
 }
 
 impl Connection {
@@ -118,6 +130,8 @@ pub async fn run(
     };
     tracing::info!(username = ?me.username, id = me.id.0, "logged in");
     let responder = Responder::new(&config.llm, store.clone())?;
+    tracing::info!(engine = responder.primary_name(), "reply engine");
+    let config_backlog = config.bot.backlog_secs;
     let (stop_tx, stop_rx) = watch::channel(false);
     let ctx = Ctx(Arc::new(Shared {
         limiter: RateLimiter::new(config.limits.chat_per_minute, config.limits.user_per_minute),
@@ -128,6 +142,8 @@ pub async fn run(
         responder,
         metrics: Metrics::default(),
         started: Instant::now(),
+        backlog_before: chrono::Utc::now().timestamp()
+            - i64::try_from(config_backlog).unwrap_or(i64::MAX / 2),
         alerts: Alerts::default(),
         shutdown: stop_rx,
     }));

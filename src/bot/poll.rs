@@ -27,7 +27,6 @@ const HANDLER_GRACE: Duration = Duration::from_secs(3);
 pub async fn run(ctx: &Ctx) {
     let mut shutdown = ctx.shutdown.clone();
     let mut handlers = JoinSet::new();
-    let backlog_before = chrono::Utc::now().timestamp() - ctx.config.bot.backlog_secs as i64;
     let mut offset: i32 = 0;
     let mut backoff = FIRST_BACKOFF;
     while !*shutdown.borrow() {
@@ -79,11 +78,9 @@ pub async fn run(ctx: &Ctx) {
         if !store_durably(ctx, &updates).await {
             break;
         }
-        offset = last.id.0 as i32 + 1;
+        offset = last.id.as_offset();
         for update in updates {
-            if !is_backlog(&update, backlog_before) {
-                handlers.spawn(handlers::dispatch(ctx.clone(), update, received));
-            }
+            handlers.spawn(handlers::dispatch(ctx.clone(), update, received));
         }
         while handlers.try_join_next().is_some() {}
     }
@@ -110,7 +107,13 @@ async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
         let store = ctx.store.clone();
         let batch = batch.clone();
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || batch.write(&store)).await;
+        let mut shutdown = ctx.shutdown.clone();
+        let write = tokio::task::spawn_blocking(move || batch.write(&store));
+        let result = tokio::select! {
+            result = write => result,
+            // Not confirmed: Telegram sends the batch again, and storing it twice is harmless.
+            _ = shutdown.wait_for(|&stop| stop) => return false,
+        };
         match result {
             Ok(Ok(())) => {
                 ctx.metrics.flush_latency.observe(started.elapsed());
@@ -124,7 +127,6 @@ async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
             }
             Err(e) => ctx.note_error(format!("storing updates panicked: {e}")),
         }
-        let mut shutdown = ctx.shutdown.clone();
         if *shutdown.borrow() {
             return false;
         }
@@ -149,6 +151,12 @@ impl Batch {
         for update in updates {
             let message = match &update.kind {
                 UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m,
+                // teloxide could not parse it (a newer Bot API shape): say so rather than
+                // confirm it silently.
+                UpdateKind::Error(raw) => {
+                    tracing::warn!(update = %raw, "an update teloxide cannot parse was skipped");
+                    continue;
+                }
                 _ => continue,
             };
             batch.messages.push(record::to_stored(message));
@@ -173,14 +181,6 @@ impl Batch {
         }
         store.save_batch(self.messages)?;
         store.flush()
-    }
-}
-
-/// Messages sent before start-up minus the backlog window are recorded but not answered.
-fn is_backlog(update: &Update, before: i64) -> bool {
-    match &update.kind {
-        UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m.date.timestamp() < before,
-        _ => false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! What chats and users chose in `/settings`, and the spontaneous-post cooldown: kept in the
 //! store (so they survive restarts and go into backups), read on the paths that need them.
 
+use crate::config::QuietHours;
 use crate::store::{SettingKey, Store};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,16 @@ impl Default for ChatSettings {
             quiet_hours: None,
             spontaneous: true,
             last_spontaneous: None,
+        }
+    }
+}
+
+impl ChatSettings {
+    /// This chat's quiet hours, or `default` (the configured ones).
+    pub fn quiet_hours_or(&self, default: QuietHours) -> QuietHours {
+        match self.quiet_hours {
+            Some((start, end)) => QuietHours { start, end },
+            None => default,
         }
     }
 }

@@ -36,10 +36,7 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
                 continue;
             }
             let s = settings::chat(&store, chat.chat_id)?;
-            let quiet = match s.quiet_hours {
-                Some((start, end)) => crate::config::QuietHours { start, end },
-                None => quiet_default,
-            };
+            let quiet = s.quiet_hours_or(quiet_default);
             let cooled = s.last_spontaneous.is_none_or(|t| now - t >= cooldown);
             if s.spontaneous && s.replies && cooled && !quiet.contains(local_hour) {
                 eligible.push(chat.chat_id);

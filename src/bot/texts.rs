@@ -120,13 +120,15 @@ pub enum Phrase {
     Saved,
     BackupStarted,
     BackupTooLarge,
-    BackupNeedsPrivateChat,
+    NeedsPrivateChat,
+    SentPrivately,
+    BackupNotSent,
     ImportNeedsDocument,
     ImportTooLarge,
     ImportStarted,
     PurgeDone,
     SettingsUsage,
-    Failed,
+    ButtonFailed,
 }
 
 impl Phrase {
@@ -166,9 +168,14 @@ impl Phrase {
                 "Копія завелика для Telegram; вона збережена на сервері:",
                 "The backup is too large for Telegram; it is kept on the server:",
             ),
-            BackupNeedsPrivateChat => (
-                "Не можу надіслати тобі копію: спершу напиши мені /start в особисті.",
-                "I cannot send you the backup: send me /start in a private chat first.",
+            NeedsPrivateChat => (
+                "Не можу написати тобі в особисті: спершу напиши мені /start у приватному чаті.",
+                "I cannot message you privately: send me /start in a private chat first.",
+            ),
+            SentPrivately => ("Надіслав тобі в особисті.", "Sent to you privately."),
+            BackupNotSent => (
+                "Копію зроблено, але надіслати її не вдалося; вона збережена на сервері.",
+                "The backup is written but could not be sent; it is kept on the server.",
             ),
             ImportNeedsDocument => (
                 "Надішли result.json з експорту Telegram Desktop і відповідай на нього /import.",
@@ -189,9 +196,9 @@ impl Phrase {
                 "For chat administrators: /settings chance 0.05 — chance of unprompted replies; \
                  /settings quiet 23-8 or /settings quiet off — quiet hours.",
             ),
-            Failed => (
-                "Щось пішло не так, адміністратори вже знають.",
-                "Something went wrong; the administrators have been told.",
+            ButtonFailed => (
+                "Не вдалося, спробуй ще раз пізніше.",
+                "That did not work; please try again later.",
             ),
         };
         lang.pick(uk, en)

@@ -1,0 +1,48 @@
+//! Analyzer throughput on one core, uncached: messages of 1–40 words made of the words of the
+//! labelled set (real Ukrainian, Russian and English chat words, emoji included).
+//! `cargo bench --bench analyzer`.
+
+use chatkeeper::analyzer::Analyzer;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// 10,000 messages of 1–40 words drawn from the labelled set's vocabulary.
+fn corpus() -> Vec<String> {
+    let labelled = include_str!("../tests/fixtures/analyzer_labelled.tsv");
+    let words: Vec<&str> = labelled
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.splitn(4, '\t').nth(3))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let mut rng = SmallRng::seed_from_u64(7);
+    (0..10_000)
+        .map(|_| {
+            let n = rng.random_range(1..=40);
+            (0..n)
+                .map(|_| words[rng.random_range(0..words.len())])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn analyze(c: &mut Criterion) {
+    let analyzer = Analyzer::default();
+    let corpus = corpus();
+    let mut group = c.benchmark_group("analyzer");
+    group.throughput(Throughput::Elements(corpus.len() as u64));
+    group.bench_function("analyze 10k messages of 1-40 words", |b| {
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|text| analyzer.analyze(text).words)
+                .sum::<u32>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, analyze);
+criterion_main!(benches);

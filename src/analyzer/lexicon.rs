@@ -1,0 +1,182 @@
+//! The word lists of `data/lexicon/` (see its README), compiled into the binary so that a VPS
+//! needs no data files, and loadable from a directory for tuning. Every entry is normalised like
+//! the texts it is matched against, and all lists fold into one map: a word's flags say every
+//! list it is on, so analysing a word is one lookup.
+
+use super::normalize::{fold_into, Stemmer};
+use super::{Emotion, Topic};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The languages with lists, in flag order.
+pub const LANGUAGES: [&str; 3] = ["uk", "ru", "en"];
+
+/// Flags of a word (bit positions).
+pub const LANG_SHIFT: u32 = 0; // 3 bits: on some list of uk / ru / en
+pub const STOP: u32 = 1 << 3;
+pub const POSITIVE: u32 = 1 << 4;
+pub const NEGATIVE: u32 = 1 << 5;
+pub const NEGATION: u32 = 1 << 6;
+pub const INTENSIFIER: u32 = 1 << 7;
+pub const EMOTION_SHIFT: u32 = 8; // 6 bits, in Emotion::SCORED order
+pub const TOPIC_SHIFT: u32 = 14; // Topic::ALL.len() bits
+
+/// One list file: its name in a language directory and the flags its words get.
+fn list_flags(name: &str) -> Option<u32> {
+    Some(match name {
+        "stopwords" => STOP,
+        "positive" => POSITIVE,
+        "negative" => NEGATIVE,
+        "negations" => NEGATION,
+        "intensifiers" => INTENSIFIER,
+        _ => {
+            if let Some(emotion) = name.strip_prefix("emotion_") {
+                let i = Emotion::SCORED.iter().position(|e| e.name() == emotion)?;
+                1 << (EMOTION_SHIFT + i as u32)
+            } else {
+                let topic = name.strip_prefix("topic_")?;
+                let i = Topic::ALL.iter().position(|t| t.name() == topic)?;
+                1 << (TOPIC_SHIFT + i as u32)
+            }
+        }
+    })
+}
+
+/// What an emoji signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmojiSignal {
+    Emotion(Emotion),
+    Positive,
+    Negative,
+}
+
+/// Every list, folded into lookups.
+pub struct Lexicon {
+    pub stemmer: Stemmer,
+    words: HashMap<Box<str>, u32>,
+    emoji: HashMap<char, EmojiSignal>,
+}
+
+macro_rules! embedded {
+    ($($lang:literal => [$($name:literal),* $(,)?]),* $(,)?) => {
+        &[$($(($lang, $name, include_str!(concat!("../../data/lexicon/", $lang, "/", $name, ".txt")))),*),*]
+    };
+}
+
+/// The lists shipped in the repository: (language, list, contents).
+const EMBEDDED: &[(&str, &str, &str)] = embedded! {
+    "uk" => ["stopwords", "positive", "negative", "negations", "intensifiers",
+             "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
+             "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
+             "topic_entertainment", "topic_weather_nature", "topic_relationships",
+             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel"],
+    "ru" => ["stopwords", "positive", "negative", "negations", "intensifiers",
+             "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
+             "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
+             "topic_entertainment", "topic_weather_nature", "topic_relationships",
+             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel"],
+    "en" => ["stopwords", "positive", "negative", "negations", "intensifiers",
+             "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
+             "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
+             "topic_entertainment", "topic_weather_nature", "topic_relationships",
+             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel"],
+};
+const EMBEDDED_EMOJI: &str = include_str!("../../data/lexicon/emoji.txt");
+
+impl Lexicon {
+    /// The lists compiled into the binary.
+    pub fn embedded() -> Lexicon {
+        let mut lexicon = Lexicon::empty();
+        for (lang, name, text) in EMBEDDED {
+            lexicon.add_list(lang, name, text);
+        }
+        lexicon.add_emoji(EMBEDDED_EMOJI);
+        lexicon
+    }
+
+    /// The lists of a directory laid out like `data/lexicon/` (for tuning them without a
+    /// rebuild). Missing files are errors that name them.
+    pub fn from_dir(dir: &Path) -> anyhow::Result<Lexicon> {
+        let mut lexicon = Lexicon::empty();
+        let read = |path: std::path::PathBuf| {
+            std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read the lexicon file {}: {e}", path.display())
+            })
+        };
+        for (lang, name, _) in EMBEDDED {
+            let text = read(dir.join(lang).join(format!("{name}.txt")))?;
+            lexicon.add_list(lang, name, &text);
+        }
+        lexicon.add_emoji(&read(dir.join("emoji.txt"))?);
+        Ok(lexicon)
+    }
+
+    fn empty() -> Lexicon {
+        Lexicon {
+            stemmer: Stemmer::default(),
+            words: HashMap::new(),
+            emoji: HashMap::new(),
+        }
+    }
+
+    fn add_list(&mut self, lang: &str, name: &str, text: &str) {
+        let lang_bit =
+            1 << (LANG_SHIFT + LANGUAGES.iter().position(|l| *l == lang).unwrap_or(0) as u32);
+        let flags = list_flags(name).unwrap_or(0) | lang_bit;
+        let mut folded = String::new();
+        for entry in entries(text) {
+            // Multi-word entries contribute each word (the analyzer looks at words).
+            for word in entry.split_whitespace() {
+                fold_into(word, &mut folded);
+                self.stemmer.stem_in_place(&mut folded);
+                *self.words.entry(folded.as_str().into()).or_default() |= flags;
+            }
+        }
+    }
+
+    fn add_emoji(&mut self, text: &str) {
+        for entry in entries(text) {
+            let Some((emoji, class)) = entry.split_once('\t') else {
+                continue;
+            };
+            let signal = match class.trim() {
+                "positive" => EmojiSignal::Positive,
+                "negative" => EmojiSignal::Negative,
+                other => match Emotion::SCORED.iter().find(|e| e.name() == other) {
+                    Some(&emotion) => EmojiSignal::Emotion(emotion),
+                    None => continue,
+                },
+            };
+            if let Some(c) = emoji.chars().find(|&c| c != '\u{FE0F}') {
+                self.emoji.insert(c, signal);
+            }
+        }
+    }
+
+    /// The flags of a normalised word (0 when it is on no list).
+    pub fn flags(&self, word: &str) -> u32 {
+        self.words.get(word).copied().unwrap_or(0)
+    }
+
+    /// What an emoji signals, if anything.
+    pub fn emoji(&self, c: char) -> Option<EmojiSignal> {
+        self.emoji.get(&c).copied()
+    }
+
+    /// How many distinct normalised words the lists hold.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Whether no list was loaded.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
+/// The entries of a list: trimmed lines, without blanks and `#` comments.
+fn entries(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}

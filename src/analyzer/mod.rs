@@ -1,0 +1,416 @@
+//! In-process text analysis of chat messages: language (Ukrainian, Russian, English, other),
+//! emotion with a confidence, sentiment, topic, keywords and emoji — cheap enough to run on
+//! every message (one pass over the text, one map lookup per word).
+//!
+//! The word lists live in `data/lexicon/` ([`lexicon`]); word forms are normalised
+//! ([`normalize`]) so that inflected Ukrainian and Russian forms meet.
+
+pub mod lexicon;
+pub mod normalize;
+
+use lexicon::{EmojiSignal, Lexicon};
+use normalize::{fold_into, is_cyrillic, is_emoji, is_word_char};
+use serde::{Deserialize, Serialize};
+
+/// The language of a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Language {
+    Ukrainian,
+    Russian,
+    English,
+    Other,
+}
+
+impl Language {
+    /// The short code used in labels and JSON.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Ukrainian => "uk",
+            Language::Russian => "ru",
+            Language::English => "en",
+            Language::Other => "other",
+        }
+    }
+}
+
+/// The dominant emotion of a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Emotion {
+    Joy,
+    Sadness,
+    Anger,
+    Fear,
+    Surprise,
+    Disgust,
+    Neutral,
+}
+
+impl Emotion {
+    /// The emotions the lexicon scores (all but neutral), in flag order.
+    pub const SCORED: [Emotion; 6] = [
+        Emotion::Joy,
+        Emotion::Sadness,
+        Emotion::Anger,
+        Emotion::Fear,
+        Emotion::Surprise,
+        Emotion::Disgust,
+    ];
+
+    /// The lower-case name used by lexicon files and labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Emotion::Joy => "joy",
+            Emotion::Sadness => "sadness",
+            Emotion::Anger => "anger",
+            Emotion::Fear => "fear",
+            Emotion::Surprise => "surprise",
+            Emotion::Disgust => "disgust",
+            Emotion::Neutral => "neutral",
+        }
+    }
+
+    /// The polarity an emotion word lends a text (surprise lends none).
+    fn polarity(self) -> f32 {
+        match self {
+            Emotion::Joy => 1.0,
+            Emotion::Surprise | Emotion::Neutral => 0.0,
+            _ => -1.0,
+        }
+    }
+}
+
+/// Everyday topics of group chats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Topic {
+    Tech,
+    WorkStudy,
+    DailyLife,
+    Entertainment,
+    WeatherNature,
+    Relationships,
+    PoliticsNews,
+    Food,
+    HealthSport,
+    Travel,
+}
+
+impl Topic {
+    /// Every topic, in flag order.
+    pub const ALL: [Topic; 10] = [
+        Topic::Tech,
+        Topic::WorkStudy,
+        Topic::DailyLife,
+        Topic::Entertainment,
+        Topic::WeatherNature,
+        Topic::Relationships,
+        Topic::PoliticsNews,
+        Topic::Food,
+        Topic::HealthSport,
+        Topic::Travel,
+    ];
+
+    /// The name used by lexicon files (`topic_<name>.txt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Tech => "tech",
+            Topic::WorkStudy => "work_study",
+            Topic::DailyLife => "daily_life",
+            Topic::Entertainment => "entertainment",
+            Topic::WeatherNature => "weather_nature",
+            Topic::Relationships => "relationships",
+            Topic::PoliticsNews => "politics_news",
+            Topic::Food => "food",
+            Topic::HealthSport => "health_sport",
+            Topic::Travel => "travel",
+        }
+    }
+}
+
+/// The analysis of one text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub language: Language,
+    pub emotion: Emotion,
+    /// How sure the emotion is, 0–1 (0 for neutral texts without signals).
+    pub confidence: f32,
+    /// -1 (negative) … 1 (positive).
+    pub sentiment: f32,
+    pub topic: Option<Topic>,
+    /// Up to five content words (stop-words removed), in order of appearance, lower case.
+    pub keywords: Vec<String>,
+    pub emoji: u32,
+    pub words: u32,
+}
+
+impl Analysis {
+    /// `positive`, `negative` or `neutral`.
+    pub fn polarity(&self) -> &'static str {
+        if self.sentiment > POLARITY_THRESHOLD {
+            "positive"
+        } else if self.sentiment < -POLARITY_THRESHOLD {
+            "negative"
+        } else {
+            "neutral"
+        }
+    }
+}
+
+/// Flags that make a word carry sentiment or emotion.
+const SIGNALS: u32 = lexicon::POSITIVE | lexicon::NEGATIVE | (0b11_1111 << lexicon::EMOTION_SHIFT);
+/// Sentiment beyond this is positive or negative.
+const POLARITY_THRESHOLD: f32 = 0.1;
+const MAX_KEYWORDS: usize = 5;
+/// Emoji weigh more than words: in chats they are the clearest signal.
+const EMOJI_WEIGHT: f32 = 1.5;
+
+/// The analyzer: lexicons loaded once, shared by reference.
+pub struct Analyzer {
+    lexicon: Lexicon,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::new(Lexicon::embedded())
+    }
+}
+
+impl Analyzer {
+    /// An analyzer over `lexicon`.
+    pub fn new(lexicon: Lexicon) -> Self {
+        Analyzer { lexicon }
+    }
+
+    /// Analyses one text.
+    pub fn analyze(&self, text: &str) -> Analysis {
+        let mut scan = Scan::default();
+        let mut word = String::new();
+        let mut folded = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if is_word_char(c) {
+                word.clear();
+                word.push(c);
+                while let Some(&next) = chars.peek() {
+                    if !is_word_char(next) {
+                        break;
+                    }
+                    word.push(next);
+                    chars.next();
+                }
+                self.word(&word, &mut folded, &mut scan);
+            } else if is_emoji(c) {
+                scan.emoji += 1;
+                if let Some(signal) = self.lexicon.emoji(c) {
+                    scan.signal(signal, EMOJI_WEIGHT);
+                }
+                scan.modifier = Modifier::None;
+            } else if c == '!' || c == '?' {
+                scan.exclaim += u32::from(c == '!');
+                scan.question |= c == '?';
+            }
+        }
+        scan.finish()
+    }
+
+    fn word(&self, word: &str, folded: &mut String, scan: &mut Scan) {
+        scan.words += 1;
+        for c in word.chars() {
+            if is_cyrillic(c) {
+                scan.cyrillic += 1;
+                match c {
+                    'і' | 'ї' | 'є' | 'ґ' | 'І' | 'Ї' | 'Є' | 'Ґ' => {
+                        scan.ukrainian_letters += 1
+                    }
+                    'ы' | 'э' | 'ъ' | 'ё' | 'Ы' | 'Э' | 'Ъ' | 'Ё' => {
+                        scan.russian_letters += 1
+                    }
+                    _ => {}
+                }
+            } else if c.is_ascii_alphabetic() {
+                scan.latin += 1;
+            } else if c.is_alphabetic() {
+                scan.other_letters += 1;
+            }
+        }
+        fold_into(word, folded);
+        let whole = self.lexicon.flags(folded);
+        self.lexicon.stemmer.stem_in_place(folded);
+        let flags = whole | self.lexicon.flags(folded);
+        // Only a word on one language's lists tells the language ("хватит" yes, "страшно" no).
+        let languages = (flags >> lexicon::LANG_SHIFT) & 0b111;
+        if languages.count_ones() == 1 {
+            scan.language_hits[languages.trailing_zeros() as usize] += 1;
+        }
+        if flags & lexicon::NEGATION != 0 {
+            scan.modifier = Modifier::Negated;
+            return;
+        }
+        if flags & lexicon::INTENSIFIER != 0 {
+            // "не дуже радий" stays negated.
+            if scan.modifier != Modifier::Negated {
+                scan.modifier = Modifier::Intensified;
+            }
+            return;
+        }
+        let weight = match scan.modifier {
+            Modifier::Intensified => 2.0,
+            _ => 1.0,
+        };
+        let negated = scan.modifier == Modifier::Negated;
+        if flags & lexicon::POSITIVE != 0 {
+            scan.sentiment += if negated { -weight } else { weight };
+            scan.polar_words += 1.0;
+        }
+        if flags & lexicon::NEGATIVE != 0 {
+            // "not bad" is mildly positive.
+            scan.sentiment += if negated { weight * 0.5 } else { -weight };
+            scan.polar_words += 1.0;
+        }
+        for (i, emotion) in Emotion::SCORED.iter().enumerate() {
+            if flags & (1 << (lexicon::EMOTION_SHIFT + i as u32)) != 0 {
+                if negated {
+                    // "не радий": no joy, and the opposite polarity.
+                    scan.sentiment -= emotion.polarity() * weight * 0.5;
+                } else {
+                    scan.emotions[i] += weight;
+                    scan.sentiment += emotion.polarity() * weight * 0.5;
+                }
+            }
+        }
+        for (i, count) in scan.topics.iter_mut().enumerate() {
+            *count += (flags >> (lexicon::TOPIC_SHIFT + i as u32)) & 1;
+        }
+        if flags & lexicon::STOP == 0
+            && word.chars().count() >= 3
+            && word.chars().all(char::is_alphabetic)
+            && scan.keywords.len() < MAX_KEYWORDS
+        {
+            let mut keyword = String::new();
+            fold_into(word, &mut keyword);
+            if !scan.keywords.contains(&keyword) {
+                scan.keywords.push(keyword);
+            }
+        }
+        // A modifier reaches over stop-words ("not at all happy") to the next other word.
+        if flags & lexicon::STOP == 0 || flags & SIGNALS != 0 {
+            scan.modifier = Modifier::None;
+        }
+    }
+}
+
+/// What a negation or an intensifier does to the next signal word.
+#[derive(Clone, Copy, Default, PartialEq)]
+enum Modifier {
+    #[default]
+    None,
+    Negated,
+    Intensified,
+}
+
+/// Running counts over one text.
+#[derive(Default)]
+struct Scan {
+    words: u32,
+    emoji: u32,
+    cyrillic: u32,
+    latin: u32,
+    other_letters: u32,
+    ukrainian_letters: u32,
+    russian_letters: u32,
+    /// Words found on the lists of only one language: uk / ru / en.
+    language_hits: [u32; 3],
+    emotions: [f32; 6],
+    topics: [u32; 10],
+    sentiment: f32,
+    polar_words: f32,
+    exclaim: u32,
+    question: bool,
+    modifier: Modifier,
+    keywords: Vec<String>,
+}
+
+impl Scan {
+    fn signal(&mut self, signal: EmojiSignal, weight: f32) {
+        match signal {
+            EmojiSignal::Positive => self.sentiment += weight,
+            EmojiSignal::Negative => self.sentiment -= weight,
+            EmojiSignal::Emotion(emotion) => {
+                let i = Emotion::SCORED
+                    .iter()
+                    .position(|e| *e == emotion)
+                    .unwrap_or(0);
+                self.emotions[i] += weight;
+                self.sentiment += emotion.polarity() * weight * 0.5;
+            }
+        }
+        self.polar_words += 1.0;
+    }
+
+    fn language(&self) -> Language {
+        let [uk, ru, en] = self.language_hits;
+        if self.cyrillic > self.latin {
+            if self.ukrainian_letters != self.russian_letters {
+                return if self.ukrainian_letters > self.russian_letters {
+                    Language::Ukrainian
+                } else {
+                    Language::Russian
+                };
+            }
+            // No telling letters: the words decide, and ties go to Ukrainian (the chats are).
+            if ru > uk {
+                Language::Russian
+            } else {
+                Language::Ukrainian
+            }
+        } else if self.latin > 0 && self.other_letters == 0 && en > 0 {
+            Language::English
+        } else {
+            Language::Other
+        }
+    }
+
+    fn finish(mut self) -> Analysis {
+        if self.exclaim >= 2 {
+            self.sentiment *= 1.3;
+        }
+        let (top, &score) = self
+            .emotions
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+            .expect("six emotions");
+        let total: f32 = self.emotions.iter().sum();
+        let (mut emotion, mut confidence) = if score > 0.0 {
+            (Emotion::SCORED[top], score / (total + 0.5))
+        } else {
+            (Emotion::Neutral, 0.0)
+        };
+        if emotion == Emotion::Neutral && self.question && self.exclaim > 0 {
+            // "?!" without other signals reads as surprise.
+            emotion = Emotion::Surprise;
+            confidence = 0.3;
+        }
+        let sentiment = if self.polar_words > 0.0 {
+            (self.sentiment / (self.polar_words + 1.0)).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
+        let topic = self
+            .topics
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+            .map(|(i, _)| Topic::ALL[i]);
+        Analysis {
+            language: self.language(),
+            emotion,
+            confidence,
+            sentiment,
+            topic,
+            keywords: self.keywords,
+            emoji: self.emoji,
+            words: self.words,
+        }
+    }
+}
