@@ -251,9 +251,17 @@ async fn admin_commands_refuse_others_politely() {
         .map(text_of)
         .collect();
     assert_eq!(in_group.last().unwrap(), "Sent to you privately.");
-    h.tg.push_message(&Chat::private(ADMIN), &user(ADMIN, "Admin", "en"), "/health");
+    h.tg.push_message(
+        &Chat::private(ADMIN),
+        &user(ADMIN, "Admin", "en"),
+        "/health",
+    );
     let sent = h.tg.wait_for("sendMessage", 4, WAIT).await;
-    assert!(text_of(&sent[3]).contains("uptime"), "{}", text_of(&sent[3]));
+    assert!(
+        text_of(&sent[3]).contains("uptime"),
+        "{}",
+        text_of(&sent[3])
+    );
     h.stop().await;
 }
 

@@ -5,7 +5,7 @@
 
 use super::normalize::{fold_into, Stemmer};
 use super::{Emotion, Topic};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::path::Path;
 
 /// The languages with lists, in flag order.
@@ -53,8 +53,10 @@ pub enum EmojiSignal {
 /// Every list, folded into lookups.
 pub struct Lexicon {
     pub stemmer: Stemmer,
-    words: HashMap<Box<str>, u32>,
-    emoji: HashMap<char, EmojiSignal>,
+    // Fx: short keys looked up once or twice per word; SipHash's flood resistance buys nothing
+    // for a fixed word list.
+    words: FxHashMap<Box<str>, u32>,
+    emoji: FxHashMap<char, EmojiSignal>,
 }
 
 macro_rules! embedded {
@@ -114,8 +116,8 @@ impl Lexicon {
     fn empty() -> Lexicon {
         Lexicon {
             stemmer: Stemmer::default(),
-            words: HashMap::new(),
-            emoji: HashMap::new(),
+            words: FxHashMap::default(),
+            emoji: FxHashMap::default(),
         }
     }
 

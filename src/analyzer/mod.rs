@@ -228,14 +228,19 @@ impl Analyzer {
                 }
             } else if c.is_ascii_alphabetic() {
                 scan.latin += 1;
-            } else if c.is_alphabetic() {
+            } else if normalize::is_letter(c) {
                 scan.other_letters += 1;
             }
         }
         fold_into(word, folded);
         let whole = self.lexicon.flags(folded);
+        let len = folded.len();
         self.lexicon.stemmer.stem_in_place(folded);
-        let flags = whole | self.lexicon.flags(folded);
+        let flags = if folded.len() == len {
+            whole
+        } else {
+            whole | self.lexicon.flags(folded)
+        };
         // Only a word on one language's lists tells the language ("хватит" yes, "страшно" no).
         let languages = (flags >> lexicon::LANG_SHIFT) & 0b111;
         if languages.count_ones() == 1 {
@@ -282,7 +287,7 @@ impl Analyzer {
         }
         if flags & lexicon::STOP == 0
             && word.chars().count() >= 3
-            && word.chars().all(char::is_alphabetic)
+            && word.chars().all(normalize::is_letter)
             && scan.keywords.len() < MAX_KEYWORDS
         {
             let mut keyword = String::new();

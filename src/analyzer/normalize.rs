@@ -137,6 +137,12 @@ pub fn fold_into(word: &str, out: &mut String) {
     for c in word.chars() {
         match c {
             '’' | 'ʼ' | '`' | '‘' | '\'' => out.push('\''),
+            // Fast paths for the scripts of the chats; Unicode's tables for the rest.
+            'A'..='Z' => out.push(c.to_ascii_lowercase()),
+            'a'..='z' | 'а'..='я' | 'ѐ'..='џ' | 'ґ' => out.push(c),
+            'А'..='Я' => out.push(char::from_u32(c as u32 + 32).unwrap_or(c)),
+            'Ѐ'..='Џ' => out.push(char::from_u32(c as u32 + 80).unwrap_or(c)),
+            'Ґ' => out.push('ґ'),
             c => out.extend(c.to_lowercase()),
         }
     }
@@ -224,7 +230,12 @@ pub fn is_cyrillic(c: char) -> bool {
 
 /// Whether `c` is part of a word: a letter, a digit, or an apostrophe inside one.
 pub fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '\'' | '’' | 'ʼ' | '`' | '‘')
+    is_letter(c) || c.is_ascii_digit() || matches!(c, '\'' | '’' | 'ʼ' | '`' | '‘')
+}
+
+/// Whether `c` is a letter, deciding Latin and Cyrillic without Unicode's slow tables.
+pub fn is_letter(c: char) -> bool {
+    c.is_ascii_alphabetic() || is_cyrillic(c) || (!c.is_ascii() && c.is_alphabetic())
 }
 
 /// Whether `c` is an emoji (pictographs, symbols and dingbats; not the joiners and selectors
@@ -247,6 +258,20 @@ mod tests {
         let forms = ["радий", "радію", "радісно", "Радість", "рада"];
         let stems: Vec<String> = forms.iter().map(|w| normalize(w)).collect();
         assert!(stems.iter().all(|s| s == "рад"), "{stems:?}");
+    }
+
+    #[test]
+    fn fast_lower_casing_agrees_with_unicode() {
+        let mut out = String::new();
+        for c in ('\u{0400}'..='\u{04FF}')
+            .chain('A'..='Z')
+            .chain('a'..='z')
+            .chain("ĄŻÉß".chars())
+        {
+            fold_into(&c.to_string(), &mut out);
+            let expected: String = c.to_lowercase().collect();
+            assert_eq!(out, expected, "{c:?}");
+        }
     }
 
     #[test]
