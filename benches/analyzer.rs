@@ -1,7 +1,8 @@
-//! Analyzer throughput on one core, uncached: messages of 1–40 words made of the words of the
+//! Analyzer throughput on one core, uncached and cached: messages of 1–40 words made of the words of the
 //! labelled set (real Ukrainian, Russian and English chat words, emoji included).
 //! `cargo bench --bench analyzer`.
 
+use chatkeeper::analyzer::cache::AnalysisCache;
 use chatkeeper::analyzer::Analyzer;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::SmallRng;
@@ -38,6 +39,24 @@ fn analyze(c: &mut Criterion) {
             corpus
                 .iter()
                 .map(|text| analyzer.analyze(text).words)
+                .sum::<u32>()
+        })
+    });
+    group.finish();
+
+    // Cached: every text already in the in-memory tier (the store tier is not involved); room
+    // for four times the corpus, as shards fill unevenly.
+    let cache = AnalysisCache::new(Analyzer::default(), None, 4 * corpus.len(), 3600);
+    for text in &corpus {
+        cache.analyze(text, 0);
+    }
+    let mut group = c.benchmark_group("analysis cache");
+    group.throughput(Throughput::Elements(corpus.len() as u64));
+    group.bench_function("cached lookup of 10k messages", |b| {
+        b.iter(|| {
+            corpus
+                .iter()
+                .map(|text| cache.analyze(text, 0).words)
                 .sum::<u32>()
         })
     });

@@ -5,6 +5,7 @@
 //! The word lists live in `data/lexicon/` ([`lexicon`]); word forms are normalised
 //! ([`normalize`]) so that inflected Ukrainian and Russian forms meet.
 
+pub mod cache;
 pub mod lexicon;
 pub mod normalize;
 

@@ -30,6 +30,9 @@ pub const POSTINGS: u8 = b'P';
 pub const PENDING_POSTINGS: u8 = b'Q';
 /// Per-chat and per-user settings of the bot: `S c chat` / `S u user`.
 pub const SETTINGS: u8 = b'S';
+/// Cached results (analyses), each with its expiry: `A namespace key`. Derived data: not in
+/// backups, dropped freely.
+pub const CACHE: u8 = b'A';
 
 /// Where a message sits inside its chat: messages are ordered by time, then id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 //! lock serializes only the code that changes sled's structure (commits and block rewrites).
 
 mod backup;
+mod cache;
 mod chat;
 pub mod codec;
 mod config;

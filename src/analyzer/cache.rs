@@ -1,0 +1,152 @@
+//! Analyses kept for reuse: a sharded, bounded in-memory LRU in front of the store's persistent
+//! cache tier (with a time to live), so that the same text is analysed once, also across
+//! restarts. Hits and misses are counted for `/metrics`.
+
+use super::{Analysis, Analyzer};
+use crate::store::{Store, Timestamp};
+use lru::LruCache;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+const SHARDS: usize = 16;
+/// The store cache namespace of analyses.
+const NAMESPACE: u8 = b'a';
+
+/// Where a lookup was answered from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub memory_hits: u64,
+    pub store_hits: u64,
+    pub misses: u64,
+    pub entries: usize,
+}
+
+/// The analyzer behind its two cache tiers.
+pub struct AnalysisCache {
+    analyzer: Analyzer,
+    store: Option<Store>,
+    ttl_secs: i64,
+    shards: Vec<Mutex<LruCache<u64, Arc<Analysis>>>>,
+    memory_hits: AtomicU64,
+    store_hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl AnalysisCache {
+    /// Caches up to `capacity` analyses in memory, and in `store` (when given) for `ttl_secs`.
+    pub fn new(analyzer: Analyzer, store: Option<Store>, capacity: usize, ttl_secs: i64) -> Self {
+        let per_shard = NonZeroUsize::new(capacity.div_ceil(SHARDS).max(1)).expect("at least 1");
+        AnalysisCache {
+            analyzer,
+            store,
+            ttl_secs,
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .collect(),
+            memory_hits: AtomicU64::new(0),
+            store_hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The analysis of `text`: from memory, else from the store (unless expired at `now`), else
+    /// computed and kept in both. Store failures only cost the persistent tier, never the answer.
+    pub fn analyze(&self, text: &str, now: Timestamp) -> Arc<Analysis> {
+        let key = text_key(text);
+        let shard = &self.shards[(key % SHARDS as u64) as usize];
+        if let Some(hit) = shard.lock().expect("analysis cache").get(&key) {
+            self.memory_hits.fetch_add(1, Relaxed);
+            return hit.clone();
+        }
+        let stored = self.store.as_ref().and_then(|store| {
+            store
+                .cache_get::<Analysis>(NAMESPACE, &key.to_be_bytes(), now)
+                .ok()
+                .flatten()
+        });
+        let analysis = match stored {
+            Some(analysis) => {
+                self.store_hits.fetch_add(1, Relaxed);
+                Arc::new(analysis)
+            }
+            None => {
+                self.misses.fetch_add(1, Relaxed);
+                let analysis = self.analyzer.analyze(text);
+                if let Some(store) = &self.store {
+                    let expires = now.saturating_add(self.ttl_secs);
+                    if let Err(e) =
+                        store.cache_put(NAMESPACE, &key.to_be_bytes(), &analysis, expires)
+                    {
+                        tracing::warn!(error = %e, "could not keep an analysis in the store");
+                    }
+                }
+                Arc::new(analysis)
+            }
+        };
+        shard
+            .lock()
+            .expect("analysis cache")
+            .put(key, analysis.clone());
+        analysis
+    }
+
+    /// Hit and miss counts and the entries in memory.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            memory_hits: self.memory_hits.load(Relaxed),
+            store_hits: self.store_hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            entries: self
+                .shards
+                .iter()
+                .map(|s| s.lock().expect("analysis cache").len())
+                .sum(),
+        }
+    }
+}
+
+/// A 64-bit key of a text (the text itself would double the memory of short messages; at 64
+/// bits a collision among a chat history's texts is not a practical concern).
+fn text_key(text: &str) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    #[test]
+    fn memory_is_bounded_and_evicts_the_least_recently_used() {
+        let cache = AnalysisCache::new(Analyzer::default(), None, SHARDS, 60);
+        for i in 0..1000 {
+            cache.analyze(&format!("повідомлення {i}"), 0);
+        }
+        let stats = cache.stats();
+        assert!(stats.entries <= SHARDS, "{stats:?}");
+        assert_eq!((stats.misses, stats.memory_hits), (1000, 0));
+        cache.analyze("повідомлення 999", 0);
+        assert_eq!(cache.stats().memory_hits, 1, "the newest entry stays");
+    }
+
+    #[test]
+    fn the_store_tier_survives_restarts_until_its_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let first = AnalysisCache::new(Analyzer::default(), Some(store.clone()), 100, 60);
+        let analysis = first.analyze("Я дуже радий 😊", 1000);
+        drop(first);
+        // A new process: empty memory, the store still knows the text.
+        let second = AnalysisCache::new(Analyzer::default(), Some(store.clone()), 100, 60);
+        assert_eq!(*second.analyze("Я дуже радий 😊", 1030), *analysis);
+        assert_eq!(second.stats().store_hits, 1);
+        let third = AnalysisCache::new(Analyzer::default(), Some(store.clone()), 100, 60);
+        third.analyze("Я дуже радий 😊", 1061);
+        assert_eq!(third.stats().misses, 1, "expired after the ttl");
+        assert_eq!(store.purge_expired_cache(2000).unwrap(), 1);
+    }
+}
