@@ -680,3 +680,35 @@ async fn purge_chat_erases_the_chat_after_confirmation() {
     assert!(h.store.recent(-1015, 10).unwrap().is_empty());
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_summarises_the_last_day_of_the_chat() {
+    let h = start(|_| {}).await;
+    let group = Chat::supergroup(-1016, "Айтішники");
+    let texts = [
+        "Я дуже радий, новий ноутбук просто чудовий 😊",
+        "сервер знову впав, програма не працює",
+        "оновлення програми вийшло, клас",
+        "радію, що код нарешті працює 🎉",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        h.tg.push_message(&group, &user(120 + i as i64 % 2, "Учасник", "uk"), text);
+    }
+    h.tg.push_message(&group, &user(120, "Учасник", "uk"), "/analytics");
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    let text = text_of(&sent[0]);
+    assert!(
+        text.starts_with("📈 Остання доба: 4 повідомлення"),
+        "{text}"
+    );
+    assert!(text.contains("учасників: 2"), "{text}");
+    assert!(text.contains("техніка"), "{text}");
+    h.tg.push_message(&group, &user(121, "Member", "en"), "/analytics 7d");
+    let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
+    assert!(
+        text_of(&sent[1]).starts_with("📈 Last 7 days"),
+        "{}",
+        text_of(&sent[1])
+    );
+    h.stop().await;
+}

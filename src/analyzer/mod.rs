@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod lexicon;
 pub mod normalize;
+pub mod trends;
 
 use lexicon::{EmojiSignal, Lexicon};
 use normalize::{fold_into, is_cyrillic, is_emoji, is_word_char};

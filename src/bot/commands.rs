@@ -5,6 +5,7 @@ use super::handlers::record_own;
 use super::settings::{self, ChatSettings, UserSettings};
 use super::texts::{self, Lang, Phrase};
 use super::Ctx;
+use crate::analyzer::trends::Summary;
 use crate::import::{self, ImportOptions};
 use crate::store::{SettingKey, Store};
 use anyhow::Context as _;
@@ -30,6 +31,7 @@ pub enum Command {
     Help,
     Stats,
     Top,
+    Analytics(String),
     Me,
     ForgetMe,
     Settings(String),
@@ -117,6 +119,21 @@ fn cannot_reach_privately(e: &teloxide::RequestError) -> bool {
     )
 }
 
+/// After messages were deleted or imported (in one chat, or anywhere): the offline models and
+/// the trends were built from the old history, so they are rebuilt.
+async fn history_changed(ctx: &Ctx, chat: Option<i64>) -> anyhow::Result<()> {
+    match chat {
+        Some(chat) => {
+            ctx.responder.offline().forget(chat);
+        }
+        None => {
+            ctx.responder.offline().trim(0);
+        }
+    }
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || ctx.rebuild_trends(chat)).await?
+}
+
 /// Runs blocking store work off the async runtime.
 async fn blocking<T: Send + 'static>(
     ctx: &Ctx,
@@ -155,6 +172,13 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
             })
             .await?;
             say(&ctx, &msg, text).await
+        }
+        Command::Analytics(span) => {
+            let week = matches!(span.trim(), "7d" | "7" | "week" | "тиждень");
+            let now = chrono::Utc::now().timestamp();
+            let hours = if week { 7 * 24 } else { 24 };
+            let summary = ctx.trends.summary(chat, now - hours * 3600 + 1, now);
+            say(&ctx, &msg, analytics_text(&summary, lang, week)).await
         }
         Command::Me => {
             let Some(user) = from.map(|u| u.id.0 as i64) else {
@@ -291,6 +315,51 @@ fn stats_text(
     out
 }
 
+/// `/analytics`: the last day (or week) of a chat.
+fn analytics_text(s: &Summary, lang: Lang, week: bool) -> String {
+    if s.messages == 0 {
+        return Phrase::NoStatsYet.text(lang).into();
+    }
+    let span = match (lang, week) {
+        (Lang::Uk, false) => "Остання доба",
+        (Lang::Uk, true) => "Останній тиждень",
+        (Lang::En, false) => "Last 24 hours",
+        (Lang::En, true) => "Last 7 days",
+    };
+    let topics: Vec<String> = s
+        .top_topics
+        .iter()
+        .map(|(t, n)| format!("{} ({n})", texts::topic(lang, *t)))
+        .collect();
+    // A sparkline of activity: per hour for a day, per day for a week.
+    let buckets: Vec<u32> = if week {
+        s.per_hour.chunks(24).map(|day| day.iter().sum()).collect()
+    } else {
+        s.per_hour.clone()
+    };
+    let peak = buckets.iter().copied().max().unwrap_or(0).max(1);
+    let bars: String = buckets
+        .iter()
+        .map(|&n| ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][(n * 7 / peak) as usize])
+        .collect();
+    format!(
+        "📈 {span}: {} · {}: {}\n{}: {} · {}: {:+.2}\n{}: {}\n{bars}",
+        texts::messages(lang, u64::from(s.messages)),
+        lang.pick("учасників", "members"),
+        s.active_users,
+        lang.pick("Настрій", "Mood"),
+        texts::emotion(lang, s.dominant_emotion),
+        lang.pick("тон", "tone"),
+        s.mean_sentiment,
+        lang.pick("Теми", "Topics"),
+        if topics.is_empty() {
+            "-".into()
+        } else {
+            topics.join(", ")
+        },
+    )
+}
+
 /// `/health`.
 fn health_text(ctx: &Ctx, health: &crate::store::StoreHealth) -> String {
     let uptime = ctx.started.elapsed().as_secs();
@@ -337,8 +406,7 @@ async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
         Ok(n)
     })
     .await?;
-    // The offline engine's chain of this chat was trained on the deleted messages too.
-    ctx.responder.offline().forget(chat);
+    history_changed(ctx, Some(chat)).await?;
     let text = format!(
         "{} ({})",
         Phrase::ForgotHere.text(lang),
@@ -509,7 +577,7 @@ async fn button(ctx: &Ctx, query: &CallbackQuery, lang: Lang) -> anyhow::Result<
                     Ok(n)
                 })
                 .await?;
-                ctx.responder.offline().trim(0);
+                history_changed(&ctx, None).await?;
                 let text = format!(
                     "{} ({})",
                     Phrase::ForgotEverywhere.text(lang),
@@ -530,7 +598,7 @@ async fn button(ctx: &Ctx, query: &CallbackQuery, lang: Lang) -> anyhow::Result<
                     Ok(n)
                 })
                 .await?;
-                ctx.responder.offline().forget(chat);
+                history_changed(&ctx, Some(chat)).await?;
                 let text = format!("{} {deleted}", Phrase::PurgeDone.text(lang));
                 replace_text(&ctx, message.as_ref(), &text).await;
                 text
@@ -699,7 +767,7 @@ async fn import_document(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult 
     let _ = tokio::fs::remove_file(&path).await;
     match result {
         Ok(summary) => {
-            ctx.responder.offline().trim(0);
+            history_changed(ctx, None).await?;
             say(ctx, msg, format!("✅ {summary}")).await
         }
         // Bad files are the user's to fix: tell them what is wrong, as the CLI would.

@@ -60,6 +60,7 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
             String::from("reading the store's figures failed\n"),
         );
     };
+    let analysis = ctx.analysis.stats();
     let body = ctx.metrics.render(&[
         (
             "chatkeeper_store_bytes",
@@ -85,6 +86,26 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
             "chatkeeper_offline_models",
             "Per-chat offline reply models in memory.",
             ctx.responder.offline().models() as f64,
+        ),
+        (
+            "chatkeeper_analysis_cache_memory_hits",
+            "Analyses answered from memory since start.",
+            analysis.memory_hits as f64,
+        ),
+        (
+            "chatkeeper_analysis_cache_store_hits",
+            "Analyses answered from the store's cache tier since start.",
+            analysis.store_hits as f64,
+        ),
+        (
+            "chatkeeper_analysis_cache_misses",
+            "Texts analysed since start.",
+            analysis.misses as f64,
+        ),
+        (
+            "chatkeeper_analysis_cache_entries",
+            "Analyses in memory.",
+            analysis.entries as f64,
         ),
         (
             "chatkeeper_uptime_seconds",

@@ -17,6 +17,9 @@ pub mod settings;
 pub mod spontaneous;
 pub mod texts;
 
+use crate::analyzer::cache::AnalysisCache;
+use crate::analyzer::trends::Trends;
+use crate::analyzer::Analyzer;
 use crate::config::Config;
 use crate::reply::Responder;
 use crate::store::Store;
@@ -51,6 +54,10 @@ pub struct Shared {
     pub bot: TgBot,
     pub me: Me,
     pub responder: Responder,
+    /// Analyses of messages, cached in memory and in the store.
+    pub analysis: AnalysisCache,
+    /// Hourly summaries of the last week per chat (`/analytics`).
+    pub trends: Trends,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,
@@ -136,6 +143,13 @@ pub async fn run(
     let ctx = Ctx(Arc::new(Shared {
         limiter: RateLimiter::new(config.limits.chat_per_minute, config.limits.user_per_minute),
         bot: bot.throttle(Limits::default()),
+        analysis: AnalysisCache::new(
+            Analyzer::default(),
+            Some(store.clone()),
+            ANALYSIS_CACHE_ENTRIES,
+            ANALYSIS_TTL_SECS,
+        ),
+        trends: Trends::new(TREND_WINDOW_SECS / 3600),
         store,
         config,
         me,
@@ -152,6 +166,10 @@ pub async fn run(
         tracing::info!("shutting down: no new updates, finishing handlers, flushing");
         let _ = stop_tx.send(true);
     });
+    let rebuilt = ctx.clone();
+    tokio::task::spawn_blocking(move || rebuilt.rebuild_trends(None))
+        .await
+        .context("rebuilding the chats' trends panicked")??;
     commands::set_menu(&ctx).await;
     if ctx.config.metrics.enabled {
         http::serve(ctx.clone()).await?;
@@ -169,7 +187,39 @@ pub async fn run(
     Ok(())
 }
 
+/// Analyses kept in memory (each a few hundred bytes).
+const ANALYSIS_CACHE_ENTRIES: usize = 20_000;
+/// How long analyses stay in the store's cache tier.
+const ANALYSIS_TTL_SECS: i64 = 8 * 86_400;
+/// How far back `/analytics` can look.
+pub const TREND_WINDOW_SECS: i64 = 7 * 86_400;
+
 impl Ctx {
+    /// Rebuilds the trends of one chat (or of all) from the stored messages of the window: at
+    /// start-up, and after messages were deleted. Blocking: call it off the async runtime.
+    pub fn rebuild_trends(&self, chat: Option<i64>) -> anyhow::Result<()> {
+        let now = chrono::Utc::now().timestamp();
+        let since = now - TREND_WINDOW_SECS;
+        let messages = match chat {
+            Some(chat) => self.store.chat_range(chat, since, now + 1)?,
+            None => self.store.time_range(since, now + 1)?,
+        };
+        let mut by_chat: std::collections::BTreeMap<i64, Vec<_>> = Default::default();
+        for m in messages {
+            let analysis = self.analysis.analyze(&m.text, now);
+            by_chat.entry(m.chat_id).or_default().push((m, analysis));
+        }
+        if let Some(chat) = chat {
+            by_chat.entry(chat).or_default();
+        }
+        for (chat, items) in &by_chat {
+            self.trends
+                .rebuild_chat(*chat, items.iter().map(|(m, a)| (m.as_ref(), a.as_ref())));
+        }
+        tracing::info!(chats = by_chat.len(), "trends rebuilt from the store");
+        Ok(())
+    }
+
     /// Sends a request, retrying network errors, malformed answers and server errors with
     /// backoff and honouring `RetryAfter`; counts every failure in the metrics.
     pub async fn call<R>(&self, request: R) -> Result<Output<R>, RequestError>

@@ -104,11 +104,11 @@ async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
     let batch = Batch::of(updates);
     let count = batch.messages.len() as u64;
     loop {
-        let store = ctx.store.clone();
+        let writer = ctx.clone();
         let batch = batch.clone();
         let started = Instant::now();
         let mut shutdown = ctx.shutdown.clone();
-        let write = tokio::task::spawn_blocking(move || batch.write(&store));
+        let write = tokio::task::spawn_blocking(move || batch.write(&writer));
         let result = tokio::select! {
             result = write => result,
             // Not confirmed: Telegram sends the batch again, and storing it twice is harmless.
@@ -141,6 +141,8 @@ async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
 #[derive(Clone, Default)]
 struct Batch {
     messages: Vec<Message>,
+    /// Which of `messages` are new (not edits): those count in the trends.
+    new: Vec<bool>,
     chats: HashMap<i64, ChatInfo>,
     users: HashMap<i64, UserInfo>,
 }
@@ -161,6 +163,9 @@ impl Batch {
             };
             batch.messages.push(record::to_stored(message));
             batch
+                .new
+                .push(matches!(update.kind, UpdateKind::Message(_)));
+            batch
                 .chats
                 .insert(message.chat.id.0, record::chat_info(&message.chat));
             if let Some(user) = &message.from {
@@ -172,7 +177,16 @@ impl Batch {
         batch
     }
 
-    fn write(self, store: &crate::store::Store) -> crate::store::Result<()> {
+    fn write(self, ctx: &Ctx) -> crate::store::Result<()> {
+        let store = &ctx.store;
+        // Analysed on every message; a message counted before (redelivered) is ignored.
+        let now = chrono::Utc::now().timestamp();
+        for (message, new) in self.messages.iter().zip(&self.new) {
+            if *new {
+                let analysis = ctx.analysis.analyze(&message.text, now);
+                ctx.trends.record(message, &analysis);
+            }
+        }
         for (chat, info) in self.chats {
             store.set_chat_info(chat, info)?;
         }

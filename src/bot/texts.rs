@@ -1,6 +1,7 @@
 //! Everything the bot says, in Ukrainian and English. One table, so that a new message is added
 //! in both languages at once and the command menu, `/help` and the replies cannot drift apart.
 
+use crate::analyzer::{Emotion, Topic};
 use crate::reply::Language;
 
 /// The language of a reply: Ukrainian for users whose Telegram speaks Ukrainian (or Russian:
@@ -44,6 +45,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("help", "Усі команди", "All commands"),
     ("stats", "Статистика цього чату", "Statistics of this chat"),
     ("top", "Найактивніші учасники", "Most active members"),
+    (
+        "analytics",
+        "Настрій і теми чату за добу (/analytics 7d — за тиждень)",
+        "Mood and topics of this chat, last day (/analytics 7d: week)",
+    ),
     (
         "me",
         "Твої повідомлення тут і всюди",
@@ -203,6 +209,37 @@ impl Phrase {
         };
         lang.pick(uk, en)
     }
+}
+
+/// An emotion's name.
+pub fn emotion(lang: Lang, emotion: Emotion) -> &'static str {
+    let (uk, en) = match emotion {
+        Emotion::Joy => ("радість", "joy"),
+        Emotion::Sadness => ("смуток", "sadness"),
+        Emotion::Anger => ("злість", "anger"),
+        Emotion::Fear => ("страх", "fear"),
+        Emotion::Surprise => ("здивування", "surprise"),
+        Emotion::Disgust => ("огида", "disgust"),
+        Emotion::Neutral => ("спокій", "calm"),
+    };
+    lang.pick(uk, en)
+}
+
+/// A topic's name.
+pub fn topic(lang: Lang, topic: Topic) -> &'static str {
+    let (uk, en) = match topic {
+        Topic::Tech => ("техніка", "tech"),
+        Topic::WorkStudy => ("робота й навчання", "work and study"),
+        Topic::DailyLife => ("побут", "daily life"),
+        Topic::Entertainment => ("розваги", "entertainment"),
+        Topic::WeatherNature => ("погода й природа", "weather and nature"),
+        Topic::Relationships => ("стосунки", "relationships"),
+        Topic::PoliticsNews => ("політика й новини", "politics and news"),
+        Topic::Food => ("їжа", "food"),
+        Topic::HealthSport => ("здоров'я і спорт", "health and sport"),
+        Topic::Travel => ("подорожі", "travel"),
+    };
+    lang.pick(uk, en)
 }
 
 /// A count with its noun, e.g. "5 повідомлень" / "5 messages".
