@@ -145,7 +145,7 @@ impl Trends {
             .filter(|(_, n)| *n > 0)
             .map(|(t, n)| (*t, n))
             .collect();
-        top_topics.sort_by(|a, b| b.1.cmp(&a.1));
+        top_topics.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
         top_topics.truncate(3);
         Summary {
             messages: total.messages,
