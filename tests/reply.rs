@@ -427,7 +427,7 @@ fn config_reads_from_toml_with_defaults_and_never_prints_keys() {
             config.offline.history,
             config.offline.rebuild_after
         ),
-        (8, 3000, 200)
+        (8, 1000, 200)
     );
     let printed = format!("{config:?} {config:#?}");
     assert!(!printed.contains("AIza-secret-value"), "{printed}");
