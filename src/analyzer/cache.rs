@@ -54,42 +54,60 @@ impl AnalysisCache {
     /// The analysis of `text`: from memory, else from the store (unless expired at `now`), else
     /// computed and kept in both. Store failures only cost the persistent tier, never the answer.
     pub fn analyze(&self, text: &str, now: Timestamp) -> Arc<Analysis> {
-        let key = text_key(text);
-        let shard = &self.shards[(key % SHARDS as u64) as usize];
-        if let Some(hit) = shard.lock().expect("analysis cache").get(&key) {
-            self.memory_hits.fetch_add(1, Relaxed);
-            return hit.clone();
-        }
-        let stored = self.store.as_ref().and_then(|store| {
-            store
-                .cache_get::<Analysis>(NAMESPACE, &key.to_be_bytes(), now)
-                .ok()
-                .flatten()
-        });
-        let analysis = match stored {
-            Some(analysis) => {
-                self.store_hits.fetch_add(1, Relaxed);
-                Arc::new(analysis)
+        self.analyze_all([text], now)
+            .pop()
+            .expect("one analysis per text")
+    }
+
+    /// [`AnalysisCache::analyze`] for many texts, writing the new analyses to the store in one
+    /// batch (the bot's path: one batch of updates at a time).
+    pub fn analyze_all<'a>(
+        &self,
+        texts: impl IntoIterator<Item = &'a str>,
+        now: Timestamp,
+    ) -> Vec<Arc<Analysis>> {
+        let mut out = Vec::new();
+        let mut computed: Vec<([u8; 8], Arc<Analysis>)> = Vec::new();
+        for text in texts {
+            let key = text_key(text);
+            let shard = &self.shards[(key % SHARDS as u64) as usize];
+            if let Some(hit) = shard.lock().expect("analysis cache").get(&key) {
+                self.memory_hits.fetch_add(1, Relaxed);
+                out.push(hit.clone());
+                continue;
             }
-            None => {
-                self.misses.fetch_add(1, Relaxed);
-                let analysis = self.analyzer.analyze(text);
-                if let Some(store) = &self.store {
-                    let expires = now.saturating_add(self.ttl_secs);
-                    if let Err(e) =
-                        store.cache_put(NAMESPACE, &key.to_be_bytes(), &analysis, expires)
-                    {
-                        tracing::warn!(error = %e, "could not keep an analysis in the store");
-                    }
+            let stored = self.store.as_ref().and_then(|store| {
+                store
+                    .cache_get::<Analysis>(NAMESPACE, &key.to_be_bytes(), now)
+                    .ok()
+                    .flatten()
+            });
+            let analysis = match stored {
+                Some(analysis) => {
+                    self.store_hits.fetch_add(1, Relaxed);
+                    Arc::new(analysis)
                 }
-                Arc::new(analysis)
+                None => {
+                    self.misses.fetch_add(1, Relaxed);
+                    let analysis = Arc::new(self.analyzer.analyze(text));
+                    computed.push((key.to_be_bytes(), analysis.clone()));
+                    analysis
+                }
+            };
+            shard
+                .lock()
+                .expect("analysis cache")
+                .put(key, analysis.clone());
+            out.push(analysis);
+        }
+        if let (Some(store), false) = (&self.store, computed.is_empty()) {
+            let expires = now.saturating_add(self.ttl_secs);
+            let entries = computed.iter().map(|(k, a)| (&k[..], a.as_ref()));
+            if let Err(e) = store.cache_put_many(NAMESPACE, entries, expires) {
+                tracing::warn!(error = %e, "could not keep analyses in the store");
             }
-        };
-        shard
-            .lock()
-            .expect("analysis cache")
-            .put(key, analysis.clone());
-        analysis
+        }
+        out
     }
 
     /// Hit and miss counts and the entries in memory.

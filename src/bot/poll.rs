@@ -181,11 +181,18 @@ impl Batch {
         let store = &ctx.store;
         // Analysed on every message; a message counted before (redelivered) is ignored.
         let now = chrono::Utc::now().timestamp();
-        for (message, new) in self.messages.iter().zip(&self.new) {
-            if *new {
-                let analysis = ctx.analysis.analyze(&message.text, now);
-                ctx.trends.record(message, &analysis);
-            }
+        let fresh: Vec<&Message> = self
+            .messages
+            .iter()
+            .zip(&self.new)
+            .filter(|(_, new)| **new)
+            .map(|(m, _)| m)
+            .collect();
+        let analyses = ctx
+            .analysis
+            .analyze_all(fresh.iter().map(|m| m.text.as_str()), now);
+        for (message, analysis) in fresh.into_iter().zip(analyses) {
+            ctx.trends.record(message, &analysis);
         }
         for (chat, info) in self.chats {
             store.set_chat_info(chat, info)?;

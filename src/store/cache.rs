@@ -49,14 +49,27 @@ impl Store {
         value: &T,
         expires: Timestamp,
     ) -> Result<()> {
-        self.shared
-            .db
-            .insert(
+        self.cache_put_many(namespace, [(key, value)], expires)
+    }
+
+    /// Caches many values in one write (cheaper than one [`Store::cache_put`] each).
+    pub fn cache_put_many<'a, T: Serialize + 'a>(
+        &self,
+        namespace: u8,
+        entries: impl IntoIterator<Item = (&'a [u8], &'a T)>,
+        expires: Timestamp,
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            batch.insert(
                 cache_key(namespace, key),
                 codec::encode(&Entry { expires, value }),
-            )
-            .map_err(|e| self.shared.io(e))?;
-        Ok(())
+            );
+        }
+        self.shared
+            .db
+            .apply_batch(batch)
+            .map_err(|e| self.shared.io(e))
     }
 
     /// Drops every cache entry expired at `now` (and any that no longer decodes); returns how
