@@ -710,5 +710,9 @@ async fn analytics_summarises_the_last_day_of_the_chat() {
         "{}",
         text_of(&sent[1])
     );
+    // The one word said twice today, and not in most of the chat's messages.
+    h.tg.push_message(&group, &user(120, "Учасник", "uk"), "/words");
+    let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
+    assert_eq!(text_of(&sent[2]), "🔤 Слова дня: працює (2)");
     h.stop().await;
 }

@@ -6,6 +6,7 @@
 //! ([`normalize`]) so that inflected Ukrainian and Russian forms meet.
 
 pub mod cache;
+pub mod keywords;
 pub mod lexicon;
 pub mod normalize;
 pub mod trends;

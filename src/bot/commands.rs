@@ -32,6 +32,7 @@ pub enum Command {
     Stats,
     Top,
     Analytics(String),
+    Words,
     Me,
     ForgetMe,
     Settings(String),
@@ -180,6 +181,20 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
             let summary = ctx.trends.summary(chat, now - hours * 3600 + 1, now);
             say(&ctx, &msg, analytics_text(&summary, lang, week)).await
         }
+        Command::Words => {
+            let words = chat_words(&ctx, chat).await?;
+            let text = if words.is_empty() {
+                Phrase::NoStatsYet.text(lang).to_string()
+            } else {
+                let list: Vec<String> = words.iter().map(|(w, n)| format!("{w} ({n})")).collect();
+                format!(
+                    "🔤 {}: {}",
+                    lang.pick("Слова дня", "Words of the day"),
+                    list.join(", ")
+                )
+            };
+            say(&ctx, &msg, text).await
+        }
         Command::Me => {
             let Some(user) = from.map(|u| u.id.0 as i64) else {
                 return Ok(());
@@ -313,6 +328,33 @@ fn stats_text(
         );
     }
     out
+}
+
+/// Messages of a chat's past that `/words` weighs the last day against.
+const WORDS_HISTORY: usize = 3000;
+
+/// The chat's keywords of the last 24 hours by TF-IDF against its recent history.
+async fn chat_words(ctx: &Ctx, chat: i64) -> anyhow::Result<Vec<(String, u32)>> {
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now().timestamp();
+        let history = ctx.store.recent(chat, WORDS_HISTORY)?;
+        let people = history
+            .iter()
+            .filter(|m| m.counts_for_users() && !m.is_bot && !m.text.starts_with('/'));
+        let analyses = ctx
+            .analysis
+            .analyze_all(people.clone().map(|m| m.text.as_str()), now);
+        let day_ago = now - 86_400;
+        let recent: Vec<_> = people
+            .zip(&analyses)
+            .filter(|(m, _)| m.time >= day_ago)
+            .map(|(_, a)| a.as_ref())
+            .collect();
+        let all: Vec<_> = analyses.iter().map(|a| a.as_ref()).collect();
+        Ok(crate::analyzer::keywords::tf_idf(&recent, &all, 10))
+    })
+    .await?
 }
 
 /// `/analytics`: the last day (or week) of a chat.

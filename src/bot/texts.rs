@@ -46,6 +46,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("stats", "Статистика цього чату", "Statistics of this chat"),
     ("top", "Найактивніші учасники", "Most active members"),
     (
+        "words",
+        "Слова дня в цьому чаті",
+        "Words of the day in this chat",
+    ),
+    (
         "analytics",
         "Настрій і теми чату за добу (/analytics 7d — за тиждень)",
         "Mood and topics of this chat, last day (/analytics 7d: week)",
