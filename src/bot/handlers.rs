@@ -23,7 +23,7 @@ pub async fn dispatch(ctx: Ctx, update: Update, received: Instant) {
     let _running = InFlight::new(&ctx.metrics.handlers_in_flight);
     let me = ctx.me.clone();
     let deps = dptree::deps![ctx.clone(), me, update, received];
-    if let std::ops::ControlFlow::Break(Err(e)) = tree().dispatch(deps).await {
+    if let std::ops::ControlFlow::Break(Err(e)) = ctx.handlers.dispatch(deps).await {
         ctx.note_error(format!("handling an update: {e:#}"));
     }
 }
@@ -44,7 +44,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn tree() -> Handler<'static, HandlerResult, DpHandlerDescription> {
+/// The routing of updates; built once per run (see [`super::Shared::handlers`]).
+pub type Tree = Handler<'static, HandlerResult, DpHandlerDescription>;
+
+/// Builds the routing of updates to handlers.
+pub fn tree() -> Tree {
     dptree::entry()
         .branch(
             Update::filter_message()

@@ -60,6 +60,8 @@ pub struct Shared {
     pub trends: Trends,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
+    /// The handler tree, built once rather than per update.
+    handlers: handlers::Tree,
     pub started: Instant,
     /// Messages dated before this (start-up minus `bot.backlog_secs`) are not answered.
     pub backlog_before: i64,
@@ -155,6 +157,7 @@ pub async fn run(
         me,
         responder,
         metrics: Metrics::default(),
+        handlers: handlers::tree(),
         started: Instant::now(),
         backlog_before: chrono::Utc::now().timestamp()
             - i64::try_from(config_backlog).unwrap_or(i64::MAX / 2),
