@@ -6,8 +6,9 @@
 //! message ids it counted, so an update Telegram delivers again (after a crash) is not counted
 //! twice, and a chat whose messages were deleted is rebuilt from what is left.
 
+use super::cache::AnalysisCache;
 use super::{Analysis, Emotion, Topic};
-use crate::store::{ChatId, Message, MessageId, Timestamp};
+use crate::store::{self, ChatId, Message, MessageId, Store, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
@@ -31,6 +32,8 @@ pub struct HourSummary {
 pub struct Summary {
     pub messages: u32,
     pub active_users: usize,
+    /// Counts in [`Emotion::SCORED`] order, then neutral (the emotion mix of charts).
+    pub emotions: [u32; 7],
     /// The most frequent non-neutral emotion (neutral when none).
     pub dominant_emotion: Emotion,
     /// Up to three topics, most frequent first.
@@ -104,6 +107,35 @@ impl Trends {
         }
     }
 
+    /// Rebuilds the summaries of `chat` (every chat when `None`) from its stored messages of the
+    /// window before `now`, analysed through `analysis`; returns how many chats. Reads the store:
+    /// call it off the async runtime.
+    pub fn rebuild_from_store(
+        &self,
+        store: &Store,
+        analysis: &AnalysisCache,
+        chat: Option<ChatId>,
+        now: Timestamp,
+    ) -> store::Result<usize> {
+        let since = now - self.window_hours * HOUR;
+        let messages = match chat {
+            Some(chat) => store.chat_range(chat, since, now + 1)?,
+            None => store.time_range(since, now + 1)?,
+        };
+        let mut by_chat: BTreeMap<ChatId, Vec<_>> = BTreeMap::new();
+        for m in messages {
+            let a = analysis.analyze(&m.text, now);
+            by_chat.entry(m.chat_id).or_default().push((m, a));
+        }
+        if let Some(chat) = chat {
+            by_chat.entry(chat).or_default();
+        }
+        for (chat, items) in &by_chat {
+            self.rebuild_chat(*chat, items.iter().map(|(m, a)| (m.as_ref(), a.as_ref())));
+        }
+        Ok(by_chat.len())
+    }
+
     /// The summary of `chat` over the hours from `since` up to `now`.
     pub fn summary(&self, chat: ChatId, since: Timestamp, now: Timestamp) -> Summary {
         let first = since.div_euclid(HOUR) * HOUR;
@@ -150,6 +182,7 @@ impl Trends {
         Summary {
             messages: total.messages,
             active_users: total.users.len(),
+            emotions: total.emotions,
             dominant_emotion,
             top_topics,
             mean_sentiment: if total.messages > 0 {

@@ -202,24 +202,10 @@ impl Ctx {
     /// start-up, and after messages were deleted. Blocking: call it off the async runtime.
     pub fn rebuild_trends(&self, chat: Option<i64>) -> anyhow::Result<()> {
         let now = chrono::Utc::now().timestamp();
-        let since = now - TREND_WINDOW_SECS;
-        let messages = match chat {
-            Some(chat) => self.store.chat_range(chat, since, now + 1)?,
-            None => self.store.time_range(since, now + 1)?,
-        };
-        let mut by_chat: std::collections::BTreeMap<i64, Vec<_>> = Default::default();
-        for m in messages {
-            let analysis = self.analysis.analyze(&m.text, now);
-            by_chat.entry(m.chat_id).or_default().push((m, analysis));
-        }
-        if let Some(chat) = chat {
-            by_chat.entry(chat).or_default();
-        }
-        for (chat, items) in &by_chat {
-            self.trends
-                .rebuild_chat(*chat, items.iter().map(|(m, a)| (m.as_ref(), a.as_ref())));
-        }
-        tracing::info!(chats = by_chat.len(), "trends rebuilt from the store");
+        let chats = self
+            .trends
+            .rebuild_from_store(&self.store, &self.analysis, chat, now)?;
+        tracing::info!(chats, "trends rebuilt from the store");
         Ok(())
     }
 
