@@ -113,3 +113,33 @@ fn examples_from_the_issue() {
     assert_eq!(analyzer.analyze("🙂🙂").emoji, 2);
     assert_eq!(analyzer.analyze("12345").language, Language::Other);
 }
+
+#[test]
+fn style_and_humour_show_how_people_write() {
+    use chatkeeper::analyzer::Style;
+    let analyzer = Analyzer::default();
+    let cases = [
+        (
+            "Доброго дня. Чи не могли б Ви, будь ласка, надіслати звіт до п'ятниці.",
+            Some(Style::Formal),
+        ),
+        ("Уважаемые коллеги, прошу подтвердить участие.", Some(Style::Formal)),
+        ("Please kindly confirm the attached schedule.", Some(Style::Formal)),
+        ("Дякую, друзі! Ви найкращі ❤️", Some(Style::Friendly)),
+        ("спасибо, дорогие, обнимаю", Some(Style::Friendly)),
+        ("thanks buddy, you're awesome 😊", Some(Style::Friendly)),
+        ("лол ну шо ти хз", Some(Style::Casual)),
+        ("щас го, бро))", Some(Style::Casual)),
+        ("idk tbh, gonna skip it", Some(Style::Casual)),
+        ("завтра о шостій", None),
+    ];
+    for (text, style) in cases {
+        assert_eq!(analyzer.analyze(text).style, style, "{text}");
+    }
+    for text in ["хахаха ну ти даєш", "ахахах", "lol that meme", "😂😂", "ржу не можу"] {
+        assert!(analyzer.analyze(text).humour, "{text}");
+    }
+    for text in ["хата на краю", "сумно сьогодні", "the meeting is at six"] {
+        assert!(!analyzer.analyze(text).humour, "{text}");
+    }
+}

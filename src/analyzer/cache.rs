@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
 /// The store cache namespace of analyses.
-const NAMESPACE: u8 = b'a';
+/// (Changed whenever [`Analysis`] changes shape, so that older entries are never read.)
+const NAMESPACE: u8 = b'b';
 
 /// Where a lookup was answered from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

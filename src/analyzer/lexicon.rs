@@ -20,6 +20,10 @@ pub const NEGATION: u32 = 1 << 6;
 pub const INTENSIFIER: u32 = 1 << 7;
 pub const EMOTION_SHIFT: u32 = 8; // 6 bits, in Emotion::SCORED order
 pub const TOPIC_SHIFT: u32 = 14; // Topic::ALL.len() bits
+pub const FORMAL: u32 = 1 << 24;
+pub const CASUAL: u32 = 1 << 25;
+pub const FRIENDLY: u32 = 1 << 26;
+pub const HUMOUR: u32 = 1 << 27;
 
 /// One list file: its name in a language directory and the flags its words get.
 fn list_flags(name: &str) -> Option<u32> {
@@ -29,6 +33,10 @@ fn list_flags(name: &str) -> Option<u32> {
         "negative" => NEGATIVE,
         "negations" => NEGATION,
         "intensifiers" => INTENSIFIER,
+        "style_formal" => FORMAL,
+        "style_casual" => CASUAL,
+        "style_friendly" => FRIENDLY,
+        "humour" => HUMOUR,
         _ => {
             if let Some(emotion) = name.strip_prefix("emotion_") {
                 let i = Emotion::SCORED.iter().position(|e| e.name() == emotion)?;
@@ -71,17 +79,20 @@ const EMBEDDED: &[(&str, &str, &str)] = embedded! {
              "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
              "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
              "topic_entertainment", "topic_weather_nature", "topic_relationships",
-             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel"],
+             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel",
+             "style_formal", "style_casual", "style_friendly", "humour"],
     "ru" => ["stopwords", "positive", "negative", "negations", "intensifiers",
              "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
              "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
              "topic_entertainment", "topic_weather_nature", "topic_relationships",
-             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel"],
+             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel",
+             "style_formal", "style_casual", "style_friendly", "humour"],
     "en" => ["stopwords", "positive", "negative", "negations", "intensifiers",
              "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
              "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
              "topic_entertainment", "topic_weather_nature", "topic_relationships",
-             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel"],
+             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel",
+             "style_formal", "style_casual", "style_friendly", "humour"],
 };
 const EMBEDDED_EMOJI: &str = include_str!("../../data/lexicon/emoji.txt");
 

@@ -129,6 +129,31 @@ impl Topic {
     }
 }
 
+/// How a text is written: the register a person keeps tells the bot how to talk back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Style {
+    /// Polite forms, official words, full sentences.
+    Formal,
+    /// Warm words, thanks, kind emoji.
+    Friendly,
+    /// Slang, chat shorthand, `))`.
+    Casual,
+}
+
+impl Style {
+    /// Every style, in the order profiles count them.
+    pub const ALL: [Style; 3] = [Style::Formal, Style::Friendly, Style::Casual];
+
+    /// The lower-case name used in labels and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::Formal => "formal",
+            Style::Friendly => "friendly",
+            Style::Casual => "casual",
+        }
+    }
+}
+
 /// The analysis of one text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
@@ -143,6 +168,10 @@ pub struct Analysis {
     pub keywords: Vec<String>,
     pub emoji: u32,
     pub words: u32,
+    /// The register the text is written in, when it shows one.
+    pub style: Option<Style>,
+    /// Whether the text laughs or jokes ("хахаха", "lol", 😂).
+    pub humour: bool,
 }
 
 impl Analysis {
@@ -165,6 +194,8 @@ const POLARITY_THRESHOLD: f32 = 0.1;
 const MAX_KEYWORDS: usize = 5;
 /// Emoji weigh more than words: in chats they are the clearest signal.
 const EMOJI_WEIGHT: f32 = 1.5;
+/// Emoji that laugh (the lexicon files them under joy; they also mark humour).
+const LAUGHING_EMOJI: [char; 5] = ['😂', '🤣', '😆', '😹', '😅'];
 
 /// The analyzer: lexicons loaded once, shared by reference.
 pub struct Analyzer {
@@ -189,8 +220,17 @@ impl Analyzer {
         let mut word = String::new();
         let mut folded = String::new();
         let mut chars = text.chars().peekable();
+        let mut parens = 0;
         while let Some(c) = chars.next() {
+            // `))` is the chats' smile: casual and warm.
+            parens = if c == ')' { parens + 1 } else { 0 };
+            if parens == 2 {
+                scan.smiles += 1;
+            }
             if is_word_char(c) {
+                if scan.words == 0 {
+                    scan.starts_upper = c.is_uppercase();
+                }
                 word.clear();
                 word.push(c);
                 while let Some(&next) = chars.peek() {
@@ -203,6 +243,7 @@ impl Analyzer {
                 self.word(&word, &mut folded, &mut scan);
             } else if is_emoji(c) {
                 scan.emoji += 1;
+                scan.humour |= LAUGHING_EMOJI.contains(&c);
                 if let Some(signal) = self.lexicon.emoji(c) {
                     scan.signal(signal, EMOJI_WEIGHT);
                 }
@@ -212,6 +253,7 @@ impl Analyzer {
                 scan.question |= c == '?';
             }
         }
+        scan.ends_with_period = text.trim_end().ends_with('.');
         scan.finish()
     }
 
@@ -236,6 +278,8 @@ impl Analyzer {
             }
         }
         fold_into(word, folded);
+        // Before stemming, which would clip "хаха".
+        scan.humour |= normalize::is_laughter(folded);
         let whole = self.lexicon.flags(folded);
         let len = folded.len();
         self.lexicon.stemmer.stem_in_place(folded);
@@ -249,6 +293,10 @@ impl Analyzer {
         if languages.count_ones() == 1 {
             scan.language_hits[languages.trailing_zeros() as usize] += 1;
         }
+        scan.formal += u32::from(flags & lexicon::FORMAL != 0);
+        scan.casual += u32::from(flags & lexicon::CASUAL != 0);
+        scan.friendly += u32::from(flags & lexicon::FRIENDLY != 0);
+        scan.humour |= flags & lexicon::HUMOUR != 0;
         if flags & lexicon::NEGATION != 0 {
             scan.modifier = Modifier::Negated;
             return;
@@ -335,10 +383,26 @@ struct Scan {
     question: bool,
     modifier: Modifier,
     keywords: Vec<String>,
+    formal: u32,
+    casual: u32,
+    friendly: u32,
+    /// Emoji that signal joy or something positive.
+    warm_emoji: u32,
+    /// `))` runs.
+    smiles: u32,
+    starts_upper: bool,
+    ends_with_period: bool,
+    humour: bool,
 }
 
 impl Scan {
     fn signal(&mut self, signal: EmojiSignal, weight: f32) {
+        if matches!(
+            signal,
+            EmojiSignal::Positive | EmojiSignal::Emotion(Emotion::Joy)
+        ) {
+            self.warm_emoji += 1;
+        }
         match signal {
             EmojiSignal::Positive => self.sentiment += weight,
             EmojiSignal::Negative => self.sentiment -= weight,
@@ -377,6 +441,30 @@ impl Scan {
         }
     }
 
+    /// The register with the most markers (words count double: they are the clearer sign); ties
+    /// go to the warmer one, and a text without markers has none.
+    fn style(&self, sentiment: f32) -> Option<Style> {
+        let full_sentences = self.starts_upper
+            && self.ends_with_period
+            && self.words >= 5
+            && self.casual == 0
+            && self.smiles == 0;
+        let formal = self.formal * 2 + u32::from(full_sentences);
+        let friendly = self.friendly * 2
+            + self.warm_emoji
+            + u32::from(sentiment > 0.3 && self.exclaim > 0);
+        let casual = self.casual * 2 + self.smiles;
+        [
+            (Style::Friendly, friendly),
+            (Style::Casual, casual),
+            (Style::Formal, formal),
+        ]
+        .into_iter()
+        .filter(|&(_, score)| score > 0)
+        .reduce(|best, next| if next.1 > best.1 { next } else { best })
+        .map(|(style, _)| style)
+    }
+
     fn finish(mut self) -> Analysis {
         if self.exclaim >= 2 {
             self.sentiment *= 1.3;
@@ -412,6 +500,8 @@ impl Scan {
             .map(|(i, _)| Topic::ALL[i]);
         Analysis {
             language: self.language(),
+            style: self.style(sentiment),
+            humour: self.humour,
             emotion,
             confidence,
             sentiment,

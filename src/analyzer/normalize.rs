@@ -238,6 +238,21 @@ pub fn is_letter(c: char) -> bool {
     c.is_ascii_alphabetic() || is_cyrillic(c) || (!c.is_ascii() && c.is_alphabetic())
 }
 
+/// Whether a normalised word is written laughter: "хахаха", "ахах", "hahaha", "хехе" (any
+/// length from four letters, of those letters only, with at least two х/h).
+pub fn is_laughter(word: &str) -> bool {
+    let (mut letters, mut h) = (0, 0);
+    for c in word.chars() {
+        match c {
+            'х' | 'h' => h += 1,
+            'а' | 'е' | 'a' | 'e' => {}
+            _ => return false,
+        }
+        letters += 1;
+    }
+    letters >= 4 && h >= 2
+}
+
 /// Whether `c` is an emoji (pictographs, symbols and dingbats; not the joiners and selectors
 /// that combine them).
 pub fn is_emoji(c: char) -> bool {
@@ -293,5 +308,7 @@ mod tests {
     fn emoji_are_recognised() {
         assert!(is_emoji('😂') && is_emoji('❤') && is_emoji('🔥'));
         assert!(!is_emoji('a') && !is_emoji('\u{FE0F}'));
+        assert!(is_laughter("хахаха") && is_laughter("ахах") && is_laughter("hahaha"));
+        assert!(!is_laughter("хата") && !is_laughter("ha") && !is_laughter("ahead"));
     }
 }
