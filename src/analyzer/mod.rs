@@ -9,6 +9,7 @@ pub mod cache;
 pub mod keywords;
 pub mod lexicon;
 pub mod normalize;
+pub mod profile;
 pub mod trends;
 
 use lexicon::{EmojiSignal, Lexicon};

@@ -1,29 +1,54 @@
-//! Small per-chat and per-user settings the bot keeps beside the messages: opt-outs, reply
-//! chances, quiet hours, the cooldown of spontaneous posts. The store does not interpret them:
-//! callers choose the type, the codec adds the format-version byte, and backups copy them.
+//! Small per-chat and per-user records the bot keeps beside the messages: opt-outs, reply
+//! chances, quiet hours, the cooldown of spontaneous posts, and the profile of each person in each
+//! chat. The store does not interpret them: callers choose the type, the codec adds the
+//! format-version byte, and backups copy them.
 
 use super::{codec, keys, ChatId, Result, Store, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 
-/// Whose setting: a chat's or a user's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whose record: a chat's, a user's, or a user's within one chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SettingKey {
     Chat(ChatId),
     User(UserId),
+    /// What the bot learned of a user in one chat (kept apart per chat: a group does not see
+    /// what someone does elsewhere).
+    Profile { chat: ChatId, user: UserId },
 }
 
+const CHAT: u8 = b'c';
+const USER: u8 = b'u';
+const PROFILE: u8 = b'p';
+
 impl SettingKey {
-    /// `S kind id`.
-    pub(super) fn encode(self) -> [u8; 10] {
-        let (kind, id) = match self {
-            SettingKey::Chat(chat) => (b'c', chat),
-            SettingKey::User(user) => (b'u', user),
-        };
-        let mut key = [0u8; 10];
-        key[0] = keys::SETTINGS;
-        key[1] = kind;
-        key[2..].copy_from_slice(&keys::ordered_i64(id));
+    /// `S kind id` (`S p chat user` for profiles: a chat's profiles are one range).
+    pub(super) fn encode(self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(18);
+        key.push(keys::SETTINGS);
+        match self {
+            SettingKey::Chat(chat) => {
+                key.push(CHAT);
+                key.extend_from_slice(&keys::ordered_i64(chat));
+            }
+            SettingKey::User(user) => {
+                key.push(USER);
+                key.extend_from_slice(&keys::ordered_i64(user));
+            }
+            SettingKey::Profile { chat, user } => {
+                key.push(PROFILE);
+                key.extend_from_slice(&keys::ordered_i64(chat));
+                key.extend_from_slice(&keys::ordered_i64(user));
+            }
+        }
         key
+    }
+
+    /// The chat and user of a profile key, from its encoding.
+    fn decode_profile(key: &[u8]) -> Option<(ChatId, UserId)> {
+        let rest = key.strip_prefix(&[keys::SETTINGS, PROFILE])?;
+        let chat = keys::from_ordered_i64(rest.get(..8)?.try_into().ok()?);
+        let user = keys::from_ordered_i64(rest.get(8..16)?.try_into().ok()?);
+        Some((chat, user))
     }
 }
 
@@ -52,6 +77,21 @@ impl Store {
         Ok(())
     }
 
+    /// Stores many records in one write (cheaper than one [`Store::put_setting`] each).
+    pub fn put_settings<'a, T: Serialize + 'a>(
+        &self,
+        records: impl IntoIterator<Item = (SettingKey, &'a T)>,
+    ) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in records {
+            batch.insert(key.encode(), codec::encode(value));
+        }
+        self.shared
+            .db
+            .apply_batch(batch)
+            .map_err(|e| self.shared.io(e))
+    }
+
     /// Forgets a setting (a user who asked to be forgotten everywhere).
     pub fn remove_setting(&self, key: SettingKey) -> Result<()> {
         self.shared
@@ -59,6 +99,50 @@ impl Store {
             .remove(key.encode())
             .map_err(|e| self.shared.io(e))?;
         Ok(())
+    }
+
+    /// Every user's record of type `T` (e.g. to know the opt-outs at start-up); records of
+    /// another shape are errors that name them.
+    pub fn user_settings<T: DeserializeOwned>(&self) -> Result<Vec<(UserId, T)>> {
+        self.shared
+            .db
+            .scan_prefix([keys::SETTINGS, USER])
+            .map(|item| {
+                let (key, value) = item.map_err(|e| self.shared.io(e))?;
+                let user = key
+                    .get(2..10)
+                    .and_then(|id| id.try_into().ok())
+                    .map(keys::from_ordered_i64)
+                    .ok_or_else(|| self.shared.corrupt_msg(format!("setting key {key:?}")))?;
+                let value = codec::decode(&value)
+                    .map_err(|e| self.shared.corrupt(format!("setting of user {user}"), e))?;
+                Ok((user, value))
+            })
+            .collect()
+    }
+
+    /// Deletes the profiles of `user` (every user when `None`) in `chat` (every chat when
+    /// `None`); returns how many.
+    pub fn remove_profiles(&self, chat: Option<ChatId>, user: Option<UserId>) -> Result<u64> {
+        let mut prefix = vec![keys::SETTINGS, PROFILE];
+        if let Some(chat) = chat {
+            prefix.extend_from_slice(&keys::ordered_i64(chat));
+        }
+        let mut batch = sled::Batch::default();
+        let mut removed = 0;
+        for item in self.shared.db.scan_prefix(prefix) {
+            let key = item.map_err(|e| self.shared.io(e))?.0;
+            let owner = SettingKey::decode_profile(&key).map(|(_, u)| u);
+            if user.is_none() || owner == user {
+                batch.remove(key);
+                removed += 1;
+            }
+        }
+        self.shared
+            .db
+            .apply_batch(batch)
+            .map_err(|e| self.shared.io(e))?;
+        Ok(removed)
     }
 
     /// Every stored setting as raw key and value, for backups.

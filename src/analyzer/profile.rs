@@ -1,0 +1,451 @@
+//! Profiles: how each person writes in each chat — how much and when, how long, with how many
+//! emoji, about what, in which language, in which register, with how much humour — updated on
+//! every message, shown by `/me`, and given to the reply engines as a short hint.
+//!
+//! A profile is per chat: a group never sees what someone does elsewhere. Profiles live in the
+//! store (so they survive restarts and go into backups) behind a bounded in-memory cache; the
+//! poll loop writes a batch's changed profiles in one store write before its flush, so they are
+//! as durable as the messages. Each profile remembers the last message it counted, so an update
+//! Telegram delivers again is not counted twice. People who opted out are never profiled, and
+//! their profiles are deleted.
+
+use super::{Analysis, Language, Style, Topic};
+use crate::store::{self, ChatId, Message, MessageId, SettingKey, Store, Timestamp, UserId};
+use lru::LruCache;
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::{Entry, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+/// Messages before a profile says anything about style, humour or language: a few messages do
+/// not make a habit.
+pub const MIN_MESSAGES: u32 = 5;
+
+/// What the bot learned of one person in one chat.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub messages: u32,
+    /// Characters written, for the average length.
+    pub chars: u64,
+    /// Messages by UTC hour of day.
+    pub hours: [u32; 24],
+    pub emoji: u32,
+    pub messages_with_emoji: u32,
+    /// Messages per topic, in [`Topic::ALL`] order.
+    pub topics: [u32; 10],
+    /// Messages per language: uk, ru, en, other.
+    pub languages: [u32; 4],
+    /// Messages per style, in [`Style::ALL`] order.
+    pub styles: [u32; 3],
+    /// Messages that laugh or joke.
+    pub humorous: u32,
+    pub sentiment_sum: f32,
+    /// The newest message counted (message ids grow within a chat).
+    pub last_message: MessageId,
+    pub last_seen: Timestamp,
+}
+
+/// How often someone jokes or laughs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Humour {
+    Rare,
+    Sometimes,
+    Often,
+}
+
+impl Profile {
+    /// Counts a message; `false` when it was counted before (redelivered) and nothing changed.
+    pub fn add(&mut self, message: &Message, analysis: &Analysis) -> bool {
+        if self.messages > 0 && message.message_id <= self.last_message {
+            return false;
+        }
+        self.messages += 1;
+        self.chars += message.text.chars().count() as u64;
+        self.hours[message.time.rem_euclid(86_400) as usize / 3600] += 1;
+        self.emoji += analysis.emoji;
+        self.messages_with_emoji += u32::from(analysis.emoji > 0);
+        if let Some(topic) = analysis.topic {
+            self.topics[Topic::ALL.iter().position(|t| *t == topic).unwrap_or(0)] += 1;
+        }
+        self.languages[language_index(analysis.language)] += 1;
+        if let Some(style) = analysis.style {
+            self.styles[Style::ALL.iter().position(|s| *s == style).unwrap_or(0)] += 1;
+        }
+        self.humorous += u32::from(analysis.humour);
+        self.sentiment_sum += analysis.sentiment;
+        self.last_message = message.message_id;
+        self.last_seen = self.last_seen.max(message.time);
+        true
+    }
+
+    /// Characters per message.
+    pub fn average_length(&self) -> f64 {
+        self.chars as f64 / f64::from(self.messages.max(1))
+    }
+
+    /// Emoji per message.
+    pub fn emoji_per_message(&self) -> f64 {
+        f64::from(self.emoji) / f64::from(self.messages.max(1))
+    }
+
+    /// The local hours (with `utc_offset_hours`) this person writes most in, busiest first (up
+    /// to three).
+    pub fn peak_hours(&self, utc_offset_hours: i32) -> Vec<u8> {
+        let mut hours: Vec<(u8, u32)> = (0..24)
+            .filter(|&h| self.hours[h] > 0)
+            .map(|h| {
+                let local = (h as i32 + utc_offset_hours).rem_euclid(24) as u8;
+                (local, self.hours[h])
+            })
+            .collect();
+        hours.sort_by_key(|&(h, n)| (std::cmp::Reverse(n), h));
+        hours.into_iter().take(3).map(|(h, _)| h).collect()
+    }
+
+    /// Up to three topics, most frequent first.
+    pub fn top_topics(&self) -> Vec<Topic> {
+        let mut topics: Vec<(Topic, u32)> = Topic::ALL
+            .iter()
+            .zip(self.topics)
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| (*t, n))
+            .collect();
+        topics.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        topics.into_iter().take(3).map(|(t, _)| t).collect()
+    }
+
+    /// The language most messages are in (once there are enough of them).
+    pub fn language(&self) -> Option<Language> {
+        const ORDER: [Language; 4] = [
+            Language::Ukrainian,
+            Language::Russian,
+            Language::English,
+            Language::Other,
+        ];
+        self.enough()?;
+        let i = (0..4).max_by_key(|&i| (self.languages[i], std::cmp::Reverse(i)))?;
+        Some(ORDER[i])
+    }
+
+    /// The register most styled messages are in; `None` until enough messages show one.
+    pub fn style(&self) -> Option<Style> {
+        self.enough()?;
+        let styled: u32 = self.styles.iter().sum();
+        if styled < MIN_MESSAGES.div_ceil(2) {
+            return None;
+        }
+        let i = (0..3).max_by_key(|&i| (self.styles[i], std::cmp::Reverse(i)))?;
+        Some(Style::ALL[i])
+    }
+
+    /// How often this person laughs or jokes: often from one message in seven, sometimes from
+    /// one in twenty.
+    pub fn humour(&self) -> Option<Humour> {
+        self.enough()?;
+        let share = f64::from(self.humorous) / f64::from(self.messages);
+        Some(if share >= 1.0 / 7.0 {
+            Humour::Often
+        } else if share >= 0.05 {
+            Humour::Sometimes
+        } else {
+            Humour::Rare
+        })
+    }
+
+    /// Mean sentiment of the messages, -1 … 1.
+    pub fn mean_sentiment(&self) -> f32 {
+        self.sentiment_sum / self.messages.max(1) as f32
+    }
+
+    fn enough(&self) -> Option<()> {
+        (self.messages >= MIN_MESSAGES).then_some(())
+    }
+}
+
+fn language_index(language: Language) -> usize {
+    match language {
+        Language::Ukrainian => 0,
+        Language::Russian => 1,
+        Language::English => 2,
+        Language::Other => 3,
+    }
+}
+
+/// Whether a message tells something about how its author writes: people's own messages, not
+/// service events, bots or commands to the bot.
+fn profiled(message: &Message) -> Option<UserId> {
+    let user = message.user_id?;
+    let own_words = message.counts_for_users() && !message.is_bot && !message.text.starts_with('/');
+    own_words.then_some(user)
+}
+
+/// Every profile, in the store behind a bounded cache.
+pub struct Profiles {
+    store: Store,
+    /// One lock: profiles are written by the poll loop, one batch at a time, and read by `/me`
+    /// and prompts; a write and its store batch happen under it, so a deletion can never be
+    /// undone by a write in flight.
+    state: Mutex<State>,
+}
+
+struct State {
+    cache: LruCache<(ChatId, UserId), Profile>,
+    opted_out: FxHashSet<UserId>,
+}
+
+impl Profiles {
+    /// Profiles kept in `store`, up to `capacity` of them cached in memory; `opted_out` are the
+    /// users who asked not to be profiled.
+    pub fn new(store: Store, capacity: usize, opted_out: impl IntoIterator<Item = UserId>) -> Self {
+        let capacity = NonZeroUsize::new(capacity.max(1)).expect("at least 1");
+        Profiles {
+            store,
+            state: Mutex::new(State {
+                cache: LruCache::new(capacity),
+                opted_out: opted_out.into_iter().collect(),
+            }),
+        }
+    }
+
+    /// Counts new messages in their authors' profiles and writes the changed profiles in one
+    /// store write (durable with the next flush). Messages counted before are ignored.
+    pub fn record_all<'a>(
+        &self,
+        messages: impl IntoIterator<Item = (&'a Message, &'a Analysis)>,
+    ) -> store::Result<()> {
+        let mut state = self.state.lock().expect("profiles");
+        // Each touched profile and whether this batch changed it.
+        let mut touched: HashMap<(ChatId, UserId), (Profile, bool)> = HashMap::new();
+        for (message, analysis) in messages {
+            let Some(user) = profiled(message) else {
+                continue;
+            };
+            if state.opted_out.contains(&user) {
+                continue;
+            }
+            let key = (message.chat_id, user);
+            let (profile, changed) = match touched.entry(key) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert((self.load(&mut state, key)?, false)),
+            };
+            *changed |= profile.add(message, analysis);
+        }
+        touched.retain(|_, (_, changed)| *changed);
+        self.store.put_settings(
+            touched
+                .iter()
+                .map(|(&(chat, user), (p, _))| (SettingKey::Profile { chat, user }, p)),
+        )?;
+        for (key, (profile, _)) in touched {
+            state.cache.put(key, profile);
+        }
+        Ok(())
+    }
+
+    /// The profile of `user` in `chat`, if they have one.
+    pub fn get(&self, chat: ChatId, user: UserId) -> store::Result<Option<Profile>> {
+        let mut state = self.state.lock().expect("profiles");
+        let profile = self.load(&mut state, (chat, user))?;
+        Ok((profile.messages > 0).then_some(profile))
+    }
+
+    /// Whether `user` asked not to be profiled.
+    pub fn opted_out(&self, user: UserId) -> bool {
+        self.state.lock().expect("profiles").opted_out.contains(&user)
+    }
+
+    /// Stops (or resumes) profiling `user`; stopping deletes their profiles in every chat.
+    pub fn set_opted_out(&self, user: UserId, opted_out: bool) -> store::Result<()> {
+        let mut state = self.state.lock().expect("profiles");
+        if opted_out {
+            state.opted_out.insert(user);
+            drop(state);
+            self.forget(None, Some(user))?;
+        } else {
+            state.opted_out.remove(&user);
+        }
+        Ok(())
+    }
+
+    /// Deletes the profiles of `user` (everyone when `None`) in `chat` (every chat when
+    /// `None`): someone asked to be forgotten, or a chat was purged. Returns how many.
+    pub fn forget(&self, chat: Option<ChatId>, user: Option<UserId>) -> store::Result<u64> {
+        let mut state = self.state.lock().expect("profiles");
+        let stale: Vec<(ChatId, UserId)> = state
+            .cache
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|(c, u)| chat.is_none_or(|x| x == *c) && user.is_none_or(|x| x == *u))
+            .collect();
+        for key in stale {
+            state.cache.pop(&key);
+        }
+        self.store.remove_profiles(chat, user)
+    }
+
+    /// Rebuilds the profiles of `chat` from all its stored messages (after an import brought
+    /// older history, or messages were deleted), reading `step` seconds of history at a time to
+    /// bound memory; returns how many profiles. Analyses with `analyze`. Blocking.
+    pub fn rebuild_chat(
+        &self,
+        chat: ChatId,
+        analyze: impl Fn(&str) -> Analysis,
+    ) -> store::Result<usize> {
+        const STEP: Timestamp = 30 * 86_400;
+        let mut rebuilt: HashMap<UserId, Profile> = HashMap::new();
+        let opted_out = self.state.lock().expect("profiles").opted_out.clone();
+        if let Some(stats) = self.store.chat_stats(chat) {
+            let (Some(first), Some(last)) = (stats.first_activity, stats.last_activity) else {
+                return self.replace_chat(chat, rebuilt);
+            };
+            let mut from = first;
+            while from <= last {
+                for m in self.store.chat_range(chat, from, from + STEP)? {
+                    match profiled(&m) {
+                        Some(user) if !opted_out.contains(&user) => {
+                            rebuilt.entry(user).or_default().add(&m, &analyze(&m.text));
+                        }
+                        _ => {}
+                    }
+                }
+                from += STEP;
+            }
+        }
+        self.replace_chat(chat, rebuilt)
+    }
+
+    fn replace_chat(
+        &self,
+        chat: ChatId,
+        profiles: HashMap<UserId, Profile>,
+    ) -> store::Result<usize> {
+        // Under the lock, so that no live update lands between the deletion and the write.
+        let mut state = self.state.lock().expect("profiles");
+        let stale: Vec<_> = state
+            .cache
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|(c, _)| *c == chat)
+            .collect();
+        for key in stale {
+            state.cache.pop(&key);
+        }
+        self.store.remove_profiles(Some(chat), None)?;
+        self.store.put_settings(
+            profiles
+                .iter()
+                .map(|(&user, p)| (SettingKey::Profile { chat, user }, p)),
+        )?;
+        Ok(profiles.len())
+    }
+
+    /// A profile from the cache, else from the store (an empty one for someone new).
+    fn load(&self, state: &mut State, key: (ChatId, UserId)) -> store::Result<Profile> {
+        if let Some(profile) = state.cache.get(&key) {
+            return Ok(profile.clone());
+        }
+        let (chat, user) = key;
+        let profile: Profile = self
+            .store
+            .setting(SettingKey::Profile { chat, user })?
+            .unwrap_or_default();
+        state.cache.put(key, profile.clone());
+        Ok(profile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::Analyzer;
+    use crate::store::{MessageKind, StoreConfig};
+
+    fn message(id: i32, user: i64, text: &str) -> Message {
+        Message {
+            chat_id: -7,
+            message_id: id,
+            time: 1_700_000_000 + i64::from(id) * 600,
+            edit_time: None,
+            user_id: Some(user),
+            sender_name: String::new(),
+            text: text.into(),
+            kind: MessageKind::Text,
+            reply_to: None,
+            forwarded_from: None,
+            is_bot: false,
+        }
+    }
+
+    fn history() -> Vec<Message> {
+        let texts = [
+            "хахаха ну ти даєш 😂",
+            "лол, шо там з сервером?",
+            "нова версія програми вийшла",
+            "го на каву))",
+            "дякую, друзі ❤️",
+            "/stats",
+        ];
+        (1..=60)
+            .map(|i| message(i, 1 + i64::from(i % 2), texts[i as usize % texts.len()]))
+            .collect()
+    }
+
+    #[test]
+    fn live_profiles_equal_a_rebuild_and_ignore_redelivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let analyzer = Analyzer::default();
+        let messages = history();
+        store.save_batch(messages.clone()).unwrap();
+        let analyses: Vec<Analysis> = messages.iter().map(|m| analyzer.analyze(&m.text)).collect();
+        let live = Profiles::new(store.clone(), 1, []);
+        for chunk in messages.iter().zip(&analyses).collect::<Vec<_>>().chunks(7) {
+            live.record_all(chunk.iter().copied()).unwrap();
+        }
+        // Telegram delivers the last ten again after a crash.
+        live.record_all(messages.iter().zip(&analyses).skip(50))
+            .unwrap();
+        // User 2 wrote 30 messages, ten of them commands.
+        let counted = live.get(-7, 2).unwrap().unwrap();
+        assert_eq!(counted.messages, 20, "commands are not profiled");
+        assert_eq!(counted.humour(), Some(Humour::Often));
+        assert_eq!(counted.style(), Some(Style::Casual));
+        assert_eq!(counted.language(), Some(Language::Ukrainian));
+        let before = (live.get(-7, 1).unwrap(), live.get(-7, 2).unwrap());
+        let rebuilt = Profiles::new(store.clone(), 100, []);
+        assert_eq!(rebuilt.rebuild_chat(-7, |t| analyzer.analyze(t)).unwrap(), 2);
+        assert_eq!((rebuilt.get(-7, 1).unwrap(), rebuilt.get(-7, 2).unwrap()), before);
+        // And a new process reads what the first one wrote.
+        let reopened = Profiles::new(store, 100, []);
+        assert_eq!(reopened.get(-7, 1).unwrap(), before.0);
+    }
+
+    #[test]
+    fn opting_out_deletes_and_stops_profiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let analyzer = Analyzer::default();
+        let messages = history();
+        let analyses: Vec<Analysis> = messages.iter().map(|m| analyzer.analyze(&m.text)).collect();
+        let profiles = Profiles::new(store.clone(), 100, []);
+        profiles
+            .record_all(messages.iter().zip(&analyses).take(30))
+            .unwrap();
+        assert!(profiles.get(-7, 1).unwrap().is_some());
+        profiles.set_opted_out(1, true).unwrap();
+        assert_eq!(profiles.get(-7, 1).unwrap(), None);
+        assert_eq!(
+            store.setting::<Profile>(SettingKey::Profile { chat: -7, user: 1 }).unwrap(),
+            None,
+            "deleted from the store, not only from memory"
+        );
+        profiles
+            .record_all(messages.iter().zip(&analyses).skip(30))
+            .unwrap();
+        assert_eq!(profiles.get(-7, 1).unwrap(), None, "no longer profiled");
+        assert!(profiles.get(-7, 2).unwrap().is_some(), "others still are");
+        profiles.forget(Some(-7), None).unwrap();
+        assert_eq!(profiles.get(-7, 2).unwrap(), None);
+    }
+}
