@@ -1,8 +1,9 @@
 //! The `chatkeeper` command line.
 
 use anyhow::Context;
-use chatkeeper::analyzer::{lexicon::Lexicon, Analyzer};
+use chatkeeper::analyzer::{lexicon::Lexicon, profile::Profiles, Analyzer};
 use chatkeeper::bench::{self, workload::WorkloadSpec, BenchOptions, StoreEngine};
+use chatkeeper::bot::settings;
 use chatkeeper::config::Config;
 use chatkeeper::import;
 use chatkeeper::store::{self, ChatStats, FlushPolicy, GlobalStats, Store, StoreConfig};
@@ -347,6 +348,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
                 print!("{summary}");
+            }
+            if let Some(store) = &store {
+                // `/me` should know the imported history too.
+                let started = std::time::Instant::now();
+                let profiles = Profiles::new(store.clone(), 1, settings::profile_opt_outs(store)?);
+                let rebuilt = profiles.rebuild_chats(&summary.chat_ids, &Analyzer::default())?;
+                store.flush()?;
+                eprintln!(
+                    "profiles rebuilt: {rebuilt} in {} chats ({:.1} s)",
+                    summary.chat_ids.len(),
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
         Command::Backup { file } => {

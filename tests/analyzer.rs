@@ -123,8 +123,14 @@ fn style_and_humour_show_how_people_write() {
             "Доброго дня. Чи не могли б Ви, будь ласка, надіслати звіт до п'ятниці.",
             Some(Style::Formal),
         ),
-        ("Уважаемые коллеги, прошу подтвердить участие.", Some(Style::Formal)),
-        ("Please kindly confirm the attached schedule.", Some(Style::Formal)),
+        (
+            "Уважаемые коллеги, прошу подтвердить участие.",
+            Some(Style::Formal),
+        ),
+        (
+            "Please kindly confirm the attached schedule.",
+            Some(Style::Formal),
+        ),
         ("Дякую, друзі! Ви найкращі ❤️", Some(Style::Friendly)),
         ("спасибо, дорогие, обнимаю", Some(Style::Friendly)),
         ("thanks buddy, you're awesome 😊", Some(Style::Friendly)),
@@ -136,7 +142,13 @@ fn style_and_humour_show_how_people_write() {
     for (text, style) in cases {
         assert_eq!(analyzer.analyze(text).style, style, "{text}");
     }
-    for text in ["хахаха ну ти даєш", "ахахах", "lol that meme", "😂😂", "ржу не можу"] {
+    for text in [
+        "хахаха ну ти даєш",
+        "ахахах",
+        "lol that meme",
+        "😂😂",
+        "ржу не можу",
+    ] {
         assert!(analyzer.analyze(text).humour, "{text}");
     }
     for text in ["хата на краю", "сумно сьогодні", "the meeting is at six"] {

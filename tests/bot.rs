@@ -9,7 +9,7 @@ use chatkeeper::store::{Message, MessageKind, SettingKey, Store, StoreConfig};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::fake_telegram::{Chat, FakeTelegram, Fault, User, BOT_ID, TOKEN};
+use support::fake_telegram::{Chat, FakeTelegram, Fault, User, BOT_ID, BOT_USERNAME, TOKEN};
 use tokio::sync::oneshot;
 
 const ADMIN: i64 = 4242;
@@ -281,11 +281,18 @@ async fn forget_me_leaves_no_trace_of_the_user() {
     h.confirmed(last).await;
     let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
     assert!(
-        text_of(&sent[0]).contains("в цьому чаті видалено"),
+        text_of(&sent[0]).contains("у цьому чаті видалено"),
         "{}",
         text_of(&sent[0])
     );
     assert_eq!(h.store.user_total_in_chat(-1004, 41), 0);
+    let profile = |chat, user| {
+        h.store
+            .setting::<chatkeeper::analyzer::profile::Profile>(SettingKey::Profile { chat, user })
+            .unwrap()
+    };
+    assert!(profile(-1004, 41).is_none(), "the profile here is gone");
+    assert!(profile(-1005, 41).is_some(), "the one elsewhere waits");
     assert_eq!(
         h.store.user_total_in_chat(-1005, 41),
         300,
@@ -314,6 +321,8 @@ async fn forget_me_leaves_no_trace_of_the_user() {
     let everything = h.store.time_range(i64::MIN, i64::MAX).unwrap();
     assert!(everything.iter().all(|m| m.user_id != Some(41)));
     assert_eq!(h.store.user_total(42), 300, "others keep everything");
+    assert!(profile(-1005, 41).is_none());
+    assert!(profile(-1004, 42).is_some());
     for chat in [-1004, -1005] {
         let stats = h.store.chat_stats(chat).unwrap();
         assert!(stats.top_users.iter().all(|u| u.user_id != 41));
@@ -387,6 +396,16 @@ async fn addressed_messages_get_offline_replies_which_are_recorded() {
 
 /// An hour-old conversation of 200 messages, enough for the offline engine to talk.
 fn seed_history(store: &Store, chat: i64) {
+    seed_history_with(store, chat, |i| {
+        format!(
+            "сьогодні гарна погода для прогулянки парком і кава смачна {}",
+            ["зранку", "ввечері", "вдень"][i as usize % 3]
+        )
+    });
+}
+
+/// 200 messages of three people within the last hour, with the given texts.
+fn seed_history_with(store: &Store, chat: i64, text: impl Fn(i32) -> String) {
     let start = chrono::Utc::now().timestamp() - 3600;
     let history = (0..200).map(|i| Message {
         chat_id: chat,
@@ -396,10 +415,7 @@ fn seed_history(store: &Store, chat: i64) {
         edit_time: None,
         user_id: Some(61 + i as i64 % 3),
         sender_name: format!("Учасник {}", i % 3),
-        text: format!(
-            "сьогодні гарна погода для прогулянки парком і кава смачна {}",
-            ["зранку", "ввечері", "вдень"][i as usize % 3]
-        ),
+        text: text(i),
         kind: MessageKind::Text,
         reply_to: None,
         forwarded_from: None,
@@ -714,5 +730,118 @@ async fn analytics_summarises_the_last_day_of_the_chat() {
     h.tg.push_message(&group, &user(120, "Учасник", "uk"), "/words");
     let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
     assert_eq!(text_of(&sent[2]), "🔤 Слова дня: працює (2)");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_shows_the_profile_and_turning_it_off_deletes_it() {
+    use chatkeeper::analyzer::profile::Profile;
+    let h = start(|_| {}).await;
+    let group = Chat::supergroup(-1020, "Друзі");
+    let oksana = user(131, "Оксана", "uk");
+    let texts = [
+        "хахаха ну ти даєш 😂",
+        "лол, шо там з сервером?",
+        "го на каву))",
+        "нова версія програми вже вийшла",
+    ];
+    let mut last = 0;
+    for i in 0..12 {
+        last = h.tg.push_message(&group, &oksana, texts[i % texts.len()]).0;
+    }
+    h.confirmed(last).await;
+    let key = SettingKey::Profile {
+        chat: -1020,
+        user: 131,
+    };
+    let profile: Profile = h.store.setting(key).unwrap().expect("profiled");
+    assert_eq!(profile.messages, 12);
+    h.tg.push_message(&group, &oksana, "/me");
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    let me = text_of(&sent[0]);
+    for part in [
+        "Тут: 13 повідомлень",
+        "Середня довжина",
+        "жартуєш: часто",
+        "Мова: українська",
+        "техніка",
+    ] {
+        assert!(me.contains(part), "{part} in {me}");
+    }
+
+    h.tg.push_message(&group, &oksana, "/settings");
+    let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
+    assert!(
+        text_of(&sent[1]).contains("Профіль"),
+        "{}",
+        text_of(&sent[1])
+    );
+    let settings_id = h.tg.sent_messages(-1020)[1]["message_id"].as_i64().unwrap() as i32;
+    h.tg.push_callback_query(&group, &oksana, settings_id, "set:u:profile");
+    h.tg.wait_for("answerCallbackQuery", 1, WAIT).await;
+    assert!(
+        h.store.setting::<Profile>(key).unwrap().is_none(),
+        "deleted at once"
+    );
+    assert!(
+        chatkeeper::bot::settings::user(&h.store, 131)
+            .unwrap()
+            .no_profile
+    );
+
+    let last = h.tg.push_message(&group, &oksana, "хахаха ще раз").0;
+    h.confirmed(last).await;
+    assert!(
+        h.store.setting::<Profile>(key).unwrap().is_none(),
+        "not profiled any more"
+    );
+    h.tg.push_message(&group, &oksana, "/me");
+    let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
+    assert!(
+        text_of(&sent[2]).contains("Профіль вимкнено"),
+        "{}",
+        text_of(&sent[2])
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_angry_thread_gets_no_unprompted_replies_or_reactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.bot.reply_chance = 1.0;
+    config.bot.reaction_chance = 1.0;
+    config.quiet_hours = chatkeeper::config::QuietHours { start: 0, end: 0 };
+    let h = start_in(dir, config, |store| {
+        seed_history(store, -1021);
+        seed_history_with(store, -1022, |i| {
+            format!("я злий, це жахливо, ненавиджу цей безлад і бісить усе {i}")
+        });
+    })
+    .await;
+    let calm = Chat::supergroup(-1021, "Спокійний");
+    let angry = Chat::supergroup(-1022, "Гарячий");
+    let u = user(141, "Тарас", "uk");
+    h.tg.push_message(&angry, &u, "та ви всі задовбали, це жах і ганьба");
+    h.tg.push_message(&calm, &u, "гарна погода сьогодні");
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert_eq!(sent[0]["chat_id"], -1021, "the calm chat gets its reply");
+    h.tg.wait_for("setMessageReaction", 1, WAIT).await;
+    // Give the angry chat's handler every chance to answer too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        h.tg.sent_messages(-1022).is_empty(),
+        "no jokes into an angry thread"
+    );
+    let reactions = h.tg.requests("setMessageReaction");
+    assert!(
+        reactions.iter().all(|r| r["chat_id"] == -1021),
+        "{reactions:?}"
+    );
+    // Addressed by name, the bot still does not babble there (the offline engine has nothing
+    // calm to say).
+    h.tg.push_message(&angry, &u, &format!("@{BOT_USERNAME} скажи щось"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(h.tg.sent_messages(-1022).is_empty());
     h.stop().await;
 }

@@ -6,7 +6,7 @@ mod support;
 
 use chatkeeper::reply::{
     EngineError, EngineKind, GeminiConfig, GeminiEngine, Language, LlmConfig, MarkovEngine,
-    OfflineConfig, Prompt, ReplyEngine, Responder, Secret,
+    OfflineConfig, Prompt, ReplyEngine, Responder, Secret, Tone,
 };
 use chatkeeper::store::{FlushPolicy, Message, MessageKind, MessageRef, Store, StoreConfig};
 use serde_json::Value;
@@ -131,6 +131,7 @@ fn prompt(chat: i64, context: Vec<MessageRef>, replying_to: Option<MessageRef>) 
         replying_to,
         language: Language::Ukrainian,
         hint: Some("любить, коли її звуть Ксеня".into()),
+        tone: Tone::Neutral,
     }
 }
 
@@ -471,6 +472,12 @@ fn the_prompt_shows_the_last_messages_one_per_line_with_media_named() {
         ..conversation(GROUP)
     };
     assert!(english.system_text().contains("answer in English"));
+    let calm = Prompt {
+        tone: Tone::Calm,
+        ..conversation(GROUP)
+    };
+    assert!(calm.system_text().contains("no jokes"));
+    assert!(!conversation(GROUP).system_text().contains("no jokes"));
     assert_eq!(
         Language::detect(["Привіт усім, як справи?", "ok"]),
         Language::Ukrainian

@@ -111,6 +111,11 @@ impl AnalysisCache {
         out
     }
 
+    /// The analyzer itself, for bulk work that should not fill the caches (rebuilds).
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
     /// Hit and miss counts and the entries in memory.
     pub fn stats(&self) -> CacheStats {
         CacheStats {

@@ -35,6 +35,16 @@ impl Language {
             Language::Other => "other",
         }
     }
+
+    /// The English name, for instructions to language models.
+    pub fn english_name(self) -> &'static str {
+        match self {
+            Language::Ukrainian => "Ukrainian",
+            Language::Russian => "Russian",
+            Language::English => "English",
+            Language::Other => "another language",
+        }
+    }
 }
 
 /// The dominant emotion of a text.
@@ -125,6 +135,22 @@ impl Topic {
             Topic::PoliticsNews => "politics_news",
             Topic::Food => "food",
             Topic::HealthSport => "health_sport",
+            Topic::Travel => "travel",
+        }
+    }
+
+    /// The English words for it, for instructions to language models.
+    pub fn label(self) -> &'static str {
+        match self {
+            Topic::Tech => "technology",
+            Topic::WorkStudy => "work and study",
+            Topic::DailyLife => "daily life",
+            Topic::Entertainment => "entertainment",
+            Topic::WeatherNature => "weather and nature",
+            Topic::Relationships => "relationships",
+            Topic::PoliticsNews => "politics and news",
+            Topic::Food => "food",
+            Topic::HealthSport => "health and sport",
             Topic::Travel => "travel",
         }
     }
@@ -451,9 +477,8 @@ impl Scan {
             && self.casual == 0
             && self.smiles == 0;
         let formal = self.formal * 2 + u32::from(full_sentences);
-        let friendly = self.friendly * 2
-            + self.warm_emoji
-            + u32::from(sentiment > 0.3 && self.exclaim > 0);
+        let friendly =
+            self.friendly * 2 + self.warm_emoji + u32::from(sentiment > 0.3 && self.exclaim > 0);
         let casual = self.casual * 2 + self.smiles;
         [
             (Style::Friendly, friendly),

@@ -9,7 +9,7 @@
 //! Telegram delivers again is not counted twice. People who opted out are never profiled, and
 //! their profiles are deleted.
 
-use super::{Analysis, Language, Style, Topic};
+use super::{Analysis, Analyzer, Language, Style, Topic};
 use crate::store::{self, ChatId, Message, MessageId, SettingKey, Store, Timestamp, UserId};
 use lru::LruCache;
 use rustc_hash::FxHashSet;
@@ -158,6 +158,39 @@ impl Profile {
         self.sentiment_sum / self.messages.max(1) as f32
     }
 
+    /// A one-line note for a language model about how this person writes (English, like the
+    /// rest of the instructions); `None` until there is enough to say.
+    pub fn hint(&self, utc_offset_hours: i32) -> Option<String> {
+        self.enough()?;
+        let mut parts = Vec::new();
+        if let Some(style) = self.style() {
+            parts.push(format!("writes in a {} way", style.name()));
+        }
+        parts.push(
+            match self.humour()? {
+                Humour::Often => "jokes and laughs a lot",
+                Humour::Sometimes => "jokes now and then",
+                Humour::Rare => "rarely jokes",
+            }
+            .to_string(),
+        );
+        let topics: Vec<&str> = self.top_topics().iter().map(|t| t.label()).collect();
+        if !topics.is_empty() {
+            parts.push(format!("talks mostly about {}", topics.join(", ")));
+        }
+        if let Some(language) = self.language().filter(|l| *l != Language::Other) {
+            parts.push(format!("usually writes in {}", language.english_name()));
+        }
+        if let Some(hour) = self.peak_hours(utc_offset_hours).first() {
+            parts.push(format!("most active around {hour}:00"));
+        }
+        parts.push(format!(
+            "messages of about {:.0} characters",
+            self.average_length()
+        ));
+        Some(parts.join("; "))
+    }
+
     fn enough(&self) -> Option<()> {
         (self.messages >= MIN_MESSAGES).then_some(())
     }
@@ -252,7 +285,11 @@ impl Profiles {
 
     /// Whether `user` asked not to be profiled.
     pub fn opted_out(&self, user: UserId) -> bool {
-        self.state.lock().expect("profiles").opted_out.contains(&user)
+        self.state
+            .lock()
+            .expect("profiles")
+            .opted_out
+            .contains(&user)
     }
 
     /// Stops (or resumes) profiling `user`; stopping deletes their profiles in every chat.
@@ -284,14 +321,19 @@ impl Profiles {
         self.store.remove_profiles(chat, user)
     }
 
-    /// Rebuilds the profiles of `chat` from all its stored messages (after an import brought
-    /// older history, or messages were deleted), reading `step` seconds of history at a time to
-    /// bound memory; returns how many profiles. Analyses with `analyze`. Blocking.
-    pub fn rebuild_chat(
-        &self,
-        chat: ChatId,
-        analyze: impl Fn(&str) -> Analysis,
-    ) -> store::Result<usize> {
+    /// Rebuilds the profiles of `chats` from all their stored messages (after an import brought
+    /// older history); returns how many profiles. Blocking, and a full read of those chats.
+    pub fn rebuild_chats(&self, chats: &[ChatId], analyzer: &Analyzer) -> store::Result<usize> {
+        let mut rebuilt = 0;
+        for &chat in chats {
+            rebuilt += self.rebuild_chat(chat, analyzer)?;
+        }
+        Ok(rebuilt)
+    }
+
+    /// Rebuilds the profiles of one chat, reading a month of history at a time to bound memory;
+    /// returns how many profiles.
+    pub fn rebuild_chat(&self, chat: ChatId, analyzer: &Analyzer) -> store::Result<usize> {
         const STEP: Timestamp = 30 * 86_400;
         let mut rebuilt: HashMap<UserId, Profile> = HashMap::new();
         let opted_out = self.state.lock().expect("profiles").opted_out.clone();
@@ -304,7 +346,8 @@ impl Profiles {
                 for m in self.store.chat_range(chat, from, from + STEP)? {
                     match profiled(&m) {
                         Some(user) if !opted_out.contains(&user) => {
-                            rebuilt.entry(user).or_default().add(&m, &analyze(&m.text));
+                            let analysis = analyzer.analyze(&m.text);
+                            rebuilt.entry(user).or_default().add(&m, &analysis);
                         }
                         _ => {}
                     }
@@ -358,7 +401,6 @@ impl Profiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::Analyzer;
     use crate::store::{MessageKind, StoreConfig};
 
     fn message(id: i32, user: i64, text: &str) -> Message {
@@ -414,8 +456,11 @@ mod tests {
         assert_eq!(counted.language(), Some(Language::Ukrainian));
         let before = (live.get(-7, 1).unwrap(), live.get(-7, 2).unwrap());
         let rebuilt = Profiles::new(store.clone(), 100, []);
-        assert_eq!(rebuilt.rebuild_chat(-7, |t| analyzer.analyze(t)).unwrap(), 2);
-        assert_eq!((rebuilt.get(-7, 1).unwrap(), rebuilt.get(-7, 2).unwrap()), before);
+        assert_eq!(rebuilt.rebuild_chats(&[-7], &analyzer).unwrap(), 2);
+        assert_eq!(
+            (rebuilt.get(-7, 1).unwrap(), rebuilt.get(-7, 2).unwrap()),
+            before
+        );
         // And a new process reads what the first one wrote.
         let reopened = Profiles::new(store, 100, []);
         assert_eq!(reopened.get(-7, 1).unwrap(), before.0);
@@ -436,7 +481,9 @@ mod tests {
         profiles.set_opted_out(1, true).unwrap();
         assert_eq!(profiles.get(-7, 1).unwrap(), None);
         assert_eq!(
-            store.setting::<Profile>(SettingKey::Profile { chat: -7, user: 1 }).unwrap(),
+            store
+                .setting::<Profile>(SettingKey::Profile { chat: -7, user: 1 })
+                .unwrap(),
             None,
             "deleted from the store, not only from memory"
         );

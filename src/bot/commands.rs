@@ -199,11 +199,18 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
             let Some(user) = from.map(|u| u.id.0 as i64) else {
                 return Ok(());
             };
-            let (here, everywhere) = blocking(&ctx, move |store| {
-                Ok((store.user_total_in_chat(chat, user), store.user_total(user)))
+            let reader = ctx.clone();
+            let (here, everywhere, profile) = tokio::task::spawn_blocking(move || {
+                let store = &reader.store;
+                let profile = reader.profiles.get(chat, user)?;
+                anyhow::Ok((
+                    store.user_total_in_chat(chat, user),
+                    store.user_total(user),
+                    profile,
+                ))
             })
-            .await?;
-            let text = match lang {
+            .await??;
+            let mut text = match lang {
                 Lang::Uk => format!(
                     "Тут: {}. Усього в чатах, де я є: {}.",
                     texts::messages(lang, here),
@@ -215,6 +222,16 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
                     texts::messages(lang, everywhere)
                 ),
             };
+            text.push_str("\n\n");
+            match profile {
+                _ if ctx.profiles.opted_out(user) => {
+                    text.push_str(Phrase::ProfileOff.text(lang));
+                }
+                Some(p) => {
+                    text.push_str(&texts::profile(lang, &p, ctx.config.bot.utc_offset_hours));
+                }
+                None => text.push_str(Phrase::ProfileEmpty.text(lang)),
+            }
             say(&ctx, &msg, text).await
         }
         Command::ForgetMe => forget_me(&ctx, &msg, lang).await,
@@ -442,12 +459,15 @@ async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult {
         .await;
     }
     let chat = msg.chat.id.0;
-    let deleted = blocking(ctx, move |store| {
+    let forgetting = ctx.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        let store = &forgetting.store;
         let n = store.delete_user_in_chat(user, chat)?;
+        forgetting.profiles.forget(Some(chat), Some(user))?;
         store.flush()?;
-        Ok(n)
+        anyhow::Ok(n)
     })
-    .await?;
+    .await??;
     history_changed(ctx, Some(chat)).await?;
     let text = format!(
         "{} ({})",
@@ -519,6 +539,14 @@ fn settings_view(
         ),
         on_off(!mine.no_mentions),
     );
+    text.push_str(&format!(
+        "\n{} {}",
+        lang.pick(
+            "Профіль (/me, підказки для відповідей):",
+            "Profile (/me, hints for replies):"
+        ),
+        on_off(!mine.no_profile)
+    ));
     let mut rows = vec![
         vec![InlineKeyboardButton::callback(
             lang.pick("Реакції: перемкнути", "Reactions: toggle"),
@@ -527,6 +555,13 @@ fn settings_view(
         vec![InlineKeyboardButton::callback(
             lang.pick("Згадки: перемкнути", "Mentions: toggle"),
             "set:u:mentions",
+        )],
+        vec![InlineKeyboardButton::callback(
+            lang.pick(
+                "Профіль: перемкнути (вимкнення стирає)",
+                "Profile: toggle (off deletes it)",
+            ),
+            "set:u:profile",
         )],
     ];
     if !chat.is_private() {
@@ -612,13 +647,21 @@ async fn button(ctx: &Ctx, query: &CallbackQuery, lang: Lang) -> anyhow::Result<
                 Phrase::NotYourButton.text(lang).to_string()
             } else {
                 let user = query.from.id.0 as i64;
-                let deleted = blocking(&ctx, move |store| {
+                let forgetting = ctx.clone();
+                let deleted = tokio::task::spawn_blocking(move || {
+                    let store = &forgetting.store;
                     let n = store.delete_user(user)?;
-                    store.remove_setting(SettingKey::User(user))?;
+                    forgetting.profiles.forget(None, Some(user))?;
+                    // Their opt-outs stay, so that the bot keeps respecting them; nothing
+                    // else of theirs does.
+                    let kept = settings::user(store, user)?;
+                    if kept == UserSettings::default() {
+                        store.remove_setting(SettingKey::User(user))?;
+                    }
                     store.flush()?;
-                    Ok(n)
+                    anyhow::Ok(n)
                 })
-                .await?;
+                .await??;
                 history_changed(&ctx, None).await?;
                 let text = format!(
                     "{} ({})",
@@ -634,12 +677,14 @@ async fn button(ctx: &Ctx, query: &CallbackQuery, lang: Lang) -> anyhow::Result<
                 Phrase::AdminOnly.text(lang).to_string()
             } else {
                 let chat: i64 = chat.parse().context("a purge button without a chat id")?;
-                let deleted = blocking(&ctx, move |store| {
-                    let n = store.purge_chat(chat)?;
-                    store.flush()?;
-                    Ok(n)
+                let purging = ctx.clone();
+                let deleted = tokio::task::spawn_blocking(move || {
+                    let n = purging.store.purge_chat(chat)?;
+                    purging.profiles.forget(Some(chat), None)?;
+                    purging.store.flush()?;
+                    anyhow::Ok(n)
                 })
-                .await?;
+                .await??;
                 history_changed(&ctx, Some(chat)).await?;
                 let text = format!("{} {deleted}", Phrase::PurgeDone.text(lang));
                 replace_text(&ctx, message.as_ref(), &text).await;
@@ -682,9 +727,14 @@ async fn toggle(
             match what {
                 "reactions" => mine.no_reactions = !mine.no_reactions,
                 "mentions" => mine.no_mentions = !mine.no_mentions,
+                "profile" => mine.no_profile = !mine.no_profile,
                 _ => return Ok(String::new()),
             }
             ctx.store.put_setting(SettingKey::User(id), &mine)?;
+            // Turning profiles off deletes them at once (and the flag in memory stops new ones).
+            let profiles = ctx.clone();
+            let off = mine.no_profile;
+            tokio::task::spawn_blocking(move || profiles.profiles.set_opted_out(id, off)).await??;
         }
         "c" => {
             if !can_change_chat(ctx, &message.chat, user).await? {
@@ -794,18 +844,26 @@ async fn import_document(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult 
         return Err(e).context("downloading the export from Telegram");
     }
     let import_path = path.clone();
-    let result = blocking(ctx, move |store| {
+    let importer = ctx.clone();
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let progress = Arc::new(AtomicU64::new(0));
+        let store = &importer.store;
         let summary = import::import_file(
-            Some(&store),
+            Some(store),
             &import_path,
             &ImportOptions::default(),
             &progress,
         )?;
+        // `/me` should know the imported history too.
+        importer
+            .profiles
+            .rebuild_chats(&summary.chat_ids, importer.analysis.analyzer())?;
         store.flush()?;
         Ok(summary)
     })
-    .await;
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r);
     let _ = tokio::fs::remove_file(&path).await;
     match result {
         Ok(summary) => {

@@ -79,7 +79,11 @@ async fn on_message(ctx: Ctx, msg: Message, received: Instant) -> HandlerResult 
     let user = from.id.0 as i64;
     let chat = msg.chat.id.0;
     let user_settings = settings::user(&ctx.store, user)?;
-    if !user_settings.no_reactions && rand::random::<f64>() < ctx.config.bot.reaction_chance {
+    let mood = ctx.mood(chat);
+    if !user_settings.no_reactions
+        && mood.reactions_fit()
+        && rand::random::<f64>() < ctx.config.bot.reaction_chance
+    {
         react(&ctx, &msg).await;
     }
     let chat_settings = settings::chat(&ctx.store, chat)?;
@@ -92,9 +96,11 @@ async fn on_message(ctx: Ctx, msg: Message, received: Instant) -> HandlerResult 
         true
     } else {
         let quiet = chat_settings.quiet_hours_or(ctx.config.quiet_hours);
-        let chance = chat_settings
-            .reply_chance
-            .unwrap_or(ctx.config.bot.reply_chance);
+        let chance = mood.reply_chance(
+            chat_settings
+                .reply_chance
+                .unwrap_or(ctx.config.bot.reply_chance),
+        );
         !quiet.contains(ctx.config.local_hour(msg.date.timestamp()))
             && rand::random::<f64>() < chance
     };
@@ -174,8 +180,9 @@ async fn react(ctx: &Ctx, msg: &Message) {
     }
 }
 
-/// The prompt for a reply (`replying_to`) or a spontaneous post; for the latter, messages of
-/// users who opted out of mentions are left out.
+/// The prompt for a reply (`replying_to`) or a spontaneous post, in a tone that fits the chat's
+/// mood and with a hint of how the person answered writes (unless they opted out of profiles);
+/// for spontaneous posts, messages of users who opted out of mentions are left out.
 pub async fn prompt(
     ctx: &Ctx,
     chat_id: i64,
@@ -186,7 +193,16 @@ pub async fn prompt(
 ) -> anyhow::Result<Prompt> {
     let store = ctx.store.clone();
     let n = ctx.config.bot.context_messages;
-    let context = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<MessageRef>> {
+    let hinted = ctx.clone();
+    let person = replying_to.as_ref().and_then(|m| m.user_id);
+    let (context, hint) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let hint = match person {
+            Some(user) if !hinted.profiles.opted_out(user) => hinted
+                .profiles
+                .get(chat_id, user)?
+                .and_then(|p| p.hint(hinted.config.bot.utc_offset_hours)),
+            _ => None,
+        };
         let mut context = store.recent(chat_id, n)?;
         if spontaneous {
             let mut opted_out = std::collections::HashMap::new();
@@ -209,7 +225,7 @@ pub async fn prompt(
             }
             context = keep;
         }
-        Ok(context)
+        Ok((context, hint))
     })
     .await??;
     Ok(Prompt {
@@ -220,7 +236,8 @@ pub async fn prompt(
         context,
         replying_to,
         language: lang.language(),
-        hint: None,
+        hint,
+        tone: ctx.mood(chat_id).tone(),
     })
 }
 

@@ -11,6 +11,7 @@ mod handlers;
 pub mod http;
 mod limits;
 pub mod metrics;
+pub mod policy;
 mod poll;
 pub mod record;
 pub mod settings;
@@ -18,6 +19,7 @@ pub mod spontaneous;
 pub mod texts;
 
 use crate::analyzer::cache::AnalysisCache;
+use crate::analyzer::profile::Profiles;
 use crate::analyzer::trends::Trends;
 use crate::analyzer::Analyzer;
 use crate::config::Config;
@@ -56,8 +58,10 @@ pub struct Shared {
     pub responder: Responder,
     /// Analyses of messages, cached in memory and in the store.
     pub analysis: AnalysisCache,
-    /// Hourly summaries of the last week per chat (`/analytics`).
+    /// Hourly summaries of the last week per chat (`/analytics`, the chats' mood).
     pub trends: Trends,
+    /// How each person writes in each chat (`/me`, prompt hints).
+    pub profiles: Profiles,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     /// The handler tree, built once rather than per update.
@@ -142,7 +146,12 @@ pub async fn run(
     tracing::info!(engine = responder.primary_name(), "reply engine");
     let config_backlog = config.bot.backlog_secs;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let profile_store = store.clone();
+    let opted_out = tokio::task::spawn_blocking(move || settings::profile_opt_outs(&profile_store))
+        .await
+        .context("reading the profile opt-outs panicked")??;
     let ctx = Ctx(Arc::new(Shared {
+        profiles: Profiles::new(store.clone(), PROFILE_CACHE_ENTRIES, opted_out),
         limiter: RateLimiter::new(config.limits.chat_per_minute, config.limits.user_per_minute),
         bot: bot.throttle(Limits::default()),
         analysis: AnalysisCache::new(
@@ -194,6 +203,8 @@ pub async fn run(
 const ANALYSIS_CACHE_ENTRIES: usize = 20_000;
 /// How long analyses stay in the store's cache tier.
 const ANALYSIS_TTL_SECS: i64 = 8 * 86_400;
+/// Profiles kept in memory (each about 300 bytes); the rest are read from the store.
+const PROFILE_CACHE_ENTRIES: usize = 10_000;
 /// How far back `/analytics` can look.
 pub const TREND_WINDOW_SECS: i64 = 7 * 86_400;
 
@@ -207,6 +218,16 @@ impl Ctx {
             .rebuild_from_store(&self.store, &self.analysis, chat, now)?;
         tracing::info!(chats, "trends rebuilt from the store");
         Ok(())
+    }
+
+    /// The mood of a chat over the last [`policy::MOOD_WINDOW_SECS`].
+    pub fn mood(&self, chat: i64) -> policy::Mood {
+        let now = chrono::Utc::now().timestamp();
+        policy::Mood::of(
+            &self
+                .trends
+                .summary(chat, now - policy::MOOD_WINDOW_SECS, now),
+        )
     }
 
     /// Sends a request, retrying network errors, malformed answers and server errors with

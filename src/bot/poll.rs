@@ -191,9 +191,16 @@ impl Batch {
         let analyses = ctx
             .analysis
             .analyze_all(fresh.iter().map(|m| m.text.as_str()), now);
-        for (message, analysis) in fresh.into_iter().zip(analyses) {
-            ctx.trends.record(message, &analysis);
+        for (message, analysis) in fresh.iter().zip(&analyses) {
+            ctx.trends.record(message, analysis);
         }
+        // Written before the flush below: as durable as the messages.
+        ctx.profiles.record_all(
+            fresh
+                .iter()
+                .copied()
+                .zip(analyses.iter().map(|a| a.as_ref())),
+        )?;
         for (chat, info) in self.chats {
             store.set_chat_info(chat, info)?;
         }

@@ -50,6 +50,25 @@ pub struct UserSettings {
     /// This user's messages are left out of spontaneous posts' prompts, so the bot does not
     /// bring them up unasked.
     pub no_mentions: bool,
+    /// No profile of this user is kept (and none is shown or used in prompts).
+    pub no_profile: bool,
+}
+
+/// [`UserSettings`] as stored before profiles could be turned off; still read.
+#[derive(Deserialize)]
+struct UserSettingsV1 {
+    no_reactions: bool,
+    no_mentions: bool,
+}
+
+impl From<UserSettingsV1> for UserSettings {
+    fn from(old: UserSettingsV1) -> Self {
+        UserSettings {
+            no_reactions: old.no_reactions,
+            no_mentions: old.no_mentions,
+            no_profile: false,
+        }
+    }
 }
 
 /// Reads a chat's settings (defaults when none were stored).
@@ -57,9 +76,27 @@ pub fn chat(store: &Store, chat: i64) -> crate::store::Result<ChatSettings> {
     Ok(store.setting(SettingKey::Chat(chat))?.unwrap_or_default())
 }
 
-/// Reads a user's settings (defaults when none were stored).
+/// Reads a user's settings (defaults when none were stored), in their current or first shape.
 pub fn user(store: &Store, user: i64) -> crate::store::Result<UserSettings> {
-    Ok(store.setting(SettingKey::User(user))?.unwrap_or_default())
+    let key = SettingKey::User(user);
+    match store.setting::<UserSettings>(key) {
+        Ok(settings) => Ok(settings.unwrap_or_default()),
+        Err(e) => match store.setting::<UserSettingsV1>(key) {
+            Ok(Some(old)) => Ok(old.into()),
+            _ => Err(e),
+        },
+    }
+}
+
+/// The users who asked not to be profiled.
+pub fn profile_opt_outs(store: &Store) -> crate::store::Result<Vec<i64>> {
+    let mut opted_out = Vec::new();
+    for id in store.users_with_settings()? {
+        if user(store, id)?.no_profile {
+            opted_out.push(id);
+        }
+    }
+    Ok(opted_out)
 }
 
 /// Parses quiet hours as `/settings quiet` takes them: `23-8`, or `off`.
@@ -77,6 +114,31 @@ pub fn parse_quiet_hours(text: &str) -> Option<Option<(u8, u8)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_settings_of_the_first_shape_are_still_read() {
+        #[derive(Serialize)]
+        struct Old {
+            no_reactions: bool,
+            no_mentions: bool,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::StoreConfig::new(dir.path())).unwrap();
+        let old = Old {
+            no_reactions: true,
+            no_mentions: false,
+        };
+        store.put_setting(SettingKey::User(5), &old).unwrap();
+        let read = user(&store, 5).unwrap();
+        assert!(read.no_reactions && !read.no_mentions && !read.no_profile);
+        let new = UserSettings {
+            no_profile: true,
+            ..read
+        };
+        store.put_setting(SettingKey::User(5), &new).unwrap();
+        assert_eq!(user(&store, 5).unwrap(), new);
+        assert_eq!(profile_opt_outs(&store).unwrap(), vec![5]);
+    }
 
     #[test]
     fn quiet_hours_parse() {

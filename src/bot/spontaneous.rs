@@ -13,7 +13,9 @@ use teloxide::prelude::*;
 ///
 /// A chat is eligible when it is a group, had at least `min_messages` within the window (real
 /// activity, not merely a chat once seen), allows spontaneous posts, is outside its quiet hours,
-/// and its cooldown (kept in the store, so restarts do not reset it) has passed.
+/// and its cooldown (kept in the store, so restarts do not reset it) has passed. Among eligible
+/// chats the busiest, or one whose mood turned negative, is chosen (see
+/// [`super::policy::Mood::spontaneous_priority`]); ties are drawn at random.
 pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
     let config = &ctx.config.spontaneous;
     let now = chrono::Utc::now().timestamp();
@@ -45,10 +47,20 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
         Ok(eligible)
     })
     .await??;
-    if eligible.is_empty() {
+    let priorities: Vec<f64> = eligible
+        .iter()
+        .map(|&chat| ctx.mood(chat).spontaneous_priority())
+        .collect();
+    let Some(best) = priorities.iter().copied().reduce(f64::max) else {
         return Ok(None);
-    }
-    let chat_id = eligible[rand::random_range(0..eligible.len())];
+    };
+    let first: Vec<i64> = eligible
+        .iter()
+        .zip(&priorities)
+        .filter(|(_, &p)| p == best)
+        .map(|(&chat, _)| chat)
+        .collect();
+    let chat_id = first[rand::random_range(0..first.len())];
     // The cooldown is written before posting: a crash after the post must not post again.
     let mut s = settings::chat(&ctx.store, chat_id)?;
     s.last_spontaneous = Some(now);

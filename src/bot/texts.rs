@@ -1,7 +1,8 @@
 //! Everything the bot says, in Ukrainian and English. One table, so that a new message is added
 //! in both languages at once and the command menu, `/help` and the replies cannot drift apart.
 
-use crate::analyzer::{Emotion, Topic};
+use crate::analyzer::profile::{Humour, Profile};
+use crate::analyzer::{Emotion, Language as TextLanguage, Style, Topic};
 use crate::reply::Language;
 
 /// The language of a reply: Ukrainian for users whose Telegram speaks Ukrainian (or Russian:
@@ -140,6 +141,8 @@ pub enum Phrase {
     PurgeDone,
     SettingsUsage,
     ButtonFailed,
+    ProfileOff,
+    ProfileEmpty,
 }
 
 impl Phrase {
@@ -156,8 +159,8 @@ impl Phrase {
                 "Nothing has been recorded here yet.",
             ),
             ForgotHere => (
-                "Готово: твої повідомлення в цьому чаті видалено. Видалити також усюди?",
-                "Done: your messages in this chat are deleted. Delete them everywhere too?",
+                "Готово: твої повідомлення й профіль у цьому чаті видалено. Видалити також усюди?",
+                "Done: your messages and profile in this chat are deleted. Delete them everywhere too?",
             ),
             ForgetEverywhereButton => ("🗑 Видалити всюди", "🗑 Delete everywhere"),
             ForgetEverywhereAsk => (
@@ -165,8 +168,10 @@ impl Phrase {
                 "Delete all your messages in every chat? This cannot be undone.",
             ),
             ForgotEverywhere => (
-                "Готово: усі твої повідомлення та лічильники видалено.",
-                "Done: all your messages and counters are deleted.",
+                "Готово: усі твої повідомлення, лічильники й профілі видалено (твої вибори в \
+                 /settings лишаються, щоб я їх і далі поважав).",
+                "Done: all your messages, counters and profiles are deleted (your choices in \
+                 /settings stay, so that I keep respecting them).",
             ),
             NotYourButton => ("Ця кнопка не для тебе.", "This button is not yours."),
             ChatAdminsOnly => (
@@ -211,6 +216,14 @@ impl Phrase {
                 "Не вдалося, спробуй ще раз пізніше.",
                 "That did not work; please try again later.",
             ),
+            ProfileOff => (
+                "Профіль вимкнено: я не збираю про тебе нічого, крім лічильників (/settings).",
+                "Your profile is off: I keep nothing about you but counters (/settings).",
+            ),
+            ProfileEmpty => (
+                "Профілю ще немає: я складаю його з нових повідомлень у цьому чаті.",
+                "No profile yet: I build it from your new messages in this chat.",
+            ),
         };
         lang.pick(uk, en)
     }
@@ -245,6 +258,76 @@ pub fn topic(lang: Lang, topic: Topic) -> &'static str {
         Topic::Travel => ("подорожі", "travel"),
     };
     lang.pick(uk, en)
+}
+
+/// `/me`: what the bot learned of how someone writes in this chat (hours are local, with
+/// `utc_offset_hours`).
+pub fn profile(lang: Lang, p: &Profile, utc_offset_hours: i32) -> String {
+    let mut lines = vec![match lang {
+        Lang::Uk => format!(
+            "✍️ Середня довжина: {:.0} симв. · емодзі: {:.1} на повідомлення",
+            p.average_length(),
+            p.emoji_per_message()
+        ),
+        Lang::En => format!(
+            "✍️ Average length: {:.0} characters · emoji: {:.1} per message",
+            p.average_length(),
+            p.emoji_per_message()
+        ),
+    }];
+    let hours: Vec<String> = p
+        .peak_hours(utc_offset_hours)
+        .iter()
+        .map(|h| format!("{h}:00"))
+        .collect();
+    if !hours.is_empty() {
+        lines.push(format!(
+            "🕐 {} {}",
+            lang.pick("Найактивніші години:", "Most active hours:"),
+            hours.join(", ")
+        ));
+    }
+    let topics: Vec<&str> = p.top_topics().iter().map(|t| topic(lang, *t)).collect();
+    if !topics.is_empty() {
+        lines.push(format!(
+            "💬 {} {}",
+            lang.pick("Теми:", "Topics:"),
+            topics.join(", ")
+        ));
+    }
+    match (p.language(), p.humour()) {
+        (Some(language), Some(humour)) => {
+            let language = match language {
+                TextLanguage::Ukrainian => lang.pick("українська", "Ukrainian"),
+                TextLanguage::Russian => lang.pick("російська", "Russian"),
+                TextLanguage::English => lang.pick("англійська", "English"),
+                TextLanguage::Other => lang.pick("інша", "other"),
+            };
+            let style = match p.style() {
+                Some(Style::Formal) => lang.pick("офіційний", "formal"),
+                Some(Style::Friendly) => lang.pick("дружній", "friendly"),
+                Some(Style::Casual) => lang.pick("невимушений", "casual"),
+                None => lang.pick("без вираженого", "no clear one"),
+            };
+            let humour = match humour {
+                Humour::Often => lang.pick("часто", "often"),
+                Humour::Sometimes => lang.pick("іноді", "sometimes"),
+                Humour::Rare => lang.pick("рідко", "rarely"),
+            };
+            lines.push(match lang {
+                Lang::Uk => format!("🗣 Мова: {language} · стиль: {style} · жартуєш: {humour}"),
+                Lang::En => format!("🗣 Language: {language} · style: {style} · jokes: {humour}"),
+            });
+        }
+        _ => lines.push(
+            lang.pick(
+                "🗣 Ще замало повідомлень, щоб судити про мову, стиль і гумор.",
+                "🗣 Too few messages yet to tell your language, style and humour.",
+            )
+            .into(),
+        ),
+    }
+    lines.join("\n")
 }
 
 /// A count with its noun, e.g. "5 повідомлень" / "5 messages".

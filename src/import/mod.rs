@@ -37,6 +37,8 @@ pub struct ImportOptions {
 pub struct ImportSummary {
     pub layout: String,
     pub chats: u64,
+    /// The chats stored (empty in a dry run), so that what derives from history can be rebuilt.
+    pub chat_ids: Vec<ChatId>,
     /// Stored messages that count for users.
     pub messages: u64,
     pub service_messages: u64,
@@ -235,6 +237,9 @@ impl Sink for StoreSink<'_> {
         };
         self.chat = Some(id);
         self.summary.chats += 1;
+        if !self.summary.chat_ids.contains(&id) {
+            self.summary.chat_ids.push(id);
+        }
         let info = ChatInfo {
             title: header.name.clone().unwrap_or_default(),
             kind: record::chat_kind(kind).into(),

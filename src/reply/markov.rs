@@ -7,7 +7,7 @@
 //! `rebuild_after` new messages.
 
 use super::config::OfflineConfig;
-use super::{EngineError, Prompt, ReplyEngine};
+use super::{EngineError, Prompt, ReplyEngine, Tone};
 use crate::store::{ChatId, MessageKind, MessageRef, Store};
 use futures::future::BoxFuture;
 use lru::LruCache;
@@ -146,6 +146,10 @@ impl ReplyEngine for MarkovEngine {
     }
 
     fn reply<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Result<String, EngineError>> {
+        // Recombined chat lines are a joke at best: not for a tense thread.
+        if prompt.tone == Tone::Calm {
+            return Box::pin(async { Err(EngineError::NothingToSay) });
+        }
         Box::pin(self.generate(
             prompt.chat_id,
             prompt.replying_to.as_ref().map(|m| m.text.as_str()),

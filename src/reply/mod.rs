@@ -18,7 +18,7 @@ pub use config::{
 pub use gemini::GeminiEngine;
 pub use markov::MarkovEngine;
 pub use openai::OpenAiEngine;
-pub use prompt::{Language, Prompt, CONTEXT_MESSAGES, MESSAGE_CHARS};
+pub use prompt::{Language, Prompt, Tone, CONTEXT_MESSAGES, MESSAGE_CHARS};
 
 use crate::store::Store;
 use futures::future::BoxFuture;

@@ -52,6 +52,34 @@ impl Language {
     }
 }
 
+/// How the bot should sound, chosen from the chat's mood (see the bot's reply policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tone {
+    /// Nothing to adjust.
+    #[default]
+    Neutral,
+    /// A lively chat in a good mood: a light joke fits.
+    Playful,
+    /// A tense or angry thread: no jokes, calm words.
+    Calm,
+}
+
+impl Tone {
+    /// The instruction for a language model (none for neutral).
+    fn instruction(self) -> Option<&'static str> {
+        match self {
+            Tone::Neutral => None,
+            Tone::Playful => {
+                Some("The chat is lively and in a good mood: a light, friendly joke is welcome.")
+            }
+            Tone::Calm => Some(
+                "The conversation is tense or angry: answer calmly and kindly, with no jokes, \
+                 sarcasm or teasing, and do not take sides.",
+            ),
+        }
+    }
+}
+
 /// Everything an engine needs to write one message to a chat.
 #[derive(Clone, Debug)]
 pub struct Prompt {
@@ -71,6 +99,8 @@ pub struct Prompt {
     pub language: Language,
     /// A short note about the person addressed (e.g. how they like to be called), may be `None`.
     pub hint: Option<String>,
+    /// How to sound, from the chat's mood.
+    pub tone: Tone,
 }
 
 impl Prompt {
@@ -90,6 +120,9 @@ impl Prompt {
             one_line(&self.chat_title, MESSAGE_CHARS),
         );
         let _ = writeln!(text, "{}", self.language.instruction());
+        if let Some(tone) = self.tone.instruction() {
+            let _ = writeln!(text, "{tone}");
+        }
         text.push_str(
             "Answer briefly: one or two sentences, plain text without Markdown, without your name \
              in front and without repeating the transcript.\n",

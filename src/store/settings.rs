@@ -13,7 +13,10 @@ pub enum SettingKey {
     User(UserId),
     /// What the bot learned of a user in one chat (kept apart per chat: a group does not see
     /// what someone does elsewhere).
-    Profile { chat: ChatId, user: UserId },
+    Profile {
+        chat: ChatId,
+        user: UserId,
+    },
 }
 
 const CHAT: u8 = b'c';
@@ -101,22 +104,17 @@ impl Store {
         Ok(())
     }
 
-    /// Every user's record of type `T` (e.g. to know the opt-outs at start-up); records of
-    /// another shape are errors that name them.
-    pub fn user_settings<T: DeserializeOwned>(&self) -> Result<Vec<(UserId, T)>> {
+    /// The users who have a record of their own (e.g. to learn the opt-outs at start-up).
+    pub fn users_with_settings(&self) -> Result<Vec<UserId>> {
         self.shared
             .db
             .scan_prefix([keys::SETTINGS, USER])
             .map(|item| {
-                let (key, value) = item.map_err(|e| self.shared.io(e))?;
-                let user = key
-                    .get(2..10)
+                let (key, _) = item.map_err(|e| self.shared.io(e))?;
+                key.get(2..10)
                     .and_then(|id| id.try_into().ok())
                     .map(keys::from_ordered_i64)
-                    .ok_or_else(|| self.shared.corrupt_msg(format!("setting key {key:?}")))?;
-                let value = codec::decode(&value)
-                    .map_err(|e| self.shared.corrupt(format!("setting of user {user}"), e))?;
-                Ok((user, value))
+                    .ok_or_else(|| self.shared.corrupt_msg(format!("setting key {key:?}")))
             })
             .collect()
     }
