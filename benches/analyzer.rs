@@ -1,10 +1,14 @@
 //! Analyzer throughput on one core, uncached and cached: messages of 1–40 words made of the words of the
-//! labelled set (real Ukrainian, Russian and English chat words, emoji included).
+//! labelled set (real Ukrainian, Russian and English chat words, emoji included); and the cost the
+//! bot's live path adds per stored message (hourly summaries and profiles, then with analysis).
 //! `cargo bench --bench analyzer`.
 
 use chatkeeper::analyzer::cache::AnalysisCache;
-use chatkeeper::analyzer::Analyzer;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use chatkeeper::analyzer::profile::Profiles;
+use chatkeeper::analyzer::trends::Trends;
+use chatkeeper::analyzer::{Analysis, Analyzer};
+use chatkeeper::store::{Message, MessageKind, Store, StoreConfig};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -63,5 +67,105 @@ fn analyze(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, analyze);
+/// Messages per batch, as the bot takes them from one `getUpdates`.
+const BATCH: usize = 100;
+const CHATS: i64 = 200;
+const USERS: i64 = 2_000;
+
+/// The bot's live path per stored message, after the store write: the hourly summaries and the
+/// author's profile (written to the store in one batch, flushed with the messages), first with
+/// the analyses at hand, then with the analysis of each new text through the cache.
+fn live_path(c: &mut Criterion) {
+    let corpus = corpus();
+    let analyzer = Analyzer::default();
+    let analyses: Vec<Analysis> = corpus.iter().map(|t| analyzer.analyze(t)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+    let trends = Trends::new(7 * 24);
+    let profiles = Profiles::new(store.clone(), 10_000, []);
+    let cache = AnalysisCache::new(Analyzer::default(), Some(store.clone()), 20_000, 86_400);
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut next_id = 0i32;
+    let now = 1_800_000_000;
+    // A batch of new messages from random people, with the index of each text. Each person
+    // talks in their own chat (as in life: a profile per chat and member), or, with `anywhere`,
+    // in any chat (a worst case: 400,000 possible profiles, nearly every one read from disk).
+    let mut batch = |anywhere: bool| -> Vec<(Message, usize)> {
+        (0..BATCH)
+            .map(|_| {
+                next_id += 1;
+                let i = rng.random_range(0..corpus.len());
+                let user = rng.random_range(1..=USERS);
+                let chat = if anywhere {
+                    rng.random_range(0..CHATS)
+                } else {
+                    user % CHATS
+                };
+                let message = Message {
+                    chat_id: -1_000 - chat,
+                    message_id: next_id,
+                    time: now + i64::from(next_id) / 10,
+                    edit_time: None,
+                    user_id: Some(user),
+                    sender_name: String::new(),
+                    // Unique, as live texts mostly are: the analysis caches miss.
+                    text: format!("{} {next_id}", corpus[i]),
+                    kind: MessageKind::Text,
+                    reply_to: None,
+                    forwarded_from: None,
+                    is_bot: false,
+                };
+                (message, i)
+            })
+            .collect()
+    };
+    let mut group = c.benchmark_group("live path");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let summaries_and_profiles = |batch: Vec<(Message, usize)>| {
+        let items = || batch.iter().map(|(m, i)| (m, &analyses[*i]));
+        for (m, a) in items() {
+            trends.record(m, a);
+        }
+        profiles.record_all(items()).unwrap();
+    };
+    group.bench_function("summaries + profiles, per batch of 100", |b| {
+        b.iter_batched(
+            || batch(false),
+            summaries_and_profiles,
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("analysis + summaries + profiles, per batch of 100", |b| {
+        b.iter_batched(
+            || batch(false),
+            |batch| {
+                let fresh = cache.analyze_all(batch.iter().map(|(m, _)| m.text.as_str()), now);
+                let items = || {
+                    batch
+                        .iter()
+                        .map(|(m, _)| m)
+                        .zip(fresh.iter().map(|a| a.as_ref()))
+                };
+                for (m, a) in items() {
+                    trends.record(m, a);
+                }
+                profiles.record_all(items()).unwrap();
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function(
+        "summaries + profiles, people in any chat (worst case), per batch of 100",
+        |b| {
+            b.iter_batched(
+                || batch(true),
+                summaries_and_profiles,
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, analyze, live_path);
 criterion_main!(benches);
