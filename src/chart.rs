@@ -363,6 +363,9 @@ fn encode(pixels: &[u8]) -> Result<Vec<u8>, ChartError> {
     let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    // Telegram recompresses photos anyway: fast deflate takes a fifth of the time of the
+    // default for a file under twice the size (about 90 KB).
+    encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(pixels)?;
     writer.finish()?;
