@@ -148,7 +148,8 @@ impl ChartLabels {
 }
 
 /// Draws `data` as a [`WIDTH`]×[`HEIGHT`] PNG: the title, then activity by hour, messages per
-/// day and the emotion mix. A panel without data says so instead of drawing empty axes.
+/// day (the last [`MAX_DAYS`] of them) and the emotion mix. A panel without data says so instead
+/// of drawing empty axes.
 pub fn render_png(data: &ChartData, labels: &ChartLabels) -> Result<Vec<u8>, ChartError> {
     register_font()?;
     let mut pixels = vec![0; WIDTH as usize * HEIGHT as usize * 3];
@@ -174,19 +175,16 @@ pub fn render_png(data: &ChartData, labels: &ChartLabels) -> Result<Vec<u8>, Cha
             HOURS_COLOR,
             &labels.no_data,
         )?;
-        let per_day: Vec<u64> = data.days.iter().map(|&(_, n)| n).collect();
+        let days = &data.days[data.days.len().saturating_sub(MAX_DAYS)..];
+        let per_day: Vec<u64> = days.iter().map(|&(_, n)| n).collect();
         // Counted back from the last day, so that today is always labelled.
-        let every = data.days.len().div_ceil(MAX_DAY_LABELS).max(1);
+        let every = days.len().div_ceil(MAX_DAY_LABELS).max(1);
         draw_bars(
             &panels[1],
             &labels.per_day,
             &per_day,
-            (0..data.days.len()).rev().step_by(every).collect(),
-            &|i| {
-                data.days
-                    .get(i)
-                    .map_or(String::new(), |&(day, _)| dd_mm(day))
-            },
+            (0..days.len()).rev().step_by(every).collect(),
+            &|i| days.get(i).map_or(String::new(), |&(day, _)| dd_mm(day)),
             DAYS_COLOR,
             &labels.no_data,
         )?;
