@@ -66,7 +66,7 @@ enum Command {
         json: bool,
     },
     /// Draw a chat's chart as PNG: messages by local hour, messages per day, and the emotion mix
-    /// of the last 7 days (the picture /stats and /analytics send).
+    /// of the last 7 days (the picture for /stats and /analytics).
     Chart {
         /// A chat id as the Bot API writes it (groups are negative: -100…).
         #[arg(long, allow_hyphen_values = true)]
