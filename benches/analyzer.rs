@@ -1,12 +1,15 @@
 //! Analyzer throughput on one core, uncached and cached: messages of 1–40 words made of the words of the
-//! labelled set (real Ukrainian, Russian and English chat words, emoji included); and the cost the
-//! bot's live path adds per stored message (hourly summaries and profiles, then with analysis).
+//! labelled set (real Ukrainian, Russian and English chat words, emoji included); the cost the
+//! bot's live path adds per stored message (hourly summaries and profiles, then with analysis);
+//! and the chart of a month of a busy chat (`cargo bench --bench analyzer -- chart`).
 //! `cargo bench --bench analyzer`.
 
 use chatkeeper::analyzer::cache::AnalysisCache;
 use chatkeeper::analyzer::profile::Profiles;
 use chatkeeper::analyzer::trends::Trends;
 use chatkeeper::analyzer::{Analysis, Analyzer};
+use chatkeeper::bot::texts::Lang;
+use chatkeeper::chart::{self, ChartData, ChartLabels};
 use chatkeeper::store::{Message, MessageKind, Store, StoreConfig};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::rngs::SmallRng;
@@ -167,5 +170,28 @@ fn live_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, analyze, live_path);
+/// The PNG of `/stats`: a month of days, every hour and emotion used, Ukrainian labels.
+fn chart(c: &mut Criterion) {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let today = 20_400;
+    let data = ChartData {
+        title: "Київський чат любителів кави".into(),
+        hours: std::array::from_fn(|_| rng.random_range(0..5_000)),
+        days: (today - 29..=today)
+            .map(|day| (day, rng.random_range(0..3_000)))
+            .collect(),
+        emotions: std::array::from_fn(|_| rng.random_range(0..2_000)),
+    };
+    let labels = ChartLabels::new(Lang::Uk);
+    c.bench_function(
+        &format!(
+            "chart/render_png 30 days {}x{}",
+            chart::WIDTH,
+            chart::HEIGHT
+        ),
+        |b| b.iter(|| chart::render_png(&data, &labels).expect("a chart")),
+    );
+}
+
+criterion_group!(benches, analyze, live_path, chart);
 criterion_main!(benches);

@@ -1,9 +1,13 @@
 //! The `chatkeeper` command line.
 
 use anyhow::Context;
+use chatkeeper::analyzer::cache::AnalysisCache;
+use chatkeeper::analyzer::trends::Trends;
 use chatkeeper::analyzer::{lexicon::Lexicon, profile::Profiles, Analyzer};
 use chatkeeper::bench::{self, workload::WorkloadSpec, BenchOptions, StoreEngine};
 use chatkeeper::bot::settings;
+use chatkeeper::bot::texts::Lang;
+use chatkeeper::chart::{self, ChartData, ChartLabels};
 use chatkeeper::config::Config;
 use chatkeeper::import;
 use chatkeeper::store::{self, ChatStats, FlushPolicy, GlobalStats, Store, StoreConfig};
@@ -61,6 +65,27 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Draw a chat's chart as PNG: messages by local hour, messages per day, and the emotion mix
+    /// of the last 7 days (the picture for /stats and /analytics).
+    Chart {
+        /// A chat id as the Bot API writes it (groups are negative: -100…).
+        #[arg(long, allow_hyphen_values = true)]
+        chat: i64,
+        /// The PNG file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Days of the messages-per-day panel, up to today.
+        #[arg(long, default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=chart::MAX_DAYS as u64))]
+        days: u64,
+        /// The labels' language: uk or en.
+        #[arg(long, default_value = "en", value_parser = parse_lang)]
+        lang: Lang,
+        /// The configuration whose `bot.utc_offset_hours` sets the local hours [default:
+        /// ./chatkeeper.toml when it exists].
+        #[arg(long, env = "CHATKEEPER_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Check every derived structure and counter against the messages.
     Verify {
@@ -288,6 +313,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Chart {
+            chat,
+            out,
+            days,
+            lang,
+            config,
+        } => {
+            let utc_offset = Config::load(config.as_deref(), None)?.bot.utc_offset_hours;
+            let store = open_existing(&data_dir)?;
+            let now = chrono::Utc::now().timestamp();
+            let emotions = week_emotions(&store, chat, now)?;
+            let data =
+                ChartData::from_store(&store, chat, emotions, now, days as usize, utc_offset)
+                    .with_context(|| {
+                        format!(
+                        "the store in {} has no chat {chat}: pass the id as the Bot API writes it \
+                         (groups are negative: -100…) and --data-dir of the bot's data directory",
+                        data_dir.display()
+                    )
+                    })?;
+            let started = std::time::Instant::now();
+            let png = chart::render_png(&data, &ChartLabels::new(lang))?;
+            let elapsed = started.elapsed();
+            std::fs::write(&out, &png).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote {} ({}×{}, {} bytes), rendered in {:.1} ms",
+                out.display(),
+                chart::WIDTH,
+                chart::HEIGHT,
+                png.len(),
+                elapsed.as_secs_f64() * 1e3
+            );
+        }
         Command::Verify { repair, json } => {
             let store = open_existing(&data_dir)?;
             let report = if repair {
@@ -499,6 +557,26 @@ impl Progress {
             let _ = thread.join();
         }
     }
+}
+
+/// `--lang` of `chart`.
+fn parse_lang(code: &str) -> Result<Lang, String> {
+    match code {
+        "uk" => Ok(Lang::Uk),
+        "en" => Ok(Lang::En),
+        other => Err(format!("{other:?} is not uk or en")),
+    }
+}
+
+/// The emotion mix of a chat's last 7 days, analysed like the bot's `/analytics` but without
+/// writing analyses to the store.
+fn week_emotions(store: &Store, chat: i64, now: i64) -> anyhow::Result<[u32; 7]> {
+    const WEEK_HOURS: i64 = 7 * 24;
+    // Only repeated texts hit the cache in one run; the capacity just bounds its memory.
+    let analysis = AnalysisCache::new(Analyzer::default(), None, 10_000, 0);
+    let trends = Trends::new(WEEK_HOURS);
+    trends.rebuild_from_store(store, &analysis, Some(chat), now)?;
+    Ok(trends.summary(chat, now - WEEK_HOURS * 3600, now).emotions)
 }
 
 fn time_text(t: Option<i64>) -> String {

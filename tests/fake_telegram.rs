@@ -597,6 +597,67 @@ async fn send_document_multipart() {
     assert_eq!(downloaded, content);
 }
 
+/// A `width`×`height` PNG, as a chart upload would be.
+fn png_bytes(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    let mut writer = encoder.write_header().unwrap();
+    writer
+        .write_image_data(&vec![200; (width * height * 3) as usize])
+        .unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+#[tokio::test]
+async fn send_photo_multipart() {
+    let tg = FakeTelegram::start().await;
+    let bot = bot(&tg);
+    let chat = group();
+    let (_, asked) = tg.push_message(&chat, &alice(), "/stats");
+    let picture = png_bytes(30, 20);
+    let sent = bot
+        .send_photo(ChatId(chat.id), InputFile::memory(picture.clone()))
+        .caption("📊 Stats")
+        .reply_parameters(ReplyParameters::new(MessageId(asked)))
+        .await
+        .unwrap();
+    let sizes = sent.photo().expect("photo");
+    let largest = sizes.last().unwrap();
+    assert_eq!((largest.width, largest.height), (30, 20));
+    assert_eq!(largest.file.size as usize, picture.len());
+    assert_eq!(sent.caption(), Some("📊 Stats"));
+    assert_eq!(sent.reply_to_message().unwrap().id, MessageId(asked));
+    assert_eq!(sent.from.as_ref().unwrap().id, UserId(BOT_ID as u64));
+
+    let r = &tg.requests("sendPhoto")[0];
+    assert_eq!(r["chat_id"], json!(chat.id));
+    assert_eq!(r["photo"]["len"], json!(picture.len()));
+    assert_eq!(tg.sent_photos(chat.id), vec![picture.clone()]);
+
+    // Sent again by file id, the same bytes arrive.
+    bot.send_photo(ChatId(chat.id), InputFile::file_id(largest.file.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(tg.sent_photos(chat.id), vec![picture.clone(), picture]);
+    assert!(tg.sent_photos(-1).is_empty());
+
+    // What is not an image is refused as Telegram refuses it.
+    let err = bot
+        .send_photo(
+            ChatId(chat.id),
+            InputFile::memory(b"not a picture".to_vec()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RequestError::Api(ApiError::ImageProcessFailed)),
+        "{err:?}"
+    );
+    assert_eq!(tg.sent_photos(chat.id).len(), 2);
+}
+
 #[tokio::test]
 async fn fault_retry_after() {
     let tg = FakeTelegram::start().await;

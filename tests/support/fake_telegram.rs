@@ -8,7 +8,8 @@
 //! What it deliberately does like the real Bot API (so bugs show up in tests, not in production):
 //! `sendMessage` refuses empty texts and texts longer than 4096 UTF-16 code units,
 //! `editMessageText` refuses unknown messages, other users' messages and edits that change
-//! nothing, `getFile` refuses unknown file ids. What it does not do: parse `parse_mode` markup,
+//! nothing, `getFile` refuses unknown file ids, `sendPhoto` refuses what is not a PNG (the only
+//! image format it reads). What it does not do: parse `parse_mode` markup,
 //! check rights, or enforce rate limits (inject [`Fault::RetryAfter`] for that).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -402,8 +403,9 @@ impl FakeTelegram {
         }
     }
 
-    /// The Message objects the fake returned for successful `sendMessage`, `sendDocument` and
-    /// `editMessageText` calls to chat `chat_id`, in order (an edit appears as the new version).
+    /// The Message objects the fake returned for successful `sendMessage`, `sendDocument`,
+    /// `sendPhoto` and `editMessageText` calls to chat `chat_id`, in order (an edit appears as the
+    /// new version).
     pub fn sent_messages(&self, chat_id: i64) -> Vec<Value> {
         self.state()
             .sent
@@ -417,6 +419,18 @@ impl FakeTelegram {
     /// sent or edited), e.g. to build a `reply_to_message`.
     pub fn message(&self, chat_id: i64, message_id: i32) -> Option<Value> {
         self.state().message(chat_id, message_id)
+    }
+
+    /// The bytes of every photo sent to `chat_id` (uploaded or resent by file id), in order, so
+    /// a test can decode the picture the bot drew.
+    pub fn sent_photos(&self, chat_id: i64) -> Vec<Vec<u8>> {
+        let st = self.state();
+        st.sent
+            .iter()
+            .filter(|(c, _)| *c == chat_id)
+            .filter_map(|(_, m)| m.get("photo")?.as_array()?.last()?.get("file_id")?.as_str())
+            .filter_map(|file_id| st.files.get(file_id).map(|f| f.bytes.clone()))
+            .collect()
     }
 
     /// `file_path`s the bot downloaded from `/file/bot{TOKEN}/...`, in order.
@@ -686,6 +700,7 @@ impl FakeState {
             "sendMessage" => self.send_message(params),
             "editMessageText" => self.edit_message_text(params),
             "sendDocument" => self.send_document(params, uploads),
+            "sendPhoto" => self.send_photo(params, uploads),
             "getChatMember" => self.get_chat_member(params),
             "getFile" => {
                 let file_id = params
@@ -851,37 +866,71 @@ impl FakeState {
         uploads: &HashMap<String, Upload>,
     ) -> Result<Value, ApiErr> {
         let chat_id = chat_id_param(params)?;
-        let document = if let Some(up) = uploads.get("document") {
-            let file_id = format!("BQACAgIAAxkDAAI{}", self.next_serial);
-            self.add_file(&file_id, Some(&up.file_name), up.bytes.clone());
-            let mut doc = self.file_meta(&file_id).expect("just added");
-            doc.as_object_mut().expect("object").remove("file_path");
-            if !up.file_name.is_empty() {
-                doc["file_name"] = json!(up.file_name);
-            }
-            doc
-        } else {
-            let file_id = params
-                .get("document")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut doc = self
-                .file_meta(file_id)
-                .ok_or_else(|| bad_request("wrong file identifier/HTTP URL specified"))?;
-            doc.as_object_mut().expect("object").remove("file_path");
-            doc
-        };
+        let (_, mut document) =
+            self.attached_file("document", "BQACAgIAAxkDAAI", params, uploads)?;
+        if let Some(up) = uploads
+            .get("document")
+            .filter(|up| !up.file_name.is_empty())
+        {
+            document["file_name"] = json!(up.file_name);
+        }
         let mut msg = self.new_bot_message(chat_id, params);
         msg["document"] = document;
-        if let Some(caption) = params.get("caption").and_then(Value::as_str) {
-            if caption.encode_utf16().count() > 1024 {
-                return Err(bad_request("message caption is too long"));
-            }
-            msg["caption"] = json!(caption);
-            add_entities(&mut msg);
-        }
+        add_caption(&mut msg, params)?;
         self.store_sent(chat_id, &msg);
         Ok(msg)
+    }
+
+    /// One size of the photo (Telegram adds smaller ones it makes itself), measured from the PNG.
+    fn send_photo(
+        &mut self,
+        params: &Value,
+        uploads: &HashMap<String, Upload>,
+    ) -> Result<Value, ApiErr> {
+        let chat_id = chat_id_param(params)?;
+        let (file_id, mut photo) =
+            self.attached_file("photo", "AgACAgIAAxkDAAI", params, uploads)?;
+        let (width, height) = self
+            .files
+            .get(&file_id)
+            .and_then(|f| png_size(&f.bytes))
+            .ok_or_else(|| bad_request("IMAGE_PROCESS_FAILED"))?;
+        photo["width"] = json!(width);
+        photo["height"] = json!(height);
+        let mut msg = self.new_bot_message(chat_id, params);
+        msg["photo"] = json!([photo]);
+        add_caption(&mut msg, params)?;
+        self.store_sent(chat_id, &msg);
+        Ok(msg)
+    }
+
+    /// The file a send method's `field` refers to: a new upload (kept under a new id starting
+    /// with `id_prefix`, so `getFile` finds it) or the id of a known file. Returns its id and its
+    /// Bot API object (without `file_path`, as send methods answer).
+    fn attached_file(
+        &mut self,
+        field: &str,
+        id_prefix: &str,
+        params: &Value,
+        uploads: &HashMap<String, Upload>,
+    ) -> Result<(String, Value), ApiErr> {
+        let file_id = match uploads.get(field) {
+            Some(up) => {
+                let file_id = format!("{id_prefix}{}", self.next_serial);
+                self.add_file(&file_id, Some(&up.file_name), up.bytes.clone());
+                file_id
+            }
+            None => params
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let mut file = self
+            .file_meta(&file_id)
+            .ok_or_else(|| bad_request("wrong file identifier/HTTP URL specified"))?;
+        file.as_object_mut().expect("object").remove("file_path");
+        Ok((file_id, file))
     }
 
     fn get_chat_member(&self, params: &Value) -> Result<Value, ApiErr> {
@@ -1297,6 +1346,29 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(1)
+}
+
+/// (width, height) from a PNG's header; `None` when the bytes are no PNG.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let header = bytes.get(..24)?;
+    if &header[..8] != b"\x89PNG\r\n\x1a\n" || &header[12..16] != b"IHDR" {
+        return None;
+    }
+    let number = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    Some((number(16), number(20)))
+}
+
+/// Sets a media message's `caption` from the call, refusing what Telegram refuses (more than
+/// 1024 UTF-16 code units).
+fn add_caption(msg: &mut Value, params: &Value) -> Result<(), ApiErr> {
+    if let Some(caption) = params.get("caption").and_then(Value::as_str) {
+        if caption.encode_utf16().count() > 1024 {
+            return Err(bad_request("message caption is too long"));
+        }
+        msg["caption"] = json!(caption);
+        add_entities(msg);
+    }
+    Ok(())
 }
 
 fn unique_id(file_id: &str) -> String {
