@@ -719,6 +719,17 @@ async fn analytics_summarises_the_last_day_of_the_chat() {
     );
     assert!(text.contains("учасників: 2"), "{text}");
     assert!(text.contains("техніка"), "{text}");
+    // And the chart, a PNG of the documented size.
+    h.tg.wait_for("sendPhoto", 1, WAIT).await;
+    let png = h.tg.sent_photos(-1016).pop().expect("a chart");
+    let info = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .expect("a PNG");
+    let (width, height) = (info.info().width, info.info().height);
+    assert_eq!(
+        (width, height),
+        (chatkeeper::chart::WIDTH, chatkeeper::chart::HEIGHT)
+    );
     h.tg.push_message(&group, &user(121, "Member", "en"), "/analytics 7d");
     let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
     assert!(
@@ -730,6 +741,14 @@ async fn analytics_summarises_the_last_day_of_the_chat() {
     h.tg.push_message(&group, &user(120, "Учасник", "uk"), "/words");
     let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
     assert_eq!(text_of(&sent[2]), "🔤 Слова дня: працює (2)");
+    h.tg.wait_for("sendPhoto", 2, WAIT).await;
+    // /stats sends one too, /top does not.
+    h.tg.push_message(&group, &user(120, "Учасник", "uk"), "/top");
+    h.tg.push_message(&group, &user(120, "Учасник", "uk"), "/stats");
+    h.tg.wait_for("sendMessage", 5, WAIT).await;
+    h.tg.wait_for("sendPhoto", 3, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.tg.sent_photos(-1016).len(), 3);
     h.stop().await;
 }
 

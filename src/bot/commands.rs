@@ -4,8 +4,9 @@
 use super::handlers::record_own;
 use super::settings::{self, ChatSettings, UserSettings};
 use super::texts::{self, Lang, Phrase};
-use super::Ctx;
+use super::{Ctx, TREND_WINDOW_SECS};
 use crate::analyzer::trends::Summary;
+use crate::chart::{self, ChartData, ChartLabels};
 use crate::import::{self, ImportOptions};
 use crate::store::{SettingKey, Store};
 use anyhow::Context as _;
@@ -135,6 +136,36 @@ async fn history_changed(ctx: &Ctx, chat: Option<i64>) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || ctx.rebuild_trends(chat)).await?
 }
 
+/// Days of the per-day panel of `/stats`' chart.
+const STATS_CHART_DAYS: usize = 30;
+
+/// Sends the chart of the message's chat: activity by hour, messages per day of the last `days`,
+/// and the given emotion mix. Rendered off the async runtime; a chat without history gets none.
+async fn send_chart(
+    ctx: &Ctx,
+    msg: &Message,
+    lang: Lang,
+    emotions: [u32; 7],
+    days: usize,
+) -> HandlerResult {
+    let chat = msg.chat.id.0;
+    let now = chrono::Utc::now().timestamp();
+    let offset = ctx.config.bot.utc_offset_hours;
+    let store = ctx.store.clone();
+    let png = tokio::task::spawn_blocking(move || {
+        ChartData::from_store(&store, chat, emotions, now, days, offset)
+            .map(|data| chart::render_png(&data, &ChartLabels::new(lang)))
+            .transpose()
+    })
+    .await??;
+    let Some(png) = png else {
+        return Ok(());
+    };
+    let photo = InputFile::memory(png).file_name("chart.png");
+    ctx.call(ctx.bot.send_photo(msg.chat.id, photo)).await?;
+    Ok(())
+}
+
 /// Runs blocking store work off the async runtime.
 async fn blocking<T: Send + 'static>(
     ctx: &Ctx,
@@ -172,14 +203,24 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
                 Ok(stats_text(&store, me, offset, chat, lang, top_only))
             })
             .await?;
-            say(&ctx, &msg, text).await
+            say(&ctx, &msg, text).await?;
+            if top_only {
+                return Ok(());
+            }
+            let now = chrono::Utc::now().timestamp();
+            let week = ctx.trends.summary(chat, now - TREND_WINDOW_SECS + 1, now);
+            send_chart(&ctx, &msg, lang, week.emotions, STATS_CHART_DAYS).await
         }
         Command::Analytics(span) => {
             let week = matches!(span.trim(), "7d" | "7" | "week" | "тиждень");
             let now = chrono::Utc::now().timestamp();
             let hours = if week { 7 * 24 } else { 24 };
             let summary = ctx.trends.summary(chat, now - hours * 3600 + 1, now);
-            say(&ctx, &msg, analytics_text(&summary, lang, week)).await
+            say(&ctx, &msg, analytics_text(&summary, lang, week)).await?;
+            if summary.messages == 0 {
+                return Ok(());
+            }
+            send_chart(&ctx, &msg, lang, summary.emotions, 7).await
         }
         Command::Words => {
             let words = chat_words(&ctx, chat).await?;
