@@ -281,6 +281,48 @@ mod tests {
     }
 
     #[test]
+    fn summaries_equal_a_recomputation_from_the_stored_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::StoreConfig::new(dir.path())).unwrap();
+        let analyzer = Analyzer::default();
+        let now = 1_800_000_000;
+        let texts = [
+            "чудово, дякую 😊",
+            "це жах, я злий",
+            "новий сервер",
+            "/stats",
+        ];
+        let messages: Vec<Message> = (0..300)
+            .map(|i| {
+                let mut m = message(i, now - 600 * i64::from(i), 1 + i64::from(i % 4), "");
+                m.text = texts[i as usize % texts.len()].into();
+                m
+            })
+            .collect();
+        store.save_batch(messages.clone()).unwrap();
+        let live = Trends::new(24 * 7);
+        for m in &messages {
+            live.record(m, &analyzer.analyze(&m.text));
+        }
+        let cache = AnalysisCache::new(Analyzer::default(), None, 100, 60);
+        let rebuilt = Trends::new(24 * 7);
+        assert_eq!(
+            rebuilt
+                .rebuild_from_store(&store, &cache, None, now)
+                .unwrap(),
+            1
+        );
+        for span in [24, 7 * 24] {
+            let since = now - span * HOUR + 1;
+            let summary = live.summary(-5, since, now);
+            assert_eq!(summary, rebuilt.summary(-5, since, now));
+            assert!(
+                summary.messages > 0 && summary.emotions.iter().sum::<u32>() == summary.messages
+            );
+        }
+    }
+
+    #[test]
     fn old_hours_are_trimmed() {
         let analyzer = Analyzer::default();
         let trends = Trends::new(2);
