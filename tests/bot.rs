@@ -546,6 +546,16 @@ async fn backup_goes_privately_to_the_admin_and_import_reads_an_uploaded_export(
     assert!(sent
         .iter()
         .any(|m| text_of(m).contains("imported single chat export")));
+    // The imported history is in Ян's profile of that chat.
+    let profile: chatkeeper::analyzer::profile::Profile = h
+        .store
+        .setting(SettingKey::Profile {
+            chat: -1_000_000_001_010,
+            user: 91,
+        })
+        .unwrap()
+        .expect("profile rebuilt after the import");
+    assert_eq!(profile.messages, 2);
     h.stop().await;
 }
 
