@@ -18,6 +18,9 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
+/// Messages read at a time when profiles are rebuilt from history (a few MB).
+const REBUILD_WINDOW_MESSAGES: u64 = 5_000;
+
 /// Messages before a profile says anything about style, humour or language: a few messages do
 /// not make a habit.
 pub const MIN_MESSAGES: u32 = 5;
@@ -331,19 +334,21 @@ impl Profiles {
         Ok(rebuilt)
     }
 
-    /// Rebuilds the profiles of one chat, reading a month of history at a time to bound memory;
-    /// returns how many profiles.
+    /// Rebuilds the profiles of one chat, reading its history in windows of about
+    /// [`REBUILD_WINDOW_MESSAGES`] (judged by its average rate) to bound memory; returns how many
+    /// profiles.
     pub fn rebuild_chat(&self, chat: ChatId, analyzer: &Analyzer) -> store::Result<usize> {
-        const STEP: Timestamp = 30 * 86_400;
         let mut rebuilt: HashMap<UserId, Profile> = HashMap::new();
         let opted_out = self.state.lock().expect("profiles").opted_out.clone();
         if let Some(stats) = self.store.chat_stats(chat) {
             let (Some(first), Some(last)) = (stats.first_activity, stats.last_activity) else {
                 return self.replace_chat(chat, rebuilt);
             };
+            let windows = (stats.total_messages / REBUILD_WINDOW_MESSAGES).max(1) as i64;
+            let step = ((last - first) / windows).max(60);
             let mut from = first;
             while from <= last {
-                for m in self.store.chat_range(chat, from, from + STEP)? {
+                for m in self.store.chat_range(chat, from, from + step)? {
                     match profiled(&m) {
                         Some(user) if !opted_out.contains(&user) => {
                             let analysis = analyzer.analyze(&m.text);
@@ -352,7 +357,7 @@ impl Profiles {
                         _ => {}
                     }
                 }
-                from += STEP;
+                from += step;
             }
         }
         self.replace_chat(chat, rebuilt)
