@@ -874,3 +874,51 @@ async fn an_angry_thread_gets_no_unprompted_replies_or_reactions() {
     assert!(h.tg.sent_messages(-1022).is_empty());
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_carry_the_persons_profile_and_the_chats_mood() {
+    use chatkeeper::reply::{EngineKind, Secret};
+    use support::fake_llm::FakeLlm;
+    let llm = FakeLlm::openai().await;
+    llm.set_answer("добре");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.llm.engine = EngineKind::OpenAi;
+    config.llm.openai.base_url = llm.base_url();
+    config.llm.openai.api_key = Secret::new("test-key");
+    let h = start_in(dir, config, |store| {
+        seed_history_with(store, -1031, |i| {
+            format!("я злий, це жахливо, ненавиджу цей безлад і бісить усе {i}")
+        });
+    })
+    .await;
+    let friends = Chat::supergroup(-1030, "Друзі");
+    let oksana = user(151, "Оксана", "uk");
+    let texts = [
+        "хахаха ну ти даєш 😂",
+        "лол, шо там з сервером?",
+        "го на каву))",
+    ];
+    for i in 0..12 {
+        h.tg.push_message(&friends, &oksana, texts[i % texts.len()]);
+    }
+    h.tg.push_message(&friends, &oksana, &format!("@{BOT_USERNAME} що скажеш?"));
+    h.tg.wait_for("sendMessage", 1, WAIT).await;
+    let system = llm.requests()[0].body.to_string();
+    assert!(
+        system.contains("About Оксана: writes in a casual way; jokes and laughs a lot"),
+        "{system}"
+    );
+    assert!(!system.contains("no jokes"), "{system}");
+
+    let angry = Chat::supergroup(-1031, "Гарячий");
+    h.tg.push_message(&angry, &oksana, &format!("@{BOT_USERNAME} ну і що тепер?"));
+    h.tg.wait_for("sendMessage", 2, WAIT).await;
+    let system = llm.requests()[1].body.to_string();
+    assert!(system.contains("no jokes"), "{system}");
+    assert!(
+        !system.contains("About Оксана"),
+        "no profile in that chat yet: {system}"
+    );
+    h.stop().await;
+}
