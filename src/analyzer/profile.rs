@@ -58,11 +58,20 @@ pub enum Humour {
 }
 
 impl Profile {
-    /// Counts a message; `false` when it was counted before (redelivered) and nothing changed.
+    /// Counts a new message; `false` when it was counted before (redelivered: its id is not
+    /// above the last one counted) and nothing changed.
     pub fn add(&mut self, message: &Message, analysis: &Analysis) -> bool {
         if self.messages > 0 && message.message_id <= self.last_message {
             return false;
         }
+        self.count(message, analysis);
+        true
+    }
+
+    /// Counts a message without the redelivery check: for rebuilds, which read each stored
+    /// message once, in time order (ids need not follow it: Telegram's own imports give old
+    /// messages new ids).
+    fn count(&mut self, message: &Message, analysis: &Analysis) {
         self.messages += 1;
         self.chars += message.text.chars().count() as u64;
         self.hours[message.time.rem_euclid(86_400) as usize / 3600] += 1;
@@ -77,9 +86,8 @@ impl Profile {
         }
         self.humorous += u32::from(analysis.humour);
         self.sentiment_sum += analysis.sentiment;
-        self.last_message = message.message_id;
+        self.last_message = self.last_message.max(message.message_id);
         self.last_seen = self.last_seen.max(message.time);
-        true
     }
 
     /// Characters per message.
@@ -297,21 +305,41 @@ impl Profiles {
 
     /// Stops (or resumes) profiling `user`; stopping deletes their profiles in every chat.
     pub fn set_opted_out(&self, user: UserId, opted_out: bool) -> store::Result<()> {
+        self.change_opt_out(user, || Ok(opted_out)).map(|_| ())
+    }
+
+    /// Runs `decide` (which stores the user's new choice and returns whether they are now opted
+    /// out) and applies its answer, all under the profiles lock: concurrent changes apply in the
+    /// order they were stored, so memory and store cannot disagree. Returns the answer.
+    pub fn change_opt_out<E: From<store::StoreError>>(
+        &self,
+        user: UserId,
+        decide: impl FnOnce() -> Result<bool, E>,
+    ) -> Result<bool, E> {
         let mut state = self.state.lock().expect("profiles");
+        let opted_out = decide()?;
         if opted_out {
             state.opted_out.insert(user);
-            drop(state);
-            self.forget(None, Some(user))?;
+            self.forget_locked(&mut state, None, Some(user))?;
         } else {
             state.opted_out.remove(&user);
         }
-        Ok(())
+        Ok(opted_out)
     }
 
     /// Deletes the profiles of `user` (everyone when `None`) in `chat` (every chat when
     /// `None`): someone asked to be forgotten, or a chat was purged. Returns how many.
     pub fn forget(&self, chat: Option<ChatId>, user: Option<UserId>) -> store::Result<u64> {
         let mut state = self.state.lock().expect("profiles");
+        self.forget_locked(&mut state, chat, user)
+    }
+
+    fn forget_locked(
+        &self,
+        state: &mut State,
+        chat: Option<ChatId>,
+        user: Option<UserId>,
+    ) -> store::Result<u64> {
         let stale: Vec<(ChatId, UserId)> = state
             .cache
             .iter()
@@ -337,39 +365,33 @@ impl Profiles {
     /// Rebuilds the profiles of one chat, reading its history in windows of about
     /// [`REBUILD_WINDOW_MESSAGES`] (judged by its average rate) to bound memory; returns how many
     /// profiles.
+    ///
+    /// The whole rebuild holds the profiles lock: a live update, an opt-out or a `/forget_me`
+    /// waits for it rather than being overwritten by it (recording pauses for that long; this is
+    /// an admin's import, seconds for a million messages).
     pub fn rebuild_chat(&self, chat: ChatId, analyzer: &Analyzer) -> store::Result<usize> {
+        let mut state = self.state.lock().expect("profiles");
         let mut rebuilt: HashMap<UserId, Profile> = HashMap::new();
-        let opted_out = self.state.lock().expect("profiles").opted_out.clone();
         if let Some(stats) = self.store.chat_stats(chat) {
-            let (Some(first), Some(last)) = (stats.first_activity, stats.last_activity) else {
-                return self.replace_chat(chat, rebuilt);
-            };
-            let windows = (stats.total_messages / REBUILD_WINDOW_MESSAGES).max(1) as i64;
-            let step = ((last - first) / windows).max(60);
-            let mut from = first;
-            while from <= last {
-                for m in self.store.chat_range(chat, from, from + step)? {
-                    match profiled(&m) {
-                        Some(user) if !opted_out.contains(&user) => {
-                            let analysis = analyzer.analyze(&m.text);
-                            rebuilt.entry(user).or_default().add(&m, &analysis);
+            if let (Some(first), Some(last)) = (stats.first_activity, stats.last_activity) {
+                let windows = (stats.total_messages / REBUILD_WINDOW_MESSAGES).max(1) as i64;
+                let step = ((last - first) / windows).max(60);
+                let mut from = first;
+                while from <= last {
+                    // Both ends are inclusive: windows must not overlap.
+                    for m in self.store.chat_range(chat, from, from + step - 1)? {
+                        match profiled(&m) {
+                            Some(user) if !state.opted_out.contains(&user) => {
+                                let analysis = analyzer.analyze(&m.text);
+                                rebuilt.entry(user).or_default().count(&m, &analysis);
+                            }
+                            _ => {}
                         }
-                        _ => {}
                     }
+                    from += step;
                 }
-                from += step;
             }
         }
-        self.replace_chat(chat, rebuilt)
-    }
-
-    fn replace_chat(
-        &self,
-        chat: ChatId,
-        profiles: HashMap<UserId, Profile>,
-    ) -> store::Result<usize> {
-        // Under the lock, so that no live update lands between the deletion and the write.
-        let mut state = self.state.lock().expect("profiles");
         let stale: Vec<_> = state
             .cache
             .iter()
@@ -381,23 +403,29 @@ impl Profiles {
         }
         self.store.remove_profiles(Some(chat), None)?;
         self.store.put_settings(
-            profiles
+            rebuilt
                 .iter()
                 .map(|(&user, p)| (SettingKey::Profile { chat, user }, p)),
         )?;
-        Ok(profiles.len())
+        Ok(rebuilt.len())
     }
 
-    /// A profile from the cache, else from the store (an empty one for someone new).
+    /// A profile from the cache, else from the store (an empty one for someone new). A stored
+    /// profile that no longer decodes (written by another build) starts afresh rather than
+    /// stopping the recording of messages.
     fn load(&self, state: &mut State, key: (ChatId, UserId)) -> store::Result<Profile> {
         if let Some(profile) = state.cache.get(&key) {
             return Ok(profile.clone());
         }
         let (chat, user) = key;
-        let profile: Profile = self
-            .store
-            .setting(SettingKey::Profile { chat, user })?
-            .unwrap_or_default();
+        let profile: Profile = match self.store.setting(SettingKey::Profile { chat, user }) {
+            Ok(profile) => profile.unwrap_or_default(),
+            Err(e @ store::StoreError::Corrupt { .. }) => {
+                tracing::warn!(chat, user, error = %e, "an unreadable profile starts afresh");
+                Profile::default()
+            }
+            Err(e) => return Err(e),
+        };
         state.cache.put(key, profile.clone());
         Ok(profile)
     }
@@ -469,6 +497,40 @@ mod tests {
         // And a new process reads what the first one wrote.
         let reopened = Profiles::new(store, 100, []);
         assert_eq!(reopened.get(-7, 1).unwrap(), before.0);
+    }
+
+    #[test]
+    fn a_rebuild_counts_every_stored_message_whatever_the_order_of_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        // Old history imported into Telegram gets new, high ids but keeps its dates.
+        let mut messages = history();
+        for (i, m) in messages.iter_mut().enumerate().take(20) {
+            m.message_id = 10_000 + i as i32;
+        }
+        store.save_batch(messages.clone()).unwrap();
+        let profiles = Profiles::new(store, 100, []);
+        profiles.rebuild_chats(&[-7], &Analyzer::default()).unwrap();
+        let counted: u32 = [1, 2]
+            .iter()
+            .map(|&u| profiles.get(-7, u).unwrap().unwrap().messages)
+            .sum();
+        assert_eq!(counted, 50, "60 messages, 10 of them commands");
+    }
+
+    #[test]
+    fn an_unreadable_profile_starts_afresh_instead_of_stopping_the_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        store
+            .put_setting(SettingKey::Profile { chat: -7, user: 1 }, &"not a profile")
+            .unwrap();
+        let profiles = Profiles::new(store, 100, []);
+        let m = message(1, 1, "привіт");
+        profiles
+            .record_all([(&m, &Analyzer::default().analyze(&m.text))])
+            .unwrap();
+        assert_eq!(profiles.get(-7, 1).unwrap().unwrap().messages, 1);
     }
 
     #[test]

@@ -243,7 +243,13 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
             let reader = ctx.clone();
             let (here, everywhere, profile) = tokio::task::spawn_blocking(move || {
                 let store = &reader.store;
-                let profile = reader.profiles.get(chat, user)?;
+                let profiles = &reader.profiles;
+                // `Err` when profiles are off for this person.
+                let profile = if profiles.opted_out(user) {
+                    Err(())
+                } else {
+                    Ok(profiles.get(chat, user)?)
+                };
                 anyhow::Ok((
                     store.user_total_in_chat(chat, user),
                     store.user_total(user),
@@ -265,13 +271,11 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> HandlerResult {
             };
             text.push_str("\n\n");
             match profile {
-                _ if ctx.profiles.opted_out(user) => {
-                    text.push_str(Phrase::ProfileOff.text(lang));
-                }
-                Some(p) => {
+                Err(()) => text.push_str(Phrase::ProfileOff.text(lang)),
+                Ok(Some(p)) => {
                     text.push_str(&texts::profile(lang, &p, ctx.config.bot.utc_offset_hours));
                 }
-                None => text.push_str(Phrase::ProfileEmpty.text(lang)),
+                Ok(None) => text.push_str(Phrase::ProfileEmpty.text(lang)),
             }
             say(&ctx, &msg, text).await
         }
@@ -764,18 +768,24 @@ async fn toggle(
     match scope {
         "u" => {
             let id = user.id.0 as i64;
-            let mut mine: UserSettings = settings::user(&ctx.store, id)?;
-            match what {
-                "reactions" => mine.no_reactions = !mine.no_reactions,
-                "mentions" => mine.no_mentions = !mine.no_mentions,
-                "profile" => mine.no_profile = !mine.no_profile,
+            let flip: fn(&mut UserSettings) = match what {
+                "reactions" => |s| s.no_reactions = !s.no_reactions,
+                "mentions" => |s| s.no_mentions = !s.no_mentions,
+                "profile" => |s| s.no_profile = !s.no_profile,
                 _ => return Ok(String::new()),
-            }
-            ctx.store.put_setting(SettingKey::User(id), &mine)?;
-            // Turning profiles off deletes them at once (and the flag in memory stops new ones).
-            let profiles = ctx.clone();
-            let off = mine.no_profile;
-            tokio::task::spawn_blocking(move || profiles.profiles.set_opted_out(id, off)).await??;
+            };
+            // Read, flip, store and apply in one step under the profiles lock, so that quick
+            // presses apply in order; turning profiles off deletes them at once.
+            let toggling = ctx.clone();
+            tokio::task::spawn_blocking(move || {
+                toggling.profiles.change_opt_out(id, || {
+                    let mut mine = settings::user(&toggling.store, id)?;
+                    flip(&mut mine);
+                    toggling.store.put_setting(SettingKey::User(id), &mine)?;
+                    anyhow::Ok(mine.no_profile)
+                })
+            })
+            .await??;
         }
         "c" => {
             if !can_change_chat(ctx, &message.chat, user).await? {

@@ -88,12 +88,18 @@ pub fn user(store: &Store, user: i64) -> crate::store::Result<UserSettings> {
     }
 }
 
-/// The users who asked not to be profiled.
+/// The users who asked not to be profiled. Someone whose settings cannot be read counts as
+/// opted out (the safe side for privacy) and is logged, rather than stopping the bot.
 pub fn profile_opt_outs(store: &Store) -> crate::store::Result<Vec<i64>> {
     let mut opted_out = Vec::new();
     for id in store.users_with_settings()? {
-        if user(store, id)?.no_profile {
-            opted_out.push(id);
+        match user(store, id) {
+            Ok(settings) if !settings.no_profile => {}
+            Ok(_) => opted_out.push(id),
+            Err(e) => {
+                tracing::warn!(user = id, error = %e, "unreadable settings: not profiling them");
+                opted_out.push(id);
+            }
         }
     }
     Ok(opted_out)

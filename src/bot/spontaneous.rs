@@ -47,11 +47,26 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
         Ok(eligible)
     })
     .await??;
-    let priorities: Vec<f64> = eligible
+    // A tense chat is worth a calm word only from a language model: the offline engine has none
+    // and would only use up the chat's cooldown.
+    let calm_words = ctx.responder.has_language_model();
+    let moods: Vec<_> = eligible.iter().map(|&chat| ctx.mood(chat)).collect();
+    let priorities: Vec<f64> = moods
         .iter()
-        .map(|&chat| ctx.mood(chat).spontaneous_priority())
+        .map(|mood| {
+            if mood.tense() && !calm_words {
+                f64::NEG_INFINITY
+            } else {
+                mood.spontaneous_priority()
+            }
+        })
         .collect();
-    let Some(best) = priorities.iter().copied().reduce(f64::max) else {
+    let Some(best) = priorities
+        .iter()
+        .copied()
+        .reduce(f64::max)
+        .filter(|p| p.is_finite())
+    else {
         return Ok(None);
     };
     let first: Vec<i64> = eligible

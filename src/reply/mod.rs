@@ -179,6 +179,11 @@ impl Responder {
         &self.inner.offline
     }
 
+    /// Whether a language model answers first (otherwise only the offline engine does).
+    pub fn has_language_model(&self) -> bool {
+        self.inner.primary.is_some()
+    }
+
     /// The name of the engine that answers first, for the startup log and `/health`.
     pub fn primary_name(&self) -> &'static str {
         self.inner
