@@ -67,40 +67,36 @@ pub struct Lexicon {
     emoji: FxHashMap<char, EmojiSignal>,
 }
 
-macro_rules! embedded {
-    ($($lang:literal => [$($name:literal),* $(,)?]),* $(,)?) => {
-        &[$($(($lang, $name, include_str!(concat!("../../data/lexicon/", $lang, "/", $name, ".txt")))),*),*]
+/// The lists of one language directory, as (language, list, contents); every language has the
+/// same lists, named once here.
+macro_rules! language_lists {
+    ($lang:literal) => {
+        language_lists!($lang;
+            "stopwords", "positive", "negative", "negations", "intensifiers",
+            "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
+            "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
+            "topic_entertainment", "topic_weather_nature", "topic_relationships",
+            "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel",
+            "style_formal", "style_casual", "style_friendly", "humour")
+    };
+    ($lang:literal; $($name:literal),*) => {
+        &[$(($lang, $name, include_str!(concat!("../../data/lexicon/", $lang, "/", $name, ".txt")))),*]
     };
 }
 
-/// The lists shipped in the repository: (language, list, contents).
-const EMBEDDED: &[(&str, &str, &str)] = embedded! {
-    "uk" => ["stopwords", "positive", "negative", "negations", "intensifiers",
-             "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
-             "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
-             "topic_entertainment", "topic_weather_nature", "topic_relationships",
-             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel",
-             "style_formal", "style_casual", "style_friendly", "humour"],
-    "ru" => ["stopwords", "positive", "negative", "negations", "intensifiers",
-             "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
-             "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
-             "topic_entertainment", "topic_weather_nature", "topic_relationships",
-             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel",
-             "style_formal", "style_casual", "style_friendly", "humour"],
-    "en" => ["stopwords", "positive", "negative", "negations", "intensifiers",
-             "emotion_joy", "emotion_sadness", "emotion_anger", "emotion_fear", "emotion_surprise",
-             "emotion_disgust", "topic_tech", "topic_work_study", "topic_daily_life",
-             "topic_entertainment", "topic_weather_nature", "topic_relationships",
-             "topic_politics_news", "topic_food", "topic_health_sport", "topic_travel",
-             "style_formal", "style_casual", "style_friendly", "humour"],
-};
+/// The lists shipped in the repository, per language in [`LANGUAGES`] order.
+const EMBEDDED: [&[(&str, &str, &str)]; 3] = [
+    language_lists!("uk"),
+    language_lists!("ru"),
+    language_lists!("en"),
+];
 const EMBEDDED_EMOJI: &str = include_str!("../../data/lexicon/emoji.txt");
 
 impl Lexicon {
     /// The lists compiled into the binary.
     pub fn embedded() -> Lexicon {
         let mut lexicon = Lexicon::empty();
-        for (lang, name, text) in EMBEDDED {
+        for (lang, name, text) in EMBEDDED.iter().copied().flatten() {
             lexicon.add_list(lang, name, text);
         }
         lexicon.add_emoji(EMBEDDED_EMOJI);
@@ -116,7 +112,7 @@ impl Lexicon {
                 anyhow::anyhow!("cannot read the lexicon file {}: {e}", path.display())
             })
         };
-        for (lang, name, _) in EMBEDDED {
+        for (lang, name, _) in EMBEDDED.iter().copied().flatten() {
             let text = read(dir.join(lang).join(format!("{name}.txt")))?;
             lexicon.add_list(lang, name, &text);
         }
