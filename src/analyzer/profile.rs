@@ -276,6 +276,9 @@ impl Profiles {
             *changed |= profile.add(message, analysis);
         }
         touched.retain(|_, (_, changed)| *changed);
+        if touched.is_empty() {
+            return Ok(());
+        }
         self.store.put_settings(
             touched
                 .iter()
@@ -434,22 +437,11 @@ impl Profiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MessageKind, StoreConfig};
+    use crate::store::StoreConfig;
 
     fn message(id: i32, user: i64, text: &str) -> Message {
-        Message {
-            chat_id: -7,
-            message_id: id,
-            time: 1_700_000_000 + i64::from(id) * 600,
-            edit_time: None,
-            user_id: Some(user),
-            sender_name: String::new(),
-            text: text.into(),
-            kind: MessageKind::Text,
-            reply_to: None,
-            forwarded_from: None,
-            is_bot: false,
-        }
+        let time = 1_700_000_000 + i64::from(id) * 600;
+        Message::text_for_test(-7, id, time, user, text)
     }
 
     fn history() -> Vec<Message> {

@@ -220,22 +220,9 @@ impl Trends {
 mod tests {
     use super::*;
     use crate::analyzer::Analyzer;
-    use crate::store::MessageKind;
 
     fn message(id: i32, time: i64, user: i64, text: &str) -> Message {
-        Message {
-            chat_id: -5,
-            message_id: id,
-            time,
-            edit_time: None,
-            user_id: Some(user),
-            sender_name: String::new(),
-            text: text.into(),
-            kind: MessageKind::Text,
-            reply_to: None,
-            forwarded_from: None,
-            is_bot: false,
-        }
+        Message::text_for_test(-5, id, time, user, text)
     }
 
     #[test]

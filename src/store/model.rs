@@ -111,6 +111,30 @@ impl Message {
     pub fn counts_for_users(&self) -> bool {
         self.kind != MessageKind::Service
     }
+
+    /// A plain text message of `user`, for the crate's unit tests.
+    #[cfg(test)]
+    pub(crate) fn text_for_test(
+        chat_id: ChatId,
+        message_id: MessageId,
+        time: i64,
+        user: i64,
+        text: &str,
+    ) -> Message {
+        Message {
+            chat_id,
+            message_id,
+            time,
+            edit_time: None,
+            user_id: Some(user),
+            sender_name: String::new(),
+            text: text.into(),
+            kind: MessageKind::Text,
+            reply_to: None,
+            forwarded_from: None,
+            is_bot: false,
+        }
+    }
 }
 
 /// What the store knows about a chat besides its messages.
