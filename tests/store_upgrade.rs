@@ -1,0 +1,221 @@
+//! Users' data survives format changes: a data directory and a backup written by an earlier build
+//! (committed under `tests/fixtures/`) open, convert and restore with every message intact.
+//!
+//! `fixture_content` is the exact content the fixtures hold; `write_fixture` (ignored, run by hand)
+//! wrote them with the build of its commit. It writes whatever format the current build writes, so
+//! it is run only to add a fixture of a new format, never to replace an old one.
+
+use chatkeeper::store::{
+    ChatInfo, FlushPolicy, Message, MessageKind, SettingKey, Store, StoreConfig, UserInfo,
+};
+use std::path::{Path, PathBuf};
+
+const CHATS: [i64; 3] = [-1_001_500_000_001, -77, 5150];
+
+/// Message `i` of the fixture: 12,000 messages, enough sealed blocks that the later ones use a
+/// trained compression dictionary.
+fn nth(i: u32) -> Message {
+    let chat = CHATS[(i % 7 % 3) as usize];
+    Message {
+        chat_id: chat,
+        message_id: i as i32 + 1,
+        time: 1_750_000_000 + i64::from(i) * 11,
+        edit_time: (i % 13 == 0).then_some(1_750_000_000 + i64::from(i) * 11 + 40),
+        user_id: (i % 19 != 0).then_some(200 + i64::from(i % 11)),
+        sender_name: format!("Мирослава {}", i % 11),
+        text: format!(
+            "повідомлення {i}: {}",
+            [
+                "привіт усім",
+                "де зустрічаємось?",
+                "о сьомій біля фонтану",
+                "ok 👍",
+                "дякую!"
+            ][(i % 5) as usize]
+        ),
+        kind: match i % 40 {
+            0 => MessageKind::Service,
+            1 => MessageKind::Photo,
+            _ => MessageKind::Text,
+        },
+        reply_to: (i % 6 == 0 && i > 0).then_some(i as i32),
+        forwarded_from: (i % 29 == 0).then(|| "Канал новин".to_string()),
+        is_bot: i % 31 == 0,
+    }
+}
+
+const MESSAGES: u32 = 12_000;
+
+/// Everything the fixture store holds, as the build that wrote it was asked to store it.
+fn fixture_content() -> Vec<Message> {
+    let mut all: Vec<Message> = (0..MESSAGES).map(nth).collect();
+    for m in all.iter_mut() {
+        let i = m.message_id as u32 - 1;
+        if i % 97 == 5 {
+            m.text = format!("виправлено {i}");
+            m.edit_time = Some(m.time + 100);
+        }
+    }
+    // User 203 left chat -77 and asked to be forgotten there.
+    all.retain(|m| !(m.chat_id == -77 && m.user_id == Some(203)));
+    all.sort_by_key(|m| (m.time, m.chat_id, m.message_id));
+    all
+}
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store_v1")
+}
+
+/// Writes `tests/fixtures/store_v1/{data,backup.ckb}` with the build of this commit.
+#[test]
+#[ignore = "writes the committed fixture; run by hand only for a new format"]
+fn write_fixture() {
+    let root = fixture_dir();
+    let data = root.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let mut config = StoreConfig::new(&data);
+    config.flush = FlushPolicy::Manual;
+    let store = Store::open(config).unwrap();
+    let all: Vec<Message> = (0..MESSAGES).map(nth).collect();
+    for chunk in all.chunks(1_000) {
+        store.save_batch(chunk.to_vec()).unwrap();
+        // Commits train the dictionary once enough blocks exist.
+        store.flush().unwrap();
+    }
+    // Edits of sealed messages rewrite blocks; the newest ones sit in the tail.
+    for i in (0..MESSAGES).filter(|i| i % 97 == 5) {
+        let mut m = nth(i);
+        m.text = format!("виправлено {i}");
+        m.edit_time = Some(m.time + 100);
+        store.save_message(m).unwrap();
+    }
+    store.delete_user_in_chat(203, -77).unwrap();
+    for (chat, title, kind) in [
+        (CHATS[0], "Сусіди з Подолу", "supergroup"),
+        (CHATS[1], "Походи", "group"),
+        (CHATS[2], "Мирослава", "private"),
+    ] {
+        store
+            .set_chat_info(
+                chat,
+                ChatInfo {
+                    title: title.into(),
+                    kind: kind.into(),
+                },
+            )
+            .unwrap();
+    }
+    store
+        .set_user_info(
+            201,
+            UserInfo {
+                display_name: "Мирослава 1".into(),
+                username: Some("myro".into()),
+            },
+        )
+        .unwrap();
+    store
+        .put_setting(SettingKey::User(201), &(true, false, true))
+        .unwrap();
+    store
+        .put_setting(SettingKey::Chat(CHATS[0]), &(0.05f32, Some((23u8, 8u8))))
+        .unwrap();
+    store
+        .put_setting(
+            SettingKey::Profile {
+                chat: CHATS[0],
+                user: 202,
+            },
+            &(42u64, "uk".to_string()),
+        )
+        .unwrap();
+    store.flush().unwrap();
+    store.backup(&root.join("backup.ckb")).unwrap();
+}
+
+fn owned(messages: Vec<chatkeeper::store::MessageRef>) -> Vec<Message> {
+    messages.into_iter().map(|m| Message::clone(&m)).collect()
+}
+
+/// A copy of the committed data directory, so that the test never changes the fixture.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn check_content(store: &Store) {
+    let want = fixture_content();
+    let got = owned(store.time_range(i64::MIN, i64::MAX).unwrap());
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "the messages differ from what the fixture holds"
+    );
+    let stats = store.chat_stats(CHATS[0]).unwrap();
+    assert_eq!(stats.title, "Сусіди з Подолу");
+    assert_eq!(
+        stats.total_messages,
+        want.iter()
+            .filter(|m| m.chat_id == CHATS[0] && m.kind != MessageKind::Service)
+            .count() as u64
+    );
+    assert_eq!(
+        store.user_info(201).unwrap().username.as_deref(),
+        Some("myro")
+    );
+    assert_eq!(
+        store
+            .setting::<(bool, bool, bool)>(SettingKey::User(201))
+            .unwrap(),
+        Some((true, false, true))
+    );
+    assert_eq!(
+        store
+            .setting::<(u64, String)>(SettingKey::Profile {
+                chat: CHATS[0],
+                user: 202
+            })
+            .unwrap(),
+        Some((42, "uk".to_string()))
+    );
+    let by_user = owned(store.user_messages(204, i64::MIN, i64::MAX).unwrap());
+    assert_eq!(
+        by_user,
+        want.iter()
+            .filter(|m| m.user_id == Some(204))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_data_directory_of_the_first_format_opens_with_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&fixture_dir().join("data"), &data);
+    let store = Store::open(StoreConfig::new(&data)).unwrap();
+    check_content(&store);
+    drop(store);
+    // And again after a reopen.
+    let store = Store::open(StoreConfig::new(&data)).unwrap();
+    check_content(&store);
+}
+
+#[test]
+fn a_backup_of_the_first_format_restores_with_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("restored");
+    chatkeeper::store::restore(&fixture_dir().join("backup.ckb"), &data).unwrap();
+    let store = Store::open(StoreConfig::new(&data)).unwrap();
+    check_content(&store);
+}
