@@ -318,7 +318,11 @@ async fn forget_me_leaves_no_trace_of_the_user() {
         .unwrap()
         .is_none());
     assert!(h.store.user_messages(41, 0, 10_000).unwrap().is_empty());
-    let everything = h.store.time_range(i64::MIN, i64::MAX).unwrap();
+    let everything = h
+        .store
+        .time_range(i64::MIN, i64::MAX)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
     assert!(everything.iter().all(|m| m.user_id != Some(41)));
     assert_eq!(h.store.user_total(42), 300, "others keep everything");
     assert!(profile(-1005, 41).is_none());

@@ -68,9 +68,7 @@ fn filled(dir: &Path) -> Store {
 fn everything(store: &Store) -> Vec<Message> {
     store
         .time_range(i64::MIN, i64::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|m| Message::clone(&m))
+        .map(|m| Message::clone(&m.unwrap()))
         .collect()
 }
 

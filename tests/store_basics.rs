@@ -125,7 +125,10 @@ fn history_older_than_sealed_blocks_is_merged_in_order() {
         )
         .unwrap();
     store.flush().unwrap();
-    let all = store.chat_range(GROUP, i64::MIN, i64::MAX).unwrap();
+    let all = store
+        .chat_range(GROUP, i64::MIN, i64::MAX)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
     assert_eq!(all.len(), 999);
     assert!(all
         .windows(2)

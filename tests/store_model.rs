@@ -202,7 +202,20 @@ fn check(store: &Store, model: &Model) -> Result<(), TestCaseError> {
             .cloned()
             .collect();
         want.sort_by_key(|m| (m.time, m.chat_id, m.message_id));
-        prop_assert_eq!(owned(store.time_range(from, to).unwrap()), want.clone());
+        let streamed = store
+            .time_range(from, to)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        prop_assert_eq!(owned(streamed), want.clone());
+        for chat in CHATS {
+            let of_chat: Vec<Message> =
+                want.iter().filter(|m| m.chat_id == chat).cloned().collect();
+            let streamed = store
+                .chat_range(chat, from, to)
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            prop_assert_eq!(owned(streamed), of_chat);
+        }
         for user in 1..6 {
             let mine: Vec<Message> = want
                 .iter()

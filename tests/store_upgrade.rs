@@ -153,7 +153,12 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn check_content(store: &Store) {
     let want = fixture_content();
-    let got = owned(store.time_range(i64::MIN, i64::MAX).unwrap());
+    let got = owned(
+        store
+            .time_range(i64::MIN, i64::MAX)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap(),
+    );
     assert_eq!(got.len(), want.len());
     assert!(
         got == want,

@@ -18,9 +18,6 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-/// Messages read at a time when profiles are rebuilt from history (a few MB).
-const REBUILD_WINDOW_MESSAGES: u64 = 5_000;
-
 /// Messages before a profile says anything about style, humour or language: a few messages do
 /// not make a habit.
 pub const MIN_MESSAGES: u32 = 5;
@@ -365,34 +362,22 @@ impl Profiles {
         Ok(rebuilt)
     }
 
-    /// Rebuilds the profiles of one chat, reading its history in windows of about
-    /// [`REBUILD_WINDOW_MESSAGES`] (judged by its average rate) to bound memory; returns how many
-    /// profiles.
+    /// Rebuilds the profiles of one chat from its whole history, streamed (memory holds the
+    /// chat's profiles, not its messages); returns how many profiles.
     ///
     /// The whole rebuild holds the profiles lock: a live update, an opt-out or a `/forget_me`
-    /// waits for it rather than being overwritten by it (recording pauses for that long; this is
-    /// an admin's import, seconds for a million messages).
+    /// waits for it rather than being overwritten by it (recording pauses for that long).
     pub fn rebuild_chat(&self, chat: ChatId, analyzer: &Analyzer) -> store::Result<usize> {
         let mut state = self.state.lock().expect("profiles");
         let mut rebuilt: HashMap<UserId, Profile> = HashMap::new();
-        if let Some(stats) = self.store.chat_stats(chat) {
-            if let (Some(first), Some(last)) = (stats.first_activity, stats.last_activity) {
-                let windows = (stats.total_messages / REBUILD_WINDOW_MESSAGES).max(1) as i64;
-                let step = ((last - first) / windows).max(60);
-                let mut from = first;
-                while from <= last {
-                    // Both ends are inclusive: windows must not overlap.
-                    for m in self.store.chat_range(chat, from, from + step - 1)? {
-                        match profiled(&m) {
-                            Some(user) if !state.opted_out.contains(&user) => {
-                                let analysis = analyzer.analyze(&m.text);
-                                rebuilt.entry(user).or_default().count(&m, &analysis);
-                            }
-                            _ => {}
-                        }
-                    }
-                    from += step;
+        for m in self.store.chat_range(chat, Timestamp::MIN, Timestamp::MAX) {
+            let m = m?;
+            match profiled(&m) {
+                Some(user) if !state.opted_out.contains(&user) => {
+                    let analysis = analyzer.analyze(&m.text);
+                    rebuilt.entry(user).or_default().count(&m, &analysis);
                 }
+                _ => {}
             }
         }
         let stale: Vec<_> = state

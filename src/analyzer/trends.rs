@@ -118,22 +118,33 @@ impl Trends {
         now: Timestamp,
     ) -> store::Result<usize> {
         let since = now - self.window_hours * HOUR;
-        let messages = match chat {
-            Some(chat) => store.chat_range(chat, since, now + 1)?,
-            None => store.time_range(since, now + 1)?,
+        let messages: Box<dyn Iterator<Item = store::Result<store::MessageRef>>> = match chat {
+            Some(chat) => Box::new(store.chat_range(chat, since, now + 1)),
+            None => Box::new(store.time_range(since, now + 1)),
         };
-        let mut by_chat: BTreeMap<ChatId, Vec<_>> = BTreeMap::new();
+        // Streamed into fresh summaries (bounded by the window, like the live ones), then
+        // swapped in chat by chat.
+        let fresh = Trends::new(self.window_hours);
+        let mut chats: BTreeSet<ChatId> = chat.into_iter().collect();
         for m in messages {
+            let m = m?;
             let a = analysis.analyze(&m.text, now);
-            by_chat.entry(m.chat_id).or_default().push((m, a));
+            fresh.record(&m, &a);
+            chats.insert(m.chat_id);
         }
-        if let Some(chat) = chat {
-            by_chat.entry(chat).or_default();
+        for chat in &chats {
+            let trend = fresh
+                .shard(*chat)
+                .lock()
+                .expect("trends")
+                .remove(chat)
+                .unwrap_or_default();
+            self.shard(*chat)
+                .lock()
+                .expect("trends")
+                .insert(*chat, trend);
         }
-        for (chat, items) in &by_chat {
-            self.rebuild_chat(*chat, items.iter().map(|(m, a)| (m.as_ref(), a.as_ref())));
-        }
-        Ok(by_chat.len())
+        Ok(chats.len())
     }
 
     /// The summary of `chat` over the hours from `since` up to `now`.

@@ -49,7 +49,8 @@ impl Engine for StoreEngine {
     }
 
     fn save_batch(&mut self, messages: Vec<Message>) -> anyhow::Result<()> {
-        Ok(self.0.save_batch(messages)?)
+        self.0.save_batch(messages)?;
+        Ok(())
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {

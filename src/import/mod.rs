@@ -141,7 +141,9 @@ pub fn import_file(
                     let Some(store) = &store else { continue };
                     match batch {
                         Batch::Chat(id, info) => store.set_chat_info(id, info)?,
-                        Batch::Messages(messages) => store.save_batch(messages)?,
+                        Batch::Messages(messages) => {
+                            store.save_batch(messages)?;
+                        }
                     }
                 }
                 Ok(())

@@ -4,12 +4,14 @@
 //! each `tag, length, CRC-32, payload`, ending with a record that counts what came before. It holds
 //! messages, chat and user records — not sled's files — so it restores into any future layout.
 //!
-//! The snapshot is taken at one instant (all chat locks held for as long as it takes to copy the
-//! tails' pointers and the block list); then blocks stream out while new messages keep arriving.
-//! Only block rewrites (edits of old messages, deletions, retention) wait until the backup ends.
+//! The snapshot is taken at one instant (all chat locks held for as long as it takes to note each
+//! chat's number of blocks and copy its tail's pointers); then blocks stream out one at a time
+//! while new messages keep arriving. Block rewrites (edits of old messages, deletions, retention,
+//! compaction) wait until the backup ends, so the noted blocks stay as they were; new blocks are
+//! only ever appended after them. Memory is one block and one record, whatever the store's size.
 
 use super::codec;
-use super::keys;
+use super::layout;
 use super::model::*;
 use super::{lock, Result, Shared, Store, StoreConfig, StoreError};
 use serde::{Deserialize, Serialize};
@@ -56,9 +58,7 @@ impl Store {
         };
         let partial = file.with_extension("partial");
         let out = std::fs::File::create(&partial).map_err(io_err)?;
-        let result = self
-            .raw_settings()
-            .and_then(|settings| self.shared.write_backup(out, settings));
+        let result = self.shared.write_backup(out);
         match result {
             Ok(mut summary) => {
                 std::fs::rename(&partial, file).map_err(io_err)?;
@@ -76,32 +76,31 @@ impl Store {
 /// What the snapshot instant captured of one chat.
 struct ChatSnapshot {
     id: ChatId,
+    handle: std::sync::Arc<std::sync::Mutex<super::chat::ChatState>>,
     info: Option<ChatInfo>,
-    blocks: Vec<super::chat::BlockMeta>,
+    /// Blocks at the instant: the first `blocks` of the chat's list, which only grows meanwhile.
+    blocks: usize,
     tail: Vec<MessageRef>,
 }
 
 impl Shared {
-    fn write_backup(
-        &self,
-        out: std::fs::File,
-        settings: Vec<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<BackupSummary> {
+    fn write_backup(&self, out: std::fs::File) -> Result<BackupSummary> {
         let io_err =
             |e: std::io::Error| StoreError::Invalid(format!("cannot write the backup: {e}"));
-        // From here until the end, blocks are not rewritten: the captured block list stays valid.
+        // From here until the end, blocks are not rewritten: the noted block lists stay valid.
         let _rewrites = self.rewrites.write().expect("rewrite gate");
         let snapshot: Vec<ChatSnapshot> = {
             let _writer = lock(&self.writer);
-            let mut handles = self.all_chats();
-            handles.sort_by_key(|h| lock(h).id);
-            let guards: Vec<_> = handles.iter().map(|h| lock(h)).collect();
+            let handles = self.chats_in_order();
+            let guards: Vec<_> = handles.iter().map(|(_, h)| lock(h)).collect();
             guards
                 .iter()
-                .map(|c| ChatSnapshot {
+                .zip(&handles)
+                .map(|(c, (_, handle))| ChatSnapshot {
                     id: c.id,
+                    handle: handle.clone(),
                     info: c.info.clone(),
-                    blocks: c.blocks.clone(),
+                    blocks: c.blocks.len(),
                     tail: c.tail.clone(),
                 })
                 .collect()
@@ -122,36 +121,46 @@ impl Shared {
                 )?;
             }
             let mut batch: Vec<Message> = Vec::with_capacity(MESSAGES_PER_RECORD);
-            let sealed = chat
-                .blocks
-                .iter()
-                .map(|meta| self.read_block(chat.id, meta))
-                .collect::<Result<Vec<_>>>()?;
-            for m in sealed.iter().flatten().chain(&chat.tail) {
+            let mut add = |m: &MessageRef, batch: &mut Vec<Message>| -> Result<()> {
                 batch.push(Message::clone(m));
                 summary.messages += 1;
                 if batch.len() == MESSAGES_PER_RECORD {
                     put(
                         &mut stream,
                         &mut records,
-                        &Record::Messages(std::mem::take(&mut batch)),
+                        &Record::Messages(std::mem::take(batch)),
                     )?;
                 }
+                Ok(())
+            };
+            for index in 0..chat.blocks {
+                let meta = lock(&chat.handle).blocks[index].clone();
+                for m in &self.read_block(chat.id, &meta)? {
+                    add(m, &mut batch)?;
+                }
+            }
+            for m in &chat.tail {
+                add(m, &mut batch)?;
             }
             if !batch.is_empty() {
                 put(&mut stream, &mut records, &Record::Messages(batch))?;
             }
         }
-        for item in self.db.scan_prefix([keys::USER_INFO]) {
+        for item in self.db.scan_prefix([layout::USER_INFO]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
-            let user =
-                keys::parse_chat(&k).ok_or_else(|| self.corrupt_msg("a user key is malformed"))?;
+            let user = layout::parse_chat(&k)
+                .ok_or_else(|| self.corrupt_msg("a user key is malformed"))?;
             let info: UserInfo = codec::decode(&v).map_err(|e| self.corrupt("user info", e))?;
             put(&mut stream, &mut records, &Record::User(user, info))?;
             summary.users += 1;
         }
-        for (key, value) in settings {
-            put(&mut stream, &mut records, &Record::Setting(key, value))?;
+        for item in self.db.scan_prefix([layout::SETTINGS]) {
+            let (key, value) = item.map_err(|e| self.io(e))?;
+            put(
+                &mut stream,
+                &mut records,
+                &Record::Setting(key.to_vec(), value.to_vec()),
+            )?;
         }
         let end = Record::End {
             records,
@@ -276,7 +285,7 @@ pub fn restore(file: &Path, dir: &Path) -> Result<BackupSummary> {
         read_backup(file, |record| match record {
             Record::Chat(id, info) => store.set_chat_info(id, info),
             Record::User(id, info) => store.set_user_info(id, info),
-            Record::Messages(messages) => store.save_batch(messages),
+            Record::Messages(messages) => store.save_batch(messages).map(|_| ()),
             Record::Setting(key, value) => store.put_raw_setting(&key, &value),
             Record::End { .. } => Ok(()),
         })?;

@@ -3,7 +3,7 @@
 //! format-version byte); each carries its expiry, and [`Store::purge_expired_cache`] (a
 //! maintenance task) drops the stale ones. Backups leave the cache out.
 
-use super::{codec, keys, Result, Store, Timestamp};
+use super::{codec, layout, Result, Store, Timestamp};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// A cached value and when it stops being valid.
@@ -15,7 +15,7 @@ struct Entry<T> {
 
 fn cache_key(namespace: u8, key: &[u8]) -> Vec<u8> {
     let mut full = Vec::with_capacity(2 + key.len());
-    full.push(keys::CACHE);
+    full.push(layout::CACHE);
     full.push(namespace);
     full.extend_from_slice(key);
     full
@@ -77,7 +77,7 @@ impl Store {
     pub fn purge_expired_cache(&self, now: Timestamp) -> Result<u64> {
         let mut batch = sled::Batch::default();
         let mut dropped = 0;
-        for item in self.shared.db.scan_prefix([keys::CACHE]) {
+        for item in self.shared.db.scan_prefix([layout::CACHE]) {
             let (k, v) = item.map_err(|e| self.shared.io(e))?;
             // Only the expiry is read: the value's type is the caller's.
             let expired = codec::decode_prefix::<Timestamp>(&v).map_or(true, |(t, _)| t <= now);

@@ -3,10 +3,9 @@
 //! Invariants (checked by `verify`): blocks are sorted and disjoint by message key; every tail
 //! message sorts after the last block; no message id appears twice; the counters equal a recount.
 
-use super::codec::key_of;
+use super::blocklog::Location;
 use super::counters::{Counters, TopUsers};
-use super::keys::MsgKey;
-use super::model::{ChatId, ChatInfo, MessageId, MessageRef};
+use super::model::{key_of, ChatId, ChatInfo, MessageId, MessageRef, MsgKey};
 use serde::{Deserialize, Serialize};
 
 /// Messages per sealed block.
@@ -24,11 +23,13 @@ pub struct BlockMeta {
     pub count: u32,
     /// Unique per written block: a rewrite gets a new one, so caches keyed by it never go stale.
     pub seq: u64,
+    /// Where the block is in the block log.
+    pub location: Location,
 }
 
 impl BlockMeta {
-    /// The entry describing `messages` (sorted, non-empty) written as block `seq`.
-    pub fn describe(messages: &[MessageRef], seq: u64) -> BlockMeta {
+    /// The entry describing `messages` (sorted, non-empty) written as block `seq` at `location`.
+    pub fn describe(messages: &[MessageRef], seq: u64, location: Location) -> BlockMeta {
         BlockMeta {
             first: key_of(&messages[0]),
             last: key_of(&messages[messages.len() - 1]),
@@ -36,6 +37,7 @@ impl BlockMeta {
             max_id: messages.iter().map(|m| m.message_id).max().unwrap_or(0),
             count: messages.len() as u32,
             seq,
+            location,
         }
     }
 
@@ -50,6 +52,15 @@ impl BlockMeta {
     }
 }
 
+/// A tail segment on disk: a group commit's new tail records of one chat, in the tail log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TailSegment {
+    pub seq: u64,
+    /// The largest key it holds: once the sealed end passes it, the segment is obsolete.
+    pub max: MsgKey,
+    pub location: Location,
+}
+
 /// One chat, guarded by its own mutex in the store's chat map.
 #[derive(Default)]
 pub struct ChatState {
@@ -60,8 +71,8 @@ pub struct ChatState {
     pub tail: Vec<MessageRef>,
     /// Tail records (new or replaced) not yet written in a tail segment, in arrival order.
     pub unsaved: Vec<MessageRef>,
-    /// Tail segments on disk: seq and the largest key they hold.
-    pub segments: Vec<(u64, MsgKey)>,
+    /// Tail segments on disk, oldest first.
+    pub segments: Vec<TailSegment>,
     /// The segments hold records no longer in the tail: rewrite them as one at the next write.
     pub segments_stale: bool,
     pub counters: Counters,

@@ -5,16 +5,17 @@
 //! a dictionary trained on the store's own messages: a frame of short chat messages compresses as
 //! well as a whole block would, and reading one message decodes about 2 KB instead of a block.
 
-use super::keys::MsgKey;
-use super::model::{ChatId, Message, MessageId, MessageKind, MessageRef};
+use super::model::{key_of, ChatId, Message, MessageId, MessageKind, MessageRef, MsgKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use zstd::zstd_safe::{CCtx, CDict, DCtx, DDict};
 
-/// The version byte in front of every stored value.
-pub const FORMAT_VERSION: u8 = 1;
+/// The version byte in front of every stored value: the encoding of values (bincode 2 with these
+/// settings). Distinct from the store format (`layout::STORE_FORMAT`), which names the layout of
+/// the data directory: the layout changed in store format 2, the encoding of values did not.
+pub const VALUE_VERSION: u8 = 1;
 /// Messages per compressed frame.
 pub const FRAME_LEN: usize = 16;
 /// Size of a trained compression dictionary.
@@ -30,7 +31,7 @@ const MAX_FRAME_BYTES: u64 = 64 << 20;
 pub enum CodecError {
     #[error("empty value")]
     Empty,
-    #[error("format version {0} is not one this build reads (it reads {FORMAT_VERSION}); use the chatkeeper release that wrote the data")]
+    #[error("format version {0} is not one this build reads (it reads {VALUE_VERSION}); use the chatkeeper release that wrote the data")]
     Version(u8),
     #[error("malformed value: {0}")]
     Malformed(String),
@@ -46,7 +47,7 @@ fn bincode_config() -> bincode::config::Configuration {
 
 /// Encodes a value with the version byte in front.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    let mut out = vec![VALUE_VERSION];
     bincode::serde::encode_into_std_write(value, &mut out, bincode_config())
         .expect("writing to a Vec cannot fail");
     out
@@ -56,7 +57,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     match bytes.first() {
         None => Err(CodecError::Empty),
-        Some(&FORMAT_VERSION) => {
+        Some(&VALUE_VERSION) => {
             let (value, used) = bincode::serde::decode_from_slice(&bytes[1..], bincode_config())
                 .map_err(|e| CodecError::Malformed(e.to_string()))?;
             Ok((value, used + 1))
@@ -431,14 +432,6 @@ pub fn encode_block(
     Ok(out)
 }
 
-/// The sort key of a message inside its chat.
-pub fn key_of(message: &Message) -> MsgKey {
-    MsgKey {
-        time: message.time,
-        id: message.message_id,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,7 +455,7 @@ mod tests {
     #[test]
     fn values_carry_a_version_byte_and_reject_others() {
         let bytes = encode(&(1u32, "привіт".to_string()));
-        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(bytes[0], VALUE_VERSION);
         let back: (u32, String) = decode(&bytes).unwrap();
         assert_eq!(back, (1, "привіт".into()));
         let mut other = bytes.clone();

@@ -24,6 +24,14 @@ pub enum StoreError {
     Locked { path: PathBuf },
     #[error("storage error in {path}: {source}")]
     Io { path: PathBuf, source: sled::Error },
+    #[error(
+        "cannot read or write {path}: {source}. Check that the disk has free space and that \
+         the data directory belongs to the user running chatkeeper"
+    )]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -1,41 +1,60 @@
-//! The message store: sled underneath, a time-series layout on top.
+//! The message store: sled as the index, message data in append-only logs.
 //!
-//! Per chat, messages live in sealed blocks of [`chat::SEAL_LEN`] messages (compressed frames, keyed
-//! by chat and first message) and an unsealed tail. New messages touch only memory: the tail and the
-//! counters. A group commit (every 100 ms by default, and on [`Store::flush`]) writes one tail
-//! segment per changed chat, seals full blocks, and syncs. Everything derived from messages —
-//! block directory, counter checkpoints, user postings — is written in the same atomic batch as the
-//! blocks it describes, and `verify --repair` can rebuild it from the messages.
+//! Per chat, messages live in sealed blocks of [`chat::SEAL_LEN`] messages (compressed frames) in
+//! the block log, and an unsealed tail in memory whose new records each group commit appends to
+//! the tail log. sled holds only small records: where each block and tail segment is, counters,
+//! postings, names, settings (`layout.rs` describes every file and key). New messages touch only
+//! memory; the group commit (every 100 ms by default, and on [`Store::flush`]) writes tails, seals
+//! full blocks, syncs the logs and then applies one sled batch that references what it wrote.
+//! Everything derived from messages — block directory, counter checkpoints, user postings — is
+//! in the same atomic batch as the blocks it describes, and `verify --repair` can rebuild it.
+//!
+//! Memory does not grow with history: reads go to the logs with positioned reads through a
+//! byte-bounded cache of decoded frames, and everything that walks history ([`Store::chat_range`],
+//! [`Store::time_range`], backup, verify) streams.
 //!
 //! [`Store`] is a cheap handle (`Arc` inside). Each chat has its own lock; a store-wide writer
-//! lock serializes only the code that changes sled's structure (commits and block rewrites).
+//! lock serializes the code that changes the index (commits, block rewrites, compaction swaps).
 
+mod accounting;
 mod backup;
+mod blocklog;
+mod blocks;
 mod cache;
 mod chat;
 pub mod codec;
+mod commit;
+mod compact;
 mod config;
 mod counters;
 mod error;
 mod frames;
-pub mod keys;
+mod ingest;
+pub mod layout;
+mod load;
+mod migrate;
 mod model;
 mod postings;
 mod read;
+mod rewrite;
+mod scan;
 mod settings;
 mod verify;
-mod write;
 
 pub use backup::{restore, BackupSummary};
 pub use config::{FlushPolicy, StoreConfig};
 pub use counters::TOP_USERS;
 pub use error::{Result, StoreError};
+pub use ingest::Saved;
 pub use model::*;
+pub use scan::{ChatRange, TimeRange};
 pub use settings::SettingKey;
 pub use verify::VerifyReport;
 
-use chat::{BlockMeta, ChatState};
+use blocklog::BlockLog;
+use chat::ChatState;
 use codec::Compressor;
+use commit::Staged;
 use frames::FrameCache;
 use postings::Postings;
 use std::collections::HashMap;
@@ -59,17 +78,25 @@ pub struct Store {
 pub(crate) struct Shared {
     path: PathBuf,
     db: sled::Db,
+    /// Sealed blocks.
+    blocks: BlockLog,
+    /// Tail segments: short-lived, so kept apart from blocks and compacted often.
+    tails: BlockLog,
     compressor: Compressor,
     chats: Vec<RwLock<HashMap<ChatId, Arc<Mutex<ChatState>>>>>,
     users: Vec<Mutex<HashMap<UserId, UserEntry>>>,
     postings: Postings,
     frames: FrameCache,
-    /// Serializes everything that changes sled's structure. Lock order: `rewrites`, then
-    /// `writer`, then chat locks.
+    /// Serializes everything that changes the index. Lock order: `rewrites`, then `writer`, then
+    /// chat locks; `staged` and the logs' own locks are innermost.
     writer: Mutex<()>,
-    /// Held shared by code that may rewrite blocks and exclusively by a backup while it streams
-    /// blocks (and by repair).
+    /// Held shared by code that may rewrite or move blocks and exclusively by a backup while it
+    /// streams blocks (and by repair).
     rewrites: RwLock<()>,
+    /// Index changes whose log records are written but not yet synced: applied together.
+    staged: Mutex<Staged>,
+    /// One compaction at a time.
+    compaction: Mutex<()>,
     /// Chats with changes since the last commit.
     dirty: Mutex<Vec<ChatId>>,
     /// Users whose name changed since the last commit (rare: not sharded).
@@ -104,6 +131,7 @@ pub struct StoreMetrics {
     last_commit_micros: AtomicU64,
     max_commit_micros: AtomicU64,
     blocks_sealed: AtomicU64,
+    segments_compacted: AtomicU64,
 }
 
 /// A snapshot of [`StoreMetrics`].
@@ -113,6 +141,7 @@ pub struct StoreHealth {
     pub last_commit_micros: u64,
     pub max_commit_micros: u64,
     pub blocks_sealed: u64,
+    pub segments_compacted: u64,
     pub size_on_disk: u64,
 }
 
@@ -132,12 +161,12 @@ struct FlusherState {
 /// How much a group commit does.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Commit {
-    /// Write changed chats and seal full blocks; no sync.
+    /// Write changed chats and seal full blocks; sled is not synced.
     Seal,
-    /// [`Commit::Seal`], then sync to disk.
+    /// [`Commit::Seal`], then sync sled too.
     Sync,
     /// [`Commit::Sync`], bringing every checkpoint up to date too, so that the next open reads
-    /// no block (on close, and before verify).
+    /// no block, and compacting the tail log (on close, and before verify).
     Close,
 }
 
@@ -161,7 +190,8 @@ impl Drop for FlusherGuard {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `config.path` and starts the group commit.
+    /// Opens (or creates) the store at `config.path` and starts the group commit. A data
+    /// directory of store format 1 is converted first (logged with progress).
     pub fn open(config: StoreConfig) -> Result<Store> {
         let shared = Arc::new(Shared::open(&config)?);
         let thread = match config.flush {
@@ -205,7 +235,10 @@ impl Store {
             last_commit_micros: m.last_commit_micros.load(Ordering::Relaxed),
             max_commit_micros: m.max_commit_micros.load(Ordering::Relaxed),
             blocks_sealed: m.blocks_sealed.load(Ordering::Relaxed),
-            size_on_disk: self.shared.db.size_on_disk().unwrap_or(0),
+            segments_compacted: m.segments_compacted.load(Ordering::Relaxed),
+            size_on_disk: self.shared.db.size_on_disk().unwrap_or(0)
+                + self.shared.blocks.size_on_disk()
+                + self.shared.tails.size_on_disk(),
         }
     }
 }
@@ -230,6 +263,11 @@ impl Shared {
         let db = open_sled(config)?;
         let sled_opened = started.elapsed();
         let shared = Shared {
+            blocks: BlockLog::open(&path.join("blocks"), config.segment_bytes)?,
+            tails: BlockLog::open(
+                &path.join("tails"),
+                config.segment_bytes.min(TAIL_SEGMENT_BYTES),
+            )?,
             path,
             db,
             compressor: Compressor::default(),
@@ -239,6 +277,8 @@ impl Shared {
             frames: FrameCache::new(config.decoded_cache_bytes),
             writer: Mutex::new(()),
             rewrites: RwLock::new(()),
+            staged: Mutex::default(),
+            compaction: Mutex::new(()),
             dirty: Mutex::default(),
             renamed: Mutex::default(),
             next_seq: AtomicU64::new(1),
@@ -247,7 +287,18 @@ impl Shared {
             stats: StoreMetrics::default(),
             flusher: FlusherSignal::default(),
         };
-        shared.check_format()?;
+        match shared.stored_format()? {
+            Some(layout::STORE_FORMAT) => {}
+            Some(migrate::FORMAT_1) => migrate::from_format_1(&shared)?,
+            Some(other) => {
+                return Err(shared.corrupt_msg(format!(
+                    "store format {other} is not {} (the one this build writes); use the \
+                     chatkeeper release that wrote it, or restore a backup",
+                    layout::STORE_FORMAT
+                )))
+            }
+            None => shared.mark_new()?,
+        }
         shared.load()?;
         let chats = shared.all_chats();
         tracing::info!(
@@ -262,192 +313,39 @@ impl Shared {
         Ok(shared)
     }
 
-    fn check_format(&self) -> Result<()> {
-        let key = keys::meta_key("format");
-        match self.db.get(&key).map_err(|e| self.io(e))? {
-            Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => Ok(()),
-            Some(v) => Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                what: format!(
-                    "store format {:?} is not {} (the one this build writes); use the chatkeeper \
-                     release that wrote it, or restore a backup",
-                    v.as_ref(),
-                    codec::FORMAT_VERSION
-                ),
-            }),
-            None if self.db.is_empty() => {
-                self.db
-                    .insert(key, &[codec::FORMAT_VERSION])
-                    .map_err(|e| self.io(e))?;
-                Ok(())
+    /// The store format recorded in the index, if any.
+    fn stored_format(&self) -> Result<Option<u8>> {
+        match self
+            .db
+            .get(layout::meta_key("format"))
+            .map_err(|e| self.io(e))?
+        {
+            Some(v) if v.len() == 1 => Ok(Some(v[0])),
+            Some(_) => Err(self.corrupt_msg("its format marker is malformed")),
+            None if self.db.is_empty() => Ok(None),
+            None => {
+                Err(self
+                    .corrupt_msg("it has data but no format marker: it is not a chatkeeper store"))
             }
-            None => Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                what: "it has data but no format marker: it is not a chatkeeper store".into(),
-            }),
         }
     }
 
-    /// Reads everything kept in memory: dictionaries, directory, checkpoints, tails, users,
-    /// chat infos and pending postings. Sealed blocks themselves are not read.
-    fn load(&self) -> Result<()> {
-        let mut max_seq = 0u64;
-        for item in self.db.scan_prefix(keys::meta_key("dict/")) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let id = std::str::from_utf8(&k[6..])
-                .ok()
-                .and_then(|s| s.parse::<u32>().ok())
-                .ok_or_else(|| self.corrupt_msg("a dictionary key is malformed"))?;
-            let raw: Vec<u8> = codec::decode(&v).map_err(|e| self.corrupt("dictionary", e))?;
-            self.compressor
-                .add_dictionary(id, raw)
-                .map_err(|e| self.corrupt("dictionary", e))?;
+    /// Marks a new, empty store with this build's format. Log files without an index are not
+    /// taken for a new store: they hold messages that only a backup can bring back.
+    fn mark_new(&self) -> Result<()> {
+        if self.blocks.size_on_disk() + self.tails.size_on_disk() > 0 {
+            return Err(self
+                .corrupt_msg("its index (sled's files) is missing but its block logs are there"));
         }
-        let mut states: HashMap<ChatId, ChatState> = HashMap::new();
-        for item in self.db.scan_prefix([keys::DIRECTORY]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let (chat, first) = keys::parse_block_key(&k)
-                .ok_or_else(|| self.corrupt_msg("a directory key is malformed"))?;
-            let meta: BlockMeta =
-                codec::decode(&v).map_err(|e| self.corrupt("directory entry", e))?;
-            if meta.first != first {
-                return Err(self.corrupt_msg(format!(
-                    "directory entry of chat {chat} disagrees with its key"
-                )));
-            }
-            max_seq = max_seq.max(meta.seq);
-            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            state.max_id = state.max_id.max(meta.max_id);
-            state.blocks.push(meta);
-        }
-        for item in self.db.scan_prefix([keys::CHECKPOINT]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let chat = keys::parse_chat(&k)
-                .ok_or_else(|| self.corrupt_msg("a checkpoint key is malformed"))?;
-            let checkpoint: counters::Checkpoint =
-                codec::decode(&v).map_err(|e| self.corrupt("checkpoint", e))?;
-            let covered = checkpoint.covered_seq;
-            let counters = counters::Counters::from_checkpoint(checkpoint).ok_or_else(|| {
-                self.corrupt_msg(format!("checkpoint of chat {chat} is malformed"))
-            })?;
-            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            state.counters = counters;
-            state.checkpoint_seq = covered;
-        }
-        let mut segments: HashMap<ChatId, Vec<(u64, Vec<MessageRef>)>> = HashMap::new();
-        for item in self.db.scan_prefix([keys::TAIL]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let (chat, seq) = keys::parse_tail_key(&k)
-                .ok_or_else(|| self.corrupt_msg("a tail key is malformed"))?;
-            max_seq = max_seq.max(seq);
-            let records = codec::BlockView::parse_for(&v, chat)
-                .and_then(|view| view.all(&self.compressor))
-                .map_err(|e| self.corrupt(format!("tail segment {seq} of chat {chat}"), e))?;
-            segments.entry(chat).or_default().push((seq, records));
-        }
-        for (chat, mut list) in segments {
-            list.sort_by_key(|(seq, _)| *seq);
-            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            state.blocks.sort_by_key(|b| b.first);
-            state.segments = list
-                .iter()
-                .filter_map(|(seq, records)| {
-                    Some((*seq, records.iter().map(|m| codec::key_of(m)).max()?))
-                })
-                .collect();
-            state.tail = chat::replay_tail(list.into_iter().map(|(_, r)| r), state.sealed_end());
-            state.max_id = state
-                .tail
-                .iter()
-                .map(|m| m.message_id)
-                .fold(state.max_id, i32::max);
-        }
-        for item in self.db.scan_prefix([keys::CHAT_INFO]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let chat =
-                keys::parse_chat(&k).ok_or_else(|| self.corrupt_msg("a chat key is malformed"))?;
-            let info = codec::decode(&v).map_err(|e| self.corrupt("chat info", e))?;
-            states
-                .entry(chat)
-                .or_insert_with(|| ChatState::new(chat))
-                .info = Some(info);
-        }
-        for item in self.db.scan_prefix([keys::USER_INFO]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let user =
-                keys::parse_chat(&k).ok_or_else(|| self.corrupt_msg("a user key is malformed"))?;
-            let info: UserInfo = codec::decode(&v).map_err(|e| self.corrupt("user info", e))?;
-            self.user_shard(user).insert(
-                user,
-                UserEntry {
-                    messages: 0,
-                    name: info.display_name.into(),
-                },
-            );
-        }
-        {
-            let mut pending = lock(&self.postings.pending);
-            for item in self.db.scan_prefix([keys::PENDING_POSTINGS]) {
-                let (k, v) = item.map_err(|e| self.io(e))?;
-                let seq = u64::from_be_bytes(
-                    k.get(1..9)
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| self.corrupt_msg("a pending postings key is malformed"))?,
-                );
-                let refs = codec::decode(&v).map_err(|e| self.corrupt("pending postings", e))?;
-                pending.add_block(seq, &refs);
-            }
-        }
-        // Summed here, then one update per user rather than one per user and chat.
-        let mut user_totals: HashMap<UserId, u64> = HashMap::new();
-        for (chat, mut state) in states {
-            state.blocks.sort_by_key(|b| b.first);
-            // Blocks sealed after the checkpoint was written are counted now.
-            let unchecked: Vec<BlockMeta> = state
-                .blocks
-                .iter()
-                .filter(|b| b.seq > state.checkpoint_seq)
-                .cloned()
-                .collect();
-            for meta in &unchecked {
-                for m in self.read_block(chat, meta)? {
-                    state.counters.add(&m);
-                }
-            }
-            state.unchecked_seals = unchecked.len();
-            let tail = state.tail.clone();
-            for m in &tail {
-                state.counters.add(m);
-                if let Some(user) = m.user_id {
-                    self.postings.add_unsealed(user, posting_of(m));
-                }
-            }
-            state.top.decreased();
-            let stored = state.counters.total + state.counters.service;
-            self.totals
-                .messages
-                .fetch_add(state.counters.total, Ordering::Relaxed);
-            self.totals
-                .service
-                .fetch_add(state.counters.service, Ordering::Relaxed);
-            if stored > 0 {
-                self.totals.chats.fetch_add(1, Ordering::Relaxed);
-            }
-            for (user, n) in state.counters.users.iter() {
-                *user_totals.entry(user).or_insert(0) += n;
-            }
-            self.chat_shard_mut(chat)
-                .insert(chat, Arc::new(Mutex::new(state)));
-        }
-        for (user, n) in user_totals {
-            self.user_count_changed(user, None, n as i64);
-        }
-        self.next_seq.store(max_seq + 1, Ordering::SeqCst);
+        self.db
+            .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])
+            .map_err(|e| self.io(e))?;
         Ok(())
     }
 
-    /// The group-commit thread: syncs every `interval`, and seals in between when a writer says a
-    /// tail is long, so that writers never wait for compression.
+    /// The group-commit thread: syncs every `interval`, seals in between when a writer says a
+    /// tail is long (so that writers never wait for compression), and compacts a log segment
+    /// when one has become mostly dead.
     fn run_flusher(&self, interval: Duration) {
         let mut last_sync = Instant::now();
         let mut state = lock(&self.flusher.state);
@@ -474,6 +372,10 @@ impl Shared {
             };
             if let Err(e) = self.commit(kind) {
                 tracing::error!(error = %e, "group commit failed; retrying at the next interval");
+            } else if kind == Commit::Sync {
+                if let Err(e) = self.compact_if_due() {
+                    tracing::error!(error = %e, "compaction failed; retrying later");
+                }
             }
             state = lock(&self.flusher.state);
         }
@@ -538,57 +440,28 @@ impl Shared {
             .collect()
     }
 
+    /// Every chat handle, ordered by chat id.
+    fn chats_in_order(&self) -> Vec<(ChatId, Arc<Mutex<ChatState>>)> {
+        let mut all: Vec<(ChatId, Arc<Mutex<ChatState>>)> = self
+            .all_chats()
+            .into_iter()
+            .map(|h| {
+                let id = lock(&h).id;
+                (id, h)
+            })
+            .collect();
+        all.sort_by_key(|(id, _)| *id);
+        all
+    }
+
     fn user_shard(&self, user: UserId) -> MutexGuard<'_, HashMap<UserId, UserEntry>> {
         lock(&self.users[shard_of(user, USER_SHARDS)])
-    }
-
-    /// Applies a change of `delta` messages to a user's store-wide count; `name` updates their
-    /// last seen name (written to the users family when it changes).
-    fn user_count_changed(&self, user: UserId, name: Option<&str>, delta: i64) {
-        let mut shard = self.user_shard(user);
-        let entry = shard.entry(user).or_insert_with(|| UserEntry {
-            messages: 0,
-            name: Arc::from(""),
-        });
-        let before = entry.messages;
-        entry.messages = entry.messages.saturating_add_signed(delta);
-        if before == 0 && entry.messages > 0 {
-            self.totals.users.fetch_add(1, Ordering::Relaxed);
-        } else if before > 0 && entry.messages == 0 {
-            self.totals.users.fetch_sub(1, Ordering::Relaxed);
-        }
-        if let Some(name) = name {
-            if !name.is_empty() && *entry.name != *name {
-                entry.name = Arc::from(name);
-                // Written by the next group commit: writers never wait for sled.
-                drop(shard);
-                lock(&self.renamed).push(user);
-            }
-        }
-    }
-
-    /// Stages the user records of users whose name changed since the last commit.
-    fn stage_renamed(&self, batch: &mut sled::Batch) {
-        let renamed = std::mem::take(&mut *lock(&self.renamed));
-        for user in renamed {
-            let Some(name) = self.user_shard(user).get(&user).map(|e| e.name.to_string()) else {
-                continue;
-            };
-            let info = UserInfo {
-                display_name: name,
-                username: self.stored_user(user).and_then(|u| u.username),
-            };
-            batch.insert(
-                &keys::user_prefix(keys::USER_INFO, user),
-                codec::encode(&info),
-            );
-        }
     }
 
     fn stored_user(&self, user: UserId) -> Option<UserInfo> {
         let bytes = self
             .db
-            .get(keys::user_prefix(keys::USER_INFO, user))
+            .get(layout::user_prefix(layout::USER_INFO, user))
             .ok()??;
         codec::decode(&bytes).ok()
     }
@@ -630,7 +503,7 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db> {
         .cache_capacity(config.cache_bytes)
         .flush_every_ms(None)
         .mode(sled::Mode::LowSpace)
-        .segment_size(SEGMENT_BYTES);
+        .segment_size(SLED_SEGMENT_BYTES);
     // sled releases its file lock a moment after the previous handle is dropped, so a lock held
     // by this very process (a reopen) is waited for briefly; another process keeps it.
     let deadline = Instant::now() + LOCK_WAIT;
@@ -659,12 +532,15 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db> {
     }
 }
 
-/// sled's log segment size: a trade between disk and write speed. Values over a quarter of it are
-/// written once as blob files instead of being copied with every rewrite of their leaf, but its IO
-/// buffers are segment-sized, so small segments stall writers. Measured at 1M messages (live
-/// msg/s, disk bytes/msg): 32 KiB 77k / 125, 64 KiB 281k / 162, 128 KiB 217k / 209, 512 KiB
-/// (sled's default) 353k / 255. Fixed for the life of a store: sled records it.
-const SEGMENT_BYTES: usize = 64 << 10;
+/// sled's log segment size. sled now holds only small index records, so the segment size mostly
+/// sets how large a node may grow before sled writes it as a blob file (a quarter of a segment),
+/// and blob pages are never evicted from sled's cache. Fixed for the life of a store: sled
+/// records it, so stores of format 1 keep their 64 KiB.
+const SLED_SEGMENT_BYTES: usize = 64 << 10;
+
+/// The tail log's segments: its live data is small (the unsealed tails), so small segments let
+/// compaction reclaim its dead records quickly and cheaply.
+const TAIL_SEGMENT_BYTES: u64 = 4 << 20;
 
 /// How long `open` waits for sled's file lock.
 const LOCK_WAIT: Duration = Duration::from_secs(3);

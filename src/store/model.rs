@@ -16,6 +16,23 @@ pub type MessageId = i32;
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 
+/// Where a message sits inside its chat: messages are ordered by time, then id.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct MsgKey {
+    pub time: Timestamp,
+    pub id: MessageId,
+}
+
+/// The sort key of a message inside its chat.
+pub fn key_of(message: &Message) -> MsgKey {
+    MsgKey {
+        time: message.time,
+        id: message.message_id,
+    }
+}
+
 /// A stored message handed out by queries: shared, so that serving the same recent context to
 /// many readers copies pointers rather than texts.
 pub type MessageRef = Arc<Message>;

@@ -9,8 +9,8 @@
 //!   drops the `Q` records.
 
 use super::codec;
-use super::keys::{self, MsgKey};
-use super::model::{ChatId, MessageId, Timestamp, UserId};
+use super::layout;
+use super::model::{ChatId, MessageId, MsgKey, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -243,12 +243,12 @@ pub fn chunk_last_time(bytes: &[u8]) -> Result<Timestamp, codec::CodecError> {
 
 /// Splits a postings key into user, first time and seq.
 pub fn parse_key(key: &[u8]) -> Option<(UserId, Timestamp, u64)> {
-    if key.len() != 25 || key[0] != keys::POSTINGS {
+    if key.len() != 25 || key[0] != layout::POSTINGS {
         return None;
     }
     Some((
-        keys::from_ordered_i64(key[1..9].try_into().ok()?),
-        keys::from_ordered_i64(key[9..17].try_into().ok()?),
+        layout::from_ordered_i64(key[1..9].try_into().ok()?),
+        layout::from_ordered_i64(key[9..17].try_into().ok()?),
         u64::from_be_bytes(key[17..25].try_into().ok()?),
     ))
 }

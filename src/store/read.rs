@@ -1,13 +1,9 @@
 //! Queries. Statistics come from counters; messages from the tail, the decoded-frame cache, or
-//! one frame of one block.
+//! one frame of one block. Walks of history are in `scan.rs`.
 
-use super::chat::{BlockMeta, ChatState};
-use super::codec::{key_of, BlockView};
-use super::frames::Frame;
-use super::keys::{self, MsgKey};
+use super::layout;
 use super::model::*;
 use super::postings::{self, PostingRef};
-use super::write::block_name;
 use super::{lock, Result, Shared, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -198,159 +194,9 @@ impl Store {
         out.sort_by_key(|m| (m.time, m.chat_id, m.message_id));
         Ok(out)
     }
-
-    /// Every message with `from <= time <= to`, all chats, ordered by time, then chat and id.
-    pub fn time_range(&self, from: Timestamp, to: Timestamp) -> Result<Vec<MessageRef>> {
-        let mut out = Vec::new();
-        for handle in self.shared.all_chats() {
-            let state = lock(&handle);
-            self.shared.collect_range(&state, from, to, &mut out)?;
-        }
-        out.sort_by_key(|m| (m.time, m.chat_id, m.message_id));
-        Ok(out)
-    }
-
-    /// Every message of one chat with `from <= time <= to`, oldest first.
-    pub fn chat_range(
-        &self,
-        chat: ChatId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<MessageRef>> {
-        let mut out = Vec::new();
-        if let Some(handle) = self.shared.chat(chat) {
-            self.shared
-                .collect_range(&lock(&handle), from, to, &mut out)?;
-        }
-        Ok(out)
-    }
 }
 
 impl Shared {
-    /// The raw bytes of a block.
-    pub(super) fn block_bytes(&self, chat: ChatId, meta: &BlockMeta) -> Result<sled::IVec> {
-        self.db
-            .get(keys::seq_key(keys::BLOCK, meta.seq))
-            .map_err(|e| self.io(e))?
-            .ok_or_else(|| self.corrupt_msg(format!("{} is missing", block_name(chat, meta))))
-    }
-
-    /// Parses a block's header, checking that it is the chat's.
-    pub(super) fn block_view<'a>(
-        &self,
-        chat: ChatId,
-        meta: &BlockMeta,
-        bytes: &'a [u8],
-    ) -> Result<BlockView<'a>> {
-        BlockView::parse_for(bytes, chat).map_err(|e| self.corrupt(block_name(chat, meta), e))
-    }
-
-    /// Frame `index` of a block, from the cache or decoded.
-    pub(super) fn frame(&self, chat: ChatId, meta: &BlockMeta, index: usize) -> Result<Frame> {
-        if let Some(frame) = self.frames.get(meta.seq, index as u32) {
-            return Ok(frame);
-        }
-        let bytes = self.block_bytes(chat, meta)?;
-        let view = self.block_view(chat, meta, &bytes)?;
-        self.frame_from(chat, meta, &view, index)
-    }
-
-    /// Frame `index` of an already parsed block, from the cache or decoded.
-    pub(super) fn frame_from(
-        &self,
-        chat: ChatId,
-        meta: &BlockMeta,
-        view: &BlockView<'_>,
-        index: usize,
-    ) -> Result<Frame> {
-        if let Some(frame) = self.frames.get(meta.seq, index as u32) {
-            return Ok(frame);
-        }
-        let frame = Frame::new(
-            view.frame(&self.compressor, index)
-                .map_err(|e| self.corrupt(block_name(chat, meta), e))?,
-        );
-        self.frames.insert(meta.seq, index as u32, frame.clone());
-        Ok(frame)
-    }
-
-    /// Every message of a block, decoded (not cached: callers rewrite or scan it once).
-    pub(super) fn read_block(&self, chat: ChatId, meta: &BlockMeta) -> Result<Vec<MessageRef>> {
-        let bytes = self.block_bytes(chat, meta)?;
-        self.block_view(chat, meta, &bytes)?
-            .all(&self.compressor)
-            .map_err(|e| self.corrupt(block_name(chat, meta), e))
-    }
-
-    /// The message at `key` in a chat, if stored.
-    pub(super) fn locate(&self, chat: &ChatState, key: MsgKey) -> Result<Option<MessageRef>> {
-        if chat.sealed_end().is_none_or(|end| key > end) {
-            return Ok(chat
-                .tail
-                .binary_search_by_key(&key, |m| key_of(m))
-                .ok()
-                .map(|i| chat.tail[i].clone()));
-        }
-        let Some(index) = chat.block_for(key) else {
-            return Ok(None);
-        };
-        let meta = &chat.blocks[index];
-        let bytes = self.block_bytes(chat.id, meta)?;
-        let view =
-            BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat.id, meta), e))?;
-        let Some(fi) = view
-            .header
-            .frames
-            .iter()
-            .position(|f| f.first <= key && key <= f.last)
-        else {
-            return Ok(None);
-        };
-        let frame = self.frame_from(chat.id, meta, &view, fi)?;
-        Ok(frame
-            .binary_search_by_key(&key, |m| key_of(m))
-            .ok()
-            .map(|i| frame[i].clone()))
-    }
-
-    /// Appends a chat's messages with `from <= time <= to` to `out`.
-    pub(super) fn collect_range(
-        &self,
-        chat: &ChatState,
-        from: Timestamp,
-        to: Timestamp,
-        out: &mut Vec<MessageRef>,
-    ) -> Result<()> {
-        let start = chat.blocks.partition_point(|b| b.last.time < from);
-        for meta in chat.blocks[start..]
-            .iter()
-            .take_while(|b| b.first.time <= to)
-        {
-            let bytes = self.block_bytes(chat.id, meta)?;
-            let view =
-                BlockView::parse(&bytes).map_err(|e| self.corrupt(block_name(chat.id, meta), e))?;
-            for (fi, info) in view.header.frames.iter().enumerate() {
-                if info.last.time < from || info.first.time > to {
-                    continue;
-                }
-                let frame = self.frame_from(chat.id, meta, &view, fi)?;
-                out.extend(
-                    frame
-                        .iter()
-                        .filter(|m| from <= m.time && m.time <= to)
-                        .cloned(),
-                );
-            }
-        }
-        out.extend(
-            chat.tail
-                .iter()
-                .filter(|m| from <= m.time && m.time <= to)
-                .cloned(),
-        );
-        Ok(())
-    }
-
     /// Refs of a user's sealed messages written as chunks, within `[from, to]`.
     pub(super) fn chunk_refs(
         &self,
@@ -359,8 +205,8 @@ impl Shared {
         to: Timestamp,
     ) -> Result<Vec<PostingRef>> {
         let mut refs = Vec::new();
-        let start = keys::postings_key(user, Timestamp::MIN, 0);
-        let end = keys::postings_key(user, to, u64::MAX);
+        let start = layout::postings_key(user, Timestamp::MIN, 0);
+        let end = layout::postings_key(user, to, u64::MAX);
         for item in self.db.range(start..=end) {
             let (k, v) = item.map_err(|e| self.io(e))?;
             let (_, first, _) = postings::parse_key(&k)

@@ -3,7 +3,7 @@
 //! chat. The store does not interpret them: callers choose the type, the codec adds the
 //! format-version byte, and backups copy them.
 
-use super::{codec, keys, ChatId, Result, Store, UserId};
+use super::{codec, layout, ChatId, Result, Store, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Whose record: a chat's, a user's, or a user's within one chat.
@@ -27,20 +27,20 @@ impl SettingKey {
     /// `S kind id` (`S p chat user` for profiles: a chat's profiles are one range).
     pub(super) fn encode(self) -> Vec<u8> {
         let mut key = Vec::with_capacity(18);
-        key.push(keys::SETTINGS);
+        key.push(layout::SETTINGS);
         match self {
             SettingKey::Chat(chat) => {
                 key.push(CHAT);
-                key.extend_from_slice(&keys::ordered_i64(chat));
+                key.extend_from_slice(&layout::ordered_i64(chat));
             }
             SettingKey::User(user) => {
                 key.push(USER);
-                key.extend_from_slice(&keys::ordered_i64(user));
+                key.extend_from_slice(&layout::ordered_i64(user));
             }
             SettingKey::Profile { chat, user } => {
                 key.push(PROFILE);
-                key.extend_from_slice(&keys::ordered_i64(chat));
-                key.extend_from_slice(&keys::ordered_i64(user));
+                key.extend_from_slice(&layout::ordered_i64(chat));
+                key.extend_from_slice(&layout::ordered_i64(user));
             }
         }
         key
@@ -48,9 +48,9 @@ impl SettingKey {
 
     /// The chat and user of a profile key, from its encoding.
     fn decode_profile(key: &[u8]) -> Option<(ChatId, UserId)> {
-        let rest = key.strip_prefix(&[keys::SETTINGS, PROFILE])?;
-        let chat = keys::from_ordered_i64(rest.get(..8)?.try_into().ok()?);
-        let user = keys::from_ordered_i64(rest.get(8..16)?.try_into().ok()?);
+        let rest = key.strip_prefix(&[layout::SETTINGS, PROFILE])?;
+        let chat = layout::from_ordered_i64(rest.get(..8)?.try_into().ok()?);
+        let user = layout::from_ordered_i64(rest.get(8..16)?.try_into().ok()?);
         Some((chat, user))
     }
 }
@@ -108,12 +108,12 @@ impl Store {
     pub fn users_with_settings(&self) -> Result<Vec<UserId>> {
         self.shared
             .db
-            .scan_prefix([keys::SETTINGS, USER])
+            .scan_prefix([layout::SETTINGS, USER])
             .map(|item| {
                 let (key, _) = item.map_err(|e| self.shared.io(e))?;
                 key.get(2..10)
                     .and_then(|id| id.try_into().ok())
-                    .map(keys::from_ordered_i64)
+                    .map(layout::from_ordered_i64)
                     .ok_or_else(|| self.shared.corrupt_msg(format!("setting key {key:?}")))
             })
             .collect()
@@ -122,9 +122,9 @@ impl Store {
     /// Deletes the profiles of `user` (every user when `None`) in `chat` (every chat when
     /// `None`); returns how many.
     pub fn remove_profiles(&self, chat: Option<ChatId>, user: Option<UserId>) -> Result<u64> {
-        let mut prefix = vec![keys::SETTINGS, PROFILE];
+        let mut prefix = vec![layout::SETTINGS, PROFILE];
         if let Some(chat) = chat {
-            prefix.extend_from_slice(&keys::ordered_i64(chat));
+            prefix.extend_from_slice(&layout::ordered_i64(chat));
         }
         let mut batch = sled::Batch::default();
         let mut removed = 0;
@@ -143,21 +143,9 @@ impl Store {
         Ok(removed)
     }
 
-    /// Every stored setting as raw key and value, for backups.
-    pub(super) fn raw_settings(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.shared
-            .db
-            .scan_prefix([keys::SETTINGS])
-            .map(|item| {
-                item.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(|e| self.shared.io(e))
-            })
-            .collect()
-    }
-
     /// Restores one raw setting from a backup.
     pub(super) fn put_raw_setting(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        if key.first() != Some(&keys::SETTINGS) {
+        if key.first() != Some(&layout::SETTINGS) {
             return Err(super::StoreError::Invalid(
                 "a backup setting has a key outside the settings family".into(),
             ));

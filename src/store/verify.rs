@@ -1,18 +1,24 @@
-//! `verify`: every derived structure checked against the messages; `repair`: rebuilt from them.
+//! `verify`: every derived structure checked against the messages, and the index against the
+//! logs; `repair`: what is derived rebuilt from the messages.
 //!
-//! Primary data is the blocks and tail segments (plus chat and user records). Everything else — the
-//! block directory, counter checkpoints, postings chunks and pending postings, and the in-memory
-//! counters and totals — must equal what the messages imply.
+//! Primary data is the blocks and tail segments the index points at (plus chat and user
+//! records). Everything else — directory entries' descriptions, counter checkpoints, postings
+//! chunks and pending postings, the logs' live-byte accounts, in-memory counters and totals —
+//! must equal what the messages imply. Both walk the store a chat and a block at a time: memory
+//! holds one block, per chat a bitmap of message ids, and per user a count and a fingerprint
+//! of their postings, never the messages themselves.
 
-use super::chat::{replay_tail, BlockMeta, SEAL_LEN};
-use super::codec::{self, key_of, BlockView};
+use super::blocklog::Location;
+use super::chat::{replay_tail, BlockMeta, ChatState, TailSegment, SEAL_LEN};
 use super::counters::{Checkpoint, Counters};
-use super::keys;
+use super::layout;
 use super::model::*;
 use super::postings::{self, BlockRefs, PostingRef};
-use super::{lock, Commit, Result, Shared, Store};
+use super::{codec, lock, posting_of, Commit, Result, Shared, Store};
+use roaring::RoaringBitmap;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 
 /// What `verify` found.
@@ -32,176 +38,219 @@ impl VerifyReport {
     }
 }
 
-/// One chat as its primary data says it is.
-#[derive(Default)]
-struct ChatTruth {
-    blocks: Vec<(BlockMeta, Vec<MessageRef>)>,
-    tail: Vec<MessageRef>,
-}
-
 impl Store {
     /// Checks every derived structure and counter against the messages.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.shared.commit(Commit::Close)?;
         let _writer = lock(&self.shared.writer);
-        let (truth, mut report) = self.shared.read_truth()?;
-        self.shared.check(&truth, &mut report)?;
-        Ok(report)
+        self.shared.check()
     }
 
-    /// Rebuilds every derived structure from the messages, then verifies. Unreadable blocks are
-    /// reported and left in place: only a backup can bring their messages back.
+    /// Rebuilds every derived structure from the messages, then verifies. Unreadable blocks and
+    /// tail segments are reported and dropped from the index: only a backup can bring their
+    /// messages back.
     pub fn repair(&self) -> Result<VerifyReport> {
         self.shared.commit(Commit::Close)?;
-        {
+        let dropped = {
             // The store's lock order: rewrite gate, then writer.
             let _rewrites = self.shared.rewrites.write().expect("rewrite gate");
             let _writer = lock(&self.shared.writer);
-            let (truth, _) = self.shared.read_truth()?;
-            self.shared.rebuild(truth)?;
+            self.shared.rebuild()?
+        };
+        let mut report = self.verify()?;
+        if !dropped.is_empty() && report.is_clean() {
+            tracing::warn!(
+                dropped = dropped.len(),
+                "repair dropped unreadable records: restore a backup for their messages"
+            );
         }
-        self.verify()
+        report.problems.splice(0..0, dropped);
+        Ok(report)
     }
 }
 
+/// A multiset of postings as a count and an order-independent sum of hashes: two sides agree
+/// (but for a 2^-64 chance) exactly when they hold the same refs the same number of times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Fingerprint {
+    count: u64,
+    sum: u64,
+}
+
+impl Fingerprint {
+    fn add(&mut self, r: &PostingRef) {
+        let mut hasher = std::hash::DefaultHasher::new();
+        r.hash(&mut hasher);
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(hasher.finish());
+    }
+}
+
+/// One chat's messages as its blocks and tail segments hold them, walked once.
+struct Walk {
+    blocks: Vec<BlockMeta>,
+    sealed: Counters,
+    tail: Vec<MessageRef>,
+    messages: u64,
+}
+
 impl Shared {
-    /// Reads all blocks and tail segments from disk, noting what cannot be read.
-    fn read_truth(&self) -> Result<(BTreeMap<ChatId, ChatTruth>, VerifyReport)> {
-        let mut report = VerifyReport::default();
-        let mut truth: BTreeMap<ChatId, ChatTruth> = BTreeMap::new();
-        for item in self.db.scan_prefix([keys::BLOCK]) {
+    /// A chat's directory entries as the index holds them.
+    fn disk_blocks(&self, chat: ChatId, problems: &mut Vec<String>) -> Result<Vec<BlockMeta>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .scan_prefix(layout::chat_prefix(layout::DIRECTORY, chat))
+        {
             let (k, v) = item.map_err(|e| self.io(e))?;
-            let Some(seq) = keys::parse_seq_key(&k) else {
-                report.problems.push(format!("malformed block key {k:?}"));
-                continue;
-            };
-            let decoded = BlockView::parse(&v)
-                .and_then(|view| Ok((view.header.chat, view.all(&self.compressor)?)));
-            match decoded {
-                Ok((chat, messages)) if !messages.is_empty() => {
-                    let meta = BlockMeta::describe(&messages, seq);
-                    truth.entry(chat).or_default().blocks.push((meta, messages));
-                }
-                Ok((chat, _)) => report
-                    .problems
-                    .push(format!("block {seq} of chat {chat} is empty")),
-                Err(e) => report
-                    .problems
-                    .push(format!("block {seq} is unreadable: {e}")),
+            match (layout::parse_block_key(&k), codec::decode::<BlockMeta>(&v)) {
+                (Some((_, first)), Ok(meta)) if meta.first == first => out.push(meta),
+                _ => problems.push(format!("chat {chat}: directory entry {k:?} is malformed")),
             }
         }
-        for t in truth.values_mut() {
-            t.blocks.sort_by_key(|(meta, _)| meta.first);
-        }
-        // Key order is seq order within a chat, as replay needs.
-        let mut segments: BTreeMap<ChatId, Vec<Vec<MessageRef>>> = BTreeMap::new();
-        for item in self.db.scan_prefix([keys::TAIL]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let Some((chat, seq)) = keys::parse_tail_key(&k) else {
-                report.problems.push(format!("malformed tail key {k:?}"));
-                continue;
-            };
-            match BlockView::parse_for(&v, chat).and_then(|view| view.all(&self.compressor)) {
-                Ok(records) => segments.entry(chat).or_default().push(records),
-                Err(e) => report.problems.push(format!(
-                    "tail segment {seq} of chat {chat} is unreadable: {e}"
-                )),
-            }
-        }
-        for (chat, records) in segments {
-            let t = truth.entry(chat).or_default();
-            t.tail = replay_tail(records, t.blocks.last().map(|(meta, _)| meta.last));
-        }
-        Ok((truth, report))
+        Ok(out)
     }
 
-    /// Compares everything derived with `truth`.
-    fn check(&self, truth: &BTreeMap<ChatId, ChatTruth>, report: &mut VerifyReport) -> Result<()> {
-        let problems = &mut report.problems;
-        let directory = self.read_directory()?;
-        let checkpoints = self.read_checkpoints()?;
-        let mut expected_refs: HashMap<UserId, HashSet<PostingRef>> = HashMap::new();
+    /// A chat's tail segments as the index holds them.
+    fn disk_tail(&self, chat: ChatId, problems: &mut Vec<String>) -> Result<Vec<(u64, Location)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(layout::chat_prefix(layout::TAIL, chat)) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            match (layout::parse_tail_key(&k), codec::decode::<Location>(&v)) {
+                (Some((_, seq)), Ok(location)) => out.push((seq, location)),
+                _ => problems.push(format!("chat {chat}: tail pointer {k:?} is malformed")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Walks a chat's blocks and tail segments on disk, calling `each` for every message, and
+    /// notes every inconsistency of the primary data itself (unreadable records, entries that
+    /// do not describe their block, overlaps, ids stored twice) and of the logs' accounts.
+    fn walk_chat(
+        &self,
+        chat: ChatId,
+        problems: &mut Vec<String>,
+        live: &mut [HashMap<u32, u64>; 2],
+        mut each: impl FnMut(&MessageRef),
+    ) -> Result<Walk> {
+        let mut walk = Walk {
+            blocks: Vec::new(),
+            sealed: Counters::default(),
+            tail: Vec::new(),
+            messages: 0,
+        };
+        let mut ids = RoaringBitmap::new();
+        let mut note = |m: &MessageRef, problems: &mut Vec<String>| {
+            if !ids.insert(m.message_id as u32) {
+                problems.push(format!(
+                    "chat {chat}: message {} is stored twice",
+                    m.message_id
+                ));
+            }
+        };
+        let mut previous_end = None;
+        for meta in self.disk_blocks(chat, problems)? {
+            *live[0].entry(meta.location.segment).or_default() += meta.location.record_bytes();
+            let messages = match self.read_block(chat, &meta) {
+                Ok(messages) if !messages.is_empty() => messages,
+                Ok(_) => {
+                    problems.push(format!("chat {chat}: a block at {:?} is empty", meta.first));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(format!("chat {chat}: {e}"));
+                    continue;
+                }
+            };
+            if BlockMeta::describe(&messages, meta.seq, meta.location) != meta {
+                problems.push(format!(
+                    "chat {chat}: directory entry at {:?} disagrees with its block",
+                    meta.first
+                ));
+            }
+            if previous_end.is_some_and(|end| meta.first <= end) {
+                problems.push(format!("chat {chat}: blocks overlap at {:?}", meta.first));
+            }
+            previous_end = Some(meta.last);
+            for m in &messages {
+                note(m, problems);
+                walk.sealed.add(m);
+                each(m);
+            }
+            walk.messages += messages.len() as u64;
+            walk.blocks.push(meta);
+        }
+        let mut segments = Vec::new();
+        for (seq, location) in self.disk_tail(chat, problems)? {
+            *live[1].entry(location.segment).or_default() += location.record_bytes();
+            let segment = TailSegment {
+                seq,
+                max: MsgKey { time: 0, id: 0 },
+                location,
+            };
+            match self.read_tail_segment(chat, &segment) {
+                Ok(records) => segments.push(records),
+                Err(e) => problems.push(format!("chat {chat}: {e}")),
+            }
+        }
+        walk.tail = replay_tail(segments, previous_end);
+        for m in &walk.tail {
+            note(m, problems);
+            each(m);
+        }
+        walk.messages += walk.tail.len() as u64;
+        Ok(walk)
+    }
+
+    /// Compares everything derived with what the messages imply.
+    fn check(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let mut expected: HashMap<UserId, Fingerprint> = HashMap::new();
         let mut user_totals: HashMap<UserId, u64> = HashMap::new();
         let (mut total, mut service, mut chats) = (0u64, 0u64, 0u64);
-        for (&chat, t) in truth {
-            report.chats += 1;
-            report.blocks += t.blocks.len() as u64;
-            let mut ids = HashSet::new();
-            let mut previous_end = None;
-            let mut sealed = Counters::default();
-            for (meta, messages) in &t.blocks {
-                if previous_end.is_some_and(|end| meta.first <= end) {
-                    problems.push(format!("chat {chat}: blocks overlap at {:?}", meta.first));
-                }
-                previous_end = Some(meta.last);
-                match directory.get(&(chat, meta.first)) {
-                    Some(d) if d == meta => {}
-                    Some(_) => problems.push(format!(
-                        "chat {chat}: directory entry at {:?} disagrees with its block",
-                        meta.first
-                    )),
-                    None => problems.push(format!(
-                        "chat {chat}: block at {:?} has no directory entry",
-                        meta.first
-                    )),
-                }
-                for m in messages {
-                    sealed.add(m);
-                }
+        let mut live: [HashMap<u32, u64>; 2] = Default::default();
+        let mut problems = Vec::new();
+        let loaded: HashSet<ChatId> = self.chats_in_order().iter().map(|(id, _)| *id).collect();
+        for chat in self.chats_on_disk()? {
+            if !loaded.contains(&chat) {
+                problems.push(format!("chat {chat} is on disk but was not loaded"));
             }
-            if let (Some(end), Some(first)) = (previous_end, t.tail.first()) {
-                if key_of(first) <= end {
-                    problems.push(format!(
-                        "chat {chat}: tail message {} sorts inside the sealed blocks",
-                        first.message_id
-                    ));
-                }
-            }
-            let all: Vec<&MessageRef> = t
-                .blocks
-                .iter()
-                .flat_map(|(_, m)| m)
-                .chain(&t.tail)
-                .collect();
-            for m in &all {
-                if !ids.insert(m.message_id) {
-                    problems.push(format!(
-                        "chat {chat}: message {} is stored twice",
-                        m.message_id
-                    ));
-                }
+        }
+        for (chat, handle) in self.chats_in_order() {
+            let walk = self.walk_chat(chat, &mut problems, &mut live, |m| {
                 if let Some(user) = m.user_id {
-                    expected_refs
-                        .entry(user)
-                        .or_default()
-                        .insert(super::posting_of(m));
+                    expected.entry(user).or_default().add(&posting_of(m));
                 }
-            }
-            report.messages += all.len() as u64;
+            })?;
+            report.chats += 1;
+            report.blocks += walk.blocks.len() as u64;
+            report.messages += walk.messages;
             // `verify` commits everything first, so the checkpoint covers every block.
-            let covered = t
-                .blocks
-                .iter()
-                .filter_map(|(meta, _)| directory.get(&(chat, meta.first)).map(|d| d.seq))
-                .max()
-                .unwrap_or(0);
-            let stored_checkpoint = checkpoints.get(&chat).cloned();
-            if (!t.blocks.is_empty() || stored_checkpoint.is_some())
-                && stored_checkpoint.as_ref() != Some(&sealed.to_checkpoint(covered))
+            let covered = walk.blocks.iter().map(|b| b.seq).max().unwrap_or(0);
+            let stored: Option<Checkpoint> = self
+                .db
+                .get(layout::chat_prefix(layout::CHECKPOINT, chat))
+                .map_err(|e| self.io(e))?
+                .and_then(|v| codec::decode(&v).ok());
+            if (!walk.blocks.is_empty() || stored.is_some())
+                && stored.as_ref() != Some(&walk.sealed.to_checkpoint(covered))
             {
                 problems.push(format!(
                     "chat {chat}: checkpoint disagrees with its blocks {:?} {:?}",
-                    stored_checkpoint.as_ref().map(|c| (
-                        c.covered_seq,
-                        c.total,
-                        c.service,
-                        c.users.len()
-                    )),
-                    (covered, sealed.total, sealed.service, sealed.users.len())
+                    stored
+                        .as_ref()
+                        .map(|c| (c.covered_seq, c.total, c.service, c.users.len())),
+                    (
+                        covered,
+                        walk.sealed.total,
+                        walk.sealed.service,
+                        walk.sealed.users.len()
+                    )
                 ));
             }
-            let mut everything = sealed;
-            for m in &t.tail {
+            let mut everything = walk.sealed;
+            for m in &walk.tail {
                 everything.add(m);
             }
             for (user, n) in everything.users.iter() {
@@ -209,65 +258,51 @@ impl Shared {
             }
             total += everything.total;
             service += everything.service;
-            chats += u64::from(!all.is_empty());
-            match self.chat(chat) {
-                Some(handle) => {
-                    let state = lock(&handle);
-                    if state.counters != everything {
-                        problems.push(format!(
-                            "chat {chat}: counters in memory disagree with its messages"
-                        ));
-                    }
-                    let on_disk: Vec<BlockMeta> = t.blocks.iter().map(|(m, _)| m.clone()).collect();
-                    if state.blocks != on_disk
-                        || state
-                            .tail
-                            .iter()
-                            .map(|m| key_of(m))
-                            .ne(t.tail.iter().map(|m| key_of(m)))
-                    {
-                        problems.push(format!("chat {chat}: the in-memory view differs from disk"));
-                    }
-                }
-                None => problems.push(format!("chat {chat} is on disk but was not loaded")),
-            }
-        }
-        for (chat, first) in directory.keys() {
-            if !truth
-                .get(chat)
-                .is_some_and(|t| t.blocks.iter().any(|(m, _)| m.first == *first))
-            {
+            chats += u64::from(walk.messages > 0);
+            let state = lock(&handle);
+            if state.counters != everything {
                 problems.push(format!(
-                    "chat {chat}: directory entry at {first:?} has no block"
+                    "chat {chat}: counters in memory disagree with its messages"
                 ));
             }
-        }
-        for chat in checkpoints.keys() {
-            if !truth.contains_key(chat) {
-                problems.push(format!("chat {chat}: checkpoint without messages"));
+            if state.blocks != walk.blocks
+                || state
+                    .tail
+                    .iter()
+                    .map(|m| key_of(m))
+                    .ne(walk.tail.iter().map(|m| key_of(m)))
+            {
+                problems.push(format!("chat {chat}: the in-memory view differs from disk"));
             }
         }
-        let stored_refs = self.read_postings(problems)?;
-        if stored_refs != expected_refs {
-            let users: HashSet<&UserId> = stored_refs.keys().chain(expected_refs.keys()).collect();
+        for item in self.db.scan_prefix([layout::CHECKPOINT]) {
+            let (k, _) = item.map_err(|e| self.io(e))?;
+            if layout::parse_chat(&k).is_none_or(|chat| !loaded.contains(&chat)) {
+                problems.push(format!("checkpoint {k:?} has no chat"));
+            }
+        }
+        self.check_logs(&live, &mut problems);
+        let stored = self.stored_postings(&mut problems)?;
+        if stored != expected {
+            let users: HashSet<&UserId> = stored.keys().chain(expected.keys()).collect();
             let wrong = users
                 .into_iter()
-                .filter(|u| stored_refs.get(u) != expected_refs.get(u))
+                .filter(|u| stored.get(u) != expected.get(u))
                 .count();
             problems.push(format!(
                 "postings of {wrong} users disagree with the messages"
             ));
         }
         let totals = &self.totals;
-        let loaded = (
+        let in_memory = (
             totals.messages.load(Ordering::Relaxed),
             totals.service.load(Ordering::Relaxed),
             totals.chats.load(Ordering::Relaxed),
             totals.users.load(Ordering::Relaxed),
         );
-        if loaded != (total, service, chats, user_totals.len() as u64) {
+        if in_memory != (total, service, chats, user_totals.len() as u64) {
             problems.push(format!(
-                "global totals {loaded:?} disagree with the messages {:?}",
+                "global totals {in_memory:?} disagree with the messages {:?}",
                 (total, service, chats, user_totals.len())
             ));
         }
@@ -278,187 +313,224 @@ impl Shared {
                 ));
             }
         }
-        Ok(())
+        report.problems = problems;
+        Ok(report)
     }
 
-    fn read_directory(&self) -> Result<HashMap<(ChatId, keys::MsgKey), BlockMeta>> {
-        let mut out = HashMap::new();
-        for item in self.db.scan_prefix([keys::DIRECTORY]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            if let (Some(key), Ok(meta)) =
-                (keys::parse_block_key(&k), codec::decode::<BlockMeta>(&v))
-            {
-                out.insert(key, meta);
+    /// Chats with a directory entry or tail pointer in the index.
+    fn chats_on_disk(&self) -> Result<Vec<ChatId>> {
+        let mut out: Vec<ChatId> = Vec::new();
+        for family in [layout::DIRECTORY, layout::TAIL] {
+            for key in self.db.scan_prefix([family]).keys() {
+                let key = key.map_err(|e| self.io(e))?;
+                if let Some(chat) = layout::parse_chat(&key) {
+                    if out.last() != Some(&chat) {
+                        out.push(chat);
+                    }
+                }
             }
         }
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
-    fn read_checkpoints(&self) -> Result<HashMap<ChatId, Checkpoint>> {
-        let mut out = HashMap::new();
-        for item in self.db.scan_prefix([keys::CHECKPOINT]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            if let (Some(chat), Ok(c)) = (keys::parse_chat(&k), codec::decode(&v)) {
-                out.insert(chat, c);
+    /// Each segment's live bytes must be what the index references in it, and every segment
+    /// the index references must exist.
+    fn check_logs(&self, live: &[HashMap<u32, u64>; 2], problems: &mut Vec<String>) {
+        for (log, live, name) in [
+            (&self.blocks, &live[0], "block log"),
+            (&self.tails, &live[1], "tail log"),
+        ] {
+            let segments: HashMap<u32, u64> = log
+                .segments()
+                .iter()
+                .map(|s| (s.id, s.live_bytes()))
+                .collect();
+            for (id, bytes) in live {
+                if segments.get(id) != Some(bytes) {
+                    problems.push(format!(
+                        "{name}: segment {id} holds {:?} live bytes by its account, {bytes} by \
+                         the index",
+                        segments.get(id)
+                    ));
+                }
+            }
+            for (id, bytes) in &segments {
+                if *bytes > 0 && !live.contains_key(id) {
+                    problems.push(format!(
+                        "{name}: segment {id} counts {bytes} live bytes the index does not \
+                         reference"
+                    ));
+                }
             }
         }
-        Ok(out)
     }
 
-    /// Every stored ref: chunks, pending records and tail refs in memory. A ref stored twice is
-    /// a problem of its own.
-    fn read_postings(
-        &self,
-        problems: &mut Vec<String>,
-    ) -> Result<HashMap<UserId, HashSet<PostingRef>>> {
-        let mut out: HashMap<UserId, HashSet<PostingRef>> = HashMap::new();
-        let mut duplicates = 0usize;
-        let mut add = |user: UserId, r: PostingRef| {
-            if !out.entry(user).or_default().insert(r) {
-                duplicates += 1;
-            }
-        };
-        for item in self.db.scan_prefix([keys::POSTINGS]) {
+    /// Every stored ref, by user: chunks, pending records and tail refs in memory.
+    fn stored_postings(&self, problems: &mut Vec<String>) -> Result<HashMap<UserId, Fingerprint>> {
+        let mut out: HashMap<UserId, Fingerprint> = HashMap::new();
+        for item in self.db.scan_prefix([layout::POSTINGS]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
             match postings::parse_key(&k)
                 .map(|(u, first, _)| (u, postings::decode_chunk(first, &v)))
             {
-                Some((user, Ok(refs))) => refs.into_iter().for_each(|r| add(user, r)),
+                Some((user, Ok(refs))) => {
+                    let print = out.entry(user).or_default();
+                    refs.iter().for_each(|r| print.add(r));
+                }
                 _ => problems.push(format!("postings chunk {k:?} is unreadable")),
             }
         }
         let mut pending_on_disk = HashSet::new();
-        for item in self.db.scan_prefix([keys::PENDING_POSTINGS]) {
+        for item in self.db.scan_prefix([layout::PENDING_POSTINGS]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
-            pending_on_disk.insert(k.to_vec());
+            pending_on_disk.insert(layout::parse_seq_key(&k).unwrap_or(0));
             match codec::decode::<BlockRefs>(&v) {
                 Ok(block) => {
                     for (user, time, id) in block.refs {
-                        add(
-                            user,
-                            PostingRef {
-                                time,
-                                chat: block.chat,
-                                id,
-                            },
-                        );
+                        out.entry(user).or_default().add(&PostingRef {
+                            time,
+                            chat: block.chat,
+                            id,
+                        });
                     }
                 }
                 Err(e) => problems.push(format!("pending postings {k:?} are unreadable: {e}")),
             }
         }
-        let in_memory: HashSet<Vec<u8>> = lock(&self.postings.pending)
-            .blocks
-            .iter()
-            .map(|&seq| keys::seq_key(keys::PENDING_POSTINGS, seq).to_vec())
-            .collect();
-        if in_memory != pending_on_disk {
+        if lock(&self.postings.pending).blocks != pending_on_disk {
             problems.push("pending postings in memory differ from disk".into());
         }
         for (user, refs) in self.postings.all_unsealed() {
-            refs.into_iter().for_each(|r| add(user, r));
-        }
-        if duplicates > 0 {
-            problems.push(format!("{duplicates} postings are stored twice"));
+            let print = out.entry(user).or_default();
+            refs.iter().for_each(|r| print.add(r));
         }
         Ok(out)
     }
 
-    /// Rewrites every chat from its readable messages and reloads the in-memory state.
-    fn rebuild(&self, truth: BTreeMap<ChatId, ChatTruth>) -> Result<()> {
+    /// Rebuilds every chat's derived records from its readable messages, then reloads the
+    /// in-memory state. Returns what was dropped as unreadable. The rewrite gate and the writer
+    /// lock must be held.
+    fn rebuild(&self) -> Result<Vec<String>> {
+        let mut dropped = Vec::new();
         let mut batch = sled::Batch::default();
-        for family in [
-            keys::DIRECTORY,
-            keys::CHECKPOINT,
-            keys::POSTINGS,
-            keys::PENDING_POSTINGS,
-            keys::TAIL,
-        ] {
-            for item in self.db.scan_prefix([family]) {
-                batch.remove(item.map_err(|e| self.io(e))?.0);
-            }
-        }
-        for item in self.db.scan_prefix([keys::BLOCK]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let readable = BlockView::parse(&v)
-                .and_then(|view| view.all(&self.compressor))
-                .is_ok();
-            // Unreadable blocks stay where they are: only a backup can restore their messages.
-            if readable {
-                batch.remove(k);
-            }
-        }
-        let mut refs: HashMap<UserId, Vec<PostingRef>> = HashMap::new();
-        for (chat, t) in truth {
-            let mut messages: BTreeMap<MessageId, MessageRef> = BTreeMap::new();
-            for m in t.blocks.into_iter().flat_map(|(_, m)| m).chain(t.tail) {
-                messages.insert(m.message_id, m);
-            }
-            let mut messages: Vec<MessageRef> = messages.into_values().collect();
-            messages.sort_by_key(|m| key_of(m));
-            let sealed_len = messages.len() / SEAL_LEN * SEAL_LEN;
-            let mut sealed = Counters::default();
-            let mut last_seq = None;
-            for block in messages[..sealed_len].chunks(SEAL_LEN) {
-                let meta = BlockMeta::describe(block, self.next_seq());
-                last_seq = Some(meta.seq);
-                let bytes = codec::encode_block(&self.compressor, chat, block)
-                    .map_err(|e| self.corrupt("re-encoding", e))?;
-                batch.insert(&keys::seq_key(keys::BLOCK, meta.seq), bytes);
-                batch.insert(
-                    &keys::block_key(keys::DIRECTORY, chat, meta.first),
-                    codec::encode(&meta),
-                );
-                for m in block {
-                    sealed.add(m);
-                    if let Some(user) = m.user_id {
-                        refs.entry(user).or_default().push(super::posting_of(m));
-                    }
-                }
-            }
-            if let Some(covered) = last_seq {
-                batch.insert(
-                    &keys::chat_prefix(keys::CHECKPOINT, chat),
-                    codec::encode(&sealed.to_checkpoint(covered)),
-                );
-            }
-            if sealed_len < messages.len() {
-                let bytes = codec::encode_block(&self.compressor, chat, &messages[sealed_len..])
-                    .map_err(|e| self.corrupt("re-encoding", e))?;
-                batch.insert(&keys::tail_key(chat, self.next_seq()), bytes);
-            }
-        }
-        for (user, mut list) in refs {
-            list.sort_unstable();
-            for chunk in list.chunks(4096) {
-                let (first, bytes) = postings::encode_chunk(chunk);
-                batch.insert(&keys::postings_key(user, first, self.next_seq()), bytes);
+        for family in [layout::POSTINGS, layout::PENDING_POSTINGS] {
+            for key in self.db.scan_prefix([family]).keys() {
+                batch.remove(key.map_err(|e| self.io(e))?);
             }
         }
         self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.postings.clear();
+        let mut chats = self.chats_on_disk()?;
+        chats.extend(self.chats_in_order().iter().map(|(id, _)| *id));
+        chats.sort_unstable();
+        chats.dedup();
+        for chat in chats {
+            self.rebuild_chat(chat, &mut dropped)?;
+            self.apply_staged()?;
+            if lock(&self.postings.pending).refs >= postings::FLUSH_REFS {
+                self.flush_postings()?;
+            }
+        }
+        self.flush_postings()?;
         self.db.flush().map_err(|e| self.io(e))?;
-        self.reload()
+        self.reload()?;
+        Ok(dropped)
     }
 
-    /// Drops all in-memory state and loads it again from disk.
-    pub(super) fn reload(&self) -> Result<()> {
-        for shard in &self.chats {
-            shard.write().expect("chat map lock").clear();
+    /// Rebuilds one chat: drops unreadable records, rewrites directory entries that do not
+    /// describe their block, re-encodes the chat if its blocks overlap or repeat a message, and
+    /// stages its checkpoint and pending postings.
+    fn rebuild_chat(&self, chat: ChatId, dropped: &mut Vec<String>) -> Result<()> {
+        let mut scratch = Vec::new();
+        let mut live: [HashMap<u32, u64>; 2] = Default::default();
+        let walk = self.walk_chat(chat, &mut scratch, &mut live, |_| {})?;
+        let broken = scratch
+            .iter()
+            .any(|p| p.contains("overlap") || p.contains("stored twice"));
+        for meta in self.disk_blocks(chat, &mut Vec::new())? {
+            if !walk.blocks.iter().any(|b| b.seq == meta.seq) {
+                dropped.push(format!(
+                    "chat {chat}: dropped an unreadable block at {:?}",
+                    meta.first
+                ));
+                self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
+            }
         }
-        for shard in &self.users {
-            lock(shard).clear();
+        dropped.extend(
+            scratch
+                .iter()
+                .filter(|p| p.contains("tail segment"))
+                .map(|p| format!("dropped: {p}")),
+        );
+        let mut state = ChatState::new(chat);
+        if broken {
+            // Only damage makes blocks overlap or repeat a message: re-sort the whole chat (in
+            // memory, once) and write it anew, newest record of each message winning.
+            let mut messages: BTreeMap<MessageId, MessageRef> = BTreeMap::new();
+            for meta in &walk.blocks {
+                for m in self.read_block(chat, meta)? {
+                    messages.insert(m.message_id, m);
+                }
+                self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
+            }
+            for m in &walk.tail {
+                messages.insert(m.message_id, m.clone());
+            }
+            let mut messages: Vec<MessageRef> = messages.into_values().collect();
+            messages.sort_by_key(|m| key_of(m));
+            let sealed = messages.len() / SEAL_LEN * SEAL_LEN;
+            for block in messages[..sealed].chunks(SEAL_LEN) {
+                let encoded = [(block, self.encode(chat, block)?)];
+                state
+                    .blocks
+                    .extend(self.stage_blocks(chat, &encoded, true)?);
+                block.iter().for_each(|m| {
+                    state.counters.add(m);
+                });
+            }
+            state.tail = messages[sealed..].to_vec();
+        } else {
+            for meta in &walk.blocks {
+                let messages = self.read_block(chat, meta)?;
+                let fresh = BlockMeta::describe(&messages, meta.seq, meta.location);
+                if fresh.first != meta.first {
+                    self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
+                }
+                self.stage_insert(
+                    &layout::block_key(layout::DIRECTORY, chat, fresh.first),
+                    codec::encode(&fresh),
+                );
+                let refs = super::commit::block_refs(chat, &messages);
+                self.stage_insert(
+                    &layout::seq_key(layout::PENDING_POSTINGS, fresh.seq),
+                    codec::encode(&refs),
+                );
+                lock(&self.postings.pending).add_block(fresh.seq, &refs);
+                state.blocks.push(fresh);
+            }
+            state.counters = walk.sealed;
+            state.tail = walk.tail;
         }
-        lock(&self.dirty).clear();
-        self.postings.clear();
-        self.frames.clear();
-        for counter in [
-            &self.totals.messages,
-            &self.totals.service,
-            &self.totals.chats,
-            &self.totals.users,
-        ] {
-            counter.store(0, Ordering::Relaxed);
+        // The tail is written anew as one segment; the old ones go.
+        for (seq, _) in self.disk_tail(chat, &mut Vec::new())? {
+            self.stage_remove(&layout::tail_key(chat, seq));
         }
-        self.load()
+        for m in &state.tail {
+            state.counters.add(m);
+        }
+        state.unsaved = state.tail.clone();
+        self.stage_checkpoint(&mut state);
+        if !state.unsaved.is_empty() {
+            let records = std::mem::take(&mut state.unsaved);
+            let bytes = self.encode(chat, &records)?;
+            let location = self.tails.append([bytes.as_slice()])?[0];
+            self.stage_insert(
+                &layout::tail_key(chat, self.next_seq()),
+                codec::encode(&location),
+            );
+        }
+        Ok(())
     }
 }

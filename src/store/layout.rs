@@ -1,23 +1,55 @@
-//! Order-preserving key encodings.
+//! The on-disk layout of a data directory, in one place, and the order-preserving key encodings.
 //!
-//! Everything lives in one sled tree so that a seal, an edit or a deletion is one atomic batch; the
-//! first byte of a key names its family. Signed integers are stored big-endian with the sign bit
-//! flipped, so byte order equals numeric order and negative Telegram chat ids (`-100…`) sort before
-//! positive ones.
+//! # Files
+//!
+//! | path | what |
+//! |---|---|
+//! | `conf`, `db`, `snap.*`, `blobs/` | sled: the index (below). Small records only |
+//! | `blocks/NNNNNNNNNN.seg` | the block log: sealed blocks of messages |
+//! | `tails/NNNNNNNNNN.seg` | the tail log: segments of unsealed messages, short-lived |
+//! | `backups/` | the bot's scheduled backups (`backup.rs` has their format) |
+//!
+//! A log segment (`blocklog.rs`) is a 16-byte header (`CHATKEEPER-LOG\n` and its version byte)
+//! followed by records `length: u32 LE, CRC-32 of the payload: u32 LE, payload`. A payload is a
+//! block as `codec::encode_block` writes it: the value-version byte, a bincode header (chat,
+//! dictionary, one entry per frame: first and last key, id range, count, compressed length), then
+//! the zstd frames of 16 messages each, stored column by column. Segments are appended to and
+//! fsynced before any index record points at them; compaction copies live records out of a
+//! segment and deletes it.
+//!
+//! # Index (one sled tree)
+//!
+//! The first byte of a key names its family. Every value starts with the codec's value-version
+//! byte (`codec::encode`). Signed integers in keys are big-endian with the sign bit flipped, so
+//! byte order equals numeric order and negative chat ids (`-100…`) sort before positive ones.
+//!
+//! | key | value |
+//! |---|---|
+//! | `M format` | the store format, one byte: [`STORE_FORMAT`] |
+//! | `M dict/N` | compression dictionary `N` |
+//! | `I chat time id` | a sealed block (keyed by its first message): key range, id range, count, seq, [`Location`](super::blocklog::Location) in the block log |
+//! | `J chat seq` | a tail segment: its location in the tail log |
+//! | `C chat` | the chat's counters over its blocks up to a seq (the checkpoint) |
+//! | `P user time seq` | a chunk of a user's postings: where their sealed messages are |
+//! | `Q seq` | the postings of one sealed block not yet written as chunks |
+//! | `H chat`, `U user` | chat titles and types, user names |
+//! | `S c chat`, `S u user`, `S p chat user` | the bot's settings and profiles |
+//! | `A namespace key` | a cache of derived results with their expiry (not in backups) |
+//!
+//! Store format 1 (before the block log) kept blocks inside sled as `B seq`, the directory as
+//! `D chat time id` and tail segments as `T chat seq` with their bytes; `migrate.rs` converts it.
 
-use super::model::{ChatId, MessageId, Timestamp, UserId};
-use serde::{Deserialize, Serialize};
+use super::model::{ChatId, MsgKey, Timestamp, UserId};
 
-/// Store metadata: format version, compression dictionaries, high-water marks.
+/// The store format this build writes (the `M format` record).
+pub const STORE_FORMAT: u8 = 2;
+/// Store metadata: format version, compression dictionaries.
 pub const META: u8 = b'M';
-/// Unsealed messages of a chat, one segment per group commit: `T chat seq`.
-pub const TAIL: u8 = b'T';
-/// Sealed, compressed blocks: `B seq`. Keys grow monotonically, so sled appends blocks instead of
-/// rewriting leaves that mix chats (which more than doubled the file size).
-pub const BLOCK: u8 = b'B';
-/// The block directory: `D chat time id` (first message of the block) → where and what it is.
+/// The block directory: `I chat time id` (first message of the block) → what and where it is.
 /// Small; read at open instead of the blocks.
-pub const DIRECTORY: u8 = b'D';
+pub const DIRECTORY: u8 = b'I';
+/// Unsealed messages of a chat, one segment per group commit: `J chat seq` → location.
+pub const TAIL: u8 = b'J';
 /// Per-chat counters over the chat's sealed blocks: `C chat`.
 pub const CHECKPOINT: u8 = b'C';
 /// Chat titles and types: `H chat`.
@@ -33,13 +65,6 @@ pub const SETTINGS: u8 = b'S';
 /// Cached results (analyses), each with its expiry: `A namespace key`. Derived data: not in
 /// backups, dropped freely.
 pub const CACHE: u8 = b'A';
-
-/// Where a message sits inside its chat: messages are ordered by time, then id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct MsgKey {
-    pub time: Timestamp,
-    pub id: MessageId,
-}
 
 /// Encodes `v` so that byte order equals numeric order.
 pub fn ordered_i64(v: i64) -> [u8; 8] {
@@ -130,7 +155,7 @@ pub fn postings_key(user: UserId, first_time: Timestamp, seq: u64) -> [u8; 25] {
     key
 }
 
-/// `family seq`: a block (`B`) or its pending postings (`Q`).
+/// `family seq`: the pending postings of a block (`Q`), or a block of store format 1 (`B`).
 pub fn seq_key(family: u8, seq: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = family;

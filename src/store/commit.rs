@@ -1,0 +1,558 @@
+//! Writing a chat's changes: tail segments, sealed blocks, checkpoints, and the group commit.
+//!
+//! Every change to the index is *staged*: its log records are appended (not yet synced) and its
+//! sled operations collected into [`Staged`]. [`Shared::apply_staged`] then syncs both logs and
+//! applies the collected operations as one sled batch, so that no index record can reach the disk
+//! before the log bytes it points at. In-memory state changes when a change is staged (readers can
+//! read appended records before they are synced); a crash before the apply loses only what was
+//! never acknowledged, since the tail segments the index still references hold the same messages.
+
+use super::chat::{BlockMeta, ChatState, TailSegment, SEAL_LEN};
+use super::codec::{self, Compressor};
+use super::layout;
+use super::model::{key_of, ChatId, MessageRef, UserId, UserInfo};
+use super::postings::{self, BlockRefs, PostingRef};
+use super::rewrite::BlockEdit;
+use super::{lock, Commit, Result, Shared};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Tail segments a chat may have before its tail is rewritten as one.
+const MAX_SEGMENTS: usize = 16;
+/// Seals between checkpoint writes (each seal would otherwise rewrite the chat's counters).
+const CHECKPOINT_EVERY: usize = 16;
+/// A user's last postings chunk smaller than this takes in new refs instead of a new chunk.
+const SMALL_CHUNK_REFS: usize = 256;
+/// Sealed blocks needed before a compression dictionary is trained (blocks sealed before keep
+/// plain compression).
+const DICTIONARY_AFTER_BLOCKS: usize = 64;
+/// Frames the dictionary is trained on.
+const DICTIONARY_SAMPLES: usize = 512;
+/// Refs per postings chunk at most: a chunk stays a small sled value (a leaf of large values
+/// becomes a blob file, which sled never evicts).
+pub(super) const MAX_CHUNK_REFS: usize = 512;
+/// Staged blocks after which a bulk writer applies the staged changes itself rather than waiting
+/// for the group commit: bounds the staged batch's memory.
+pub(super) const APPLY_AFTER_BLOCKS: usize = 256;
+
+/// Index changes whose log records are appended: one sled batch once the logs are synced.
+#[derive(Default)]
+pub(crate) struct Staged {
+    batch: sled::Batch,
+    blocks: usize,
+}
+
+/// Somewhere index writes go: a sled batch applied at once, or the staged changes.
+pub(super) trait IndexWrites {
+    fn put(&mut self, key: &[u8], value: Vec<u8>);
+    fn delete(&mut self, key: &[u8]);
+}
+
+impl IndexWrites for sled::Batch {
+    fn put(&mut self, key: &[u8], value: Vec<u8>) {
+        self.insert(key, value);
+    }
+    fn delete(&mut self, key: &[u8]) {
+        self.remove(key);
+    }
+}
+
+impl IndexWrites for Staged {
+    fn put(&mut self, key: &[u8], value: Vec<u8>) {
+        self.batch.insert(key, value);
+    }
+    fn delete(&mut self, key: &[u8]) {
+        self.batch.remove(key);
+    }
+}
+
+/// Messages encoded ahead of a write, outside the chat's lock.
+pub(super) struct EncodedBlock {
+    messages: Vec<MessageRef>,
+    bytes: Vec<u8>,
+}
+
+/// How a chat is written: what [`Shared::prepare`] encoded ahead, and what else to write.
+#[derive(Default)]
+pub(super) struct WritePlan {
+    blocks: Vec<EncodedBlock>,
+    segment: Option<EncodedBlock>,
+    /// Write the checkpoint even if few blocks were sealed since the last one.
+    pub checkpoint_now: bool,
+    /// Write the unsaved tail records now. Otherwise they wait for the group commit, unless the
+    /// segments on disk are stale: then the tail is rewritten in the same batch, or a sealed
+    /// message could come back from an old segment after a crash.
+    pub persist_tail: bool,
+}
+
+/// Whether `list` starts with exactly the messages of `prefix` (the same records, not equal ones).
+fn starts_with(list: &[MessageRef], prefix: &[MessageRef]) -> bool {
+    list.len() >= prefix.len() && list.iter().zip(prefix).all(|(a, b)| Arc::ptr_eq(a, b))
+}
+
+impl Shared {
+    /// Queues a chat for the next group commit.
+    pub(super) fn mark_dirty(&self, chat: &mut ChatState) {
+        if !chat.dirty {
+            chat.dirty = true;
+            lock(&self.dirty).push(chat.id);
+        }
+    }
+
+    /// Stages a sled insert.
+    pub(super) fn stage_insert(&self, key: &[u8], value: Vec<u8>) {
+        lock(&self.staged).batch.insert(key, value);
+    }
+
+    /// Stages a sled removal.
+    pub(super) fn stage_remove(&self, key: &[u8]) {
+        lock(&self.staged).batch.remove(key);
+    }
+
+    /// Syncs the logs, then applies every staged change as one sled batch. The writer lock must
+    /// be held.
+    pub(super) fn apply_staged(&self) -> Result<()> {
+        let mut staged = lock(&self.staged);
+        // Synced first: a sled batch may reach the disk at any moment once applied.
+        self.blocks.sync()?;
+        self.tails.sync()?;
+        let batch = std::mem::take(&mut *staged).batch;
+        self.db.apply_batch(batch).map_err(|e| self.io(e))
+    }
+
+    /// Staged blocks not yet applied.
+    pub(super) fn staged_blocks(&self) -> usize {
+        lock(&self.staged).blocks
+    }
+
+    /// The group commit: writes every changed chat, flushes postings when the buffer is large,
+    /// applies it all, trains the dictionary when due, then (unless only sealing) syncs sled.
+    pub(super) fn commit(&self, kind: Commit) -> Result<()> {
+        let everything = kind == Commit::Close;
+        let started = Instant::now();
+        {
+            let _writer = lock(&self.writer);
+            let dirty = std::mem::take(&mut *lock(&self.dirty));
+            for (i, &id) in dirty.iter().enumerate() {
+                let Some(handle) = self.chat(id) else {
+                    continue;
+                };
+                let plan = WritePlan {
+                    checkpoint_now: everything,
+                    persist_tail: kind != Commit::Seal,
+                    ..self.prepare(&handle)?
+                };
+                let mut chat = lock(&handle);
+                if kind == Commit::Seal && chat.tail.len() < SEAL_LEN {
+                    // Only full blocks are worth an early commit; the rest waits for the sync.
+                    lock(&self.dirty).push(id);
+                    continue;
+                }
+                if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None, plan) {
+                    // Keep the rest queued for the next attempt.
+                    drop(chat);
+                    lock(&self.dirty).extend_from_slice(&dirty[i..]);
+                    return Err(e);
+                }
+            }
+            if everything {
+                for handle in self.all_chats() {
+                    let mut chat = lock(&handle);
+                    if chat.unchecked_seals > 0 {
+                        let plan = WritePlan {
+                            checkpoint_now: true,
+                            persist_tail: true,
+                            ..WritePlan::default()
+                        };
+                        self.write_chat(&mut chat, BTreeMap::new(), None, plan)?;
+                    }
+                }
+            }
+            self.stage_renamed();
+            self.apply_staged()?;
+            if lock(&self.postings.pending).refs >= postings::FLUSH_REFS {
+                self.flush_postings()?;
+            }
+        }
+        self.maybe_train_dictionary()?;
+        if kind == Commit::Seal {
+            return Ok(());
+        }
+        // The sync covers every batch applied above; writers need not wait for the disk.
+        self.db.flush().map_err(|e| self.io(e))?;
+        if everything {
+            self.compact_tail_log()?;
+        }
+        self.record_commit(started);
+        Ok(())
+    }
+
+    /// Stages the user records of users whose name changed since the last commit.
+    fn stage_renamed(&self) {
+        let renamed = std::mem::take(&mut *lock(&self.renamed));
+        for user in renamed {
+            let Some(name) = self.user_shard(user).get(&user).map(|e| e.name.to_string()) else {
+                continue;
+            };
+            let info = UserInfo {
+                display_name: name,
+                username: self.stored_user(user).and_then(|u| u.username),
+            };
+            self.stage_insert(
+                &layout::user_prefix(layout::USER_INFO, user),
+                codec::encode(&info),
+            );
+        }
+    }
+
+    /// Stages one chat's pending changes: block edits, newly full blocks, tail segments and the
+    /// checkpoint. The writer lock must be held; with `edits`, [`Shared::lock_for_rewrite`] too.
+    pub(super) fn write_chat(
+        &self,
+        chat: &mut ChatState,
+        edits: BTreeMap<usize, BlockEdit>,
+        forget: Option<UserId>,
+        plan: WritePlan,
+    ) -> Result<()> {
+        let rewrite = !edits.is_empty();
+        let end_before = chat.sealed_end();
+        if rewrite {
+            self.stage_block_edits(chat, edits, forget)?;
+            // Tail records of messages sealed before may now sort after the sealed end: only a
+            // rewrite of the tail keeps them from coming back at the next open.
+            if chat.sealed_end() < end_before {
+                chat.segments_stale = true;
+            }
+        }
+        if chat.tail.len() >= SEAL_LEN {
+            self.stage_seal(chat, plan.blocks)?;
+        }
+        if plan.persist_tail || chat.segments_stale {
+            self.stage_tail(chat, plan.segment)?;
+        }
+        if rewrite
+            || chat.unchecked_seals >= CHECKPOINT_EVERY
+            || (plan.checkpoint_now && chat.unchecked_seals > 0)
+        {
+            self.stage_checkpoint(chat);
+        }
+        chat.dirty = false;
+        if !chat.unsaved.is_empty() {
+            self.mark_dirty(chat);
+        }
+        Ok(())
+    }
+
+    /// Stages the chat's checkpoint covering every current block (or its removal if none is
+    /// left).
+    pub(super) fn stage_checkpoint(&self, chat: &mut ChatState) {
+        let key = layout::chat_prefix(layout::CHECKPOINT, chat.id);
+        let covered = chat.blocks.iter().map(|b| b.seq).max().unwrap_or(0);
+        if chat.blocks.is_empty() {
+            self.stage_remove(&key);
+        } else {
+            let mut sealed = chat.counters.clone();
+            for m in &chat.tail {
+                sealed.remove(m);
+            }
+            self.stage_insert(&key, codec::encode(&sealed.to_checkpoint(covered)));
+        }
+        chat.checkpoint_seq = covered;
+        chat.unchecked_seals = 0;
+    }
+
+    /// Seals full blocks off the front of the tail.
+    fn stage_seal(&self, chat: &mut ChatState, prepared: Vec<EncodedBlock>) -> Result<()> {
+        let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
+        let sealed: Vec<MessageRef> = chat.tail.drain(..full).collect();
+        let mut prepared = prepared.into_iter();
+        let mut encoded = Vec::new();
+        for block in sealed.chunks(SEAL_LEN) {
+            // Use the encoding made outside the lock if the tail still starts with those messages.
+            let bytes = match prepared
+                .next()
+                .filter(|p| p.messages.len() == block.len() && starts_with(block, &p.messages))
+            {
+                Some(p) => p.bytes,
+                None => self.encode(chat.id, block)?,
+            };
+            encoded.push((block, bytes));
+        }
+        for meta in self.stage_blocks(chat.id, &encoded, true)? {
+            chat.blocks.push(meta);
+        }
+        for m in &sealed {
+            if let Some(user) = m.user_id {
+                self.postings.remove_unsealed(user, super::posting_of(m));
+            }
+        }
+        self.stats
+            .blocks_sealed
+            .fetch_add((full / SEAL_LEN) as u64, Ordering::Relaxed);
+        chat.unchecked_seals += full / SEAL_LEN;
+        // The oldest segments holding only sealed records are obsolete. Only a prefix may go: a
+        // later segment can hold the newer record of a message an older one also holds, and
+        // removing the newer alone would bring the old record back at replay.
+        let end = chat.sealed_end();
+        let obsolete = chat
+            .segments
+            .iter()
+            .take_while(|s| end.is_some_and(|end| s.max <= end))
+            .count();
+        let gone: Vec<TailSegment> = chat.segments.drain(..obsolete).collect();
+        for segment in gone {
+            self.release_tail_segment(chat.id, &segment);
+        }
+        chat.unsaved
+            .retain(|m| end.is_none_or(|end| key_of(m) > end));
+        Ok(())
+    }
+
+    /// Appends encoded blocks to the block log and stages their directory entries and, if their
+    /// postings are pending, their `Q` records. Returns their entries, in order.
+    pub(super) fn stage_blocks(
+        &self,
+        chat: ChatId,
+        encoded: &[(&[MessageRef], Vec<u8>)],
+        postings_pending: bool,
+    ) -> Result<Vec<BlockMeta>> {
+        let locations = self
+            .blocks
+            .append(encoded.iter().map(|(_, bytes)| bytes.as_slice()))?;
+        let mut metas = Vec::with_capacity(encoded.len());
+        for ((messages, _), location) in encoded.iter().zip(locations) {
+            let meta = BlockMeta::describe(messages, self.next_seq(), location);
+            self.blocks.referenced(location);
+            self.stage_insert(
+                &layout::block_key(layout::DIRECTORY, chat, meta.first),
+                codec::encode(&meta),
+            );
+            if postings_pending {
+                let refs = block_refs(chat, messages);
+                self.stage_insert(
+                    &layout::seq_key(layout::PENDING_POSTINGS, meta.seq),
+                    codec::encode(&refs),
+                );
+                lock(&self.postings.pending).add_block(meta.seq, &refs);
+            }
+            metas.push(meta);
+        }
+        lock(&self.staged).blocks += encoded.len();
+        Ok(metas)
+    }
+
+    /// Stages the removal of a block's directory entry (and of its pending postings).
+    pub(super) fn stage_block_removal(&self, chat: ChatId, meta: &BlockMeta, old: &[MessageRef]) {
+        self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
+        self.blocks.released(meta.location, chat);
+        let mut pending = lock(&self.postings.pending);
+        if pending.blocks.contains(&meta.seq) {
+            self.stage_remove(&layout::seq_key(layout::PENDING_POSTINGS, meta.seq));
+            pending.remove_block(meta.seq, &block_refs(chat, old));
+        }
+    }
+
+    /// Stages the removal of a tail segment.
+    fn release_tail_segment(&self, chat: ChatId, segment: &TailSegment) {
+        self.stage_remove(&layout::tail_key(chat, segment.seq));
+        self.tails.released(segment.location, chat);
+    }
+
+    pub(super) fn encode(&self, chat: ChatId, messages: &[MessageRef]) -> Result<Vec<u8>> {
+        codec::encode_block(&self.compressor, chat, messages)
+            .map_err(|e| self.corrupt(format!("encoding a block of chat {chat}"), e))
+    }
+
+    /// Encodes what the next write of a chat will seal and append, without holding the chat's
+    /// lock, so that writers to a busy chat never wait for compression. The writer lock must be
+    /// held (nothing else seals meanwhile).
+    pub(super) fn prepare(&self, handle: &Mutex<ChatState>) -> Result<WritePlan> {
+        let (chat, ready, unsaved) = {
+            let chat = lock(handle);
+            let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
+            let end = if full > 0 {
+                Some(key_of(&chat.tail[full - 1]))
+            } else {
+                chat.sealed_end()
+            };
+            let unsaved: Vec<MessageRef> = chat
+                .unsaved
+                .iter()
+                .filter(|m| end.is_none_or(|end| key_of(m) > end))
+                .cloned()
+                .collect();
+            (chat.id, chat.tail[..full].to_vec(), unsaved)
+        };
+        let blocks = ready
+            .chunks(SEAL_LEN)
+            .map(|block| {
+                Ok(EncodedBlock {
+                    bytes: self.encode(chat, block)?,
+                    messages: block.to_vec(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let segment = if unsaved.is_empty() {
+            None
+        } else {
+            Some(EncodedBlock {
+                bytes: self.encode(chat, &unsaved)?,
+                messages: unsaved,
+            })
+        };
+        Ok(WritePlan {
+            blocks,
+            segment,
+            ..WritePlan::default()
+        })
+    }
+
+    /// Writes the tail: a new segment with the unsaved records, or, when segments are stale or
+    /// too many, one segment with the whole tail in place of all others.
+    ///
+    /// A segment encoded outside the lock is used if the unsaved records still start with its
+    /// records; records that arrived since stay unsaved for the next commit.
+    fn stage_tail(&self, chat: &mut ChatState, prepared: Option<EncodedBlock>) -> Result<()> {
+        let rewrite = chat.segments_stale || chat.segments.len() >= MAX_SEGMENTS;
+        if rewrite {
+            for segment in std::mem::take(&mut chat.segments) {
+                self.release_tail_segment(chat.id, &segment);
+            }
+            chat.unsaved = chat.tail.clone();
+        }
+        let (records, bytes) =
+            match prepared.filter(|p| !rewrite && starts_with(&chat.unsaved, &p.messages)) {
+                Some(p) => (chat.unsaved.drain(..p.messages.len()).collect(), p.bytes),
+                None => {
+                    let records: Vec<MessageRef> = std::mem::take(&mut chat.unsaved);
+                    let bytes = if records.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.encode(chat.id, &records)?
+                    };
+                    (records, bytes)
+                }
+            };
+        if let Some(max) = records.iter().map(|m| key_of(m)).max() {
+            let location = self.tails.append([bytes.as_slice()])?[0];
+            self.tails.referenced(location);
+            let seq = self.next_seq();
+            self.stage_insert(&layout::tail_key(chat.id, seq), codec::encode(&location));
+            chat.segments.push(TailSegment { seq, max, location });
+        }
+        chat.segments_stale = false;
+        Ok(())
+    }
+
+    /// Writes the pending postings as chunks and drops their `Q` records, in a batch of its own
+    /// (applied at once: readers find chunks in sled). A user whose last chunk is still small
+    /// gets it extended instead of another small chunk. The writer lock must be held, and the
+    /// staged changes applied (the `Q` records are in the index).
+    pub(super) fn flush_postings(&self) -> Result<()> {
+        let mut pending = lock(&self.postings.pending);
+        let mut batch = sled::Batch::default();
+        for (&user, refs) in pending.by_user.iter_mut() {
+            // Forward: sled's reverse iteration costs far more than walking a user's few chunks.
+            let last = self
+                .db
+                .scan_prefix(layout::user_prefix(layout::POSTINGS, user))
+                .last()
+                .transpose()
+                .map_err(|e| self.io(e))?;
+            if let Some((k, v)) = last {
+                let (_, first, _) = postings::parse_key(&k)
+                    .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
+                let old = postings::decode_chunk(first, &v)
+                    .map_err(|e| self.corrupt("postings chunk", e))?;
+                if old.len() < SMALL_CHUNK_REFS {
+                    batch.remove(k);
+                    refs.extend(old);
+                }
+            }
+            refs.sort_unstable();
+            self.new_chunks(user, refs, &mut batch);
+        }
+        for seq in &pending.blocks {
+            batch.remove(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
+        }
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        *pending = postings::Pending::default();
+        Ok(())
+    }
+
+    /// Writes `refs` (sorted) of `user` as new chunks into `batch`.
+    pub(super) fn new_chunks(
+        &self,
+        user: UserId,
+        refs: &[PostingRef],
+        batch: &mut impl IndexWrites,
+    ) {
+        for chunk in refs.chunks(MAX_CHUNK_REFS) {
+            let (first, bytes) = postings::encode_chunk(chunk);
+            batch.put(&layout::postings_key(user, first, self.next_seq()), bytes);
+        }
+    }
+
+    /// Once enough blocks exist, trains a dictionary on them; blocks sealed from then on use it.
+    fn maybe_train_dictionary(&self) -> Result<()> {
+        if self.compressor.current_dictionary() != codec::NO_DICTIONARY {
+            return Ok(());
+        }
+        let chats = self.all_chats();
+        let blocks: usize = chats.iter().map(|c| lock(c).blocks.len()).sum();
+        let attempted = self.dictionary_attempt.load(Ordering::Relaxed);
+        if blocks < DICTIONARY_AFTER_BLOCKS || blocks < attempted * 2 {
+            return Ok(());
+        }
+        self.dictionary_attempt.store(blocks, Ordering::Relaxed);
+        let mut samples = Vec::new();
+        {
+            // Blocks are not rewritten while the writer lock is held.
+            let _writer = lock(&self.writer);
+            'chats: for handle in &chats {
+                let (chat, metas) = {
+                    let chat = lock(handle);
+                    (chat.id, chat.blocks.clone())
+                };
+                for meta in &metas {
+                    let messages = self.read_block(chat, meta)?;
+                    samples.extend(messages.chunks(codec::FRAME_LEN).map(codec::encode_columns));
+                    if samples.len() >= DICTIONARY_SAMPLES {
+                        break 'chats;
+                    }
+                }
+            }
+        }
+        // Training takes a while: no lock is held, writers and commits go on.
+        let raw = match Compressor::train(&samples) {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::info!(error = %e, "no compression dictionary yet; will retry with more data");
+                return Ok(());
+            }
+        };
+        let id = 1;
+        // Stored before any block can be compressed with it.
+        self.db
+            .insert(layout::meta_key(&format!("dict/{id}")), codec::encode(&raw))
+            .map_err(|e| self.io(e))?;
+        self.compressor
+            .add_dictionary(id, raw)
+            .map_err(|e| self.corrupt("new dictionary", e))?;
+        tracing::info!(samples = samples.len(), "trained a compression dictionary");
+        Ok(())
+    }
+}
+
+/// The postings of a block's messages.
+pub(super) fn block_refs(chat: ChatId, messages: &[MessageRef]) -> BlockRefs {
+    BlockRefs {
+        chat,
+        refs: messages
+            .iter()
+            .filter_map(|m| Some((m.user_id?, m.time, m.message_id)))
+            .collect(),
+    }
+}

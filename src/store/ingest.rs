@@ -1,0 +1,189 @@
+//! New messages in. Messages after a chat's last sealed block take the fast path: memory only,
+//! under the chat's lock, written by the next group commit. Edits of sealed messages and older
+//! history take the slow path through `rewrite.rs`.
+
+use super::chat::{ChatState, SEAL_LEN};
+use super::commit::APPLY_AFTER_BLOCKS;
+use super::layout;
+use super::model::{key_of, ChatId, ChatInfo, Message, MessageRef, UserId, UserInfo};
+use super::{codec, lock, Result, Shared, Store};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// A tail this long is sealed by its writer instead of waiting for the group commit: a hard cap
+/// on memory. Well above what arrives during one commit (up to ~150 ms for hundreds of changed
+/// chats), so that writers do not wait for commits; the group commit is woken at two blocks.
+const MAX_TAIL: usize = 64 * SEAL_LEN;
+
+/// What [`Store::save_batch`] did with each message.
+#[derive(Clone, Debug, Default)]
+pub struct Saved {
+    /// Messages the store did not hold before (an edit or a repeat of a stored message is not
+    /// one), in the order given.
+    pub fresh: Vec<MessageRef>,
+}
+
+impl Store {
+    /// Stores a message, or replaces the stored message with the same `(chat, message id)` (an
+    /// edit). Counters follow. Durable after the next group commit or [`Store::flush`].
+    pub fn save_message(&self, message: Message) -> Result<()> {
+        let message = Arc::new(message);
+        let handle = self.shared.chat_or_new(message.chat_id);
+        let tail_len = {
+            let mut chat = lock(&handle);
+            self.shared
+                .upsert_fast(&mut chat, &message)
+                .map(|_| chat.tail.len())
+        };
+        match tail_len {
+            Some(len) if len < MAX_TAIL => {
+                if len == 2 * SEAL_LEN {
+                    self.shared.wake_flusher();
+                }
+                Ok(())
+            }
+            // Writers outran the group commit: seal now to keep memory bounded.
+            Some(_) => {
+                let _writer = lock(&self.shared.writer);
+                self.shared.seal(&[handle])?;
+                self.shared.apply_staged().map(|_| ())
+            }
+            None => {
+                let _locks = self.shared.lock_for_rewrite();
+                let mut chat = lock(&handle);
+                self.shared
+                    .upsert_slow(&mut chat, vec![message])
+                    .map(|_| ())
+            }
+        }
+    }
+
+    /// Stores many messages (the import path): like [`Store::save_message`] for each, but
+    /// sealing full blocks inline (their index records applied every few hundred blocks, so that
+    /// the logs are synced rarely). Durable after [`Store::flush`]. Says which messages were new.
+    pub fn save_batch(&self, messages: Vec<Message>) -> Result<Saved> {
+        let mut by_chat: HashMap<ChatId, Vec<MessageRef>> = HashMap::new();
+        let mut order: HashMap<(ChatId, i32), usize> = HashMap::new();
+        for (i, m) in messages.into_iter().enumerate() {
+            order.insert((m.chat_id, m.message_id), i);
+            by_chat.entry(m.chat_id).or_default().push(Arc::new(m));
+        }
+        let mut fresh = Vec::new();
+        let mut to_seal = Vec::new();
+        for (chat_id, mut batch) in by_chat {
+            batch.sort_by_key(|m| key_of(m));
+            let handle = self.shared.chat_or_new(chat_id);
+            // New messages only touch memory: no store-wide lock, so a running backup (which
+            // holds the rewrite gate) does not stall live recording.
+            let (slow, seal) = {
+                let mut chat = lock(&handle);
+                let mut slow = Vec::new();
+                for m in batch {
+                    match self.shared.upsert_fast(&mut chat, &m) {
+                        Some(true) => fresh.push(m),
+                        Some(false) => {}
+                        None => slow.push(m),
+                    }
+                }
+                (slow, chat.tail.len() >= SEAL_LEN)
+            };
+            if !slow.is_empty() {
+                let _locks = self.shared.lock_for_rewrite();
+                fresh.extend(self.shared.upsert_slow(&mut lock(&handle), slow)?);
+            } else if seal {
+                to_seal.push(handle);
+            }
+        }
+        if !to_seal.is_empty() {
+            // Seal now to keep memory flat; a short tail waits for the group commit.
+            let _writer = lock(&self.shared.writer);
+            self.shared.seal(&to_seal)?;
+            if self.shared.staged_blocks() >= APPLY_AFTER_BLOCKS {
+                self.shared.apply_staged()?;
+            }
+        }
+        fresh.sort_by_key(|m| order.get(&(m.chat_id, m.message_id)).copied());
+        Ok(Saved { fresh })
+    }
+
+    /// Records a chat's title and type.
+    pub fn set_chat_info(&self, chat: ChatId, info: ChatInfo) -> Result<()> {
+        let handle = self.shared.chat_or_new(chat);
+        let mut state = lock(&handle);
+        if state.info.as_ref() != Some(&info) {
+            self.shared
+                .db
+                .insert(
+                    layout::chat_prefix(layout::CHAT_INFO, chat),
+                    codec::encode(&info),
+                )
+                .map_err(|e| self.shared.io(e))?;
+            state.info = Some(info);
+        }
+        Ok(())
+    }
+
+    /// Records a user's names (messages record the display name on their own). Unchanged names
+    /// write nothing, so callers may call this for every message.
+    pub fn set_user_info(&self, user: UserId, info: UserInfo) -> Result<()> {
+        if self.shared.stored_user(user).as_ref() == Some(&info) {
+            return Ok(());
+        }
+        self.shared
+            .db
+            .insert(
+                layout::user_prefix(layout::USER_INFO, user),
+                codec::encode(&info),
+            )
+            .map_err(|e| self.shared.io(e))?;
+        let mut shard = self.shared.user_shard(user);
+        if let Some(entry) = shard.get_mut(&user) {
+            entry.name = Arc::from(info.display_name.as_str());
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// The common case, in memory only: a message after everything sealed, new or replacing a
+    /// tail message. Returns whether it was new (`Some(false)` for an edit or a repeat), or
+    /// `None` when the message needs the slow path.
+    pub(super) fn upsert_fast(&self, chat: &mut ChatState, m: &MessageRef) -> Option<bool> {
+        if chat.sealed_end().is_some_and(|end| key_of(m) <= end) {
+            return None;
+        }
+        let mut fresh = true;
+        if m.message_id <= chat.max_id {
+            if let Some(pos) = chat.tail_position(m.message_id) {
+                if chat.tail[pos] == *m {
+                    return Some(false);
+                }
+                let old = chat.tail.remove(pos);
+                self.account(chat, &old, false, true);
+                // A record under another key could outlive the new one (if that is sealed) and
+                // come back at replay: rewrite the tail instead of appending to it.
+                if key_of(&old) != key_of(m) {
+                    chat.segments_stale = true;
+                }
+                fresh = false;
+            } else if chat.blocks_may_hold(m.message_id) {
+                return None;
+            }
+        }
+        chat.insert_tail(m.clone());
+        self.account(chat, m, true, true);
+        chat.unsaved.push(m.clone());
+        self.mark_dirty(chat);
+        Some(fresh)
+    }
+
+    /// Seals the full blocks of these chats' tails (staged, not applied). The writer lock must
+    /// be held.
+    pub(super) fn seal(&self, handles: &[Arc<Mutex<ChatState>>]) -> Result<()> {
+        for handle in handles {
+            let plan = self.prepare(handle)?;
+            self.write_chat(&mut lock(handle), BTreeMap::new(), None, plan)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,213 @@
+//! Opening: everything the store keeps in memory is read from the index at start-up —
+//! dictionaries, block directory, checkpoints, tail segments (from the tail log), users, chat
+//! titles and pending postings. Sealed blocks are not read, except those sealed after their
+//! chat's last checkpoint, whose counts are added.
+
+use super::blocklog::Location;
+use super::chat::{self, BlockMeta, ChatState, TailSegment};
+use super::counters::{Checkpoint, Counters};
+use super::layout;
+use super::model::{key_of, ChatId, MessageRef, UserId, UserInfo};
+use super::{codec, lock, posting_of, Result, Shared, UserEntry};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+impl Shared {
+    /// Reads the in-memory state from the index and tells the logs what it references.
+    pub(super) fn load(&self) -> Result<()> {
+        let mut max_seq = 0u64;
+        for item in self.db.scan_prefix(layout::meta_key("dict/")) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let id = std::str::from_utf8(&k[6..])
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .ok_or_else(|| self.corrupt_msg("a dictionary key is malformed"))?;
+            let raw: Vec<u8> = codec::decode(&v).map_err(|e| self.corrupt("dictionary", e))?;
+            self.compressor
+                .add_dictionary(id, raw)
+                .map_err(|e| self.corrupt("dictionary", e))?;
+        }
+        let mut states: HashMap<ChatId, ChatState> = HashMap::new();
+        for item in self.db.scan_prefix([layout::DIRECTORY]) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let (chat, first) = layout::parse_block_key(&k)
+                .ok_or_else(|| self.corrupt_msg("a directory key is malformed"))?;
+            let meta: BlockMeta =
+                codec::decode(&v).map_err(|e| self.corrupt("directory entry", e))?;
+            if meta.first != first {
+                return Err(self.corrupt_msg(format!(
+                    "directory entry of chat {chat} disagrees with its key"
+                )));
+            }
+            max_seq = max_seq.max(meta.seq);
+            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
+            state.max_id = state.max_id.max(meta.max_id);
+            state.blocks.push(meta);
+        }
+        for item in self.db.scan_prefix([layout::CHECKPOINT]) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let chat = layout::parse_chat(&k)
+                .ok_or_else(|| self.corrupt_msg("a checkpoint key is malformed"))?;
+            let checkpoint: Checkpoint =
+                codec::decode(&v).map_err(|e| self.corrupt("checkpoint", e))?;
+            let covered = checkpoint.covered_seq;
+            let counters = Counters::from_checkpoint(checkpoint).ok_or_else(|| {
+                self.corrupt_msg(format!("checkpoint of chat {chat} is malformed"))
+            })?;
+            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
+            state.counters = counters;
+            state.checkpoint_seq = covered;
+        }
+        let mut tail_pointers: Vec<(ChatId, u64, Location)> = Vec::new();
+        for item in self.db.scan_prefix([layout::TAIL]) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let (chat, seq) = layout::parse_tail_key(&k)
+                .ok_or_else(|| self.corrupt_msg("a tail key is malformed"))?;
+            let location: Location =
+                codec::decode(&v).map_err(|e| self.corrupt("tail pointer", e))?;
+            max_seq = max_seq.max(seq);
+            tail_pointers.push((chat, seq, location));
+        }
+        // What the index references is all that counts: a crash may have left records after it.
+        let cut = self.blocks.recover(
+            states
+                .values()
+                .flat_map(|s| s.blocks.iter().map(|b| b.location)),
+        )? + self
+            .tails
+            .recover(tail_pointers.iter().map(|&(_, _, loc)| loc))?;
+        if cut > 0 {
+            tracing::info!(
+                bytes = cut,
+                "cut off log records that no index entry references"
+            );
+        }
+        let mut segments: HashMap<ChatId, Vec<(TailSegment, Vec<MessageRef>)>> = HashMap::new();
+        for (chat, seq, location) in tail_pointers {
+            let mut segment = TailSegment {
+                seq,
+                max: Default::default(),
+                location,
+            };
+            let records = self.read_tail_segment(chat, &segment)?;
+            let Some(max) = records.iter().map(|m| key_of(m)).max() else {
+                return Err(self.corrupt_msg(format!("tail segment {seq} of chat {chat} is empty")));
+            };
+            segment.max = max;
+            segments.entry(chat).or_default().push((segment, records));
+        }
+        for (chat, mut list) in segments {
+            list.sort_by_key(|(segment, _)| segment.seq);
+            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
+            state.blocks.sort_by_key(|b| b.first);
+            state.segments = list.iter().map(|(segment, _)| *segment).collect();
+            state.tail = chat::replay_tail(list.into_iter().map(|(_, r)| r), state.sealed_end());
+            state.max_id = state
+                .tail
+                .iter()
+                .map(|m| m.message_id)
+                .fold(state.max_id, i32::max);
+        }
+        for item in self.db.scan_prefix([layout::CHAT_INFO]) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let chat = layout::parse_chat(&k)
+                .ok_or_else(|| self.corrupt_msg("a chat key is malformed"))?;
+            let info = codec::decode(&v).map_err(|e| self.corrupt("chat info", e))?;
+            states
+                .entry(chat)
+                .or_insert_with(|| ChatState::new(chat))
+                .info = Some(info);
+        }
+        for item in self.db.scan_prefix([layout::USER_INFO]) {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let user = layout::parse_chat(&k)
+                .ok_or_else(|| self.corrupt_msg("a user key is malformed"))?;
+            let info: UserInfo = codec::decode(&v).map_err(|e| self.corrupt("user info", e))?;
+            self.user_shard(user).insert(
+                user,
+                UserEntry {
+                    messages: 0,
+                    name: info.display_name.into(),
+                },
+            );
+        }
+        {
+            let mut pending = lock(&self.postings.pending);
+            for item in self.db.scan_prefix([layout::PENDING_POSTINGS]) {
+                let (k, v) = item.map_err(|e| self.io(e))?;
+                let seq = layout::parse_seq_key(&k)
+                    .ok_or_else(|| self.corrupt_msg("a pending postings key is malformed"))?;
+                let refs = codec::decode(&v).map_err(|e| self.corrupt("pending postings", e))?;
+                pending.add_block(seq, &refs);
+            }
+        }
+        // Summed here, then one update per user rather than one per user and chat.
+        let mut user_totals: HashMap<UserId, u64> = HashMap::new();
+        for (chat, mut state) in states {
+            state.blocks.sort_by_key(|b| b.first);
+            // Blocks sealed after the checkpoint was written are counted now.
+            let unchecked: Vec<BlockMeta> = state
+                .blocks
+                .iter()
+                .filter(|b| b.seq > state.checkpoint_seq)
+                .cloned()
+                .collect();
+            for meta in &unchecked {
+                for m in self.read_block(chat, meta)? {
+                    state.counters.add(&m);
+                }
+            }
+            state.unchecked_seals = unchecked.len();
+            for m in &state.tail {
+                state.counters.add(m);
+                if let Some(user) = m.user_id {
+                    self.postings.add_unsealed(user, posting_of(m));
+                }
+            }
+            state.top.decreased();
+            let stored = state.counters.total + state.counters.service;
+            self.totals
+                .messages
+                .fetch_add(state.counters.total, Ordering::Relaxed);
+            self.totals
+                .service
+                .fetch_add(state.counters.service, Ordering::Relaxed);
+            if stored > 0 {
+                self.totals.chats.fetch_add(1, Ordering::Relaxed);
+            }
+            for (user, n) in state.counters.users.iter() {
+                *user_totals.entry(user).or_insert(0) += n;
+            }
+            self.chat_shard_mut(chat)
+                .insert(chat, Arc::new(Mutex::new(state)));
+        }
+        for (user, n) in user_totals {
+            self.user_count_changed(user, None, n as i64);
+        }
+        self.next_seq.store(max_seq + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Drops all in-memory state and loads it again from the index.
+    pub(super) fn reload(&self) -> Result<()> {
+        for shard in &self.chats {
+            shard.write().expect("chat map lock").clear();
+        }
+        for shard in &self.users {
+            lock(shard).clear();
+        }
+        lock(&self.dirty).clear();
+        self.postings.clear();
+        self.frames.clear();
+        for counter in [
+            &self.totals.messages,
+            &self.totals.service,
+            &self.totals.chats,
+            &self.totals.users,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.load()
+    }
+}
