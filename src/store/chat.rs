@@ -77,7 +77,8 @@ pub struct ChatState {
     pub segments_stale: bool,
     pub counters: Counters,
     pub top: TopUsers,
-    /// The seq up to which the stored checkpoint covers blocks, and seals since.
+    /// Where the stored checkpoint is, the seq up to which it covers blocks, and seals since.
+    pub checkpoint: Option<Location>,
     pub checkpoint_seq: u64,
     pub unchecked_seals: usize,
     /// Highest message id ever stored: a larger id is certainly new.

@@ -10,8 +10,8 @@
 use super::chat::{BlockMeta, ChatState, TailSegment, SEAL_LEN};
 use super::codec::{self, Compressor};
 use super::layout;
-use super::model::{key_of, ChatId, MessageRef, UserId, UserInfo};
-use super::postings::{self, BlockRefs, PostingRef};
+use super::model::{key_of, ChatId, MessageRef, Timestamp, UserId, UserInfo};
+use super::postings::{self, BlockRefs};
 use super::rewrite::BlockEdit;
 use super::{lock, Commit, Result, Shared};
 use std::collections::BTreeMap;
@@ -25,14 +25,13 @@ const MAX_SEGMENTS: usize = 16;
 const CHECKPOINT_EVERY: usize = 16;
 /// A user's last postings chunk smaller than this takes in new refs instead of a new chunk.
 const SMALL_CHUNK_REFS: usize = 256;
+/// The value of a pending-postings marker: the refs are read from the block itself.
+const MARKER: () = ();
 /// Sealed blocks needed before a compression dictionary is trained (blocks sealed before keep
 /// plain compression).
 const DICTIONARY_AFTER_BLOCKS: usize = 64;
 /// Frames the dictionary is trained on.
 const DICTIONARY_SAMPLES: usize = 512;
-/// Refs per postings chunk at most: a chunk stays a small sled value (a leaf of large values
-/// becomes a blob file, which sled never evicts).
-pub(super) const MAX_CHUNK_REFS: usize = 512;
 /// Staged blocks after which a bulk writer applies the staged changes itself rather than waiting
 /// for the group commit: bounds the staged batch's memory.
 pub(super) const APPLY_AFTER_BLOCKS: usize = 256;
@@ -115,10 +114,16 @@ impl Shared {
     /// be held.
     pub(super) fn apply_staged(&self) -> Result<()> {
         let mut staged = lock(&self.staged);
-        // Synced first: a sled batch may reach the disk at any moment once applied.
+        let batch = std::mem::take(&mut *staged).batch;
+        self.apply_now(batch)
+    }
+
+    /// Syncs the logs, then applies `batch`: a sled batch may reach the disk at any moment once
+    /// applied, so the log records it points at must be there first.
+    pub(super) fn apply_now(&self, batch: sled::Batch) -> Result<()> {
         self.blocks.sync()?;
         self.tails.sync()?;
-        let batch = std::mem::take(&mut *staged).batch;
+        self.postings_log.sync()?;
         self.db.apply_batch(batch).map_err(|e| self.io(e))
     }
 
@@ -172,7 +177,9 @@ impl Shared {
             }
             self.stage_renamed();
             self.apply_staged()?;
-            if lock(&self.postings.pending).refs >= postings::FLUSH_REFS {
+            // On close, so that the next open has no pending postings to read from blocks.
+            let pending = lock(&self.postings.pending).refs;
+            if pending >= postings::FLUSH_REFS || (everything && pending > 0) {
                 self.flush_postings()?;
             }
         }
@@ -236,20 +243,27 @@ impl Shared {
             || chat.unchecked_seals >= CHECKPOINT_EVERY
             || (plan.checkpoint_now && chat.unchecked_seals > 0)
         {
-            self.stage_checkpoint(chat);
+            self.stage_checkpoint(chat)?;
         }
         chat.dirty = false;
         if !chat.unsaved.is_empty() {
             self.mark_dirty(chat);
         }
+        if rewrite {
+            // Applied now: the next rewrite reads users' chunks from the index.
+            self.apply_staged()?;
+        }
         Ok(())
     }
 
     /// Stages the chat's checkpoint covering every current block (or its removal if none is
-    /// left).
-    pub(super) fn stage_checkpoint(&self, chat: &mut ChatState) {
+    /// left): the counters of its sealed messages, written to the tail log.
+    pub(super) fn stage_checkpoint(&self, chat: &mut ChatState) -> Result<()> {
         let key = layout::chat_prefix(layout::CHECKPOINT, chat.id);
         let covered = chat.blocks.iter().map(|b| b.seq).max().unwrap_or(0);
+        if let Some(old) = chat.checkpoint.take() {
+            self.tails.released(old, chat.id);
+        }
         if chat.blocks.is_empty() {
             self.stage_remove(&key);
         } else {
@@ -257,10 +271,15 @@ impl Shared {
             for m in &chat.tail {
                 sealed.remove(m);
             }
-            self.stage_insert(&key, codec::encode(&sealed.to_checkpoint(covered)));
+            let bytes = codec::encode(&sealed.to_checkpoint(covered));
+            let location = self.tails.append([bytes.as_slice()])?[0];
+            self.tails.referenced(location);
+            self.stage_insert(&key, codec::encode(&location));
+            chat.checkpoint = Some(location);
         }
         chat.checkpoint_seq = covered;
         chat.unchecked_seals = 0;
+        Ok(())
     }
 
     /// Seals full blocks off the front of the tail.
@@ -330,12 +349,11 @@ impl Shared {
                 codec::encode(&meta),
             );
             if postings_pending {
-                let refs = block_refs(chat, messages);
                 self.stage_insert(
                     &layout::seq_key(layout::PENDING_POSTINGS, meta.seq),
-                    codec::encode(&refs),
+                    codec::encode(&MARKER),
                 );
-                lock(&self.postings.pending).add_block(meta.seq, &refs);
+                lock(&self.postings.pending).add_block(meta.seq, &block_refs(chat, messages));
             }
             metas.push(meta);
         }
@@ -446,53 +464,31 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes the pending postings as chunks and drops their `Q` records, in a batch of its own
-    /// (applied at once: readers find chunks in sled). A user whose last chunk is still small
-    /// gets it extended instead of another small chunk. The writer lock must be held, and the
-    /// staged changes applied (the `Q` records are in the index).
+    /// Writes the pending postings as chunks and drops their markers, in a batch of its own
+    /// (applied at once: readers find chunks through the index). A user whose last chunk is
+    /// still small gets it extended instead of another small chunk. The writer lock must be
+    /// held, and the staged changes applied (the markers are in the index).
     pub(super) fn flush_postings(&self) -> Result<()> {
         let mut pending = lock(&self.postings.pending);
         let mut batch = sled::Batch::default();
         for (&user, refs) in pending.by_user.iter_mut() {
             // Forward: sled's reverse iteration costs far more than walking a user's few chunks.
-            let last = self
-                .db
-                .scan_prefix(layout::user_prefix(layout::POSTINGS, user))
-                .last()
-                .transpose()
-                .map_err(|e| self.io(e))?;
-            if let Some((k, v)) = last {
-                let (_, first, _) = postings::parse_key(&k)
-                    .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
-                let old = postings::decode_chunk(first, &v)
-                    .map_err(|e| self.corrupt("postings chunk", e))?;
+            if let Some(last) = self.user_chunks(user, Timestamp::MAX).last().transpose()? {
+                let old = self.read_chunk(&last)?;
                 if old.len() < SMALL_CHUNK_REFS {
-                    batch.remove(k);
+                    self.drop_chunk(&last, &mut batch);
                     refs.extend(old);
                 }
             }
             refs.sort_unstable();
-            self.new_chunks(user, refs, &mut batch);
+            self.write_chunks(user, refs, &mut batch)?;
         }
         for seq in &pending.blocks {
             batch.remove(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
         }
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.apply_now(batch)?;
         *pending = postings::Pending::default();
         Ok(())
-    }
-
-    /// Writes `refs` (sorted) of `user` as new chunks into `batch`.
-    pub(super) fn new_chunks(
-        &self,
-        user: UserId,
-        refs: &[PostingRef],
-        batch: &mut impl IndexWrites,
-    ) {
-        for chunk in refs.chunks(MAX_CHUNK_REFS) {
-            let (first, bytes) = postings::encode_chunk(chunk);
-            batch.put(&layout::postings_key(user, first, self.next_seq()), bytes);
-        }
     }
 
     /// Once enough blocks exist, trains a dictionary on them; blocks sealed from then on use it.

@@ -8,12 +8,14 @@
 //!
 //! - The background policy ([`Shared::compact_if_due`]) compacts a segment once half of it is
 //!   dead.
-//! - Deletions ([`Shared::erase_deleted`]) compact every segment that held a record of an
-//!   affected chat, and the whole tail log, so that the deleted bytes are gone when they return.
+//! - Deletions ([`Shared::erase_deleted`]) compact every block segment that may hold a dead
+//!   record of an affected chat, every postings segment that may hold a forgotten user's, and
+//!   the whole tail log, so that the deleted bytes are gone when they return.
 
 use super::blocklog::{BlockLog, Location};
+use super::chunks::ChunkPointer;
 use super::layout;
-use super::model::ChatId;
+use super::model::{ChatId, UserId};
 use super::{codec, lock, Result, Shared};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -26,13 +28,39 @@ const RECORDS_PER_STEP: usize = 256;
 enum Which {
     Blocks,
     Tails,
+    Postings,
 }
 
-/// One live record of a segment and who references it.
-struct LiveRecord {
-    chat: ChatId,
-    seq: u64,
-    location: Location,
+/// Who points at a live record.
+enum Owner {
+    Block {
+        chat: ChatId,
+        seq: u64,
+    },
+    TailSegment {
+        chat: ChatId,
+        seq: u64,
+    },
+    Checkpoint {
+        chat: ChatId,
+    },
+    Chunk {
+        key: sled::IVec,
+        user: UserId,
+        last_time: i64,
+    },
+}
+
+impl Owner {
+    /// The chat or user the record's dead copy is attributed to.
+    fn party(&self) -> i64 {
+        match self {
+            Owner::Block { chat, .. }
+            | Owner::TailSegment { chat, .. }
+            | Owner::Checkpoint { chat } => *chat,
+            Owner::Chunk { user, .. } => *user,
+        }
+    }
 }
 
 impl Shared {
@@ -40,13 +68,14 @@ impl Shared {
         match which {
             Which::Blocks => &self.blocks,
             Which::Tails => &self.tails,
+            Which::Postings => &self.postings_log,
         }
     }
 
     /// Compacts the segments (not the active one) of which at least half is dead. A running
     /// backup (which holds the rewrite gate) postpones it.
     pub(super) fn compact_if_due(&self) -> Result<()> {
-        for which in [Which::Blocks, Which::Tails] {
+        for which in [Which::Blocks, Which::Tails, Which::Postings] {
             let log = self.log(which);
             let active = log.active_id();
             let due: Vec<u32> = log
@@ -65,27 +94,34 @@ impl Shared {
         Ok(())
     }
 
-    /// Compacts away every byte that may hold a message just deleted from `chats`: the
-    /// block-log segments with dead records of those chats (or of chats not known), and every
-    /// tail-log segment with dead records.
-    pub(super) fn erase_deleted(&self, chats: &HashSet<ChatId>) -> Result<()> {
+    /// Compacts away every byte that may hold a message just deleted from `chats` (and, for a
+    /// forgotten `user`, their postings): see the module's documentation.
+    pub(super) fn erase_deleted(
+        &self,
+        chats: &HashSet<ChatId>,
+        user: Option<UserId>,
+    ) -> Result<()> {
         let _gate = self.rewrites.read().expect("rewrite gate");
-        let doomed = self
+        let blocks = self
             .blocks
             .segments()
             .iter()
             .filter(|s| s.may_hold_dead_of(chats))
             .map(|s| s.id)
             .collect();
-        self.erase(Which::Blocks, doomed)?;
-        let tails = self
-            .tails
-            .segments()
-            .iter()
-            .filter(|s| s.dead_bytes() > 0)
-            .map(|s| s.id)
-            .collect();
-        self.erase(Which::Tails, tails)
+        self.erase(Which::Blocks, blocks)?;
+        if let Some(user) = user {
+            let users = HashSet::from([user]);
+            let postings = self
+                .postings_log
+                .segments()
+                .iter()
+                .filter(|s| s.may_hold_dead_of(&users))
+                .map(|s| s.id)
+                .collect();
+            self.erase(Which::Postings, postings)?;
+        }
+        self.erase(Which::Tails, dead_segments(&self.tails))
     }
 
     /// Compacts the tail log's segments with dead records (on close: little is live there).
@@ -93,14 +129,7 @@ impl Shared {
         let Ok(_gate) = self.rewrites.try_read() else {
             return Ok(());
         };
-        let doomed = self
-            .tails
-            .segments()
-            .iter()
-            .filter(|s| s.dead_bytes() > 0)
-            .map(|s| s.id)
-            .collect();
-        self.erase(Which::Tails, doomed)
+        self.erase(Which::Tails, dead_segments(&self.tails))
     }
 
     /// Compacts `segments` of a log, the active one included (a new one is begun first).
@@ -110,9 +139,7 @@ impl Shared {
             log.roll()?;
         }
         for id in segments {
-            if log.segment(id).is_some() {
-                self.compact_segment(which, id)?;
-            }
+            self.compact_segment(which, id)?;
         }
         Ok(())
     }
@@ -125,28 +152,27 @@ impl Shared {
         let Some(segment) = log.segment(id) else {
             return Ok(());
         };
-        let live = self.live_records(which, id);
+        let live = self.live_records(which, id)?;
         let before = segment.len();
         for step in live.chunks(RECORDS_PER_STEP) {
             let mut payloads = Vec::with_capacity(step.len());
-            for record in step {
+            for (_, location) in step {
                 payloads.push(
-                    log.read(record.location)
+                    log.read(*location)
                         .map_err(|e| self.unreadable(format!("log segment {id}"), e))?,
                 );
             }
             let moved = log.append(payloads.iter().map(|p| p.as_slice()))?;
             drop(payloads);
             let _writer = lock(&self.writer);
-            for (record, new) in step.iter().zip(moved) {
-                if !self.repoint(which, record, new) {
-                    log.abandoned(new, record.chat);
+            for ((owner, old), new) in step.iter().zip(moved) {
+                if self.repoint(owner, *old, new)? {
+                    log.referenced(new);
+                    log.released(*old, owner.party());
+                } else {
+                    log.abandoned(new, owner.party());
                 }
             }
-            self.apply_staged()?;
-        }
-        {
-            let _writer = lock(&self.writer);
             self.apply_staged()?;
         }
         // The new pointers must be on disk before the old bytes go.
@@ -168,78 +194,148 @@ impl Shared {
         Ok(())
     }
 
-    /// The records of segment `id` that the index references now.
-    fn live_records(&self, which: Which, id: u32) -> Vec<LiveRecord> {
+    /// The records of segment `id` that the index references now, in file order.
+    fn live_records(&self, which: Which, id: u32) -> Result<Vec<(Owner, Location)>> {
         let mut live = Vec::new();
+        if which == Which::Postings {
+            for entry in self.all_chunks() {
+                let entry = entry?;
+                if entry.pointer.location.segment == id {
+                    live.push((
+                        Owner::Chunk {
+                            key: entry.key,
+                            user: entry.user,
+                            last_time: entry.pointer.last_time,
+                        },
+                        entry.pointer.location,
+                    ));
+                }
+            }
+        }
         for handle in self.all_chats() {
             let chat = lock(&handle);
+            let id_of = chat.id;
             match which {
                 Which::Blocks => live.extend(
                     chat.blocks
                         .iter()
                         .filter(|b| b.location.segment == id)
-                        .map(|b| LiveRecord {
-                            chat: chat.id,
-                            seq: b.seq,
-                            location: b.location,
+                        .map(|b| {
+                            (
+                                Owner::Block {
+                                    chat: id_of,
+                                    seq: b.seq,
+                                },
+                                b.location,
+                            )
                         }),
                 ),
-                Which::Tails => live.extend(
-                    chat.segments
-                        .iter()
-                        .filter(|s| s.location.segment == id)
-                        .map(|s| LiveRecord {
-                            chat: chat.id,
-                            seq: s.seq,
-                            location: s.location,
-                        }),
-                ),
+                Which::Tails => {
+                    live.extend(
+                        chat.segments
+                            .iter()
+                            .filter(|s| s.location.segment == id)
+                            .map(|s| {
+                                (
+                                    Owner::TailSegment {
+                                        chat: id_of,
+                                        seq: s.seq,
+                                    },
+                                    s.location,
+                                )
+                            }),
+                    );
+                    live.extend(
+                        chat.checkpoint
+                            .filter(|c| c.segment == id)
+                            .map(|c| (Owner::Checkpoint { chat: id_of }, c)),
+                    );
+                }
+                Which::Postings => {}
             }
         }
-        live.sort_by_key(|r| r.location.offset);
-        live
+        live.sort_by_key(|(_, location)| location.offset);
+        Ok(live)
     }
 
     /// Points the index at a record's copy, unless the record was rewritten or dropped since
     /// it was copied (then the copy is dead: returns false). The writer lock must be held.
-    fn repoint(&self, which: Which, record: &LiveRecord, new: Location) -> bool {
-        let Some(handle) = self.chat(record.chat) else {
-            return false;
+    fn repoint(&self, owner: &Owner, old: Location, new: Location) -> Result<bool> {
+        if let Owner::Chunk { key, last_time, .. } = owner {
+            let current = self.db.get(key).map_err(|e| self.io(e))?;
+            let expected = codec::encode(&ChunkPointer {
+                location: old,
+                last_time: *last_time,
+            });
+            if current.as_deref() != Some(expected.as_slice()) {
+                return Ok(false);
+            }
+            self.stage_insert(
+                key,
+                codec::encode(&ChunkPointer {
+                    location: new,
+                    last_time: *last_time,
+                }),
+            );
+            return Ok(true);
+        }
+        let (Owner::Block { chat, .. }
+        | Owner::TailSegment { chat, .. }
+        | Owner::Checkpoint { chat }) = owner
+        else {
+            return Ok(false);
         };
-        let mut chat = lock(&handle);
-        let log = self.log(which);
-        match which {
-            Which::Blocks => {
-                let Some(meta) = chat
+        let Some(handle) = self.chat(*chat) else {
+            return Ok(false);
+        };
+        let mut state = lock(&handle);
+        match owner {
+            Owner::Block { chat, seq } => {
+                let Some(meta) = state
                     .blocks
                     .iter_mut()
-                    .find(|b| b.seq == record.seq && b.location == record.location)
+                    .find(|b| b.seq == *seq && b.location == old)
                 else {
-                    return false;
+                    return Ok(false);
                 };
                 meta.location = new;
                 self.stage_insert(
-                    &layout::block_key(layout::DIRECTORY, record.chat, meta.first),
+                    &layout::block_key(layout::DIRECTORY, *chat, meta.first),
                     codec::encode(meta),
                 );
             }
-            Which::Tails => {
-                let Some(segment) = chat
+            Owner::TailSegment { chat, seq } => {
+                let Some(segment) = state
                     .segments
                     .iter_mut()
-                    .find(|s| s.seq == record.seq && s.location == record.location)
+                    .find(|s| s.seq == *seq && s.location == old)
                 else {
-                    return false;
+                    return Ok(false);
                 };
                 segment.location = new;
+                self.stage_insert(&layout::tail_key(*chat, *seq), codec::encode(&new));
+            }
+            Owner::Checkpoint { chat } => {
+                if state.checkpoint != Some(old) {
+                    return Ok(false);
+                }
+                state.checkpoint = Some(new);
                 self.stage_insert(
-                    &layout::tail_key(record.chat, record.seq),
+                    &layout::chat_prefix(layout::CHECKPOINT, *chat),
                     codec::encode(&new),
                 );
             }
+            Owner::Chunk { .. } => return Ok(false),
         }
-        log.referenced(new);
-        log.released(record.location, record.chat);
-        true
+        Ok(true)
     }
+}
+
+/// The segments of a log with dead records.
+fn dead_segments(log: &BlockLog) -> Vec<u32> {
+    log.segments()
+        .iter()
+        .filter(|s| s.dead_bytes() > 0)
+        .map(|s| s.id)
+        .collect()
 }

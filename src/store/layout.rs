@@ -6,16 +6,18 @@
 //! |---|---|
 //! | `conf`, `db`, `snap.*`, `blobs/` | sled: the index (below). Small records only |
 //! | `blocks/NNNNNNNNNN.seg` | the block log: sealed blocks of messages |
-//! | `tails/NNNNNNNNNN.seg` | the tail log: segments of unsealed messages, short-lived |
+//! | `tails/NNNNNNNNNN.seg` | the tail log: segments of unsealed messages and each chat's counter checkpoint, short-lived |
+//! | `postings/NNNNNNNNNN.seg` | the postings log: chunks of each user's postings |
 //! | `backups/` | the bot's scheduled backups (`backup.rs` has their format) |
 //!
 //! A log segment (`blocklog.rs`) is a 16-byte header (`CHATKEEPER-LOG\n` and its version byte)
-//! followed by records `length: u32 LE, CRC-32 of the payload: u32 LE, payload`. A payload is a
-//! block as `codec::encode_block` writes it: the value-version byte, a bincode header (chat,
-//! dictionary, one entry per frame: first and last key, id range, count, compressed length), then
-//! the zstd frames of 16 messages each, stored column by column. Segments are appended to and
-//! fsynced before any index record points at them; compaction copies live records out of a
-//! segment and deletes it.
+//! followed by records `length: u32 LE, CRC-32 of the payload: u32 LE, payload`. A block or tail
+//! segment payload is what `codec::encode_block` writes: the value-version byte, a bincode header
+//! (chat, dictionary, one entry per frame: first and last key, id range, count, compressed
+//! length), then the zstd frames of 16 messages each, stored column by column. A checkpoint or a
+//! postings chunk is a value as `codec::encode` writes it. Segments are appended to and fsynced
+//! before any index record points at them; compaction copies live records out of a segment and
+//! deletes it.
 //!
 //! # Index (one sled tree)
 //!
@@ -29,15 +31,17 @@
 //! | `M dict/N` | compression dictionary `N` |
 //! | `I chat time id` | a sealed block (keyed by its first message): key range, id range, count, seq, [`Location`](super::blocklog::Location) in the block log |
 //! | `J chat seq` | a tail segment: its location in the tail log |
-//! | `C chat` | the chat's counters over its blocks up to a seq (the checkpoint) |
-//! | `P user time seq` | a chunk of a user's postings: where their sealed messages are |
-//! | `Q seq` | the postings of one sealed block not yet written as chunks |
+//! | `K chat` | where the chat's checkpoint is in the tail log: its counters over its blocks up to a seq |
+//! | `L user time seq` | where a chunk of a user's postings (where their sealed messages are) is in the postings log, and the chunk's last time |
+//! | `N seq` | empty: block `seq`'s postings are not yet in chunks (read from the block at open) |
 //! | `H chat`, `U user` | chat titles and types, user names |
 //! | `S c chat`, `S u user`, `S p chat user` | the bot's settings and profiles |
 //! | `A namespace key` | a cache of derived results with their expiry (not in backups) |
 //!
-//! Store format 1 (before the block log) kept blocks inside sled as `B seq`, the directory as
-//! `D chat time id` and tail segments as `T chat seq` with their bytes; `migrate.rs` converts it.
+//! Store format 1 (before the logs) kept everything inside sled: blocks as `B seq`, the directory
+//! as `D chat time id`, tail segments as `T chat seq`, checkpoints as `C chat`, postings chunks
+//! as `P user time seq` and pending postings as `Q seq`, with their bytes; `migrate.rs` converts
+//! it.
 
 use super::model::{ChatId, MsgKey, Timestamp, UserId};
 
@@ -50,16 +54,16 @@ pub const META: u8 = b'M';
 pub const DIRECTORY: u8 = b'I';
 /// Unsealed messages of a chat, one segment per group commit: `J chat seq` → location.
 pub const TAIL: u8 = b'J';
-/// Per-chat counters over the chat's sealed blocks: `C chat`.
-pub const CHECKPOINT: u8 = b'C';
+/// Per-chat counters over the chat's sealed blocks: `K chat` → location in the tail log.
+pub const CHECKPOINT: u8 = b'K';
 /// Chat titles and types: `H chat`.
 pub const CHAT_INFO: u8 = b'H';
 /// User names: `U user`.
 pub const USER_INFO: u8 = b'U';
-/// Per-user postings of sealed messages: `P user first_time seq`.
-pub const POSTINGS: u8 = b'P';
-/// Postings of a sealed block not yet written as chunks: `Q seq`.
-pub const PENDING_POSTINGS: u8 = b'Q';
+/// Per-user postings of sealed messages: `L user first_time seq` → chunk pointer.
+pub const POSTINGS: u8 = b'L';
+/// A sealed block whose postings are not yet written as chunks: `N seq`.
+pub const PENDING_POSTINGS: u8 = b'N';
 /// Per-chat and per-user settings of the bot: `S c chat` / `S u user`.
 pub const SETTINGS: u8 = b'S';
 /// Cached results (analyses), each with its expiry: `A namespace key`. Derived data: not in
@@ -141,12 +145,12 @@ pub fn parse_chat(key: &[u8]) -> Option<ChatId> {
     Some(from_ordered_i64(key.get(1..9)?.try_into().ok()?))
 }
 
-/// `U user` / `P user`: the prefix of a user's keys in a family.
+/// `U user` / `L user`: the prefix of a user's keys in a family.
 pub fn user_prefix(family: u8, user: UserId) -> [u8; 9] {
     chat_prefix(family, user)
 }
 
-/// `P user first_time seq`: one postings chunk; `seq` keeps chunks with equal times apart.
+/// `L user first_time seq`: one postings chunk; `seq` keeps chunks with equal times apart.
 pub fn postings_key(user: UserId, first_time: Timestamp, seq: u64) -> [u8; 25] {
     let mut key = [0u8; 25];
     key[..9].copy_from_slice(&user_prefix(POSTINGS, user));
@@ -155,7 +159,7 @@ pub fn postings_key(user: UserId, first_time: Timestamp, seq: u64) -> [u8; 25] {
     key
 }
 
-/// `family seq`: the pending postings of a block (`Q`), or a block of store format 1 (`B`).
+/// `family seq`: a block's pending postings marker (`N`), or a block of store format 1 (`B`).
 pub fn seq_key(family: u8, seq: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = family;

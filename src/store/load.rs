@@ -5,11 +5,12 @@
 
 use super::blocklog::Location;
 use super::chat::{self, BlockMeta, ChatState, TailSegment};
+use super::commit::block_refs;
 use super::counters::{Checkpoint, Counters};
 use super::layout;
 use super::model::{key_of, ChatId, MessageRef, UserId, UserInfo};
 use super::{codec, lock, posting_of, Result, Shared, UserEntry};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -45,19 +46,14 @@ impl Shared {
             state.max_id = state.max_id.max(meta.max_id);
             state.blocks.push(meta);
         }
+        let mut checkpoints: Vec<(ChatId, Location)> = Vec::new();
         for item in self.db.scan_prefix([layout::CHECKPOINT]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
             let chat = layout::parse_chat(&k)
                 .ok_or_else(|| self.corrupt_msg("a checkpoint key is malformed"))?;
-            let checkpoint: Checkpoint =
-                codec::decode(&v).map_err(|e| self.corrupt("checkpoint", e))?;
-            let covered = checkpoint.covered_seq;
-            let counters = Counters::from_checkpoint(checkpoint).ok_or_else(|| {
-                self.corrupt_msg(format!("checkpoint of chat {chat} is malformed"))
-            })?;
-            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            state.counters = counters;
-            state.checkpoint_seq = covered;
+            let location: Location =
+                codec::decode(&v).map_err(|e| self.corrupt("checkpoint pointer", e))?;
+            checkpoints.push((chat, location));
         }
         let mut tail_pointers: Vec<(ChatId, u64, Location)> = Vec::new();
         for item in self.db.scan_prefix([layout::TAIL]) {
@@ -69,19 +65,46 @@ impl Shared {
             max_seq = max_seq.max(seq);
             tail_pointers.push((chat, seq, location));
         }
+        let mut chunks = Vec::new();
+        for entry in self.all_chunks() {
+            let entry = entry?;
+            chunks.push(entry.pointer.location);
+            if let Some((_, _, seq)) = super::postings::parse_key(&entry.key) {
+                max_seq = max_seq.max(seq);
+            }
+        }
         // What the index references is all that counts: a crash may have left records after it.
         let cut = self.blocks.recover(
             states
                 .values()
                 .flat_map(|s| s.blocks.iter().map(|b| b.location)),
-        )? + self
-            .tails
-            .recover(tail_pointers.iter().map(|&(_, _, loc)| loc))?;
+        )? + self.tails.recover(
+            tail_pointers
+                .iter()
+                .map(|&(_, _, loc)| loc)
+                .chain(checkpoints.iter().map(|&(_, loc)| loc)),
+        )? + self.postings_log.recover(chunks)?;
         if cut > 0 {
             tracing::info!(
                 bytes = cut,
                 "cut off log records that no index entry references"
             );
+        }
+        for (chat, location) in checkpoints {
+            let bytes = self
+                .tails
+                .read(location)
+                .map_err(|e| self.unreadable(format!("the checkpoint of chat {chat}"), e))?;
+            let checkpoint: Checkpoint =
+                codec::decode(&bytes).map_err(|e| self.corrupt("checkpoint", e))?;
+            let covered = checkpoint.covered_seq;
+            let counters = Counters::from_checkpoint(checkpoint).ok_or_else(|| {
+                self.corrupt_msg(format!("checkpoint of chat {chat} is malformed"))
+            })?;
+            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
+            state.counters = counters;
+            state.checkpoint = Some(location);
+            state.checkpoint_seq = covered;
         }
         let mut segments: HashMap<ChatId, Vec<(TailSegment, Vec<MessageRef>)>> = HashMap::new();
         for (chat, seq, location) in tail_pointers {
@@ -132,14 +155,26 @@ impl Shared {
                 },
             );
         }
-        {
+        // Blocks whose postings are not yet in chunks: their refs are read from the blocks.
+        let mut pending_seqs = HashSet::new();
+        for key in self.db.scan_prefix([layout::PENDING_POSTINGS]).keys() {
+            let key = key.map_err(|e| self.io(e))?;
+            pending_seqs.insert(
+                layout::parse_seq_key(&key)
+                    .ok_or_else(|| self.corrupt_msg("a pending postings key is malformed"))?,
+            );
+        }
+        if !pending_seqs.is_empty() {
             let mut pending = lock(&self.postings.pending);
-            for item in self.db.scan_prefix([layout::PENDING_POSTINGS]) {
-                let (k, v) = item.map_err(|e| self.io(e))?;
-                let seq = layout::parse_seq_key(&k)
-                    .ok_or_else(|| self.corrupt_msg("a pending postings key is malformed"))?;
-                let refs = codec::decode(&v).map_err(|e| self.corrupt("pending postings", e))?;
-                pending.add_block(seq, &refs);
+            for state in states.values() {
+                for meta in state
+                    .blocks
+                    .iter()
+                    .filter(|b| pending_seqs.contains(&b.seq))
+                {
+                    let messages = self.read_block(state.id, meta)?;
+                    pending.add_block(meta.seq, &block_refs(state.id, &messages));
+                }
             }
         }
         // Summed here, then one update per user rather than one per user and chat.

@@ -1,6 +1,7 @@
-//! Conversion of a data directory from store format 1, which kept blocks and tail segments
-//! inside sled (`B seq`, `D chat time id`, `T chat seq` with their bytes), to format 2, where
-//! they live in the block and tail logs and sled points at them (`I …`, `J …`).
+//! Conversion of a data directory from store format 1, which kept everything inside sled, to
+//! format 2, where blocks, tail segments, checkpoints and postings chunks live in logs and sled
+//! points at them (`layout.rs` has both). Family by family: `B`+`D` → block log + `I`, `T` →
+//! tail log + `J`, `C` → tail log + `K`, `P` → postings log + `L`, `Q` → `N` markers.
 //!
 //! It runs on open, a few hundred blocks at a time: each step appends the blocks to the log,
 //! syncs it, and then in one sled batch writes their new directory entries and removes the old
@@ -8,8 +9,10 @@
 //! 1; the next open goes on where it stopped. Memory stays that of one step.
 
 use super::chat::BlockMeta;
+use super::chunks::ChunkPointer;
 use super::layout;
 use super::model::{MessageId, MsgKey};
+use super::postings;
 use super::{codec, Result, Shared};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -22,6 +25,12 @@ const V1_BLOCK: u8 = b'B';
 const V1_DIRECTORY: u8 = b'D';
 /// Format 1's tail segments: `T chat seq` → segment bytes.
 const V1_TAIL: u8 = b'T';
+/// Format 1's checkpoints: `C chat` → checkpoint.
+const V1_CHECKPOINT: u8 = b'C';
+/// Format 1's postings chunks: `P user time seq` → chunk.
+const V1_POSTINGS: u8 = b'P';
+/// Format 1's pending postings: `Q seq` → the block's refs.
+const V1_PENDING: u8 = b'Q';
 /// Records converted per step.
 const STEP: usize = 256;
 
@@ -105,29 +114,47 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
             tracing::info!(done, total, "converting blocks");
         }
     }
-    loop {
-        let step: Vec<(sled::IVec, sled::IVec)> = shared
-            .db
-            .scan_prefix([V1_TAIL])
-            .take(STEP)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| shared.io(e))?;
-        if step.is_empty() {
-            break;
-        }
-        let locations = shared
-            .tails
-            .append(step.iter().map(|(_, bytes)| bytes.as_ref()))?;
-        shared.tails.sync()?;
-        let mut batch = sled::Batch::default();
-        for ((key, _), location) in step.iter().zip(locations) {
-            let (chat, seq) = layout::parse_tail_key(key)
-                .ok_or_else(|| shared.corrupt_msg("a tail key of format 1 is malformed"))?;
-            batch.remove(key);
-            batch.insert(&layout::tail_key(chat, seq), codec::encode(&location));
-        }
-        shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
-    }
+    convert(shared, V1_TAIL, |key, bytes, batch| {
+        let (chat, seq) = layout::parse_tail_key(key)
+            .ok_or_else(|| shared.corrupt_msg("a tail key of format 1 is malformed"))?;
+        let location = shared.tails.append([bytes])?[0];
+        batch.insert(&layout::tail_key(chat, seq), codec::encode(&location));
+        Ok(())
+    })?;
+    convert(shared, V1_CHECKPOINT, |key, bytes, batch| {
+        let chat = layout::parse_chat(key)
+            .ok_or_else(|| shared.corrupt_msg("a checkpoint key of format 1 is malformed"))?;
+        let location = shared.tails.append([bytes])?[0];
+        batch.insert(
+            &layout::chat_prefix(layout::CHECKPOINT, chat),
+            codec::encode(&location),
+        );
+        Ok(())
+    })?;
+    convert(shared, V1_POSTINGS, |key, bytes, batch| {
+        let mut new_key = key.to_vec();
+        new_key[0] = layout::POSTINGS;
+        let (_, first, _) = postings::parse_key(&new_key)
+            .ok_or_else(|| shared.corrupt_msg("a postings key of format 1 is malformed"))?;
+        let refs = postings::decode_chunk(first, bytes)
+            .map_err(|e| shared.corrupt("postings chunk", e))?;
+        let location = shared.postings_log.append([bytes])?[0];
+        let pointer = ChunkPointer {
+            location,
+            last_time: refs.last().map_or(first, |r| r.time),
+        };
+        batch.insert(new_key, codec::encode(&pointer));
+        Ok(())
+    })?;
+    convert(shared, V1_PENDING, |key, _, batch| {
+        let seq = layout::parse_seq_key(key)
+            .ok_or_else(|| shared.corrupt_msg("a pending postings key of format 1 is malformed"))?;
+        batch.insert(
+            &layout::seq_key(layout::PENDING_POSTINGS, seq),
+            codec::encode(&()),
+        );
+        Ok(())
+    })?;
     // Blocks no directory entry referenced were unreachable in format 1 as well.
     let mut orphans = sled::Batch::default();
     let mut orphaned = 0;
@@ -145,4 +172,31 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
         "converted the data directory to store format 2"
     );
     Ok(())
+}
+
+/// Converts every record of a format-1 family, [`STEP`] at a time: `each` appends what it moves
+/// to a log and puts the new record into the batch; the logs are synced before the batch (which
+/// also removes the old records) is applied.
+fn convert(
+    shared: &Shared,
+    family: u8,
+    mut each: impl FnMut(&[u8], &[u8], &mut sled::Batch) -> Result<()>,
+) -> Result<()> {
+    loop {
+        let step: Vec<(sled::IVec, sled::IVec)> = shared
+            .db
+            .scan_prefix([family])
+            .take(STEP)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| shared.io(e))?;
+        if step.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in &step {
+            each(key, value, &mut batch)?;
+            batch.remove(key);
+        }
+        shared.apply_now(batch)?;
+    }
 }

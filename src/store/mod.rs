@@ -22,6 +22,7 @@ mod blocklog;
 mod blocks;
 mod cache;
 mod chat;
+mod chunks;
 pub mod codec;
 mod commit;
 mod compact;
@@ -80,8 +81,10 @@ pub(crate) struct Shared {
     db: sled::Db,
     /// Sealed blocks.
     blocks: BlockLog,
-    /// Tail segments: short-lived, so kept apart from blocks and compacted often.
+    /// Tail segments and checkpoints: short-lived, so kept apart from blocks and compacted often.
     tails: BlockLog,
+    /// Users' postings chunks.
+    postings_log: BlockLog,
     compressor: Compressor,
     chats: Vec<RwLock<HashMap<ChatId, Arc<Mutex<ChatState>>>>>,
     users: Vec<Mutex<HashMap<UserId, UserEntry>>>,
@@ -238,7 +241,8 @@ impl Store {
             segments_compacted: m.segments_compacted.load(Ordering::Relaxed),
             size_on_disk: self.shared.db.size_on_disk().unwrap_or(0)
                 + self.shared.blocks.size_on_disk()
-                + self.shared.tails.size_on_disk(),
+                + self.shared.tails.size_on_disk()
+                + self.shared.postings_log.size_on_disk(),
         }
     }
 }
@@ -268,6 +272,7 @@ impl Shared {
                 &path.join("tails"),
                 config.segment_bytes.min(TAIL_SEGMENT_BYTES),
             )?,
+            postings_log: BlockLog::open(&path.join("postings"), config.segment_bytes)?,
             path,
             db,
             compressor: Compressor::default(),
@@ -333,7 +338,9 @@ impl Shared {
     /// Marks a new, empty store with this build's format. Log files without an index are not
     /// taken for a new store: they hold messages that only a backup can bring back.
     fn mark_new(&self) -> Result<()> {
-        if self.blocks.size_on_disk() + self.tails.size_on_disk() > 0 {
+        if self.blocks.size_on_disk() + self.tails.size_on_disk() + self.postings_log.size_on_disk()
+            > 0
+        {
             return Err(self
                 .corrupt_msg("its index (sled's files) is missing but its block logs are there"));
         }

@@ -1,9 +1,8 @@
 //! Queries. Statistics come from counters; messages from the tail, the decoded-frame cache, or
 //! one frame of one block. Walks of history are in `scan.rs`.
 
-use super::layout;
 use super::model::*;
-use super::postings::{self, PostingRef};
+use super::postings::PostingRef;
 use super::{lock, Result, Shared, Store};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -205,18 +204,12 @@ impl Shared {
         to: Timestamp,
     ) -> Result<Vec<PostingRef>> {
         let mut refs = Vec::new();
-        let start = layout::postings_key(user, Timestamp::MIN, 0);
-        let end = layout::postings_key(user, to, u64::MAX);
-        for item in self.db.range(start..=end) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let (_, first, _) = postings::parse_key(&k)
-                .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
-            if postings::chunk_last_time(&v).map_err(|e| self.corrupt("postings chunk", e))? < from
-            {
+        for entry in self.user_chunks(user, to) {
+            let entry = entry?;
+            if entry.pointer.last_time < from {
                 continue;
             }
-            let chunk =
-                postings::decode_chunk(first, &v).map_err(|e| self.corrupt("postings chunk", e))?;
+            let chunk = self.read_chunk(&entry)?;
             refs.extend(chunk.into_iter().filter(|r| from <= r.time && r.time <= to));
         }
         Ok(refs)

@@ -5,10 +5,10 @@
 //! that held the deleted messages, so that their bytes leave the disk, not just the index.
 
 use super::chat::{BlockMeta, ChatState, MAX_BLOCK_LEN, SEAL_LEN};
-use super::commit::{IndexWrites, WritePlan};
+use super::commit::WritePlan;
 use super::layout;
 use super::model::{key_of, ChatId, Message, MessageId, MessageRef, Timestamp, UserId};
-use super::postings::{self, PostingRef};
+use super::postings::PostingRef;
 use super::{lock, posting_of, Result, Shared, Store};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{MutexGuard, RwLockReadGuard};
@@ -127,7 +127,6 @@ impl Shared {
             chat.segments_stale = true;
         }
         self.write_chat(chat, edits, None, WritePlan::default())?;
-        self.apply_staged()?;
         Ok(fresh)
     }
 
@@ -187,40 +186,12 @@ impl Shared {
         }
         let mut staged = lock(&self.staged);
         for (user, removed) in chunk_removals {
-            self.rewrite_chunks(user, &mut *staged, |r| !removed.contains(r))?;
+            let chunks = self.user_chunks(user, Timestamp::MAX);
+            self.rewrite_chunks(chunks, &mut *staged, |r| !removed.contains(r))?;
         }
         for (user, mut added) in chunk_additions {
             added.sort_unstable();
-            self.new_chunks(user, &added, &mut *staged);
-        }
-        Ok(())
-    }
-
-    /// Rewrites the chunks of `user` into `batch`, keeping the refs `keep` accepts.
-    pub(super) fn rewrite_chunks(
-        &self,
-        user: UserId,
-        batch: &mut impl IndexWrites,
-        keep: impl Fn(&PostingRef) -> bool,
-    ) -> Result<()> {
-        for item in self
-            .db
-            .scan_prefix(layout::user_prefix(layout::POSTINGS, user))
-        {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let (_, first, seq) = postings::parse_key(&k)
-                .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
-            let refs =
-                postings::decode_chunk(first, &v).map_err(|e| self.corrupt("postings chunk", e))?;
-            let kept: Vec<PostingRef> = refs.iter().copied().filter(|r| keep(r)).collect();
-            if kept.len() == refs.len() {
-                continue;
-            }
-            batch.delete(&k);
-            if !kept.is_empty() {
-                let (first, bytes) = postings::encode_chunk(&kept);
-                batch.put(&layout::postings_key(user, first, seq), bytes);
-            }
+            self.write_chunks(user, &added, &mut *staged)?;
         }
         Ok(())
     }
@@ -257,23 +228,23 @@ impl Shared {
             let mut batch = sled::Batch::default();
             match only_chat {
                 None => {
-                    for item in self
-                        .db
-                        .scan_prefix(layout::user_prefix(layout::POSTINGS, user))
-                    {
-                        batch.remove(item.map_err(|e| self.io(e))?.0);
+                    for entry in self.user_chunks(user, Timestamp::MAX) {
+                        self.drop_chunk(&entry?, &mut batch);
                     }
                     batch.remove(&layout::user_prefix(layout::USER_INFO, user));
                     self.postings.forget_user(user);
                     self.user_shard(user).remove(&user);
                 }
-                Some(chat) => self.rewrite_chunks(user, &mut batch, |r| r.chat != chat)?,
+                Some(chat) => {
+                    let chunks = self.user_chunks(user, Timestamp::MAX);
+                    self.rewrite_chunks(chunks, &mut batch, |r| r.chat != chat)?
+                }
             }
-            self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+            self.apply_now(batch)?;
             self.db.flush().map_err(|e| self.io(e))?;
             (deleted, chats)
         };
-        self.erase_deleted(&chats)?;
+        self.erase_deleted(&chats, Some(user))?;
         Ok(deleted)
     }
 
@@ -374,33 +345,16 @@ impl Shared {
             self.apply_staged()?;
             // Refs of purged messages in chunks of other users: one pass over all chunks.
             let mut batch = sled::Batch::default();
-            for item in self.db.scan_prefix([layout::POSTINGS]) {
-                let (k, v) = item.map_err(|e| self.io(e))?;
-                let (user, first, seq) = postings::parse_key(&k)
-                    .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
-                if first >= time {
-                    continue;
-                }
-                let refs = postings::decode_chunk(first, &v)
-                    .map_err(|e| self.corrupt("postings chunk", e))?;
-                let refs_len = refs.len();
-                let doomed =
-                    |r: &PostingRef| r.time < time && only_chat.is_none_or(|c| c == r.chat);
-                let kept: Vec<PostingRef> = refs.into_iter().filter(|r| !doomed(r)).collect();
-                if kept.len() == refs_len {
-                    continue;
-                }
-                batch.remove(k);
-                if !kept.is_empty() {
-                    let (first, bytes) = postings::encode_chunk(&kept);
-                    batch.insert(&layout::postings_key(user, first, seq), bytes);
-                }
-            }
-            self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+            let doomed = |r: &PostingRef| r.time < time && only_chat.is_none_or(|c| c == r.chat);
+            let older = self
+                .all_chunks()
+                .filter(|e| e.as_ref().map_or(true, |e| e.first < time));
+            self.rewrite_chunks(older, &mut batch, |r| !doomed(r))?;
+            self.apply_now(batch)?;
             self.db.flush().map_err(|e| self.io(e))?;
             (purged, chats)
         };
-        self.erase_deleted(&chats)?;
+        self.erase_deleted(&chats, None)?;
         Ok(purged)
     }
 }

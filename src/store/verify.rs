@@ -13,7 +13,7 @@ use super::chat::{replay_tail, BlockMeta, ChatState, TailSegment, SEAL_LEN};
 use super::counters::{Checkpoint, Counters};
 use super::layout;
 use super::model::*;
-use super::postings::{self, BlockRefs, PostingRef};
+use super::postings::{self, PostingRef};
 use super::{codec, lock, posting_of, Commit, Result, Shared, Store};
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -131,7 +131,7 @@ impl Shared {
         &self,
         chat: ChatId,
         problems: &mut Vec<String>,
-        live: &mut [HashMap<u32, u64>; 2],
+        live: &mut [HashMap<u32, u64>; 3],
         mut each: impl FnMut(&MessageRef),
     ) -> Result<Walk> {
         let mut walk = Walk {
@@ -209,7 +209,7 @@ impl Shared {
         let mut expected: HashMap<UserId, Fingerprint> = HashMap::new();
         let mut user_totals: HashMap<UserId, u64> = HashMap::new();
         let (mut total, mut service, mut chats) = (0u64, 0u64, 0u64);
-        let mut live: [HashMap<u32, u64>; 2] = Default::default();
+        let mut live: [HashMap<u32, u64>; 3] = Default::default();
         let mut problems = Vec::new();
         let loaded: HashSet<ChatId> = self.chats_in_order().iter().map(|(id, _)| *id).collect();
         for chat in self.chats_on_disk()? {
@@ -228,11 +228,7 @@ impl Shared {
             report.messages += walk.messages;
             // `verify` commits everything first, so the checkpoint covers every block.
             let covered = walk.blocks.iter().map(|b| b.seq).max().unwrap_or(0);
-            let stored: Option<Checkpoint> = self
-                .db
-                .get(layout::chat_prefix(layout::CHECKPOINT, chat))
-                .map_err(|e| self.io(e))?
-                .and_then(|v| codec::decode(&v).ok());
+            let stored = self.stored_checkpoint(chat, &mut problems, &mut live)?;
             if (!walk.blocks.is_empty() || stored.is_some())
                 && stored.as_ref() != Some(&walk.sealed.to_checkpoint(covered))
             {
@@ -281,8 +277,8 @@ impl Shared {
                 problems.push(format!("checkpoint {k:?} has no chat"));
             }
         }
+        let stored = self.stored_postings(&mut problems, &mut live)?;
         self.check_logs(&live, &mut problems);
-        let stored = self.stored_postings(&mut problems)?;
         if stored != expected {
             let users: HashSet<&UserId> = stored.keys().chain(expected.keys()).collect();
             let wrong = users
@@ -317,6 +313,34 @@ impl Shared {
         Ok(report)
     }
 
+    /// A chat's checkpoint as the index and the tail log hold it (counting its record as live).
+    fn stored_checkpoint(
+        &self,
+        chat: ChatId,
+        problems: &mut Vec<String>,
+        live: &mut [HashMap<u32, u64>; 3],
+    ) -> Result<Option<Checkpoint>> {
+        let Some(pointer) = self
+            .db
+            .get(layout::chat_prefix(layout::CHECKPOINT, chat))
+            .map_err(|e| self.io(e))?
+        else {
+            return Ok(None);
+        };
+        let Ok(location) = codec::decode::<Location>(&pointer) else {
+            problems.push(format!("chat {chat}: checkpoint pointer is malformed"));
+            return Ok(None);
+        };
+        *live[1].entry(location.segment).or_default() += location.record_bytes();
+        match self.tails.read(location) {
+            Ok(bytes) => Ok(codec::decode(&bytes).ok()),
+            Err(e) => {
+                problems.push(format!("chat {chat}: checkpoint is unreadable: {e}"));
+                Ok(None)
+            }
+        }
+    }
+
     /// Chats with a directory entry or tail pointer in the index.
     fn chats_on_disk(&self) -> Result<Vec<ChatId>> {
         let mut out: Vec<ChatId> = Vec::new();
@@ -337,10 +361,11 @@ impl Shared {
 
     /// Each segment's live bytes must be what the index references in it, and every segment
     /// the index references must exist.
-    fn check_logs(&self, live: &[HashMap<u32, u64>; 2], problems: &mut Vec<String>) {
+    fn check_logs(&self, live: &[HashMap<u32, u64>; 3], problems: &mut Vec<String>) {
         for (log, live, name) in [
             (&self.blocks, &live[0], "block log"),
             (&self.tails, &live[1], "tail log"),
+            (&self.postings_log, &live[2], "postings log"),
         ] {
             let segments: HashMap<u32, u64> = log
                 .segments()
@@ -367,36 +392,48 @@ impl Shared {
         }
     }
 
-    /// Every stored ref, by user: chunks, pending records and tail refs in memory.
-    fn stored_postings(&self, problems: &mut Vec<String>) -> Result<HashMap<UserId, Fingerprint>> {
+    /// Every stored ref, by user: chunks, blocks whose postings are pending (as the pending
+    /// buffer holds their refs) and tail refs in memory.
+    fn stored_postings(
+        &self,
+        problems: &mut Vec<String>,
+        live: &mut [HashMap<u32, u64>; 3],
+    ) -> Result<HashMap<UserId, Fingerprint>> {
         let mut out: HashMap<UserId, Fingerprint> = HashMap::new();
-        for item in self.db.scan_prefix([layout::POSTINGS]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            match postings::parse_key(&k)
-                .map(|(u, first, _)| (u, postings::decode_chunk(first, &v)))
-            {
-                Some((user, Ok(refs))) => {
-                    let print = out.entry(user).or_default();
+        for entry in self.all_chunks() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    problems.push(format!("a postings pointer is unreadable: {e}"));
+                    continue;
+                }
+            };
+            *live[2].entry(entry.pointer.location.segment).or_default() +=
+                entry.pointer.location.record_bytes();
+            match self.read_chunk(&entry) {
+                Ok(refs) => {
+                    if refs.last().map(|r| r.time) != Some(entry.pointer.last_time) {
+                        problems.push(format!(
+                            "postings chunk {:?}: its pointer has the wrong last time",
+                            entry.key
+                        ));
+                    }
+                    let print = out.entry(entry.user).or_default();
                     refs.iter().for_each(|r| print.add(r));
                 }
-                _ => problems.push(format!("postings chunk {k:?} is unreadable")),
+                Err(e) => problems.push(format!("postings chunk {:?}: {e}", entry.key)),
             }
         }
         let mut pending_on_disk = HashSet::new();
-        for item in self.db.scan_prefix([layout::PENDING_POSTINGS]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            pending_on_disk.insert(layout::parse_seq_key(&k).unwrap_or(0));
-            match codec::decode::<BlockRefs>(&v) {
-                Ok(block) => {
-                    for (user, time, id) in block.refs {
-                        out.entry(user).or_default().add(&PostingRef {
-                            time,
-                            chat: block.chat,
-                            id,
-                        });
-                    }
-                }
-                Err(e) => problems.push(format!("pending postings {k:?} are unreadable: {e}")),
+        for key in self.db.scan_prefix([layout::PENDING_POSTINGS]).keys() {
+            let key = key.map_err(|e| self.io(e))?;
+            pending_on_disk.insert(layout::parse_seq_key(&key).unwrap_or(0));
+        }
+        {
+            let pending = lock(&self.postings.pending);
+            for (&user, refs) in &pending.by_user {
+                let print = out.entry(user).or_default();
+                refs.iter().for_each(|r| print.add(r));
             }
         }
         if lock(&self.postings.pending).blocks != pending_on_disk {
@@ -415,12 +452,13 @@ impl Shared {
     fn rebuild(&self) -> Result<Vec<String>> {
         let mut dropped = Vec::new();
         let mut batch = sled::Batch::default();
-        for family in [layout::POSTINGS, layout::PENDING_POSTINGS] {
-            for key in self.db.scan_prefix([family]).keys() {
-                batch.remove(key.map_err(|e| self.io(e))?);
-            }
+        for entry in self.all_chunks() {
+            self.drop_chunk(&entry?, &mut batch);
         }
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        for key in self.db.scan_prefix([layout::PENDING_POSTINGS]).keys() {
+            batch.remove(key.map_err(|e| self.io(e))?);
+        }
+        self.apply_now(batch)?;
         self.postings.clear();
         let mut chats = self.chats_on_disk()?;
         chats.extend(self.chats_in_order().iter().map(|(id, _)| *id));
@@ -444,7 +482,7 @@ impl Shared {
     /// stages its checkpoint and pending postings.
     fn rebuild_chat(&self, chat: ChatId, dropped: &mut Vec<String>) -> Result<()> {
         let mut scratch = Vec::new();
-        let mut live: [HashMap<u32, u64>; 2] = Default::default();
+        let mut live: [HashMap<u32, u64>; 3] = Default::default();
         let walk = self.walk_chat(chat, &mut scratch, &mut live, |_| {})?;
         let broken = scratch
             .iter()
@@ -502,12 +540,12 @@ impl Shared {
                     &layout::block_key(layout::DIRECTORY, chat, fresh.first),
                     codec::encode(&fresh),
                 );
-                let refs = super::commit::block_refs(chat, &messages);
                 self.stage_insert(
                     &layout::seq_key(layout::PENDING_POSTINGS, fresh.seq),
-                    codec::encode(&refs),
+                    codec::encode(&()),
                 );
-                lock(&self.postings.pending).add_block(fresh.seq, &refs);
+                lock(&self.postings.pending)
+                    .add_block(fresh.seq, &super::commit::block_refs(chat, &messages));
                 state.blocks.push(fresh);
             }
             state.counters = walk.sealed;
@@ -521,7 +559,8 @@ impl Shared {
             state.counters.add(m);
         }
         state.unsaved = state.tail.clone();
-        self.stage_checkpoint(&mut state);
+        // The logs' live-byte accounts are recomputed by the reload that follows.
+        self.stage_checkpoint(&mut state)?;
         if !state.unsaved.is_empty() {
             let records = std::mem::take(&mut state.unsaved);
             let bytes = self.encode(chat, &records)?;

@@ -1,0 +1,135 @@
+//! Users' postings chunks as stored: the bytes in the postings log, a pointer per chunk in the
+//! index (`L user first_time seq` → where it is and its last time, so that a range read skips
+//! chunks without reading them). Every write of chunks goes through here.
+
+use super::blocklog::Location;
+use super::commit::IndexWrites;
+use super::layout;
+use super::model::{Timestamp, UserId};
+use super::postings::{self, PostingRef};
+use super::{codec, Result, Shared};
+use serde::{Deserialize, Serialize};
+
+/// Refs per postings chunk at most (about 2.5 KB).
+const MAX_CHUNK_REFS: usize = 512;
+
+/// What the index holds for one chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ChunkPointer {
+    pub location: Location,
+    pub last_time: Timestamp,
+}
+
+/// One chunk as found in the index.
+pub(super) struct ChunkEntry {
+    pub key: sled::IVec,
+    pub user: UserId,
+    pub first: Timestamp,
+    pub pointer: ChunkPointer,
+}
+
+impl Shared {
+    fn chunk_entry(&self, item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<ChunkEntry> {
+        let (key, value) = item.map_err(|e| self.io(e))?;
+        let (user, first, _) = postings::parse_key(&key)
+            .ok_or_else(|| self.corrupt_msg("a postings key is malformed"))?;
+        let pointer: ChunkPointer =
+            codec::decode(&value).map_err(|e| self.corrupt("postings pointer", e))?;
+        Ok(ChunkEntry {
+            key,
+            user,
+            first,
+            pointer,
+        })
+    }
+
+    /// The chunk entries of `user` whose first time is at most `to`, oldest first.
+    pub(super) fn user_chunks(
+        &self,
+        user: UserId,
+        to: Timestamp,
+    ) -> impl Iterator<Item = Result<ChunkEntry>> + '_ {
+        let start = layout::postings_key(user, Timestamp::MIN, 0);
+        let end = layout::postings_key(user, to, u64::MAX);
+        self.db
+            .range(start..=end)
+            .map(move |item| self.chunk_entry(item))
+    }
+
+    /// Every chunk entry, by user.
+    pub(super) fn all_chunks(&self) -> impl Iterator<Item = Result<ChunkEntry>> + '_ {
+        self.db
+            .scan_prefix([layout::POSTINGS])
+            .map(move |item| self.chunk_entry(item))
+    }
+
+    /// The refs of a chunk.
+    pub(super) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<PostingRef>> {
+        let bytes = self
+            .postings_log
+            .read(entry.pointer.location)
+            .map_err(|e| self.unreadable("a postings chunk", e))?;
+        postings::decode_chunk(entry.first, &bytes).map_err(|e| self.corrupt("postings chunk", e))
+    }
+
+    /// Appends `refs` (sorted) of `user` as new chunks and puts their pointers into `batch`.
+    /// The postings log must be synced before `batch` is applied.
+    pub(super) fn write_chunks(
+        &self,
+        user: UserId,
+        refs: &[PostingRef],
+        batch: &mut impl IndexWrites,
+    ) -> Result<()> {
+        let encoded: Vec<(Timestamp, Timestamp, Vec<u8>)> = refs
+            .chunks(MAX_CHUNK_REFS)
+            .map(|chunk| {
+                let (first, bytes) = postings::encode_chunk(chunk);
+                (first, chunk[chunk.len() - 1].time, bytes)
+            })
+            .collect();
+        let locations = self
+            .postings_log
+            .append(encoded.iter().map(|(_, _, bytes)| bytes.as_slice()))?;
+        for ((first, last_time, _), location) in encoded.iter().zip(locations) {
+            self.postings_log.referenced(location);
+            batch.put(
+                &layout::postings_key(user, *first, self.next_seq()),
+                codec::encode(&ChunkPointer {
+                    location,
+                    last_time: *last_time,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// Drops a chunk: its pointer from the index (in `batch`), its bytes dead.
+    pub(super) fn drop_chunk(&self, entry: &ChunkEntry, batch: &mut impl IndexWrites) {
+        batch.delete(&entry.key);
+        self.postings_log
+            .released(entry.pointer.location, entry.user);
+    }
+
+    /// Rewrites the chunks among `entries`, keeping the refs `keep` accepts (a chunk that keeps
+    /// all is left alone).
+    pub(super) fn rewrite_chunks(
+        &self,
+        entries: impl IntoIterator<Item = Result<ChunkEntry>>,
+        batch: &mut impl IndexWrites,
+        keep: impl Fn(&PostingRef) -> bool,
+    ) -> Result<()> {
+        for entry in entries {
+            let entry = entry?;
+            let refs = self.read_chunk(&entry)?;
+            let kept: Vec<PostingRef> = refs.iter().copied().filter(|r| keep(r)).collect();
+            if kept.len() == refs.len() {
+                continue;
+            }
+            self.drop_chunk(&entry, batch);
+            if !kept.is_empty() {
+                self.write_chunks(entry.user, &kept, batch)?;
+            }
+        }
+        Ok(())
+    }
+}
