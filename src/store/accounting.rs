@@ -44,6 +44,11 @@ impl Shared {
             self.user_count_changed(d.user, added.then_some(m.sender_name.as_str()), sign);
         }
         if in_tail {
+            if added {
+                self.totals.unsealed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.totals.unsealed.fetch_sub(1, Ordering::Relaxed);
+            }
             if let Some(user) = m.user_id {
                 if added {
                     self.postings.add_unsealed(user, posting_of(m));

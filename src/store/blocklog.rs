@@ -67,6 +67,9 @@ pub struct Segment {
     live: AtomicU64,
     /// Bytes written, header included.
     len: AtomicU64,
+    /// The end of the furthest record ever referenced: a crash may leave only what is after it
+    /// unreferenced.
+    referenced_end: AtomicU64,
     /// Dead bytes whose chat is known, and those chats: a deletion must compact every segment
     /// that may hold a dead copy of a deleted message. Dead bytes beyond these (left by a crash,
     /// or by a previous run) are of unknown chats.
@@ -110,6 +113,7 @@ impl Segment {
             file,
             live: AtomicU64::new(0),
             len: AtomicU64::new(len),
+            referenced_end: AtomicU64::new(SEGMENT_HEADER),
             dead_attributed: AtomicU64::new(0),
             dead_chats: Mutex::default(),
         }
@@ -120,6 +124,12 @@ impl Segment {
         self.dead_chats.lock().expect("segment lock").insert(chat);
     }
 }
+
+/// What the index references in each segment: live bytes, and the end of the furthest record
+/// it ever referenced. Stored with every change of the index, so that opening a store need not
+/// recount it from every index record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounts(pub Vec<(u32, u64, u64)>);
 
 /// A record could not be read back as written.
 #[derive(Debug, thiserror::Error)]
@@ -193,17 +203,41 @@ impl BlockLog {
         self.state.lock().expect("block log lock")
     }
 
-    /// Takes what the index references: sets each segment's live bytes, cuts the active segment
-    /// after its last referenced record (what a crash left unreferenced), and deletes segments
-    /// nothing references. Returns how many bytes were cut off.
+    /// Takes what the index references, counted from every record of it: see
+    /// [`BlockLog::recover_with`].
     pub fn recover(&self, referenced: impl IntoIterator<Item = Location>) -> Result<u64> {
-        let mut live: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        let mut accounts: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
         for loc in referenced {
-            let entry = live.entry(loc.segment).or_insert((0, SEGMENT_HEADER));
+            let entry = accounts.entry(loc.segment).or_insert((0, SEGMENT_HEADER));
             entry.0 += loc.record_bytes();
             entry.1 = entry.1.max(loc.end());
         }
+        self.recover_with(&Accounts(
+            accounts
+                .into_iter()
+                .map(|(id, (live, end))| (id, live, end))
+                .collect(),
+        ))
+    }
+
+    /// Takes what the index references: sets each segment's live bytes, cuts the active segment
+    /// after its last referenced record (what a crash left unreferenced), and deletes segments
+    /// nothing references. Returns how many bytes were cut off.
+    pub fn recover_with(&self, accounts: &Accounts) -> Result<u64> {
+        let live: BTreeMap<u32, (u64, u64)> = accounts
+            .0
+            .iter()
+            .map(|&(id, live, end)| (id, (live, end)))
+            .collect();
         let mut state = self.state();
+        for (&id, &(bytes, _)) in &live {
+            if bytes > 0 && !state.segments.contains_key(&id) {
+                return Err(StoreError::Corrupt {
+                    path: self.segment_path(id),
+                    what: "the index references this log segment, but the file is missing".into(),
+                });
+            }
+        }
         let mut cut = 0;
         let newest = state.segments.keys().next_back().copied();
         let mut unreferenced = Vec::new();
@@ -219,6 +253,7 @@ impl BlockLog {
                 });
             }
             segment.live.store(bytes, Ordering::Relaxed);
+            segment.referenced_end.store(end, Ordering::Relaxed);
             if Some(id) == newest {
                 if segment.len() > end {
                     cut = segment.len() - end;
@@ -242,6 +277,23 @@ impl BlockLog {
             std::fs::remove_file(&path).map_err(|e| file_error(&path, e))?;
         }
         Ok(cut)
+    }
+
+    /// What the index references in each segment now (see [`Accounts`]).
+    pub fn accounts(&self) -> Accounts {
+        Accounts(
+            self.state()
+                .segments
+                .values()
+                .map(|s| {
+                    (
+                        s.id,
+                        s.live_bytes(),
+                        s.referenced_end.load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
+        )
     }
 
     fn segment_path(&self, id: u32) -> PathBuf {
@@ -386,6 +438,9 @@ impl BlockLog {
             segment
                 .live
                 .fetch_add(location.record_bytes(), Ordering::Relaxed);
+            segment
+                .referenced_end
+                .fetch_max(location.end(), Ordering::Relaxed);
         }
     }
 

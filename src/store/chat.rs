@@ -125,6 +125,15 @@ impl ChatState {
         )
     }
 
+    /// Appends a newly sealed block. The directory grows by an eighth at a time rather than
+    /// doubling: it is the one per-chat structure that grows with history.
+    pub fn push_block(&mut self, meta: BlockMeta) {
+        if self.blocks.len() == self.blocks.capacity() {
+            self.blocks.reserve_exact(self.blocks.len() / 8 + 4);
+        }
+        self.blocks.push(meta);
+    }
+
     /// Inserts a new tail message at its sorted place (usually the end).
     pub fn insert_tail(&mut self, message: MessageRef) {
         let key = key_of(&message);

@@ -34,7 +34,7 @@ const DICTIONARY_AFTER_BLOCKS: usize = 64;
 const DICTIONARY_SAMPLES: usize = 512;
 /// Staged blocks after which a bulk writer applies the staged changes itself rather than waiting
 /// for the group commit: bounds the staged batch's memory.
-pub(super) const APPLY_AFTER_BLOCKS: usize = 256;
+const APPLY_AFTER_BLOCKS: usize = 256;
 
 /// Index changes whose log records are appended: one sled batch once the logs are synced.
 #[derive(Default)]
@@ -86,6 +86,14 @@ pub(super) struct WritePlan {
     pub persist_tail: bool,
 }
 
+/// The index key of the next seq to hand out.
+pub(super) const NEXT_SEQ: &str = "next-seq";
+
+/// The index key of a log's accounts.
+pub(super) fn accounts_key(log: &str) -> String {
+    format!("log/{log}")
+}
+
 /// Whether `list` starts with exactly the messages of `prefix` (the same records, not equal ones).
 fn starts_with(list: &[MessageRef], prefix: &[MessageRef]) -> bool {
     list.len() >= prefix.len() && list.iter().zip(prefix).all(|(a, b)| Arc::ptr_eq(a, b))
@@ -110,26 +118,36 @@ impl Shared {
         lock(&self.staged).batch.remove(key);
     }
 
-    /// Syncs the logs, then applies every staged change as one sled batch. The writer lock must
-    /// be held.
+    /// Syncs the logs, then applies every staged change as one sled batch, with the logs'
+    /// accounts of live bytes (so that an open need not recount them from the whole index). A
+    /// sled batch may reach the disk at any moment once applied, so the log records it points
+    /// at must be there first. The writer lock must be held.
     pub(super) fn apply_staged(&self) -> Result<()> {
         let mut staged = lock(&self.staged);
+        for (name, log) in self.logs() {
+            log.sync()?;
+            staged.batch.insert(
+                layout::meta_key(&accounts_key(name)),
+                codec::encode(&log.accounts()),
+            );
+        }
+        // Seqs name chunks too, which an open does not read: their high-water mark is kept.
+        staged.batch.insert(
+            layout::meta_key(NEXT_SEQ),
+            codec::encode(&self.next_seq.load(Ordering::SeqCst)),
+        );
         let batch = std::mem::take(&mut *staged).batch;
-        self.apply_now(batch)
-    }
-
-    /// Syncs the logs, then applies `batch`: a sled batch may reach the disk at any moment once
-    /// applied, so the log records it points at must be there first.
-    pub(super) fn apply_now(&self, batch: sled::Batch) -> Result<()> {
-        self.blocks.sync()?;
-        self.tails.sync()?;
-        self.postings_log.sync()?;
         self.db.apply_batch(batch).map_err(|e| self.io(e))
     }
 
-    /// Staged blocks not yet applied.
-    pub(super) fn staged_blocks(&self) -> usize {
-        lock(&self.staged).blocks
+    /// Applies the staged changes once they hold many blocks (bounding their memory); fewer
+    /// wait for the group commit, so that bulk writers sync the logs rarely. The writer lock
+    /// must be held.
+    pub(super) fn apply_if_many_staged(&self) -> Result<()> {
+        if lock(&self.staged).blocks >= APPLY_AFTER_BLOCKS {
+            self.apply_staged()?;
+        }
+        Ok(())
     }
 
     /// The group commit: writes every changed chat, flushes postings when the buffer is large,
@@ -176,11 +194,16 @@ impl Shared {
                 }
             }
             self.stage_renamed();
-            self.apply_staged()?;
-            // On close, so that the next open has no pending postings to read from blocks.
-            let pending = lock(&self.postings.pending).refs;
-            if pending >= postings::FLUSH_REFS || (everything && pending > 0) {
-                self.flush_postings()?;
+            // A seal-only commit leaves its changes staged (their tails stay referenced, so
+            // nothing is at risk): syncing the logs every few milliseconds would slow it down
+            // enough to let tails pile up in memory.
+            if kind != Commit::Seal || lock(&self.staged).blocks >= APPLY_AFTER_BLOCKS {
+                self.apply_staged()?;
+                // On close, so that the next open has no pending postings to read from blocks.
+                let pending = lock(&self.postings.pending).refs;
+                if pending >= postings::FLUSH_REFS || (everything && pending > 0) {
+                    self.flush_postings()?;
+                }
             }
         }
         self.maybe_train_dictionary()?;
@@ -286,6 +309,9 @@ impl Shared {
     fn stage_seal(&self, chat: &mut ChatState, prepared: Vec<EncodedBlock>) -> Result<()> {
         let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
         let sealed: Vec<MessageRef> = chat.tail.drain(..full).collect();
+        self.totals
+            .unsealed
+            .fetch_sub(full as u64, Ordering::Relaxed);
         let mut prepared = prepared.into_iter();
         let mut encoded = Vec::new();
         for block in sealed.chunks(SEAL_LEN) {
@@ -300,7 +326,7 @@ impl Shared {
             encoded.push((block, bytes));
         }
         for meta in self.stage_blocks(chat.id, &encoded, true)? {
-            chat.blocks.push(meta);
+            chat.push_block(meta);
         }
         for m in &sealed {
             if let Some(user) = m.user_id {
@@ -464,29 +490,34 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes the pending postings as chunks and drops their markers, in a batch of its own
-    /// (applied at once: readers find chunks through the index). A user whose last chunk is
+    /// Writes the pending postings as chunks and drops their markers, applied at once (readers
+    /// find chunks through the index). A user whose last chunk is
     /// still small gets it extended instead of another small chunk. The writer lock must be
     /// held, and the staged changes applied (the markers are in the index).
     pub(super) fn flush_postings(&self) -> Result<()> {
         let mut pending = lock(&self.postings.pending);
-        let mut batch = sled::Batch::default();
-        for (&user, refs) in pending.by_user.iter_mut() {
+        let mut staged = lock(&self.staged);
+        let batch = &mut *staged;
+        // One user at a time: only that user's merged refs are copied. The pending buffer
+        // stays whole until the batch is applied, so a failure loses nothing.
+        for (&user, refs) in &pending.by_user {
+            let mut merged = refs.clone();
             // Forward: sled's reverse iteration costs far more than walking a user's few chunks.
             if let Some(last) = self.user_chunks(user, Timestamp::MAX).last().transpose()? {
                 let old = self.read_chunk(&last)?;
                 if old.len() < SMALL_CHUNK_REFS {
-                    self.drop_chunk(&last, &mut batch);
-                    refs.extend(old);
+                    self.drop_chunk(&last, batch);
+                    merged.extend(old);
                 }
             }
-            refs.sort_unstable();
-            self.write_chunks(user, refs, &mut batch)?;
+            merged.sort_unstable();
+            self.write_chunks(user, &merged, batch)?;
         }
         for seq in &pending.blocks {
-            batch.remove(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
+            batch.delete(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
         }
-        self.apply_now(batch)?;
+        drop(staged);
+        self.apply_staged()?;
         *pending = postings::Pending::default();
         Ok(())
     }

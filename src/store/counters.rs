@@ -64,7 +64,7 @@ impl Counters {
 
     /// The stored form (sorted, so equal counters encode equally), covering blocks up to `seq`.
     pub fn to_checkpoint(&self, covered_seq: u64) -> Checkpoint {
-        let users = self.users.0.clone();
+        let users = self.users.iter().collect();
         Checkpoint {
             covered_seq,
             total: self.total,
@@ -87,54 +87,76 @@ impl Counters {
     }
 }
 
-/// Messages per user of one chat, sorted by user id. A sorted vector takes a third of a hash
-/// map's memory (a chat can have thousands of users), loads from a checkpoint without rehashing,
-/// and a new user — the only insertion — is rare next to the lookups. Users whose count reaches
+/// Messages per user of one chat, sorted by user id: two parallel vectors (12 bytes a user, a
+/// third of a hash map's memory; a chat can have thousands of users). They load from a
+/// checkpoint without rehashing, and a new user — the only insertion — is rare next to the
+/// lookups, so they grow by an eighth at a time rather than doubling. Users whose count reaches
 /// zero are dropped, so the length is the number of unique users.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UserCounts(Vec<(UserId, u64)>);
+pub struct UserCounts {
+    users: Vec<UserId>,
+    counts: Vec<u32>,
+}
 
 impl UserCounts {
     /// From `(user, count)` pairs sorted by user, as a checkpoint stores them.
     pub fn from_sorted(pairs: Vec<(UserId, u64)>) -> Option<UserCounts> {
-        let valid = pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|&(_, n)| n > 0);
-        valid.then_some(UserCounts(pairs))
+        let valid = pairs.windows(2).all(|w| w[0].0 < w[1].0)
+            && pairs
+                .iter()
+                .all(|&(_, n)| n > 0 && n <= u64::from(u32::MAX));
+        valid.then(|| UserCounts {
+            users: pairs.iter().map(|&(u, _)| u).collect(),
+            counts: pairs.iter().map(|&(_, n)| n as u32).collect(),
+        })
     }
 
     /// One more message of `user`.
     pub fn increment(&mut self, user: UserId) {
-        match self.0.binary_search_by_key(&user, |&(u, _)| u) {
-            Ok(i) => self.0[i].1 += 1,
-            Err(i) => self.0.insert(i, (user, 1)),
+        match self.users.binary_search(&user) {
+            Ok(i) => self.counts[i] = self.counts[i].saturating_add(1),
+            Err(i) => {
+                if self.users.len() == self.users.capacity() {
+                    let more = self.users.len() / 8 + 4;
+                    self.users.reserve_exact(more);
+                    self.counts.reserve_exact(more);
+                }
+                self.users.insert(i, user);
+                self.counts.insert(i, 1);
+            }
         }
     }
 
     /// One message fewer of `user`.
     pub fn decrement(&mut self, user: UserId) {
-        if let Ok(i) = self.0.binary_search_by_key(&user, |&(u, _)| u) {
-            self.0[i].1 -= 1;
-            if self.0[i].1 == 0 {
-                self.0.remove(i);
+        if let Ok(i) = self.users.binary_search(&user) {
+            self.counts[i] -= 1;
+            if self.counts[i] == 0 {
+                self.users.remove(i);
+                self.counts.remove(i);
             }
         }
     }
 
     /// The count of `user`, if they have messages.
     pub fn get(&self, user: UserId) -> Option<u64> {
-        self.0
-            .binary_search_by_key(&user, |&(u, _)| u)
+        self.users
+            .binary_search(&user)
             .ok()
-            .map(|i| self.0[i].1)
+            .map(|i| u64::from(self.counts[i]))
     }
 
     /// Users with messages.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.users.len()
     }
 
     /// `(user, count)` by user id.
     pub fn iter(&self) -> impl Iterator<Item = (UserId, u64)> + '_ {
-        self.0.iter().copied()
+        self.users
+            .iter()
+            .zip(&self.counts)
+            .map(|(&u, &n)| (u, u64::from(n)))
     }
 }
 

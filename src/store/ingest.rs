@@ -3,17 +3,21 @@
 //! history take the slow path through `rewrite.rs`.
 
 use super::chat::{ChatState, SEAL_LEN};
-use super::commit::APPLY_AFTER_BLOCKS;
 use super::layout;
 use super::model::{key_of, ChatId, ChatInfo, Message, MessageRef, UserId, UserInfo};
 use super::{codec, lock, Result, Shared, Store};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-/// A tail this long is sealed by its writer instead of waiting for the group commit: a hard cap
-/// on memory. Well above what arrives during one commit (up to ~150 ms for hundreds of changed
-/// chats), so that writers do not wait for commits; the group commit is woken at two blocks.
-const MAX_TAIL: usize = 64 * SEAL_LEN;
+/// A tail this long is sealed by its writer instead of waiting for the group commit: a cap on
+/// one chat's memory. Well above what arrives during one commit, so that writers do not wait for
+/// commits; the group commit is woken at two blocks.
+const MAX_TAIL: usize = 16 * SEAL_LEN;
+/// Unsealed messages in all tails past which a writer seals its own chat's full blocks instead
+/// of leaving them to the group commit (about 5 MB of messages): when writers outrun the group
+/// commit, they wait for sealing rather than pile up memory.
+const MAX_UNSEALED: u64 = 16 * 1024;
 
 /// What [`Store::save_batch`] did with each message.
 #[derive(Clone, Debug, Default)]
@@ -35,8 +39,9 @@ impl Store {
                 .upsert_fast(&mut chat, &message)
                 .map(|_| chat.tail.len())
         };
+        let crowded = || self.shared.totals.unsealed.load(Ordering::Relaxed) > MAX_UNSEALED;
         match tail_len {
-            Some(len) if len < MAX_TAIL => {
+            Some(len) if len < MAX_TAIL && (len < SEAL_LEN || !crowded()) => {
                 if len == 2 * SEAL_LEN {
                     self.shared.wake_flusher();
                 }
@@ -46,7 +51,7 @@ impl Store {
             Some(_) => {
                 let _writer = lock(&self.shared.writer);
                 self.shared.seal(&[handle])?;
-                self.shared.apply_staged().map(|_| ())
+                self.shared.apply_if_many_staged()
             }
             None => {
                 let _locks = self.shared.lock_for_rewrite();
@@ -98,9 +103,7 @@ impl Store {
             // Seal now to keep memory flat; a short tail waits for the group commit.
             let _writer = lock(&self.shared.writer);
             self.shared.seal(&to_seal)?;
-            if self.shared.staged_blocks() >= APPLY_AFTER_BLOCKS {
-                self.shared.apply_staged()?;
-            }
+            self.shared.apply_if_many_staged()?;
         }
         fresh.sort_by_key(|m| order.get(&(m.chat_id, m.message_id)).copied());
         Ok(Saved { fresh })

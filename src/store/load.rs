@@ -3,9 +3,9 @@
 //! titles and pending postings. Sealed blocks are not read, except those sealed after their
 //! chat's last checkpoint, whose counts are added.
 
-use super::blocklog::Location;
+use super::blocklog::{Accounts, Location};
 use super::chat::{self, BlockMeta, ChatState, TailSegment};
-use super::commit::block_refs;
+use super::commit::{accounts_key, block_refs, NEXT_SEQ};
 use super::counters::{Checkpoint, Counters};
 use super::layout;
 use super::model::{key_of, ChatId, MessageRef, UserId, UserInfo};
@@ -65,15 +65,17 @@ impl Shared {
             max_seq = max_seq.max(seq);
             tail_pointers.push((chat, seq, location));
         }
-        let mut chunks = Vec::new();
-        for entry in self.all_chunks() {
-            let entry = entry?;
-            chunks.push(entry.pointer.location);
-            if let Some((_, _, seq)) = super::postings::parse_key(&entry.key) {
-                max_seq = max_seq.max(seq);
-            }
+        if let Some(stored) = self
+            .db
+            .get(layout::meta_key(NEXT_SEQ))
+            .map_err(|e| self.io(e))?
+        {
+            let next: u64 = codec::decode(&stored).map_err(|e| self.corrupt("next seq", e))?;
+            max_seq = max_seq.max(next.saturating_sub(1));
         }
         // What the index references is all that counts: a crash may have left records after it.
+        // The directory and tails are in memory already; the postings chunks' pointers are many,
+        // so their log's accounts are read as stored (counted from the index only when absent).
         let cut = self.blocks.recover(
             states
                 .values()
@@ -83,7 +85,7 @@ impl Shared {
                 .iter()
                 .map(|&(_, _, loc)| loc)
                 .chain(checkpoints.iter().map(|&(_, loc)| loc)),
-        )? + self.postings_log.recover(chunks)?;
+        )? + self.recover_postings_log(&mut max_seq)?;
         if cut > 0 {
             tracing::info!(
                 bytes = cut,
@@ -181,6 +183,7 @@ impl Shared {
         let mut user_totals: HashMap<UserId, u64> = HashMap::new();
         for (chat, mut state) in states {
             state.blocks.sort_by_key(|b| b.first);
+            state.blocks.shrink_to_fit();
             // Blocks sealed after the checkpoint was written are counted now.
             let unchecked: Vec<BlockMeta> = state
                 .blocks
@@ -194,6 +197,9 @@ impl Shared {
                 }
             }
             state.unchecked_seals = unchecked.len();
+            self.totals
+                .unsealed
+                .fetch_add(state.tail.len() as u64, Ordering::Relaxed);
             for m in &state.tail {
                 state.counters.add(m);
                 if let Some(user) = m.user_id {
@@ -224,6 +230,26 @@ impl Shared {
         Ok(())
     }
 
+    /// Recovers the postings log from its stored accounts, or, without them (a store just
+    /// converted or repaired), from every chunk pointer, which also gives their highest seq.
+    fn recover_postings_log(&self, max_seq: &mut u64) -> Result<u64> {
+        let key = layout::meta_key(&accounts_key("postings"));
+        if let Some(stored) = self.db.get(key).map_err(|e| self.io(e))? {
+            let accounts: Accounts =
+                codec::decode(&stored).map_err(|e| self.corrupt("postings log accounts", e))?;
+            return self.postings_log.recover_with(&accounts);
+        }
+        let mut chunks = Vec::new();
+        for entry in self.all_chunks() {
+            let entry = entry?;
+            chunks.push(entry.pointer.location);
+            if let Some((_, _, seq)) = super::postings::parse_key(&entry.key) {
+                *max_seq = (*max_seq).max(seq);
+            }
+        }
+        self.postings_log.recover(chunks)
+    }
+
     /// Drops all in-memory state and loads it again from the index.
     pub(super) fn reload(&self) -> Result<()> {
         for shard in &self.chats {
@@ -240,6 +266,7 @@ impl Shared {
             &self.totals.service,
             &self.totals.chats,
             &self.totals.users,
+            &self.totals.unsealed,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

@@ -176,7 +176,8 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
 
 /// Converts every record of a format-1 family, [`STEP`] at a time: `each` appends what it moves
 /// to a log and puts the new record into the batch; the logs are synced before the batch (which
-/// also removes the old records) is applied.
+/// also removes the old records) is applied. The logs' accounts of live bytes are not written
+/// here: the first open after the conversion counts them from the index.
 fn convert(
     shared: &Shared,
     family: u8,
@@ -197,6 +198,10 @@ fn convert(
             each(key, value, &mut batch)?;
             batch.remove(key);
         }
-        shared.apply_now(batch)?;
+        // Synced before the batch that points at what was appended.
+        shared.blocks.sync()?;
+        shared.tails.sync()?;
+        shared.postings_log.sync()?;
+        shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
     }
 }

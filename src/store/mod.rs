@@ -119,6 +119,8 @@ struct Totals {
     service: AtomicU64,
     chats: AtomicU64,
     users: AtomicU64,
+    /// Messages in tails (in memory until sealed), to bound that memory.
+    unsealed: AtomicU64,
 }
 
 /// What a user is across chats: their counted messages and last seen name.
@@ -392,6 +394,15 @@ impl Shared {
     fn wake_flusher(&self) {
         lock(&self.flusher.state).seal_now = true;
         self.flusher.wake.notify_one();
+    }
+
+    /// The logs by the names their accounts are stored under.
+    fn logs(&self) -> [(&'static str, &BlockLog); 3] {
+        [
+            ("blocks", &self.blocks),
+            ("tails", &self.tails),
+            ("postings", &self.postings_log),
+        ]
     }
 
     fn next_seq(&self) -> u64 {

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// Pending refs that trigger a postings flush.
-pub const FLUSH_REFS: usize = 64 * 1024;
+pub const FLUSH_REFS: usize = 32 * 1024;
 const SHARDS: usize = 16;
 
 /// Where one message of a user is.

@@ -5,7 +5,7 @@
 //! that held the deleted messages, so that their bytes leave the disk, not just the index.
 
 use super::chat::{BlockMeta, ChatState, MAX_BLOCK_LEN, SEAL_LEN};
-use super::commit::WritePlan;
+use super::commit::{IndexWrites, WritePlan};
 use super::layout;
 use super::model::{key_of, ChatId, Message, MessageId, MessageRef, Timestamp, UserId};
 use super::postings::PostingRef;
@@ -225,22 +225,27 @@ impl Shared {
                 chats.insert(chat_id);
             }
             self.apply_staged()?;
-            let mut batch = sled::Batch::default();
-            match only_chat {
-                None => {
-                    for entry in self.user_chunks(user, Timestamp::MAX) {
-                        self.drop_chunk(&entry?, &mut batch);
+            {
+                let mut staged = lock(&self.staged);
+                let batch = &mut *staged;
+                match only_chat {
+                    None => {
+                        for entry in self.user_chunks(user, Timestamp::MAX) {
+                            self.drop_chunk(&entry?, batch);
+                        }
+                        batch.delete(&layout::user_prefix(layout::USER_INFO, user));
                     }
-                    batch.remove(&layout::user_prefix(layout::USER_INFO, user));
-                    self.postings.forget_user(user);
-                    self.user_shard(user).remove(&user);
-                }
-                Some(chat) => {
-                    let chunks = self.user_chunks(user, Timestamp::MAX);
-                    self.rewrite_chunks(chunks, &mut batch, |r| r.chat != chat)?
+                    Some(chat) => {
+                        let chunks = self.user_chunks(user, Timestamp::MAX);
+                        self.rewrite_chunks(chunks, batch, |r| r.chat != chat)?
+                    }
                 }
             }
-            self.apply_now(batch)?;
+            self.apply_staged()?;
+            if only_chat.is_none() {
+                self.postings.forget_user(user);
+                self.user_shard(user).remove(&user);
+            }
             self.db.flush().map_err(|e| self.io(e))?;
             (deleted, chats)
         };
@@ -344,13 +349,12 @@ impl Shared {
             }
             self.apply_staged()?;
             // Refs of purged messages in chunks of other users: one pass over all chunks.
-            let mut batch = sled::Batch::default();
             let doomed = |r: &PostingRef| r.time < time && only_chat.is_none_or(|c| c == r.chat);
             let older = self
                 .all_chunks()
                 .filter(|e| e.as_ref().map_or(true, |e| e.first < time));
-            self.rewrite_chunks(older, &mut batch, |r| !doomed(r))?;
-            self.apply_now(batch)?;
+            self.rewrite_chunks(older, &mut *lock(&self.staged), |r| !doomed(r))?;
+            self.apply_staged()?;
             self.db.flush().map_err(|e| self.io(e))?;
             (purged, chats)
         };

@@ -10,6 +10,7 @@
 
 use super::blocklog::Location;
 use super::chat::{replay_tail, BlockMeta, ChatState, TailSegment, SEAL_LEN};
+use super::commit::{accounts_key, IndexWrites};
 use super::counters::{Checkpoint, Counters};
 use super::layout;
 use super::model::*;
@@ -451,14 +452,16 @@ impl Shared {
     /// lock must be held.
     fn rebuild(&self) -> Result<Vec<String>> {
         let mut dropped = Vec::new();
-        let mut batch = sled::Batch::default();
-        for entry in self.all_chunks() {
-            self.drop_chunk(&entry?, &mut batch);
+        {
+            let mut staged = lock(&self.staged);
+            for entry in self.all_chunks() {
+                self.drop_chunk(&entry?, &mut *staged);
+            }
+            for key in self.db.scan_prefix([layout::PENDING_POSTINGS]).keys() {
+                staged.delete(&key.map_err(|e| self.io(e))?);
+            }
         }
-        for key in self.db.scan_prefix([layout::PENDING_POSTINGS]).keys() {
-            batch.remove(key.map_err(|e| self.io(e))?);
-        }
-        self.apply_now(batch)?;
+        self.apply_staged()?;
         self.postings.clear();
         let mut chats = self.chats_on_disk()?;
         chats.extend(self.chats_in_order().iter().map(|(id, _)| *id));
@@ -472,6 +475,10 @@ impl Shared {
             }
         }
         self.flush_postings()?;
+        // The logs' accounts are counted afresh from the rebuilt index.
+        self.db
+            .remove(layout::meta_key(&accounts_key("postings")))
+            .map_err(|e| self.io(e))?;
         self.db.flush().map_err(|e| self.io(e))?;
         self.reload()?;
         Ok(dropped)
