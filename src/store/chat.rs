@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub const SEAL_LEN: usize = 128;
 /// A rewritten block larger than this is split.
 pub const MAX_BLOCK_LEN: usize = 2 * SEAL_LEN;
+/// Blocks per directory record in the index (`layout.rs`).
+pub const RUN_BLOCKS: usize = 16;
 
 /// A directory entry: what the store knows about a block without reading it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +69,9 @@ pub struct ChatState {
     pub id: ChatId,
     pub info: Option<ChatInfo>,
     pub blocks: Vec<BlockMeta>,
+    /// Directory runs stored in the index, and the first block changed since they were.
+    pub stored_runs: usize,
+    pub directory_changed_at: Option<usize>,
     /// Unsealed messages, sorted by key, all after the last block.
     pub tail: Vec<MessageRef>,
     /// Tail records (new or replaced) not yet written in a tail segment, in arrival order.
@@ -131,7 +136,13 @@ impl ChatState {
         if self.blocks.len() == self.blocks.capacity() {
             self.blocks.reserve_exact(self.blocks.len() / 8 + 4);
         }
+        self.directory_changed(self.blocks.len());
         self.blocks.push(meta);
+    }
+
+    /// Notes that the directory changed from block `index` on (its runs are written again).
+    pub fn directory_changed(&mut self, index: usize) {
+        self.directory_changed_at = Some(self.directory_changed_at.map_or(index, |i| i.min(index)));
     }
 
     /// Inserts a new tail message at its sorted place (usually the end).

@@ -7,7 +7,7 @@
 //! read appended records before they are synced); a crash before the apply loses only what was
 //! never acknowledged, since the tail segments the index still references hold the same messages.
 
-use super::chat::{BlockMeta, ChatState, TailSegment, SEAL_LEN};
+use super::chat::{BlockMeta, ChatState, TailSegment, RUN_BLOCKS, SEAL_LEN};
 use super::codec::{self, Compressor};
 use super::layout;
 use super::model::{key_of, ChatId, MessageRef, Timestamp, UserId, UserInfo};
@@ -268,6 +268,7 @@ impl Shared {
         {
             self.stage_checkpoint(chat)?;
         }
+        self.stage_directory(chat);
         chat.dirty = false;
         if !chat.unsaved.is_empty() {
             self.mark_dirty(chat);
@@ -277,6 +278,26 @@ impl Shared {
             self.apply_staged()?;
         }
         Ok(())
+    }
+
+    /// Stages the directory runs of a chat that changed since they were last written, and the
+    /// removal of runs it no longer has.
+    pub(super) fn stage_directory(&self, chat: &mut ChatState) {
+        let Some(from) = chat.directory_changed_at.take() else {
+            return;
+        };
+        let runs = chat.blocks.len().div_ceil(RUN_BLOCKS);
+        for run in from / RUN_BLOCKS..runs {
+            let end = ((run + 1) * RUN_BLOCKS).min(chat.blocks.len());
+            self.stage_insert(
+                &layout::run_key(chat.id, run as u32),
+                codec::encode(&chat.blocks[run * RUN_BLOCKS..end]),
+            );
+        }
+        for run in runs..chat.stored_runs {
+            self.stage_remove(&layout::run_key(chat.id, run as u32));
+        }
+        chat.stored_runs = runs;
     }
 
     /// Stages the chat's checkpoint covering every current block (or its removal if none is
@@ -355,8 +376,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Appends encoded blocks to the block log and stages their directory entries and, if their
-    /// postings are pending, their `Q` records. Returns their entries, in order.
+    /// Appends encoded blocks to the block log and stages, if their postings are pending, their
+    /// markers. Returns their directory entries, in order (the caller puts them in the chat's
+    /// directory, which [`Shared::stage_directory`] writes).
     pub(super) fn stage_blocks(
         &self,
         chat: ChatId,
@@ -370,10 +392,6 @@ impl Shared {
         for ((messages, _), location) in encoded.iter().zip(locations) {
             let meta = BlockMeta::describe(messages, self.next_seq(), location);
             self.blocks.referenced(location);
-            self.stage_insert(
-                &layout::block_key(layout::DIRECTORY, chat, meta.first),
-                codec::encode(&meta),
-            );
             if postings_pending {
                 self.stage_insert(
                     &layout::seq_key(layout::PENDING_POSTINGS, meta.seq),
@@ -387,9 +405,9 @@ impl Shared {
         Ok(metas)
     }
 
-    /// Stages the removal of a block's directory entry (and of its pending postings).
+    /// Releases a block being dropped from the directory (and stages the removal of its
+    /// pending postings).
     pub(super) fn stage_block_removal(&self, chat: ChatId, meta: &BlockMeta, old: &[MessageRef]) {
-        self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
         self.blocks.released(meta.location, chat);
         let mut pending = lock(&self.postings.pending);
         if pending.blocks.contains(&meta.seq) {

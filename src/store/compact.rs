@@ -290,19 +290,17 @@ impl Shared {
         };
         let mut state = lock(&handle);
         match owner {
-            Owner::Block { chat, seq } => {
-                let Some(meta) = state
+            Owner::Block { seq, .. } => {
+                let Some(index) = state
                     .blocks
-                    .iter_mut()
-                    .find(|b| b.seq == *seq && b.location == old)
+                    .iter()
+                    .position(|b| b.seq == *seq && b.location == old)
                 else {
                     return Ok(false);
                 };
-                meta.location = new;
-                self.stage_insert(
-                    &layout::block_key(layout::DIRECTORY, *chat, meta.first),
-                    codec::encode(meta),
-                );
+                state.blocks[index].location = new;
+                state.directory_changed(index);
+                self.stage_directory(&mut state);
             }
             Owner::TailSegment { chat, seq } => {
                 let Some(segment) = state

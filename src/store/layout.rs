@@ -29,7 +29,7 @@
 //! |---|---|
 //! | `M format` | the store format, one byte: [`STORE_FORMAT`] |
 //! | `M dict/N` | compression dictionary `N` |
-//! | `I chat time id` | a sealed block (keyed by its first message): key range, id range, count, seq, [`Location`](super::blocklog::Location) in the block log |
+//! | `I chat run` | the block directory, in runs of 16 consecutive blocks of a chat (run `n` holds blocks `16n…16n+15`): per block its key range, id range, count, seq and [`Location`](super::blocklog::Location) in the block log |
 //! | `J chat seq` | a tail segment: its location in the tail log |
 //! | `K chat` | where the chat's checkpoint is in the tail log: its counters over its blocks up to a seq |
 //! | `L user time seq` | where a chunk of a user's postings (where their sealed messages are) is in the postings log, and the chunk's last time |
@@ -49,8 +49,9 @@ use super::model::{ChatId, MsgKey, Timestamp, UserId};
 pub const STORE_FORMAT: u8 = 2;
 /// Store metadata: format version, compression dictionaries.
 pub const META: u8 = b'M';
-/// The block directory: `I chat time id` (first message of the block) → what and where it is.
-/// Small; read at open instead of the blocks.
+/// The block directory: `I chat run` → what and where 16 consecutive blocks are. Read at open
+/// instead of the blocks; a record per run rather than per block keeps sled's share of memory
+/// (every index page read stays resident) small.
 pub const DIRECTORY: u8 = b'I';
 /// Unsealed messages of a chat, one segment per group commit: `J chat seq` → location.
 pub const TAIL: u8 = b'J';
@@ -98,7 +99,7 @@ pub fn chat_prefix(family: u8, chat: ChatId) -> [u8; 9] {
     key
 }
 
-/// `family chat time id`: directory keys.
+/// `family chat time id`: the directory keys of store format 1.
 pub fn block_key(family: u8, chat: ChatId, first: MsgKey) -> [u8; 21] {
     let mut key = [0u8; 21];
     key[..9].copy_from_slice(&chat_prefix(family, chat));
@@ -118,6 +119,25 @@ pub fn parse_block_key(key: &[u8]) -> Option<(ChatId, MsgKey)> {
             time: from_ordered_i64(key[9..17].try_into().ok()?),
             id: from_ordered_i32(key[17..21].try_into().ok()?),
         },
+    ))
+}
+
+/// `I chat run`: one run of a chat's block directory.
+pub fn run_key(chat: ChatId, run: u32) -> [u8; 13] {
+    let mut key = [0u8; 13];
+    key[..9].copy_from_slice(&chat_prefix(DIRECTORY, chat));
+    key[9..13].copy_from_slice(&run.to_be_bytes());
+    key
+}
+
+/// Splits a [`run_key`] back into chat and run.
+pub fn parse_run_key(key: &[u8]) -> Option<(ChatId, u32)> {
+    if key.len() != 13 {
+        return None;
+    }
+    Some((
+        from_ordered_i64(key[1..9].try_into().ok()?),
+        u32::from_be_bytes(key[9..13].try_into().ok()?),
     ))
 }
 

@@ -4,7 +4,7 @@
 //! chat's last checkpoint, whose counts are added.
 
 use super::blocklog::{Accounts, Location};
-use super::chat::{self, BlockMeta, ChatState, TailSegment};
+use super::chat::{self, BlockMeta, ChatState, TailSegment, RUN_BLOCKS};
 use super::commit::{accounts_key, block_refs, NEXT_SEQ};
 use super::counters::{Checkpoint, Counters};
 use super::layout;
@@ -31,20 +31,20 @@ impl Shared {
         }
         let mut states: HashMap<ChatId, ChatState> = HashMap::new();
         for item in self.db.scan_prefix([layout::DIRECTORY]) {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            let (chat, first) = layout::parse_block_key(&k)
-                .ok_or_else(|| self.corrupt_msg("a directory key is malformed"))?;
-            let meta: BlockMeta =
-                codec::decode(&v).map_err(|e| self.corrupt("directory entry", e))?;
-            if meta.first != first {
+            let (chat, run, metas) = self.directory_run(item)?;
+            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
+            if run as usize != state.stored_runs || state.blocks.len() % RUN_BLOCKS != 0 {
                 return Err(self.corrupt_msg(format!(
-                    "directory entry of chat {chat} disagrees with its key"
+                    "the block directory of chat {chat} misses a run before run {run}: restore \
+                     a backup"
                 )));
             }
-            max_seq = max_seq.max(meta.seq);
-            let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            state.max_id = state.max_id.max(meta.max_id);
-            state.blocks.push(meta);
+            for meta in metas {
+                max_seq = max_seq.max(meta.seq);
+                state.max_id = state.max_id.max(meta.max_id);
+                state.blocks.push(meta);
+            }
+            state.stored_runs += 1;
         }
         let mut checkpoints: Vec<(ChatId, Location)> = Vec::new();
         for item in self.db.scan_prefix([layout::CHECKPOINT]) {
@@ -228,6 +228,24 @@ impl Shared {
         }
         self.next_seq.store(max_seq + 1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// One run of a chat's block directory, as the index holds it.
+    pub(super) fn directory_run(
+        &self,
+        item: sled::Result<(sled::IVec, sled::IVec)>,
+    ) -> Result<(ChatId, u32, Vec<BlockMeta>)> {
+        let (k, v) = item.map_err(|e| self.io(e))?;
+        let (chat, run) = layout::parse_run_key(&k)
+            .ok_or_else(|| self.corrupt_msg("a directory key is malformed"))?;
+        let metas: Vec<BlockMeta> =
+            codec::decode(&v).map_err(|e| self.corrupt("directory run", e))?;
+        if metas.is_empty() || metas.len() > RUN_BLOCKS {
+            return Err(self.corrupt_msg(format!(
+                "run {run} of the block directory of chat {chat} is malformed"
+            )));
+        }
+        Ok((chat, run, metas))
     }
 
     /// Recovers the postings log from its stored accounts, or, without them (a store just

@@ -1,14 +1,16 @@
 //! Conversion of a data directory from store format 1, which kept everything inside sled, to
 //! format 2, where blocks, tail segments, checkpoints and postings chunks live in logs and sled
 //! points at them (`layout.rs` has both). Family by family: `B`+`D` → block log + `I`, `T` →
-//! tail log + `J`, `C` → tail log + `K`, `P` → postings log + `L`, `Q` → `N` markers.
+//! tail log + `J`, `C` → tail log + `K`, `P` → postings log + `L`, `Q` → `N` markers. Blocks go
+//! through `E chat time id` (moved, with their location) before their chat's directory runs
+//! are written.
 //!
 //! It runs on open, a few hundred blocks at a time: each step appends the blocks to the log,
 //! syncs it, and then in one sled batch writes their new directory entries and removes the old
 //! records. A crash between steps leaves a store that is part converted and still marked format
 //! 1; the next open goes on where it stopped. Memory stays that of one step.
 
-use super::chat::BlockMeta;
+use super::chat::{BlockMeta, RUN_BLOCKS};
 use super::chunks::ChunkPointer;
 use super::layout;
 use super::model::{MessageId, MsgKey};
@@ -31,6 +33,9 @@ const V1_CHECKPOINT: u8 = b'C';
 const V1_POSTINGS: u8 = b'P';
 /// Format 1's pending postings: `Q seq` → the block's refs.
 const V1_PENDING: u8 = b'Q';
+/// Blocks already moved to the log, before their chat's directory runs are written:
+/// `E chat time id` → [`BlockMeta`].
+const MOVED: u8 = b'E';
 /// Records converted per step.
 const STEP: usize = 256;
 
@@ -103,7 +108,7 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
             batch.remove(key);
             batch.remove(&layout::seq_key(V1_BLOCK, old.seq));
             batch.insert(
-                &layout::block_key(layout::DIRECTORY, chat, meta.first),
+                &layout::block_key(MOVED, chat, meta.first),
                 codec::encode(&meta),
             );
         }
@@ -114,6 +119,7 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
             tracing::info!(done, total, "converting blocks");
         }
     }
+    write_runs(shared)?;
     convert(shared, V1_TAIL, |key, bytes, batch| {
         let (chat, seq) = layout::parse_tail_key(key)
             .ok_or_else(|| shared.corrupt_msg("a tail key of format 1 is malformed"))?;
@@ -172,6 +178,38 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
         "converted the data directory to store format 2"
     );
     Ok(())
+}
+
+/// Turns the moved blocks' entries into directory runs, one chat per batch (a chat's whole
+/// directory, a few bytes per block).
+fn write_runs(shared: &Shared) -> Result<()> {
+    loop {
+        let Some(first) = shared
+            .db
+            .scan_prefix([MOVED])
+            .keys()
+            .next()
+            .transpose()
+            .map_err(|e| shared.io(e))?
+        else {
+            return Ok(());
+        };
+        let chat = layout::parse_chat(&first)
+            .ok_or_else(|| shared.corrupt_msg("a moved block's key is malformed"))?;
+        let mut batch = sled::Batch::default();
+        let mut metas = Vec::new();
+        for item in shared.db.scan_prefix(layout::chat_prefix(MOVED, chat)) {
+            let (key, value) = item.map_err(|e| shared.io(e))?;
+            metas.push(
+                codec::decode::<BlockMeta>(&value).map_err(|e| shared.corrupt("moved block", e))?,
+            );
+            batch.remove(key);
+        }
+        for (run, blocks) in metas.chunks(RUN_BLOCKS).enumerate() {
+            batch.insert(&layout::run_key(chat, run as u32), codec::encode(blocks));
+        }
+        shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
+    }
 }
 
 /// Converts every record of a format-1 family, [`STEP`] at a time: `each` appends what it moves

@@ -183,6 +183,7 @@ impl Shared {
         }
         for (index, metas) in replaced.into_iter().rev() {
             chat.blocks.splice(index..=index, metas);
+            chat.directory_changed(index);
         }
         let mut staged = lock(&self.staged);
         for (user, removed) in chunk_removals {

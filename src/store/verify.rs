@@ -9,7 +9,7 @@
 //! of their postings, never the messages themselves.
 
 use super::blocklog::Location;
-use super::chat::{replay_tail, BlockMeta, ChatState, TailSegment, SEAL_LEN};
+use super::chat::{replay_tail, BlockMeta, ChatState, TailSegment, RUN_BLOCKS, SEAL_LEN};
 use super::commit::{accounts_key, IndexWrites};
 use super::counters::{Checkpoint, Counters};
 use super::layout;
@@ -96,17 +96,23 @@ struct Walk {
 }
 
 impl Shared {
-    /// A chat's directory entries as the index holds them.
+    /// A chat's directory entries as the index holds them (noting runs out of shape).
     fn disk_blocks(&self, chat: ChatId, problems: &mut Vec<String>) -> Result<Vec<BlockMeta>> {
         let mut out = Vec::new();
+        let mut expected_run = 0;
         for item in self
             .db
             .scan_prefix(layout::chat_prefix(layout::DIRECTORY, chat))
         {
-            let (k, v) = item.map_err(|e| self.io(e))?;
-            match (layout::parse_block_key(&k), codec::decode::<BlockMeta>(&v)) {
-                (Some((_, first)), Ok(meta)) if meta.first == first => out.push(meta),
-                _ => problems.push(format!("chat {chat}: directory entry {k:?} is malformed")),
+            match self.directory_run(item) {
+                Ok((_, run, metas)) => {
+                    if run != expected_run || out.len() % RUN_BLOCKS != 0 {
+                        problems.push(format!("chat {chat}: directory run {run} is out of place"));
+                    }
+                    expected_run = run + 1;
+                    out.extend(metas);
+                }
+                Err(e) => problems.push(format!("chat {chat}: {e}")),
             }
         }
         Ok(out)
@@ -494,13 +500,13 @@ impl Shared {
         let broken = scratch
             .iter()
             .any(|p| p.contains("overlap") || p.contains("stored twice"));
-        for meta in self.disk_blocks(chat, &mut Vec::new())? {
+        let on_disk = self.disk_blocks(chat, &mut Vec::new())?;
+        for meta in &on_disk {
             if !walk.blocks.iter().any(|b| b.seq == meta.seq) {
                 dropped.push(format!(
                     "chat {chat}: dropped an unreadable block at {:?}",
                     meta.first
                 ));
-                self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
             }
         }
         dropped.extend(
@@ -510,6 +516,12 @@ impl Shared {
                 .map(|p| format!("dropped: {p}")),
         );
         let mut state = ChatState::new(chat);
+        // Every run is written anew (and the ones beyond the new directory removed).
+        state.stored_runs = self
+            .db
+            .scan_prefix(layout::chat_prefix(layout::DIRECTORY, chat))
+            .count();
+        state.directory_changed(0);
         if broken {
             // Only damage makes blocks overlap or repeat a message: re-sort the whole chat (in
             // memory, once) and write it anew, newest record of each message winning.
@@ -518,7 +530,6 @@ impl Shared {
                 for m in self.read_block(chat, meta)? {
                     messages.insert(m.message_id, m);
                 }
-                self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
             }
             for m in &walk.tail {
                 messages.insert(m.message_id, m.clone());
@@ -540,13 +551,6 @@ impl Shared {
             for meta in &walk.blocks {
                 let messages = self.read_block(chat, meta)?;
                 let fresh = BlockMeta::describe(&messages, meta.seq, meta.location);
-                if fresh.first != meta.first {
-                    self.stage_remove(&layout::block_key(layout::DIRECTORY, chat, meta.first));
-                }
-                self.stage_insert(
-                    &layout::block_key(layout::DIRECTORY, chat, fresh.first),
-                    codec::encode(&fresh),
-                );
                 self.stage_insert(
                     &layout::seq_key(layout::PENDING_POSTINGS, fresh.seq),
                     codec::encode(&()),
@@ -567,6 +571,7 @@ impl Shared {
         }
         state.unsaved = state.tail.clone();
         // The logs' live-byte accounts are recomputed by the reload that follows.
+        self.stage_directory(&mut state);
         self.stage_checkpoint(&mut state)?;
         if !state.unsaved.is_empty() {
             let records = std::mem::take(&mut state.unsaved);
