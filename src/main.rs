@@ -123,6 +123,9 @@ enum Command {
         /// Where the engines write (a temporary directory by default).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        /// Leave SQLite out (for large runs: its one commit per message takes long).
+        #[arg(long)]
+        no_sqlite: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -157,6 +160,8 @@ enum Command {
     BenchEngine {
         #[arg(long)]
         engine: String,
+        #[arg(long, value_enum)]
+        part: bench::Part,
         #[arg(long)]
         dir: PathBuf,
         #[command(flatten)]
@@ -446,6 +451,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workload,
             queries,
             work_dir,
+            no_sqlite,
             json,
             save,
         } => {
@@ -453,6 +459,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 spec: workload.spec(),
                 queries,
                 work_dir,
+                sqlite: !no_sqlite,
             };
             let report = bench::run(&options)?;
             if let Some(file) = save {
@@ -483,15 +490,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchEngine {
             engine,
+            part,
             dir,
             workload,
             queries,
         } => {
             let spec = workload.spec();
             let report = match engine.as_str() {
-                "store" => bench::run_engine::<StoreEngine>(&dir, spec, queries)?,
+                "store" => bench::run_engine::<StoreEngine>(&dir, spec, queries, part)?,
                 #[cfg(feature = "sqlite-baseline")]
-                "sqlite" => bench::run_engine::<bench::SqliteEngine>(&dir, spec, queries)?,
+                "sqlite" => bench::run_engine::<bench::SqliteEngine>(&dir, spec, queries, part)?,
                 other => anyhow::bail!("unknown engine {other}"),
             };
             println!("{}", serde_json::to_string(&report)?);

@@ -28,6 +28,8 @@ pub trait Engine: Sized {
         from: Timestamp,
         to: Timestamp,
     ) -> anyhow::Result<usize>;
+    /// Every message of every chat in time order, streamed; returns how many.
+    fn scan_all(&mut self) -> anyhow::Result<u64>;
     /// After reopening: proves the engine can answer (part of the reopen time).
     fn ready_check(&self) -> anyhow::Result<()>;
 }
@@ -76,6 +78,15 @@ impl Engine for StoreEngine {
         to: Timestamp,
     ) -> anyhow::Result<usize> {
         Ok(self.0.user_messages(user, from, to)?.len())
+    }
+
+    fn scan_all(&mut self) -> anyhow::Result<u64> {
+        let mut read = 0;
+        for m in self.0.time_range(Timestamp::MIN, Timestamp::MAX) {
+            m?;
+            read += 1;
+        }
+        Ok(read)
     }
 
     fn ready_check(&self) -> anyhow::Result<()> {

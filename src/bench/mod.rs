@@ -13,6 +13,7 @@ pub use engine::{Engine, StoreEngine};
 #[cfg(feature = "sqlite-baseline")]
 pub use sqlite::SqliteEngine;
 
+use crate::store::Timestamp;
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
@@ -30,6 +31,8 @@ pub struct BenchOptions {
     pub queries: u64,
     /// Where the engines put their files; a temporary directory when `None`.
     pub work_dir: Option<PathBuf>,
+    /// Run SQLite too (leave it out of large runs: its one commit per message takes long).
+    pub sqlite: bool,
 }
 
 /// One operation's figures.
@@ -44,21 +47,43 @@ pub struct OpResult {
     pub max_micros: f64,
 }
 
+/// One phase of an engine's run and the peak resident memory during it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PhaseResult {
+    pub name: String,
+    pub seconds: f64,
+    /// The process's peak RSS while the phase ran (it starts from what earlier phases left).
+    pub peak_rss_bytes: u64,
+}
+
 /// One engine's figures.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EngineReport {
     pub engine: String,
     pub messages: u64,
     pub ops: Vec<OpResult>,
+    pub phases: Vec<PhaseResult>,
     pub disk_bytes_per_message: f64,
     pub peak_rss_bytes: u64,
     pub reopen_millis: f64,
+}
+
+/// One operation of both engines side by side.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Comparison {
+    pub name: String,
+    pub ours_per_sec: f64,
+    pub sqlite_per_sec: Option<f64>,
+    /// Ours over SQLite: above 1 is faster.
+    pub ratio: Option<f64>,
 }
 
 /// Both engines' figures.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchReport {
     pub spec: SpecSummary,
+    /// Per operation, both engines' rates and the ratio.
+    pub comparison: Vec<Comparison>,
     pub ours: EngineReport,
     pub sqlite: Option<EngineReport>,
 }
@@ -88,12 +113,32 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             temp.path().to_path_buf()
         }
     };
-    let ours = run_child("store", &work.join("store"), options)?;
-    let sqlite = if cfg!(feature = "sqlite-baseline") {
-        Some(run_child("sqlite", &work.join("sqlite"), options)?)
+    let ours = run_engine_children("store", &work.join("store"), options)?;
+    let sqlite = if cfg!(feature = "sqlite-baseline") && options.sqlite {
+        Some(run_engine_children(
+            "sqlite",
+            &work.join("sqlite"),
+            options,
+        )?)
     } else {
         None
     };
+    let comparison = ours
+        .ops
+        .iter()
+        .map(|o| {
+            let theirs = sqlite
+                .as_ref()
+                .and_then(|r| r.ops.iter().find(|t| t.name == o.name))
+                .map(|t| t.per_sec);
+            Comparison {
+                name: o.name.clone(),
+                ours_per_sec: o.per_sec,
+                sqlite_per_sec: theirs,
+                ratio: theirs.map(|t| o.per_sec / t),
+            }
+        })
+        .collect();
     Ok(BenchReport {
         spec: SpecSummary {
             messages: options.spec.messages,
@@ -101,20 +146,55 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             users: options.spec.users,
             queries: options.queries,
         },
+        comparison,
         ours,
         sqlite,
     })
 }
 
-fn run_child(engine: &str, dir: &Path, options: &BenchOptions) -> anyhow::Result<EngineReport> {
+/// Which part of an engine's run a child process does: each part is a process of its own, so
+/// that the bulk store does not start with the heap the live store left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Live ingest, queries, the history scan and the reopen, on one store.
+    Live,
+    /// Bulk ingest into a second store.
+    Bulk,
+}
+
+/// Runs both parts of one engine and joins their reports.
+fn run_engine_children(
+    engine: &str,
+    dir: &Path,
+    options: &BenchOptions,
+) -> anyhow::Result<EngineReport> {
+    let mut report = run_child(engine, dir, options, Part::Live)?;
+    let bulk = run_child(engine, dir, options, Part::Bulk)?;
+    report.ops.extend(bulk.ops);
+    report.phases.extend(bulk.phases);
+    report.peak_rss_bytes = report.peak_rss_bytes.max(bulk.peak_rss_bytes);
+    Ok(report)
+}
+
+fn run_child(
+    engine: &str,
+    dir: &Path,
+    options: &BenchOptions,
+    part: Part,
+) -> anyhow::Result<EngineReport> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir)?;
     let exe = std::env::current_exe().context("finding the chatkeeper binary")?;
+    let part_name = match part {
+        Part::Live => "live",
+        Part::Bulk => "bulk",
+    };
     let output = std::process::Command::new(exe)
         .arg("bench-engine")
         .args(["--engine", engine])
+        .args(["--part", part_name])
         .arg("--dir")
         .arg(dir)
         .args(["--messages", &options.spec.messages.to_string()])
@@ -133,13 +213,18 @@ fn run_child(engine: &str, dir: &Path, options: &BenchOptions) -> anyhow::Result
     Ok(report)
 }
 
-/// The child side: runs the workload against one engine and reports.
+/// The child side: runs one part of the workload against one engine and reports.
 pub fn run_engine<E: Engine>(
     dir: &Path,
     spec: WorkloadSpec,
     queries: u64,
+    part: Part,
 ) -> anyhow::Result<EngineReport> {
+    if part == Part::Bulk {
+        return run_bulk::<E>(dir, spec);
+    }
     let mut ops = Vec::new();
+    let mut phases = Phases::default();
     let live_dir = dir.join("live");
     let mut engine = E::open(&live_dir)?;
     let mut workload = Workload::new(spec);
@@ -158,7 +243,7 @@ pub fn run_engine<E: Engine>(
     engine.flush()?;
     elapsed += t.elapsed();
     ops.push(op("live_ingest", spec.messages, elapsed, &latencies));
-    progress(E::NAME, "live ingest done");
+    phases.end(E::NAME, "live ingest");
 
     let mut rng = SmallRng::seed_from_u64(spec.seed ^ 0x5eed);
     let chats = spec.chats.max(1);
@@ -181,19 +266,53 @@ pub fn run_engine<E: Engine>(
         let from = rng.random_range(start_time..(end_time - day).max(start_time + 1));
         engine.user_messages(user, from, from + day).map(|_| ())
     })?);
-    progress(E::NAME, "queries done");
+    phases.end(E::NAME, "queries");
+
+    // History: what walks everything a store holds (profiles, exports, checks, summaries).
+    ops.push(walk("history_users", users as u64, |i| {
+        engine
+            .user_messages(Workload::user_id(i as u32), Timestamp::MIN, Timestamp::MAX)
+            .map(|n| n as u64)
+    })?);
+    ops.push(walk("history_chats", chats as u64, |i| {
+        engine
+            .recent(Workload::chat_id(i as u32), 1_000)
+            .map(|n| n as u64)
+    })?);
+    let t = Instant::now();
+    let read = engine.scan_all()?;
+    let mut latencies = histogram();
+    record(&mut latencies, t);
+    ops.push(op("history_scan", read, t.elapsed(), &latencies));
+    phases.end(E::NAME, "history scan");
 
     drop(engine);
     // A restart is a new process: wait until the old handle's files are released (sled's IO
     // threads let go a moment after the drop) so that only opening is timed.
     std::thread::sleep(Duration::from_millis(500));
+    phases.restart();
     let t = Instant::now();
     let engine = E::open(&live_dir)?;
     engine.ready_check()?;
     let reopen = t.elapsed();
     drop(engine);
+    phases.end(E::NAME, "reopen");
     let disk = disk_bytes(&live_dir)?;
+    Ok(EngineReport {
+        engine: E::NAME.into(),
+        messages: spec.messages,
+        ops,
+        peak_rss_bytes: phases.peak(),
+        phases: phases.list,
+        disk_bytes_per_message: disk as f64 / spec.messages.max(1) as f64,
+        reopen_millis: reopen.as_secs_f64() * 1e3,
+    })
+}
 
+/// The bulk part: the whole workload in batches of [`BULK_BATCH`], as the importer stores.
+fn run_bulk<E: Engine>(dir: &Path, spec: WorkloadSpec) -> anyhow::Result<EngineReport> {
+    let mut ops = Vec::new();
+    let mut phases = Phases::default();
     let mut engine = E::open(&dir.join("bulk"))?;
     let mut workload = Workload::new(spec);
     let mut latencies = histogram();
@@ -213,23 +332,83 @@ pub fn run_engine<E: Engine>(
     elapsed += t.elapsed();
     ops.push(op("bulk_ingest", spec.messages, elapsed, &latencies));
     drop(engine);
-    progress(E::NAME, "bulk ingest done");
-
+    phases.end(E::NAME, "bulk ingest");
     Ok(EngineReport {
         engine: E::NAME.into(),
         messages: spec.messages,
         ops,
-        disk_bytes_per_message: disk as f64 / spec.messages.max(1) as f64,
-        peak_rss_bytes: peak_rss(),
-        reopen_millis: reopen.as_secs_f64() * 1e3,
+        peak_rss_bytes: phases.peak(),
+        phases: phases.list,
+        disk_bytes_per_message: 0.0,
+        reopen_millis: 0.0,
     })
 }
 
-fn progress(engine: &str, what: &str) {
-    eprintln!(
-        "bench [{engine}]: {what} (peak RSS so far {:.1} MiB)",
-        peak_rss() as f64 / 1048576.0
-    );
+/// Times the phases of a run and the peak RSS of each (the kernel's high-water mark is reset
+/// at each phase's start).
+struct Phases {
+    list: Vec<PhaseResult>,
+    started: Instant,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        reset_peak_rss();
+        Phases {
+            list: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Phases {
+    /// Ends the current phase and begins the next.
+    fn end(&mut self, engine: &str, name: &str) {
+        let peak = peak_rss();
+        eprintln!(
+            "bench [{engine}]: {name} done in {:.1} s (peak RSS {:.1} MiB)",
+            self.started.elapsed().as_secs_f64(),
+            peak as f64 / 1048576.0
+        );
+        self.list.push(PhaseResult {
+            name: name.into(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            peak_rss_bytes: peak,
+        });
+        self.restart();
+    }
+
+    /// The highest peak of the phases so far.
+    fn peak(&self) -> u64 {
+        self.list
+            .iter()
+            .map(|p| p.peak_rss_bytes)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Begins a phase now.
+    fn restart(&mut self) {
+        reset_peak_rss();
+        self.started = Instant::now();
+    }
+}
+
+/// Runs `f` for each of `count` items (a walk over all users or chats), timing each; counts
+/// the items as operations.
+fn walk(
+    name: &str,
+    count: u64,
+    mut f: impl FnMut(u64) -> anyhow::Result<u64>,
+) -> anyhow::Result<OpResult> {
+    let mut latencies = histogram();
+    let started = Instant::now();
+    for i in 0..count {
+        let t = Instant::now();
+        f(i)?;
+        record(&mut latencies, t);
+    }
+    Ok(op(name, count, started.elapsed(), &latencies))
 }
 
 fn histogram() -> Histogram<u64> {
@@ -294,6 +473,12 @@ pub fn peak_rss() -> u64 {
     peak_rss_of("self")
 }
 
+/// Resets this process's peak resident memory to what is resident now (Linux: writing 5 to
+/// `/proc/self/clear_refs`), so that a later [`peak_rss`] is the peak since this call.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// The peak resident set of process `pid` (a number, or `self`), from `/proc/PID/status`;
 /// 0 where that is not available.
 pub fn peak_rss_of(pid: &str) -> u64 {
@@ -349,6 +534,27 @@ impl BenchReport {
                     "{:.2} / {:.2}",
                     t.p50_micros, t.p99_micros
                 )),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<24} {:>14} {:>14}",
+            "peak RSS by phase (MiB)", "chatkeeper", "sqlite"
+        );
+        for phase in &self.ours.phases {
+            let theirs = self
+                .sqlite
+                .as_ref()
+                .and_then(|r| r.phases.iter().find(|p| p.name == phase.name))
+                .map_or("-".into(), |p| {
+                    format!("{:.1}", p.peak_rss_bytes as f64 / 1048576.0)
+                });
+            let _ = writeln!(
+                out,
+                "{:<24} {:>14.1} {:>14}",
+                phase.name,
+                phase.peak_rss_bytes as f64 / 1048576.0,
+                theirs
             );
         }
         let figures: [(&str, Figure); 3] = [

@@ -133,6 +133,26 @@ impl Engine for SqliteEngine {
         Ok(rows(&mut stmt, params![user, from, to])?.len())
     }
 
+    /// The old bot's way of reading history in order: the timestamp index, row by row.
+    fn scan_all(&mut self) -> anyhow::Result<u64> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT chat_id, user_id, text, timestamp, user_name FROM messages ORDER BY timestamp",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut read = 0;
+        while let Some(row) = rows.next()? {
+            let _: (i64, Option<i64>, String, i64, String) = (
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            );
+            read += 1;
+        }
+        Ok(read)
+    }
+
     fn ready_check(&self) -> anyhow::Result<()> {
         self.0
             .query_row("SELECT COUNT(*) FROM messages WHERE rowid = 1", [], |_| {
