@@ -84,34 +84,53 @@ impl Shared {
             .map_err(|e| self.corrupt(what, e))
     }
 
-    /// The message at `key` in a chat, if stored.
-    pub(super) fn locate(&self, chat: &ChatState, key: MsgKey) -> Result<Option<MessageRef>> {
-        if chat.sealed_end().is_none_or(|end| key > end) {
-            return Ok(chat
-                .tail
-                .binary_search_by_key(&key, |m| key_of(m))
-                .ok()
-                .map(|i| chat.tail[i].clone()));
+    /// The messages at `keys` (sorted) in a chat, those that are stored. Each block is read
+    /// and each frame decoded once however many of the keys it holds, and only the wanted
+    /// messages are built; frames are not cached (these reads are scattered).
+    pub(super) fn locate_many(&self, chat: &ChatState, keys: &[MsgKey]) -> Result<Vec<MessageRef>> {
+        let mut out = Vec::with_capacity(keys.len());
+        let sealed = chat
+            .sealed_end()
+            .map_or(0, |end| keys.partition_point(|k| *k <= end));
+        let mut rest = &keys[..sealed];
+        while let Some(&first) = rest.first() {
+            let Some(index) = chat.block_for(first) else {
+                break;
+            };
+            let meta = &chat.blocks[index];
+            let in_block = rest.partition_point(|k| *k <= meta.last);
+            let (here, later) = rest.split_at(in_block.max(1));
+            rest = later;
+            let bytes = self.block_bytes(chat.id, meta)?;
+            let view = self.block_view(chat.id, meta, &bytes)?;
+            for (fi, frame) in view.header.frames.iter().enumerate() {
+                let lo = here.partition_point(|k| *k < frame.first);
+                let hi = here.partition_point(|k| *k <= frame.last);
+                if lo == hi {
+                    continue;
+                }
+                let wanted = &here[lo..hi];
+                if let Some(cached) = self.frames.get(meta.seq, fi as u32) {
+                    out.extend(
+                        cached
+                            .iter()
+                            .filter(|m| wanted.binary_search(&key_of(m)).is_ok())
+                            .cloned(),
+                    );
+                    continue;
+                }
+                out.extend(
+                    view.frame_matching(&self.compressor, fi, |k| wanted.binary_search(&k).is_ok())
+                        .map_err(|e| self.corrupt(block_name(chat.id, meta), e))?,
+                );
+            }
         }
-        let Some(index) = chat.block_for(key) else {
-            return Ok(None);
-        };
-        let meta = &chat.blocks[index];
-        let bytes = self.block_bytes(chat.id, meta)?;
-        let view = self.block_view(chat.id, meta, &bytes)?;
-        let Some(fi) = view
-            .header
-            .frames
-            .iter()
-            .position(|f| f.first <= key && key <= f.last)
-        else {
-            return Ok(None);
-        };
-        let frame = self.frame_from(chat.id, meta, &view, fi, true)?;
-        Ok(frame
-            .binary_search_by_key(&key, |m| key_of(m))
-            .ok()
-            .map(|i| frame[i].clone()))
+        for key in &keys[sealed..] {
+            if let Ok(i) = chat.tail.binary_search_by_key(key, |m| key_of(m)) {
+                out.push(chat.tail[i].clone());
+            }
+        }
+        Ok(out)
     }
 
     /// Finds a sealed message by id: its block index and the message.

@@ -80,7 +80,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 
 /// One frame's messages, column by column: similar values sit together and compress well.
 /// Times and ids are deltas from the previous message.
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default, Serialize)]
 struct Columns {
     times: Vec<i64>,
     ids: Vec<i64>,
@@ -118,10 +118,41 @@ pub fn encode_columns(messages: &[MessageRef]) -> Vec<u8> {
     out
 }
 
+/// [`Columns`] as read back: the strings borrowed from the decompressed frame as bytes, so that
+/// only the messages a reader wants become owned, checked strings (a point read of one message
+/// would otherwise check and copy all sixteen). Same wire format: bincode writes a string and a
+/// byte slice alike.
+#[derive(Deserialize)]
+struct RawColumns<'a> {
+    times: Vec<i64>,
+    ids: Vec<i64>,
+    users: Vec<Option<i64>>,
+    kinds: Vec<u8>,
+    bots: Vec<bool>,
+    edits: Vec<Option<i64>>,
+    replies: Vec<Option<i64>>,
+    #[serde(borrow)]
+    forwards: Vec<Option<&'a [u8]>>,
+    #[serde(borrow)]
+    names: Vec<&'a [u8]>,
+    #[serde(borrow)]
+    texts: Vec<&'a [u8]>,
+}
+
 /// Inverse of [`encode_columns`].
 pub fn decode_columns(chat: ChatId, bytes: &[u8]) -> Result<Vec<MessageRef>, CodecError> {
-    let (c, used): (Columns, usize) = bincode::serde::decode_from_slice(bytes, bincode_config())
-        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    decode_matching(chat, bytes, |_| true)
+}
+
+/// The messages of an encoded frame whose key `wanted` accepts.
+pub fn decode_matching(
+    chat: ChatId,
+    bytes: &[u8],
+    wanted: impl Fn(MsgKey) -> bool,
+) -> Result<Vec<MessageRef>, CodecError> {
+    let (c, used): (RawColumns<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(bytes, bincode_config())
+            .map_err(|e| CodecError::Malformed(e.to_string()))?;
     let n = c.times.len();
     if used != bytes.len()
         || [
@@ -143,15 +174,22 @@ pub fn decode_columns(chat: ChatId, bytes: &[u8]) -> Result<Vec<MessageRef>, Cod
     let to_id = |v: i64| {
         MessageId::try_from(v).map_err(|_| CodecError::Malformed("message id out of range".into()))
     };
+    let text = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| CodecError::Malformed("a text is not UTF-8".into()))
+    };
     let mut out = Vec::with_capacity(n);
     let (mut time, mut id) = (0i64, 0i64);
-    let mut forwards = c.forwards.into_iter();
-    let mut names = c.names.into_iter();
-    let mut texts = c.texts.into_iter();
     for i in 0..n {
         time = time.wrapping_add(c.times[i]);
         id += c.ids[i];
         let message_id = to_id(id)?;
+        if !wanted(MsgKey {
+            time,
+            id: message_id,
+        }) {
+            continue;
+        }
         let kind = MessageKind::from_byte(c.kinds[i])
             .ok_or_else(|| CodecError::Malformed(format!("unknown kind {}", c.kinds[i])))?;
         out.push(Arc::new(Message {
@@ -160,11 +198,11 @@ pub fn decode_columns(chat: ChatId, bytes: &[u8]) -> Result<Vec<MessageRef>, Cod
             time,
             edit_time: c.edits[i].map(|d| time.wrapping_add(d)),
             user_id: c.users[i],
-            sender_name: names.next().unwrap_or_default(),
-            text: texts.next().unwrap_or_default(),
+            sender_name: text(c.names[i])?,
+            text: text(c.texts[i])?,
             kind,
             reply_to: c.replies[i].map(|d| to_id(id - d)).transpose()?,
-            forwarded_from: forwards.next().flatten(),
+            forwarded_from: c.forwards[i].map(text).transpose()?,
             is_bot: c.bots[i],
         }));
     }
@@ -369,6 +407,22 @@ impl<'a> BlockView<'a> {
         compressor: &Compressor,
         index: usize,
     ) -> Result<Vec<MessageRef>, CodecError> {
+        let messages = self.frame_matching(compressor, index, |_| true)?;
+        if messages.len() != self.header.frames[index].count as usize {
+            return Err(CodecError::Malformed(
+                "frame count disagrees with header".into(),
+            ));
+        }
+        Ok(messages)
+    }
+
+    /// The messages of frame `index` whose key `wanted` accepts.
+    pub fn frame_matching(
+        &self,
+        compressor: &Compressor,
+        index: usize,
+        wanted: impl Fn(MsgKey) -> bool,
+    ) -> Result<Vec<MessageRef>, CodecError> {
         let info = self
             .header
             .frames
@@ -383,13 +437,7 @@ impl<'a> BlockView<'a> {
             self.header.dictionary,
             &self.bytes[start..start + info.len as usize],
         )?;
-        let messages = decode_columns(self.header.chat, &raw)?;
-        if messages.len() != info.count as usize {
-            return Err(CodecError::Malformed(
-                "frame count disagrees with header".into(),
-            ));
-        }
-        Ok(messages)
+        decode_matching(self.header.chat, &raw, wanted)
     }
 
     /// Decodes every frame, in order.

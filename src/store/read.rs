@@ -182,13 +182,13 @@ impl Store {
                 continue;
             };
             let state = lock(&handle);
-            for r in refs {
-                if let Some(m) = self.shared.locate(&state, r.key())? {
-                    if m.user_id == Some(user) {
-                        out.push(m);
-                    }
-                }
-            }
+            let keys: Vec<MsgKey> = refs.iter().map(|r| r.key()).collect();
+            out.extend(
+                self.shared
+                    .locate_many(&state, &keys)?
+                    .into_iter()
+                    .filter(|m| m.user_id == Some(user)),
+            );
         }
         out.sort_by_key(|m| (m.time, m.chat_id, m.message_id));
         Ok(out)
