@@ -1,6 +1,10 @@
 //! Crash safety: a child process ingests and is killed with SIGKILL at random points, many times.
 //! After each kill the store must open, `verify` must find nothing wrong, and nothing that was
 //! acknowledged (explicit flush) or older than the group-commit window may be missing.
+//!
+//! The child's logs roll over every few blocks, and it edits sealed messages and deletes a
+//! person's messages in a side chat now and then, so that kills also land in block rewrites and
+//! in compactions (background and after deletions).
 
 use chatkeeper::store::{Message, MessageKind, Store, StoreConfig};
 use rand::{Rng, SeedableRng};
@@ -12,6 +16,9 @@ use std::time::{Duration, Instant};
 const CHILD_DIR: &str = "CHATKEEPER_CRASH_CHILD_DIR";
 const CHILD_FLUSHES: &str = "CHATKEEPER_CRASH_CHILD_FLUSHES";
 const CHATS: i64 = 5;
+/// A chat outside the checked stream where messages are written and deleted again.
+const SIDE_CHAT: i64 = -1_002_000_000_000;
+const SIDE_USER: i64 = 99;
 
 /// Message number `i` of the child's stream: spread over a few chats, with the odd edit.
 fn nth(i: u64) -> Message {
@@ -39,9 +46,27 @@ fn crash_child() {
         return;
     };
     let explicit = std::env::var(CHILD_FLUSHES).is_ok();
-    let store = Store::open(StoreConfig::new(&dir)).unwrap();
+    let mut config = StoreConfig::new(&dir);
+    config.segment_bytes = 32 << 10;
+    let store = Store::open(config).unwrap();
     let mut i = 0;
+    let mut side = 0;
     loop {
+        if i % 300 == 0 {
+            // A person writes in the side chat and asks to be forgotten there: block rewrites
+            // and the compaction of every segment that held their words.
+            for _ in 0..40 {
+                side += 1;
+                let mut m = nth(side);
+                m.chat_id = SIDE_CHAT;
+                m.message_id = side as i32;
+                m.user_id = Some(SIDE_USER);
+                store.save_message(m).unwrap();
+            }
+            if side % 200 == 0 {
+                store.delete_user_in_chat(SIDE_USER, SIDE_CHAT).unwrap();
+            }
+        }
         if i % 200 == 150 {
             // Batches and edits of sealed messages take the other write paths.
             let batch: Vec<Message> = (i..i + 50).map(nth).collect();
@@ -60,9 +85,9 @@ fn crash_child() {
         if i % 100 == 0 {
             if explicit {
                 store.flush().unwrap();
-                println!("durable {i}");
+                println!("durable {i} {}", store.health().segments_compacted);
             } else {
-                println!("saved {i}");
+                println!("saved {i} {}", store.health().segments_compacted);
             }
         }
     }
@@ -75,6 +100,7 @@ fn killed_mid_stream_loses_nothing_acknowledged_and_verifies_clean() {
     let exe = std::env::current_exe().unwrap();
     let mut rounds_with_acknowledged = 0;
     let mut last_total = 0;
+    let mut compactions = 0u64;
     for round in 0..16 {
         let explicit = round % 2 == 1;
         let mut command = Command::new(&exe);
@@ -100,13 +126,18 @@ fn killed_mid_stream_loses_nothing_acknowledged_and_verifies_clean() {
         let run_for = Duration::from_millis(rng.random_range(300..1500));
         let started = Instant::now();
         let mut seen: Vec<(Instant, u64)> = Vec::new();
+        let mut compacted_this_round = 0u64;
         while started.elapsed() < run_for {
             if let Ok((at, line)) = rx.recv_timeout(Duration::from_millis(10)) {
                 if let Some(n) = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()) {
                     seen.push((at, n));
                 }
+                if let Some(n) = line.split_whitespace().nth(2).and_then(|n| n.parse().ok()) {
+                    compacted_this_round = compacted_this_round.max(n);
+                }
             }
         }
+
         child.kill().unwrap(); // SIGKILL
         let killed_at = Instant::now();
         child.wait().unwrap();
@@ -114,7 +145,11 @@ fn killed_mid_stream_loses_nothing_acknowledged_and_verifies_clean() {
             if let Some(n) = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()) {
                 seen.push((at, n));
             }
+            if let Some(n) = line.split_whitespace().nth(2).and_then(|n| n.parse().ok()) {
+                compacted_this_round = compacted_this_round.max(n);
+            }
         }
+        compactions += compacted_this_round;
         let must_have = if explicit {
             seen.iter().map(|&(_, n)| n).max().unwrap_or(0)
         } else {
@@ -156,6 +191,11 @@ fn killed_mid_stream_loses_nothing_acknowledged_and_verifies_clean() {
     assert!(
         rounds_with_acknowledged >= 10,
         "only {rounds_with_acknowledged} rounds acknowledged anything"
+    );
+    eprintln!("log segments compacted by the children: {compactions}");
+    assert!(
+        compactions > 0,
+        "no log segment was compacted while the children ran"
     );
     assert!(
         last_total > 2_000,

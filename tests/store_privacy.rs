@@ -74,7 +74,11 @@ fn fill(store: &Store) {
     for (c, &chat) in CHATS.iter().enumerate() {
         let count = [700, 300, 90][c];
         for id in 1..=count {
-            let user = if id % 5 == 0 { VICTIM } else { 100 + i64::from(id % 4) };
+            let user = if id % 5 == 0 {
+                VICTIM
+            } else {
+                100 + i64::from(id % 4)
+            };
             let text = if user == VICTIM {
                 format!("{SECRET} {id}: моя адреса — вулиця {id}")
             } else {
@@ -88,7 +92,11 @@ fn fill(store: &Store) {
         // Edits of sealed messages (the victim's and others') rewrite blocks: the old versions
         // stay in the log as dead records until compaction.
         for id in (3..count).step_by(41) {
-            let user = if id % 5 == 0 { VICTIM } else { 100 + i64::from(id % 4) };
+            let user = if id % 5 == 0 {
+                VICTIM
+            } else {
+                100 + i64::from(id % 4)
+            };
             let mut edited = message(chat, id, user, format!("виправлено {id}"));
             if user == VICTIM {
                 edited.text = format!("{SECRET} виправлено {id}");
@@ -116,7 +124,12 @@ fn after_forget_me_no_file_holds_the_persons_messages() {
     let on_disk = everything_on_disk(dir.path());
     for m in store.time_range(i64::MIN, i64::MAX) {
         let m = m.unwrap();
-        assert!(on_disk.contains(&m), "message {} of chat {} is gone", m.message_id, m.chat_id);
+        assert!(
+            on_disk.contains(&m),
+            "message {} of chat {} is gone",
+            m.message_id,
+            m.chat_id
+        );
     }
     assert!(store.verify().unwrap().is_clean());
 }
