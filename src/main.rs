@@ -398,9 +398,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", path.display()))?
                 .len();
             let read = Arc::new(AtomicU64::new(0));
+            // `/me` should know the imported history too: profiles are updated as it is stored.
+            let profiles = match &store {
+                Some(store) => Some(Profiles::new(
+                    store.clone(),
+                    1,
+                    settings::profile_opt_outs(store)?,
+                )),
+                None => None,
+            };
+            let analyzer = Analyzer::default();
             let progress = Progress::start(total, read.clone());
             let summary = import::import_file(
                 store.as_ref(),
+                profiles.as_ref().map(|profiles| import::ProfileUpdate {
+                    profiles,
+                    analyzer: &analyzer,
+                }),
                 &path,
                 &import::ImportOptions { chat_id },
                 &read,
@@ -411,18 +425,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
                 print!("{summary}");
-            }
-            if let Some(store) = &store {
-                // `/me` should know the imported history too.
-                let started = std::time::Instant::now();
-                let profiles = Profiles::new(store.clone(), 1, settings::profile_opt_outs(store)?);
-                let rebuilt = profiles.rebuild_chats(&summary.chat_ids, &Analyzer::default())?;
-                store.flush()?;
-                eprintln!(
-                    "profiles rebuilt: {rebuilt} in {} chats ({:.1} s)",
-                    summary.chat_ids.len(),
-                    started.elapsed().as_secs_f64()
-                );
             }
         }
         Command::Backup { file } => {

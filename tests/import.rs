@@ -20,6 +20,7 @@ fn import(
 ) -> Result<ImportSummary, String> {
     import_file(
         store,
+        None,
         file,
         &ImportOptions { chat_id },
         &Arc::new(AtomicU64::new(0)),
@@ -252,35 +253,47 @@ fn the_shared_desktop_samples_import_when_present() {
 }
 
 #[test]
-fn the_command_line_import_rebuilds_the_profiles_of_the_imported_chat() {
+fn the_command_line_import_counts_the_imported_chat_in_its_profiles_once() {
     use chatkeeper::analyzer::profile::Profile;
     use chatkeeper::store::SettingKey;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("result.json");
     std::fs::write(&file, supergroup_export(40)).unwrap();
     let data = dir.path().join("data");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatkeeper"))
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("import")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let import = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatkeeper"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("import")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let taras = || -> Profile {
+        open(&data)
+            .setting(SettingKey::Profile {
+                chat: GROUP,
+                user: 22,
+            })
+            .unwrap()
+            .expect("Тарас's profile")
+    };
+    let stdout = import();
+    assert!(stdout.contains("profiles updated: "), "{stdout}");
     // Тарас wrote a photo caption and 40 texts.
-    assert!(stderr.contains("profiles rebuilt: "), "{stderr}");
-    let store = open(&data);
-    let taras: Profile = store
-        .setting(SettingKey::Profile {
-            chat: GROUP,
-            user: 22,
-        })
-        .unwrap()
-        .expect("Тарас's profile");
-    assert_eq!(taras.messages, 41);
+    assert_eq!(taras().messages, 41);
     assert_eq!(
-        taras.language(),
+        taras().language(),
         Some(chatkeeper::analyzer::Language::Ukrainian)
     );
+    // The same file again: nothing is new to the store, so nothing is counted twice.
+    let stdout = import();
+    assert!(!stdout.contains("profiles updated"), "{stdout}");
+    assert_eq!(taras().messages, 41);
 }

@@ -88,7 +88,7 @@ proptest! {
         config.flush = FlushPolicy::Manual;
         let store = Store::open(config).unwrap();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            import_file(Some(&store), &file, &ImportOptions::default(), &Arc::new(AtomicU64::new(0)))
+            import_file(Some(&store), None, &file, &ImportOptions::default(), &Arc::new(AtomicU64::new(0)))
         }));
         prop_assert!(outcome.is_ok(), "the importer panicked");
         if let Err(e) = outcome.unwrap() {
@@ -107,6 +107,7 @@ fn the_unmutated_export_imports() {
     let store = Store::open(StoreConfig::new(dir.path().join("data"))).unwrap();
     let summary = import_file(
         Some(&store),
+        None,
         &file,
         &ImportOptions::default(),
         &Arc::new(AtomicU64::new(0)),

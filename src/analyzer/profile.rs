@@ -10,7 +10,9 @@
 //! their profiles are deleted.
 
 use super::{Analysis, Analyzer, Language, Style, Topic};
-use crate::store::{self, ChatId, Message, MessageId, SettingKey, Store, Timestamp, UserId};
+use crate::store::{
+    self, ChatId, Message, MessageId, MessageRef, SettingKey, Store, Timestamp, UserId,
+};
 use lru::LruCache;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,9 @@ use std::sync::Mutex;
 /// Messages before a profile says anything about style, humour or language: a few messages do
 /// not make a habit.
 pub const MIN_MESSAGES: u32 = 5;
+/// Profiles an import may hold changed in memory before it writes them (a few MB): an export is
+/// chat by chat, so this is usually one chat's people.
+const UNWRITTEN_LIMIT: usize = 16_384;
 
 /// What the bot learned of one person in one chat.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -65,8 +70,8 @@ impl Profile {
         true
     }
 
-    /// Counts a message without the redelivery check: for rebuilds, which read each stored
-    /// message once, in time order (ids need not follow it: Telegram's own imports give old
+    /// Counts a message without the redelivery check: for imported history, each message of
+    /// which is new to the store (ids need not follow time: Telegram's own imports give old
     /// messages new ids).
     fn count(&mut self, message: &Message, analysis: &Analysis) {
         self.messages += 1;
@@ -233,6 +238,9 @@ pub struct Profiles {
 struct State {
     cache: LruCache<(ChatId, UserId), Profile>,
     opted_out: FxHashSet<UserId>,
+    /// Profiles an import changed and has not yet written: they take precedence over the cache
+    /// and the store, so that a live update in between builds on them.
+    unwritten: HashMap<(ChatId, UserId), Profile>,
 }
 
 impl Profiles {
@@ -245,6 +253,7 @@ impl Profiles {
             state: Mutex::new(State {
                 cache: LruCache::new(capacity),
                 opted_out: opted_out.into_iter().collect(),
+                unwritten: HashMap::new(),
             }),
         }
     }
@@ -282,9 +291,64 @@ impl Profiles {
                 .map(|(&(chat, user), (p, _))| (SettingKey::Profile { chat, user }, p)),
         )?;
         for (key, (profile, _)) in touched {
+            state.unwritten.remove(&key);
             state.cache.put(key, profile);
         }
         Ok(())
+    }
+
+    /// Counts imported history: messages new to the store (each counted once however its id
+    /// relates to the profile's newest), analysed here outside the lock. The changed profiles
+    /// are written when many have piled up and by [`Profiles::write_imported`]; until then every
+    /// other profile operation sees them. Returns how many profiles it wrote.
+    pub fn add_imported(
+        &self,
+        messages: &[MessageRef],
+        analyzer: &Analyzer,
+    ) -> store::Result<usize> {
+        let analysed: Vec<(&MessageRef, UserId, Analysis)> = messages
+            .iter()
+            .filter_map(|m| Some((m, profiled(m)?, analyzer.analyze(&m.text))))
+            .collect();
+        let mut state = self.state.lock().expect("profiles");
+        for (message, user, analysis) in analysed {
+            if state.opted_out.contains(&user) {
+                continue;
+            }
+            let key = (message.chat_id, user);
+            if !state.unwritten.contains_key(&key) {
+                let profile = self.load(&mut state, key)?;
+                state.unwritten.insert(key, profile);
+            }
+            if let Some(profile) = state.unwritten.get_mut(&key) {
+                profile.count(message, &analysis);
+            }
+        }
+        if state.unwritten.len() >= UNWRITTEN_LIMIT {
+            return self.write_unwritten(&mut state);
+        }
+        Ok(0)
+    }
+
+    /// Writes the profiles an import changed; returns how many.
+    pub fn write_imported(&self) -> store::Result<usize> {
+        let mut state = self.state.lock().expect("profiles");
+        self.write_unwritten(&mut state)
+    }
+
+    fn write_unwritten(&self, state: &mut State) -> store::Result<usize> {
+        let unwritten = std::mem::take(&mut state.unwritten);
+        self.store.put_settings(
+            unwritten
+                .iter()
+                .map(|(&(chat, user), p)| (SettingKey::Profile { chat, user }, p)),
+        )?;
+        for (key, profile) in unwritten.iter() {
+            if state.cache.contains(key) {
+                state.cache.put(*key, profile.clone());
+            }
+        }
+        Ok(unwritten.len())
     }
 
     /// The profile of `user` in `chat`, if they have one.
@@ -349,59 +413,19 @@ impl Profiles {
         for key in stale {
             state.cache.pop(&key);
         }
+        state
+            .unwritten
+            .retain(|(c, u), _| !(chat.is_none_or(|x| x == *c) && user.is_none_or(|x| x == *u)));
         self.store.remove_profiles(chat, user)
-    }
-
-    /// Rebuilds the profiles of `chats` from all their stored messages (after an import brought
-    /// older history); returns how many profiles. Blocking, and a full read of those chats.
-    pub fn rebuild_chats(&self, chats: &[ChatId], analyzer: &Analyzer) -> store::Result<usize> {
-        let mut rebuilt = 0;
-        for &chat in chats {
-            rebuilt += self.rebuild_chat(chat, analyzer)?;
-        }
-        Ok(rebuilt)
-    }
-
-    /// Rebuilds the profiles of one chat from its whole history, streamed (memory holds the
-    /// chat's profiles, not its messages); returns how many profiles.
-    ///
-    /// The whole rebuild holds the profiles lock: a live update, an opt-out or a `/forget_me`
-    /// waits for it rather than being overwritten by it (recording pauses for that long).
-    pub fn rebuild_chat(&self, chat: ChatId, analyzer: &Analyzer) -> store::Result<usize> {
-        let mut state = self.state.lock().expect("profiles");
-        let mut rebuilt: HashMap<UserId, Profile> = HashMap::new();
-        for m in self.store.chat_range(chat, Timestamp::MIN, Timestamp::MAX) {
-            let m = m?;
-            match profiled(&m) {
-                Some(user) if !state.opted_out.contains(&user) => {
-                    let analysis = analyzer.analyze(&m.text);
-                    rebuilt.entry(user).or_default().count(&m, &analysis);
-                }
-                _ => {}
-            }
-        }
-        let stale: Vec<_> = state
-            .cache
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|(c, _)| *c == chat)
-            .collect();
-        for key in stale {
-            state.cache.pop(&key);
-        }
-        self.store.remove_profiles(Some(chat), None)?;
-        self.store.put_settings(
-            rebuilt
-                .iter()
-                .map(|(&user, p)| (SettingKey::Profile { chat, user }, p)),
-        )?;
-        Ok(rebuilt.len())
     }
 
     /// A profile from the cache, else from the store (an empty one for someone new). A stored
     /// profile that no longer decodes (written by another build) starts afresh rather than
     /// stopping the recording of messages.
     fn load(&self, state: &mut State, key: (ChatId, UserId)) -> store::Result<Profile> {
+        if let Some(profile) = state.unwritten.get(&key) {
+            return Ok(profile.clone());
+        }
         if let Some(profile) = state.cache.get(&key) {
             return Ok(profile.clone());
         }
@@ -443,8 +467,22 @@ mod tests {
             .collect()
     }
 
+    /// Profiles made from a store's whole history, as an import of it would make them.
+    fn imported(store: &Store, analyzer: &Analyzer) -> Profiles {
+        let profiles = Profiles::new(store.clone(), 100, []);
+        let all: Vec<MessageRef> = store
+            .time_range(Timestamp::MIN, Timestamp::MAX)
+            .collect::<store::Result<_>>()
+            .unwrap();
+        for chunk in all.chunks(9) {
+            profiles.add_imported(chunk, analyzer).unwrap();
+        }
+        profiles.write_imported().unwrap();
+        profiles
+    }
+
     #[test]
-    fn live_profiles_equal_a_rebuild_and_ignore_redelivery() {
+    fn live_profiles_equal_imported_ones_and_ignore_redelivery() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         let analyzer = Analyzer::default();
@@ -465,8 +503,10 @@ mod tests {
         assert_eq!(counted.style(), Some(Style::Casual));
         assert_eq!(counted.language(), Some(Language::Ukrainian));
         let before = (live.get(-7, 1).unwrap(), live.get(-7, 2).unwrap());
-        let rebuilt = Profiles::new(store.clone(), 100, []);
-        assert_eq!(rebuilt.rebuild_chats(&[-7], &analyzer).unwrap(), 2);
+        let other = tempfile::tempdir().unwrap();
+        let fresh = Store::open(StoreConfig::new(other.path())).unwrap();
+        fresh.save_batch(messages.clone()).unwrap();
+        let rebuilt = imported(&fresh, &analyzer);
         assert_eq!(
             (rebuilt.get(-7, 1).unwrap(), rebuilt.get(-7, 2).unwrap()),
             before
@@ -477,7 +517,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rebuild_counts_every_stored_message_whatever_the_order_of_ids() {
+    fn imported_history_counts_every_message_whatever_the_order_of_ids() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
         // Old history imported into Telegram gets new, high ids but keeps its dates.
@@ -486,13 +526,41 @@ mod tests {
             m.message_id = 10_000 + i as i32;
         }
         store.save_batch(messages.clone()).unwrap();
-        let profiles = Profiles::new(store, 100, []);
-        profiles.rebuild_chats(&[-7], &Analyzer::default()).unwrap();
+        let profiles = imported(&store, &Analyzer::default());
         let counted: u32 = [1, 2]
             .iter()
             .map(|&u| profiles.get(-7, u).unwrap().unwrap().messages)
             .sum();
         assert_eq!(counted, 50, "60 messages, 10 of them commands");
+    }
+
+    #[test]
+    fn live_updates_build_on_unwritten_imported_profiles_and_forgetting_drops_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let analyzer = Analyzer::default();
+        let profiles = Profiles::new(store.clone(), 100, []);
+        let old: Vec<MessageRef> = (1..=10)
+            .map(|i| std::sync::Arc::new(message(i, 1, "старе повідомлення")))
+            .collect();
+        profiles.add_imported(&old, &analyzer).unwrap();
+        // A live message arrives while the import's profiles are not yet written.
+        let live = message(100, 1, "нове");
+        profiles
+            .record_all([(&live, &analyzer.analyze(&live.text))])
+            .unwrap();
+        assert_eq!(
+            profiles.write_imported().unwrap(),
+            0,
+            "the live write took it"
+        );
+        let reread = Profiles::new(store.clone(), 100, []);
+        assert_eq!(reread.get(-7, 1).unwrap().unwrap().messages, 11);
+        // Imported, then forgotten before the import wrote it: nothing comes back.
+        profiles.add_imported(&old, &analyzer).unwrap();
+        profiles.forget(Some(-7), Some(1)).unwrap();
+        profiles.write_imported().unwrap();
+        assert_eq!(Profiles::new(store, 100, []).get(-7, 1).unwrap(), None);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 
 use super::workload::{Workload, WorkloadSpec};
 use super::{peak_rss, Engine};
+use crate::analyzer::profile::Profiles;
+use crate::analyzer::Analyzer;
 use crate::import::reader::{self, ChatHeader, Sink};
 use crate::import::record::{self, Record};
-use crate::import::{import_file, ImportOptions};
+use crate::import::{import_file, ImportOptions, ProfileUpdate};
 use crate::store::{Message, MessageKind, Store, StoreConfig};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -115,9 +117,16 @@ pub fn run_engine(engine: &str, file: &Path, dir: &Path) -> anyhow::Result<Impor
     let bytes = std::fs::metadata(file)?.len();
     let messages = match engine {
         "store" => {
+            // As `chatkeeper import` does it: the profiles are part of the import.
             let store = Store::open(StoreConfig::new(dir))?;
+            let profiles = Profiles::new(store.clone(), 1, []);
+            let analyzer = Analyzer::default();
             let summary = import_file(
                 Some(&store),
+                Some(ProfileUpdate {
+                    profiles: &profiles,
+                    analyzer: &analyzer,
+                }),
                 file,
                 &ImportOptions::default(),
                 &Arc::new(AtomicU64::new(0)),

@@ -7,7 +7,7 @@ use super::texts::{self, Lang, Phrase};
 use super::{Ctx, TREND_WINDOW_SECS};
 use crate::analyzer::trends::Summary;
 use crate::chart::{self, ChartData, ChartLabels};
-use crate::import::{self, ImportOptions};
+use crate::import::{self, ImportOptions, ProfileUpdate};
 use crate::store::{SettingKey, Store};
 use anyhow::Context as _;
 use std::fmt::Write as _;
@@ -899,16 +899,18 @@ async fn import_document(ctx: &Ctx, msg: &Message, lang: Lang) -> HandlerResult 
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let progress = Arc::new(AtomicU64::new(0));
         let store = &importer.store;
+        // `/me` should know the imported history too.
+        let profiles = ProfileUpdate {
+            profiles: &importer.profiles,
+            analyzer: importer.analysis.analyzer(),
+        };
         let summary = import::import_file(
             Some(store),
+            Some(profiles),
             &import_path,
             &ImportOptions::default(),
             &progress,
         )?;
-        // `/me` should know the imported history too.
-        importer
-            .profiles
-            .rebuild_chats(&summary.chat_ids, importer.analysis.analyzer())?;
         store.flush()?;
         Ok(summary)
     })

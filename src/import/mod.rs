@@ -10,7 +10,9 @@
 pub mod reader;
 pub mod record;
 
-use crate::store::{ChatId, ChatInfo, Message, Store, StoreError, Timestamp};
+use crate::analyzer::profile::Profiles;
+use crate::analyzer::Analyzer;
+use crate::store::{ChatId, ChatInfo, Message, MessageRef, Store, StoreError, Timestamp};
 use reader::{ChatHeader, Layout, ReadError, Sink};
 use record::{Record, Skip, TimeSource};
 use serde::Serialize;
@@ -48,6 +50,8 @@ pub struct ImportSummary {
     pub last_time: Option<Timestamp>,
     /// Messages whose time came from `date` (local time, no zone) and was taken as UTC.
     pub times_taken_as_utc: u64,
+    /// Profiles the imported messages changed (written to the store).
+    pub profiles: usize,
     pub bytes: u64,
     pub elapsed_seconds: f64,
     pub dry_run: bool,
@@ -91,6 +95,9 @@ impl std::fmt::Display for ImportSummary {
                 self.times_taken_as_utc
             )?;
         }
+        if self.profiles > 0 {
+            writeln!(f, "profiles updated: {}", self.profiles)?;
+        }
         let mb = self.bytes as f64 / 1e6;
         writeln!(
             f,
@@ -113,10 +120,23 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
-/// Imports the export at `path` into `store`; with no store, only parses and reports (a dry
-/// run). `read_bytes` follows the bytes read, for progress reports.
+/// What an import keeps current besides the messages: the profiles of the people in the
+/// imported chats, folded in as each batch is stored (only messages new to the store count, so
+/// importing a file twice counts nothing twice).
+#[derive(Clone, Copy)]
+pub struct ProfileUpdate<'a> {
+    pub profiles: &'a Profiles,
+    pub analyzer: &'a Analyzer,
+}
+
+/// Imports the export at `path` into `store` (and the profiles); with no store, only parses and
+/// reports (a dry run). `read_bytes` follows the bytes read, for progress reports.
+///
+/// Three threads: this one parses, one stores, one analyses the newly stored messages for the
+/// profiles; bounded queues between them keep memory flat.
 pub fn import_file(
     store: Option<&Store>,
+    profiles: Option<ProfileUpdate<'_>>,
     path: &Path,
     options: &ImportOptions,
     read_bytes: &Arc<AtomicU64>,
@@ -132,43 +152,58 @@ pub fn import_file(
         bytes: read_bytes.clone(),
     };
     let (tx, rx) = sync_channel::<Batch>(4);
-    let writer = {
-        let store = store.cloned();
-        std::thread::Builder::new()
-            .name("chatkeeper-import".into())
-            .spawn(move || -> Result<(), StoreError> {
-                for batch in rx {
-                    let Some(store) = &store else { continue };
-                    match batch {
-                        Batch::Chat(id, info) => store.set_chat_info(id, info)?,
-                        Batch::Messages(messages) => {
-                            store.save_batch(messages)?;
+    let (fresh_tx, fresh_rx) = sync_channel::<Vec<MessageRef>>(4);
+    let (read, summary, written, profiled) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<(), StoreError> {
+            for batch in rx {
+                let Some(store) = store else { continue };
+                match batch {
+                    Batch::Chat(id, info) => store.set_chat_info(id, info)?,
+                    Batch::Messages(messages) => {
+                        let saved = store.save_batch(messages)?;
+                        if profiles.is_some() && fresh_tx.send(saved.fresh).is_err() {
+                            return Err(StoreError::Invalid("the profiles stopped".into()));
                         }
                     }
                 }
-                Ok(())
-            })
-            .map_err(|e| StoreError::Invalid(format!("cannot start the import thread: {e}")))?
-    };
-    let mut sink = StoreSink {
-        options,
-        queue: tx,
-        chat: None,
-        batch: Vec::with_capacity(BATCH),
-        summary: ImportSummary {
-            dry_run: store.is_none(),
-            ..ImportSummary::default()
-        },
-    };
-    let read = reader::read_export(counting, &mut sink);
-    let StoreSink {
-        queue, mut summary, ..
-    } = sink;
-    drop(queue);
-    let written = writer
-        .join()
-        .unwrap_or_else(|_| Err(StoreError::Invalid("the import thread panicked".into())));
-    // A store error stops the reader too; report it rather than the reader's echo of it.
+            }
+            Ok(())
+        });
+        let profiler = scope.spawn(move || -> Result<usize, StoreError> {
+            let Some(update) = profiles else {
+                return Ok(0);
+            };
+            let mut written = 0;
+            for fresh in fresh_rx {
+                written += update.profiles.add_imported(&fresh, update.analyzer)?;
+            }
+            Ok(written + update.profiles.write_imported()?)
+        });
+        let mut sink = StoreSink {
+            options,
+            queue: tx,
+            chat: None,
+            batch: Vec::with_capacity(BATCH),
+            summary: ImportSummary {
+                dry_run: store.is_none(),
+                ..ImportSummary::default()
+            },
+        };
+        let read = reader::read_export(counting, &mut sink);
+        let StoreSink { queue, summary, .. } = sink;
+        drop(queue);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Invalid("the import thread panicked".into())));
+        let profiled = profiler
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Invalid("the profile thread panicked".into())));
+        (read, summary, written, profiled)
+    });
+    let mut summary = summary;
+    // A store error stops the reader too; report it rather than the reader's echo of it, and a
+    // profile error rather than the store's echo of that.
+    let profiled = profiled?;
     written?;
     let layout = read.map_err(|error| ImportError::Read {
         path: display,
@@ -177,6 +212,7 @@ pub fn import_file(
     if let Some(store) = store {
         store.flush()?;
     }
+    summary.profiles = profiled;
     summary.layout = match layout {
         Layout::SingleChat => "single chat",
         Layout::FullAccount => "full account",
