@@ -4,19 +4,23 @@
 //! Measures (1) updates recorded per second when Telegram hands them out in batches of 100
 //! (file → durable store: a batch counts once the bot confirmed it with its next `getUpdates`),
 //! (2) the time from an update entering `getUpdates` to the reply request arriving, with the
-//! offline engine, and (3) the bot process's peak RSS. Run with `cargo bench --bench bot`
-//! (`-- --messages N --updates N --replies N` to change the sizes).
+//! offline engine, (3) the bot process's memory after an admin's `/backup` and `/stats` in 20
+//! chats (what walks the most history), and (4) its peak RSS overall. Run with
+//! `cargo bench --bench bot` (`-- --messages N --updates N --replies N` to change the sizes).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use chatkeeper::bench::peak_rss_of;
 use chatkeeper::bench::workload::{Workload, WorkloadSpec};
+use chatkeeper::bench::{peak_rss_of, rss_of};
 use chatkeeper::store::{Store, StoreConfig};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::fake_telegram::{Chat, FakeTelegram, User, BOT_USERNAME, TOKEN};
+
+/// The admin who asks for the backup.
+const ADMIN: i64 = 777_000_001;
 
 struct Args {
     messages: u64,
@@ -156,8 +160,51 @@ fn main() {
             );
         }
 
-        // 3. Memory of the whole bot process, then a clean stop.
-        let peak = peak_rss_of(&bot.id().to_string());
+        // 3. What walks the most history: a backup of everything, then /stats (counters and a
+        // chart of 30 days) in 20 chats.
+        let pid = bot.id().to_string();
+        println!(
+            "after the replies: bot RSS {:.1} MiB (peak so far {:.1} MiB)",
+            rss_of(&pid) as f64 / (1 << 20) as f64,
+            peak_rss_of(&pid) as f64 / (1 << 20) as f64
+        );
+        let admin = User::new(ADMIN, "Admin");
+        let started = Instant::now();
+        tg.push_message(&Chat::private(ADMIN), &admin, "/backup");
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while !tg.requests("sendDocument").iter().any(|_| true)
+            && !tg
+                .requests("sendMessage")
+                .iter()
+                .any(|m| m["text"].as_str().is_some_and(|t| t.contains(".ckb")))
+        {
+            assert!(Instant::now() < deadline, "no backup after 15 minutes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!(
+            "/backup of {} messages: {:.1} s; bot RSS {:.1} MiB (peak so far {:.1} MiB)",
+            args.messages,
+            started.elapsed().as_secs_f64(),
+            rss_of(&pid) as f64 / (1 << 20) as f64,
+            peak_rss_of(&pid) as f64 / (1 << 20) as f64
+        );
+        let started = Instant::now();
+        let photos = tg.requests("sendPhoto").len();
+        for i in 0..20 {
+            let chat = Chat::supergroup(Workload::chat_id(i), "Bench");
+            tg.push_message(&chat, &asker, "/stats");
+        }
+        tg.wait_for("sendPhoto", photos + 20, Duration::from_secs(120))
+            .await;
+        println!(
+            "/stats in 20 chats: {:.1} s; bot RSS {:.1} MiB (peak so far {:.1} MiB)",
+            started.elapsed().as_secs_f64(),
+            rss_of(&pid) as f64 / (1 << 20) as f64,
+            peak_rss_of(&pid) as f64 / (1 << 20) as f64
+        );
+
+        // 4. Memory of the whole bot process, then a clean stop.
+        let peak = peak_rss_of(&pid);
         println!(
             "bot peak RSS with {} stored messages: {:.1} MiB",
             args.messages,
@@ -183,6 +230,7 @@ fn spawn_bot(dir: &std::path::Path, tg: &FakeTelegram) -> Child {
         .env("CHATKEEPER_QUIET_HOURS__END", "0")
         .env("CHATKEEPER_LIMITS__CHAT_PER_MINUTE", "100000")
         .env("CHATKEEPER_LIMITS__USER_PER_MINUTE", "100000")
+        .env("CHATKEEPER_ADMINS", format!("[{ADMIN}]"))
         .env("RUST_LOG", "warn")
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("CHATKEEPER_")))
         .stdout(Stdio::null())

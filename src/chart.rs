@@ -59,6 +59,8 @@ pub enum ChartError {
     Draw(String),
     #[error("encoding the chart as PNG failed: {0}")]
     Encode(#[from] png::EncodingError),
+    #[error("the chart painter has stopped")]
+    Stopped,
 }
 
 impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for ChartError {
@@ -151,10 +153,70 @@ impl ChartLabels {
 /// day (the last [`MAX_DAYS`] of them) and the emotion mix. A panel without data says so instead
 /// of drawing empty axes.
 pub fn render_png(data: &ChartData, labels: &ChartLabels) -> Result<Vec<u8>, ChartError> {
+    Canvas::default().render_png(data, labels)
+}
+
+/// Draws charts on a thread of its own, one at a time on one canvas: a bot asked for twenty
+/// charts at once holds one canvas (a few MB), not twenty spread over as many threads' memory,
+/// and the async runtime never waits for drawing.
+#[derive(Clone)]
+pub struct Painter {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce(&mut Canvas) + Send>>,
+}
+
+impl Painter {
+    /// Starts the painting thread; it ends when the last clone of the painter is dropped.
+    pub fn start() -> std::io::Result<Painter> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce(&mut Canvas) + Send>>();
+        std::thread::Builder::new()
+            .name("chatkeeper-charts".into())
+            .spawn(move || {
+                let mut canvas = Canvas::default();
+                for job in queue {
+                    job(&mut canvas);
+                }
+            })?;
+        Ok(Painter { jobs })
+    }
+
+    /// Runs `paint` on the painting thread with its canvas and returns what it returns.
+    pub async fn paint<T: Send + 'static>(
+        &self,
+        paint: impl FnOnce(&mut Canvas) -> T + Send + 'static,
+    ) -> Result<T, ChartError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |canvas| {
+                let _ = done.send(paint(canvas));
+            }))
+            .map_err(|_| ChartError::Stopped)?;
+        result.await.map_err(|_| ChartError::Stopped)
+    }
+}
+
+/// The pixels a chart is drawn on (a few MB), kept for the next chart by whoever draws many.
+#[derive(Default)]
+pub struct Canvas {
+    pixels: Vec<u8>,
+}
+
+impl Canvas {
+    /// [`render_png`] on this canvas.
+    pub fn render_png(
+        &mut self,
+        data: &ChartData,
+        labels: &ChartLabels,
+    ) -> Result<Vec<u8>, ChartError> {
+        self.pixels.resize(WIDTH as usize * HEIGHT as usize * 3, 0);
+        draw(&mut self.pixels, data, labels)?;
+        encode(&self.pixels)
+    }
+}
+
+fn draw(pixels: &mut [u8], data: &ChartData, labels: &ChartLabels) -> Result<(), ChartError> {
     register_font()?;
-    let mut pixels = vec![0; WIDTH as usize * HEIGHT as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(pixels, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE)?;
         // plotters places text a little above the box it reserves for it: the margin keeps the
         // title's top inside the image.
@@ -191,7 +253,7 @@ pub fn render_png(data: &ChartData, labels: &ChartLabels) -> Result<Vec<u8>, Cha
         draw_emotions(&panels[2], &data.emotions, labels)?;
         root.present()?;
     }
-    encode(&pixels)
+    Ok(())
 }
 
 /// Registers the embedded font with plotters under [`FAMILY`], once per process: plotters keeps

@@ -223,6 +223,9 @@ fn run_bot(config: Config) -> anyhow::Result<()> {
     let store = Store::open(StoreConfig::new(&config.data_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Blocking work (the store, charts) beyond a few threads only queues on two cores, and
+        // each thread may keep a malloc arena of its own.
+        .max_blocking_threads(8)
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {

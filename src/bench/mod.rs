@@ -503,11 +503,21 @@ pub fn reset_peak_rss() {
 /// The peak resident set of process `pid` (a number, or `self`), from `/proc/PID/status`;
 /// 0 where that is not available.
 pub fn peak_rss_of(pid: &str) -> u64 {
+    status_figure(pid, "VmHWM:")
+}
+
+/// The resident set of process `pid` now.
+pub fn rss_of(pid: &str) -> u64 {
+    status_figure(pid, "VmRSS:")
+}
+
+/// A figure in kB from `/proc/PID/status`, in bytes.
+fn status_figure(pid: &str, name: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(name))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })

@@ -6,7 +6,7 @@ use super::settings::{self, ChatSettings, UserSettings};
 use super::texts::{self, Lang, Phrase};
 use super::{Ctx, TREND_WINDOW_SECS};
 use crate::analyzer::trends::Summary;
-use crate::chart::{self, ChartData, ChartLabels};
+use crate::chart::{ChartData, ChartLabels};
 use crate::import::{self, ImportOptions, ProfileUpdate};
 use crate::store::{SettingKey, Store};
 use anyhow::Context as _;
@@ -152,12 +152,14 @@ async fn send_chart(
     let now = chrono::Utc::now().timestamp();
     let offset = ctx.config.bot.utc_offset_hours;
     let store = ctx.store.clone();
-    let png = tokio::task::spawn_blocking(move || {
-        ChartData::from_store(&store, chat, emotions, now, days, offset)
-            .map(|data| chart::render_png(&data, &ChartLabels::new(lang)))
-            .transpose()
-    })
-    .await??;
+    let png = ctx
+        .painter
+        .paint(move |canvas| {
+            ChartData::from_store(&store, chat, emotions, now, days, offset)
+                .map(|data| canvas.render_png(&data, &ChartLabels::new(lang)))
+                .transpose()
+        })
+        .await??;
     let Some(png) = png else {
         return Ok(());
     };

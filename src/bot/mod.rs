@@ -22,6 +22,7 @@ use crate::analyzer::cache::AnalysisCache;
 use crate::analyzer::profile::Profiles;
 use crate::analyzer::trends::Trends;
 use crate::analyzer::Analyzer;
+use crate::chart::Painter;
 use crate::config::Config;
 use crate::reply::Responder;
 use crate::store::Store;
@@ -62,6 +63,8 @@ pub struct Shared {
     pub trends: Trends,
     /// How each person writes in each chat (`/me`, prompt hints).
     pub profiles: Profiles,
+    /// Draws the charts, one at a time on one canvas.
+    pub painter: Painter,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     /// The handler tree, built once rather than per update.
@@ -152,6 +155,7 @@ pub async fn run(
         .context("reading the profile opt-outs panicked")??;
     let ctx = Ctx(Arc::new(Shared {
         profiles: Profiles::new(store.clone(), PROFILE_CACHE_ENTRIES, opted_out),
+        painter: Painter::start().context("cannot start the chart painter")?,
         limiter: RateLimiter::new(config.limits.chat_per_minute, config.limits.user_per_minute),
         bot: bot.throttle(Limits::default()),
         analysis: AnalysisCache::new(
