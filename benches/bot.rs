@@ -84,6 +84,10 @@ fn main() {
         let mut bot = spawn_bot(dir.path(), &tg);
         tg.wait_for("setMyCommands", 2, Duration::from_secs(60))
             .await;
+        println!(
+            "started: bot RSS {:.1} MiB",
+            rss_of(&bot.id().to_string()) as f64 / (1 << 20) as f64
+        );
 
         // 1. Recording: every update queued at once, handed out 100 per getUpdates.
         let people: Vec<User> = (0..50).map(|i| User::new(900_000 + i, "Bench")).collect();

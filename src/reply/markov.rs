@@ -190,10 +190,12 @@ struct Direction {
 }
 
 /// States and their weighted followers, packed flat: most states have one follower, and a map of
-/// maps would take several times the memory.
+/// maps would take several times the memory. States are a sorted vector searched by halving:
+/// a model has tens of thousands of them and a reply looks up a few hundred, so a hash map's
+/// extra memory buys nothing.
 struct Transitions {
-    /// State → `(start, len)` in `followers`.
-    states: HashMap<u64, (u32, u32)>,
+    /// `(state, start, len)` by state: the state's run in `followers`.
+    states: Vec<(u64, u32, u32)>,
     /// `(next token, cumulative count)` runs, one per state.
     followers: Vec<(u32, u32)>,
 }
@@ -202,7 +204,7 @@ impl Transitions {
     /// Packs `(state, next)` observations.
     fn from_edges(mut edges: Vec<(u64, u32)>) -> Self {
         edges.sort_unstable();
-        let mut states = HashMap::new();
+        let mut states = Vec::new();
         let mut followers = Vec::new();
         for group in edges.chunk_by(|a, b| a.0 == b.0) {
             let start = followers.len();
@@ -211,14 +213,17 @@ impl Transitions {
                 cumulative += same.len() as u32;
                 followers.push((same[0].1, cumulative));
             }
-            states.insert(group[0].0, (start as u32, (followers.len() - start) as u32));
+            states.push((group[0].0, start as u32, (followers.len() - start) as u32));
         }
+        states.shrink_to_fit();
+        followers.shrink_to_fit();
         Transitions { states, followers }
     }
 
     /// The followers of `state`, if it was ever seen.
     fn of(&self, state: u64) -> Option<&[(u32, u32)]> {
-        let &(start, len) = self.states.get(&state)?;
+        let i = self.states.binary_search_by_key(&state, |s| s.0).ok()?;
+        let (_, start, len) = self.states[i];
         Some(&self.followers[start as usize..(start + len) as usize])
     }
 

@@ -171,8 +171,10 @@ fn decrement_day(days: &mut BTreeMap<i64, u64>, day: i64) {
 }
 
 /// Persisted counters of a chat's sealed blocks with seq up to `covered_seq`. It is rewritten
-/// every few seals rather than at each one; blocks sealed since are counted at open.
+/// every few seals rather than at each one; blocks sealed since are counted at open. Stored with
+/// users and days as deltas (a chat's thousands of user ids then take a byte or two each).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StoredCheckpoint", from = "StoredCheckpoint")]
 pub struct Checkpoint {
     pub covered_seq: u64,
     pub total: u64,
@@ -180,6 +182,69 @@ pub struct Checkpoint {
     pub users: Vec<(UserId, u64)>,
     pub hours: Vec<u64>,
     pub days: Vec<(i64, u64)>,
+}
+
+/// [`Checkpoint`] as stored.
+#[derive(Serialize, Deserialize)]
+struct StoredCheckpoint {
+    covered_seq: u64,
+    total: u64,
+    service: u64,
+    /// Each user id as the difference from the previous one.
+    users: Vec<i64>,
+    user_counts: Vec<u64>,
+    hours: Vec<u64>,
+    /// Each day as the difference from the previous one.
+    days: Vec<i64>,
+    day_counts: Vec<u64>,
+}
+
+fn deltas(values: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut previous = 0i64;
+    values
+        .map(|v| {
+            let d = v.wrapping_sub(previous);
+            previous = v;
+            d
+        })
+        .collect()
+}
+
+fn undeltas(deltas: &[i64]) -> impl Iterator<Item = i64> + '_ {
+    deltas.iter().scan(0i64, |value, d| {
+        *value = value.wrapping_add(*d);
+        Some(*value)
+    })
+}
+
+impl From<Checkpoint> for StoredCheckpoint {
+    fn from(c: Checkpoint) -> Self {
+        StoredCheckpoint {
+            covered_seq: c.covered_seq,
+            total: c.total,
+            service: c.service,
+            users: deltas(c.users.iter().map(|&(u, _)| u)),
+            user_counts: c.users.iter().map(|&(_, n)| n).collect(),
+            hours: c.hours,
+            days: deltas(c.days.iter().map(|&(d, _)| d)),
+            day_counts: c.days.iter().map(|&(_, n)| n).collect(),
+        }
+    }
+}
+
+impl From<StoredCheckpoint> for Checkpoint {
+    /// Columns of unequal length (damage) leave the extra values out; the counters then fail
+    /// `verify`, which rebuilds them.
+    fn from(s: StoredCheckpoint) -> Self {
+        Checkpoint {
+            covered_seq: s.covered_seq,
+            total: s.total,
+            service: s.service,
+            users: undeltas(&s.users).zip(s.user_counts).collect(),
+            hours: s.hours,
+            days: undeltas(&s.days).zip(s.day_counts).collect(),
+        }
+    }
 }
 
 /// Hour of day (UTC) of a timestamp.

@@ -12,6 +12,7 @@
 
 use super::chat::{BlockMeta, RUN_BLOCKS};
 use super::chunks::ChunkPointer;
+use super::counters::Checkpoint;
 use super::layout;
 use super::model::{MessageId, MsgKey};
 use super::postings;
@@ -48,6 +49,17 @@ struct V1BlockMeta {
     max_id: MessageId,
     count: u32,
     seq: u64,
+}
+
+/// A checkpoint of format 1 (users and days as plain pairs).
+#[derive(Deserialize)]
+struct V1Checkpoint {
+    covered_seq: u64,
+    total: u64,
+    service: u64,
+    users: Vec<(i64, u64)>,
+    hours: Vec<u64>,
+    days: Vec<(i64, u64)>,
 }
 
 /// Converts the store to format 2; see the module's documentation.
@@ -130,7 +142,19 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
     convert(shared, V1_CHECKPOINT, |key, bytes, batch| {
         let chat = layout::parse_chat(key)
             .ok_or_else(|| shared.corrupt_msg("a checkpoint key of format 1 is malformed"))?;
-        let location = shared.tails.append([bytes])?[0];
+        let old: V1Checkpoint =
+            codec::decode(bytes).map_err(|e| shared.corrupt("checkpoint", e))?;
+        let checkpoint = Checkpoint {
+            covered_seq: old.covered_seq,
+            total: old.total,
+            service: old.service,
+            users: old.users,
+            hours: old.hours,
+            days: old.days,
+        };
+        let location = shared
+            .tails
+            .append([codec::encode(&checkpoint).as_slice()])?[0];
         batch.insert(
             &layout::chat_prefix(layout::CHECKPOINT, chat),
             codec::encode(&location),
@@ -142,9 +166,10 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
         new_key[0] = layout::POSTINGS;
         let (_, first, _) = postings::parse_key(&new_key)
             .ok_or_else(|| shared.corrupt_msg("a postings key of format 1 is malformed"))?;
-        let refs = postings::decode_chunk(first, bytes)
+        let refs = postings::decode_chunk_v1(first, bytes)
             .map_err(|e| shared.corrupt("postings chunk", e))?;
-        let location = shared.postings_log.append([bytes])?[0];
+        let (_, chunk) = postings::encode_chunk(&refs);
+        let location = shared.postings_log.append([chunk.as_slice()])?[0];
         let pointer = ChunkPointer {
             location,
             last_time: refs.last().map_or(first, |r| r.time),

@@ -274,7 +274,10 @@ impl Shared {
                 &path.join("tails"),
                 config.segment_bytes.min(TAIL_SEGMENT_BYTES),
             )?,
-            postings_log: BlockLog::open(&path.join("postings"), config.segment_bytes)?,
+            postings_log: BlockLog::open(
+                &path.join("postings"),
+                config.segment_bytes.min(POSTINGS_SEGMENT_BYTES),
+            )?,
             path,
             db,
             compressor: Compressor::default(),
@@ -559,6 +562,10 @@ const SLED_SEGMENT_BYTES: usize = 64 << 10;
 /// The tail log's segments: its live data is small (the unsealed tails), so small segments let
 /// compaction reclaim its dead records quickly and cheaply.
 const TAIL_SEGMENT_BYTES: u64 = 4 << 20;
+
+/// The postings log's segments: chunks are rewritten as they grow, so their log has much dead
+/// space; small segments roll over and are compacted early, not once 16 MiB of it piled up.
+const POSTINGS_SEGMENT_BYTES: u64 = 2 << 20;
 
 /// How long `open` waits for sled's file lock.
 const LOCK_WAIT: Duration = Duration::from_secs(3);

@@ -174,46 +174,90 @@ impl Postings {
     }
 }
 
-/// A chunk as stored (its last time is also in the index's pointer to it, which is what range
-/// reads use to skip it).
+/// A chunk as stored: refs grouped by chat (chats in order, each as a delta from the previous),
+/// and within a chat times and message ids as deltas from the previous ref of that chat, so
+/// that a ref takes about five bytes. (Its time range is in the index's pointer to it, which is
+/// what range reads use to skip it.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Chunk {
-    last_time: Timestamp,
-    chats: Vec<ChatId>,
-    /// Time deltas from the previous ref (the first from the key's time).
+    chats: Vec<i64>,
+    /// Refs per chat, in `chats` order.
+    counts: Vec<u32>,
+    /// Per ref, in chat order: the time since the chat's previous ref (the first: since the
+    /// chunk's first time, the key's).
     times: Vec<i64>,
-    /// Index into `chats`.
-    chat_of: Vec<u32>,
-    ids: Vec<MessageId>,
+    /// Per ref: the id's difference from the chat's previous ref (the first: the id).
+    ids: Vec<i64>,
 }
 
-/// Encodes refs (sorted) as one chunk; returns the key time and the value.
+/// Encodes refs (sorted) as one chunk; returns the key time (the first ref's) and the value.
 pub fn encode_chunk(refs: &[PostingRef]) -> (Timestamp, Vec<u8>) {
     let first = refs.first().map_or(0, |r| r.time);
-    let mut chunk = Chunk {
-        last_time: refs.last().map_or(0, |r| r.time),
-        ..Chunk::default()
-    };
-    let mut prev = first;
-    for r in refs {
-        chunk.times.push(r.time - prev);
-        prev = r.time;
-        let idx = match chunk.chats.iter().position(|&c| c == r.chat) {
-            Some(i) => i,
-            None => {
-                chunk.chats.push(r.chat);
-                chunk.chats.len() - 1
-            }
-        };
-        chunk.chat_of.push(idx as u32);
-        chunk.ids.push(r.id);
+    let mut by_chat: Vec<&PostingRef> = refs.iter().collect();
+    by_chat.sort_by_key(|r| (r.chat, r.time, r.id));
+    let mut chunk = Chunk::default();
+    let (mut chat, mut time, mut id) = (0i64, first, 0i64);
+    for (i, r) in by_chat.iter().enumerate() {
+        if i == 0 || r.chat != chat {
+            chunk.chats.push(r.chat.wrapping_sub(chat));
+            chunk.counts.push(0);
+            (chat, time, id) = (r.chat, first, 0);
+        }
+        *chunk.counts.last_mut().expect("a chat was pushed") += 1;
+        chunk.times.push(r.time - time);
+        chunk.ids.push(i64::from(r.id) - id);
+        (time, id) = (r.time, i64::from(r.id));
     }
     (first, codec::encode(&chunk))
 }
 
-/// Decodes a chunk whose key time is `first`.
+/// Decodes a chunk whose key time is `first`; refs come back in time order.
 pub fn decode_chunk(first: Timestamp, bytes: &[u8]) -> Result<Vec<PostingRef>, codec::CodecError> {
     let chunk: Chunk = codec::decode(bytes)?;
+    let total: u64 = chunk.counts.iter().map(|&n| u64::from(n)).sum();
+    if chunk.chats.len() != chunk.counts.len()
+        || chunk.times.len() != chunk.ids.len()
+        || total != chunk.times.len() as u64
+    {
+        return Err(codec::CodecError::Malformed(
+            "postings columns disagree".into(),
+        ));
+    }
+    let mut refs = Vec::with_capacity(chunk.times.len());
+    let (mut chat, mut at) = (0i64, 0usize);
+    for (&delta, &count) in chunk.chats.iter().zip(&chunk.counts) {
+        chat = chat.wrapping_add(delta);
+        let (mut time, mut id) = (first, 0i64);
+        for i in at..at + count as usize {
+            time += chunk.times[i];
+            id += chunk.ids[i];
+            refs.push(PostingRef {
+                time,
+                chat,
+                id: MessageId::try_from(id)
+                    .map_err(|_| codec::CodecError::Malformed("postings message id".into()))?,
+            });
+        }
+        at += count as usize;
+    }
+    refs.sort_unstable();
+    Ok(refs)
+}
+
+/// Decodes a chunk of store format 1 (refs in time order, chats by index), for the conversion.
+pub fn decode_chunk_v1(
+    first: Timestamp,
+    bytes: &[u8],
+) -> Result<Vec<PostingRef>, codec::CodecError> {
+    #[derive(Deserialize)]
+    struct ChunkV1 {
+        _last_time: Timestamp,
+        chats: Vec<ChatId>,
+        times: Vec<i64>,
+        chat_of: Vec<u32>,
+        ids: Vec<MessageId>,
+    }
+    let chunk: ChunkV1 = codec::decode(bytes)?;
     if chunk.times.len() != chunk.chat_of.len() || chunk.times.len() != chunk.ids.len() {
         return Err(codec::CodecError::Malformed(
             "postings columns disagree".into(),
@@ -265,7 +309,7 @@ mod tests {
         assert_eq!(first, refs[0].time);
         assert_eq!(decode_chunk(first, &bytes).unwrap(), refs);
         assert!(
-            bytes.len() < refs.len() * 6,
+            bytes.len() < refs.len() * 5,
             "{} bytes for 50 refs",
             bytes.len()
         );
