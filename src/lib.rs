@@ -10,6 +10,7 @@ pub mod bot;
 pub mod chart;
 pub mod config;
 pub mod import;
+pub mod memory;
 pub mod reply;
 pub mod store;
 pub mod tasks;

@@ -194,6 +194,7 @@ impl WorkloadArgs {
 }
 
 fn main() -> ExitCode {
+    chatkeeper::memory::use_one_malloc_arena();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -6,6 +6,7 @@
 //! well as a whole block would, and reading one message decodes about 2 KB instead of a block.
 
 use super::model::{key_of, ChatId, Message, MessageId, MessageKind, MessageRef, MsgKey};
+use integer_encoding::VarInt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -78,10 +79,43 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Integers packed as zig-zag LEB128 varints, seven bits a byte: a delta below 64 takes one byte
+/// and below 8,192 two, where bincode's own varint takes three from 251 up. For the columns of
+/// small uncompressed values (postings chunks), where those bytes add up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedInts(Vec<u8>);
+
+impl PackedInts {
+    /// Packs `values` in order.
+    pub fn pack(values: impl IntoIterator<Item = i64>) -> Self {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 10];
+        for v in values {
+            let n = v.encode_var(&mut buf);
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        PackedInts(bytes)
+    }
+
+    /// The values, in order.
+    pub fn unpack(&self) -> Result<Vec<i64>, CodecError> {
+        let mut values = Vec::new();
+        let mut rest = self.0.as_slice();
+        while !rest.is_empty() {
+            let (v, used) = i64::decode_var(rest)
+                .ok_or_else(|| CodecError::Malformed("truncated packed integer".into()))?;
+            values.push(v);
+            rest = &rest[used..];
+        }
+        Ok(values)
+    }
+}
+
 /// One frame's messages, column by column: similar values sit together and compress well.
-/// Times and ids are deltas from the previous message.
+/// Times and ids are deltas from the previous message. The strings are borrowed from the
+/// messages: sealing copies each text once, into the encoding.
 #[derive(Default, Serialize)]
-struct Columns {
+struct Columns<'a> {
     times: Vec<i64>,
     ids: Vec<i64>,
     users: Vec<Option<i64>>,
@@ -89,9 +123,9 @@ struct Columns {
     bots: Vec<bool>,
     edits: Vec<Option<i64>>,
     replies: Vec<Option<i64>>,
-    forwards: Vec<Option<String>>,
-    names: Vec<String>,
-    texts: Vec<String>,
+    forwards: Vec<Option<&'a str>>,
+    names: Vec<&'a str>,
+    texts: Vec<&'a str>,
 }
 
 /// The uncompressed column encoding of `messages` (all of one chat, which is not stored).
@@ -108,11 +142,15 @@ pub fn encode_columns(messages: &[MessageRef]) -> Vec<u8> {
         c.edits.push(m.edit_time.map(|t| t.wrapping_sub(m.time)));
         c.replies
             .push(m.reply_to.map(|r| i64::from(m.message_id) - i64::from(r)));
-        c.forwards.push(m.forwarded_from.clone());
-        c.names.push(m.sender_name.clone());
-        c.texts.push(m.text.clone());
+        c.forwards.push(m.forwarded_from.as_deref());
+        c.names.push(&m.sender_name);
+        c.texts.push(&m.text);
     }
-    let mut out = Vec::with_capacity(messages.len() * 200);
+    let text_bytes: usize = messages
+        .iter()
+        .map(|m| m.text.len() + m.sender_name.len())
+        .sum();
+    let mut out = Vec::with_capacity(text_bytes + messages.len() * 24);
     bincode::serde::encode_into_std_write(&c, &mut out, bincode_config())
         .expect("writing to a Vec cannot fail");
     out
@@ -483,6 +521,17 @@ pub fn encode_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_ints_round_trip_and_small_deltas_take_one_or_two_bytes() {
+        let values = [0, 1, -1, 63, -64, 8191, i64::MAX, i64::MIN, 1_700_000_000];
+        let packed = PackedInts::pack(values);
+        assert_eq!(packed.unpack().unwrap(), values);
+        assert_eq!(PackedInts::pack([63, -64]).0.len(), 2);
+        assert_eq!(PackedInts::pack([64, 8191]).0.len(), 4);
+        let truncated = PackedInts(vec![0x80]);
+        assert!(truncated.unpack().is_err());
+    }
 
     fn message(id: i32, time: i64, text: &str) -> MessageRef {
         Arc::new(Message {

@@ -153,33 +153,38 @@ impl Shared {
     /// The group commit: writes every changed chat, flushes postings when the buffer is large,
     /// applies it all, trains the dictionary when due, then (unless only sealing) syncs sled.
     pub(super) fn commit(&self, kind: Commit) -> Result<()> {
+        let _committing = lock(&self.committing);
         let everything = kind == Commit::Close;
+        let persist_tail = kind != Commit::Seal;
         let started = Instant::now();
+        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        for (i, &id) in dirty.iter().enumerate() {
+            let Some(handle) = self.chat(id) else {
+                continue;
+            };
+            if kind == Commit::Seal && lock(&handle).tail.len() < SEAL_LEN {
+                // Only full blocks are worth an early commit; the rest waits for the sync.
+                lock(&self.dirty).push(id);
+                continue;
+            }
+            // Compression runs before the writer lock is taken, so that a writer who must seal
+            // (tails piling up) waits for one chat's write, not for a whole commit's encoding.
+            let plan = WritePlan {
+                checkpoint_now: everything,
+                persist_tail,
+                ..self.prepare(&handle, persist_tail)?
+            };
+            let _writer = lock(&self.writer);
+            let mut chat = lock(&handle);
+            if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None, plan) {
+                // Keep the rest queued for the next attempt.
+                drop(chat);
+                lock(&self.dirty).extend_from_slice(&dirty[i..]);
+                return Err(e);
+            }
+        }
         {
             let _writer = lock(&self.writer);
-            let dirty = std::mem::take(&mut *lock(&self.dirty));
-            for (i, &id) in dirty.iter().enumerate() {
-                let Some(handle) = self.chat(id) else {
-                    continue;
-                };
-                let plan = WritePlan {
-                    checkpoint_now: everything,
-                    persist_tail: kind != Commit::Seal,
-                    ..self.prepare(&handle)?
-                };
-                let mut chat = lock(&handle);
-                if kind == Commit::Seal && chat.tail.len() < SEAL_LEN {
-                    // Only full blocks are worth an early commit; the rest waits for the sync.
-                    lock(&self.dirty).push(id);
-                    continue;
-                }
-                if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None, plan) {
-                    // Keep the rest queued for the next attempt.
-                    drop(chat);
-                    lock(&self.dirty).extend_from_slice(&dirty[i..]);
-                    return Err(e);
-                }
-            }
             if everything {
                 for handle in self.all_chats() {
                     let mut chat = lock(&handle);
@@ -427,10 +432,10 @@ impl Shared {
             .map_err(|e| self.corrupt(format!("encoding a block of chat {chat}"), e))
     }
 
-    /// Encodes what the next write of a chat will seal and append, without holding the chat's
-    /// lock, so that writers to a busy chat never wait for compression. The writer lock must be
-    /// held (nothing else seals meanwhile).
-    pub(super) fn prepare(&self, handle: &Mutex<ChatState>) -> Result<WritePlan> {
+    /// Encodes what the next write of a chat will seal (and, with `segment`, append to its
+    /// tail), without holding the chat's lock or the writer lock, so that writers never wait for
+    /// compression. Whatever changed meanwhile is found by the write, which encodes again.
+    pub(super) fn prepare(&self, handle: &Mutex<ChatState>, segment: bool) -> Result<WritePlan> {
         let (chat, ready, unsaved) = {
             let chat = lock(handle);
             let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
@@ -456,7 +461,7 @@ impl Shared {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let segment = if unsaved.is_empty() {
+        let segment = if !segment || unsaved.is_empty() {
             None
         } else {
             Some(EncodedBlock {

@@ -19,6 +19,13 @@ const MAX_TAIL: usize = 16 * SEAL_LEN;
 /// commit, they wait for sealing rather than pile up memory.
 const MAX_UNSEALED: u64 = 16 * 1024;
 
+/// Who seals a full tail (see [`Shared::seal_policy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SealBy {
+    Flusher,
+    Writer,
+}
+
 /// What [`Store::save_batch`] did with each message.
 #[derive(Clone, Debug, Default)]
 pub struct Saved {
@@ -39,16 +46,9 @@ impl Store {
                 .upsert_fast(&mut chat, &message)
                 .map(|_| chat.tail.len())
         };
-        let crowded = || self.shared.totals.unsealed.load(Ordering::Relaxed) > MAX_UNSEALED;
-        match tail_len {
-            Some(len) if len < MAX_TAIL && (len < SEAL_LEN || !crowded()) => {
-                if len == 2 * SEAL_LEN {
-                    self.shared.wake_flusher();
-                }
-                Ok(())
-            }
-            // Writers outran the group commit: seal now to keep memory bounded.
-            Some(_) => {
+        match tail_len.map(|len| self.shared.seal_policy(len)) {
+            Some(SealBy::Flusher) => Ok(()),
+            Some(SealBy::Writer) => {
                 let _writer = lock(&self.shared.writer);
                 self.shared.seal(&[handle])?;
                 self.shared.apply_if_many_staged()
@@ -63,9 +63,9 @@ impl Store {
         }
     }
 
-    /// Stores many messages (the import path): like [`Store::save_message`] for each, but
-    /// sealing full blocks inline (their index records applied every few hundred blocks, so that
-    /// the logs are synced rarely). Durable after [`Store::flush`]. Says which messages were new.
+    /// Stores many messages (the import path): like [`Store::save_message`] for each; full
+    /// blocks a writer seals have their index records applied every few hundred blocks, so that
+    /// the logs are synced rarely. Durable after [`Store::flush`]. Says which messages were new.
     pub fn save_batch(&self, messages: Vec<Message>) -> Result<Saved> {
         let mut by_chat: HashMap<ChatId, Vec<MessageRef>> = HashMap::new();
         let mut order: HashMap<(ChatId, i32), usize> = HashMap::new();
@@ -80,7 +80,7 @@ impl Store {
             let handle = self.shared.chat_or_new(chat_id);
             // New messages only touch memory: no store-wide lock, so a running backup (which
             // holds the rewrite gate) does not stall live recording.
-            let (slow, seal) = {
+            let (slow, tail_len) = {
                 let mut chat = lock(&handle);
                 let mut slow = Vec::new();
                 for m in batch {
@@ -90,17 +90,16 @@ impl Store {
                         None => slow.push(m),
                     }
                 }
-                (slow, chat.tail.len() >= SEAL_LEN)
+                (slow, chat.tail.len())
             };
             if !slow.is_empty() {
                 let _locks = self.shared.lock_for_rewrite();
                 fresh.extend(self.shared.upsert_slow(&mut lock(&handle), slow)?);
-            } else if seal {
+            } else if self.shared.seal_policy(tail_len) == SealBy::Writer {
                 to_seal.push(handle);
             }
         }
         if !to_seal.is_empty() {
-            // Seal now to keep memory flat; a short tail waits for the group commit.
             let _writer = lock(&self.shared.writer);
             self.shared.seal(&to_seal)?;
             self.shared.apply_if_many_staged()?;
@@ -180,11 +179,28 @@ impl Shared {
         Some(fresh)
     }
 
+    /// Who seals a chat whose tail has just grown to `tail_len`: the group-commit thread, so
+    /// that writers never wait for compression (and a bulk writer and the sealing run on two
+    /// cores), unless writers have outrun it and tails pile up in memory.
+    pub(super) fn seal_policy(&self, tail_len: usize) -> SealBy {
+        let crowded = self.totals.unsealed.load(Ordering::Relaxed) > MAX_UNSEALED;
+        if tail_len >= MAX_TAIL || (tail_len >= SEAL_LEN && crowded) {
+            SealBy::Writer
+        } else {
+            // Two blocks' worth, so that a live chat wakes it once per block, not per message.
+            if tail_len >= 2 * SEAL_LEN {
+                self.wake_flusher();
+            }
+            SealBy::Flusher
+        }
+    }
+
     /// Seals the full blocks of these chats' tails (staged, not applied). The writer lock must
     /// be held.
+
     pub(super) fn seal(&self, handles: &[Arc<Mutex<ChatState>>]) -> Result<()> {
         for handle in handles {
-            let plan = self.prepare(handle)?;
+            let plan = self.prepare(handle, false)?;
             self.write_chat(&mut lock(handle), BTreeMap::new(), None, plan)?;
         }
         Ok(())

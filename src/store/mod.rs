@@ -90,8 +90,12 @@ pub(crate) struct Shared {
     users: Vec<Mutex<HashMap<UserId, UserEntry>>>,
     postings: Postings,
     frames: FrameCache,
-    /// Serializes everything that changes the index. Lock order: `rewrites`, then `writer`, then
-    /// chat locks; `staged` and the logs' own locks are innermost.
+    /// One group commit at a time, so that a commit that returns has made durable everything
+    /// saved before it began, including chats another commit was still encoding. Taken before
+    /// any other lock.
+    committing: Mutex<()>,
+    /// Serializes everything that changes the index. Lock order: `committing`, `rewrites`,
+    /// `writer`, then chat locks; `staged` and the logs' own locks are innermost.
     writer: Mutex<()>,
     /// Held shared by code that may rewrite or move blocks and exclusively by a backup while it
     /// streams blocks (and by repair).
@@ -285,6 +289,7 @@ impl Shared {
             users: (0..USER_SHARDS).map(|_| Mutex::default()).collect(),
             postings: Postings::default(),
             frames: FrameCache::new(config.decoded_cache_bytes),
+            committing: Mutex::new(()),
             writer: Mutex::new(()),
             rewrites: RwLock::new(()),
             staged: Mutex::default(),
@@ -311,6 +316,9 @@ impl Shared {
         }
         shared.load()?;
         let chats = shared.all_chats();
+        let live_mb = |log: &BlockLog| {
+            log.segments().iter().map(|s| s.live_bytes()).sum::<u64>() as f64 / 1e6
+        };
         tracing::info!(
             path = %shared.path.display(),
             chats = chats.len(),
@@ -318,6 +326,10 @@ impl Shared {
             messages = shared.totals.messages.load(Ordering::Relaxed),
             sled_millis = sled_opened.as_secs_f64() * 1e3,
             total_millis = started.elapsed().as_secs_f64() * 1e3,
+            blocks_mb = shared.blocks.size_on_disk() as f64 / 1e6,
+            blocks_live_mb = live_mb(&shared.blocks),
+            postings_mb = shared.postings_log.size_on_disk() as f64 / 1e6,
+            postings_live_mb = live_mb(&shared.postings_log),
             "store opened"
         );
         Ok(shared)
@@ -394,7 +406,7 @@ impl Shared {
     }
 
     /// Asks the group-commit thread to seal now.
-    fn wake_flusher(&self) {
+    pub(super) fn wake_flusher(&self) {
         lock(&self.flusher.state).seal_now = true;
         self.flusher.wake.notify_one();
     }

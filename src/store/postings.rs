@@ -8,7 +8,7 @@
 //! - when the buffer is large, one batch writes a compact chunk per user (`P user time seq`) and
 //!   drops the `Q` records.
 
-use super::codec;
+use super::codec::{self, PackedInts};
 use super::layout;
 use super::model::{ChatId, MessageId, MsgKey, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -178,16 +178,16 @@ impl Postings {
 /// and within a chat times and message ids as deltas from the previous ref of that chat, so
 /// that a ref takes about five bytes. (Its time range is in the index's pointer to it, which is
 /// what range reads use to skip it.)
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Chunk {
     chats: Vec<i64>,
     /// Refs per chat, in `chats` order.
     counts: Vec<u32>,
     /// Per ref, in chat order: the time since the chat's previous ref (the first: since the
     /// chunk's first time, the key's).
-    times: Vec<i64>,
+    times: PackedInts,
     /// Per ref: the id's difference from the chat's previous ref (the first: the id).
-    ids: Vec<i64>,
+    ids: PackedInts,
 }
 
 /// Encodes refs (sorted) as one chunk; returns the key time (the first ref's) and the value.
@@ -195,42 +195,53 @@ pub fn encode_chunk(refs: &[PostingRef]) -> (Timestamp, Vec<u8>) {
     let first = refs.first().map_or(0, |r| r.time);
     let mut by_chat: Vec<&PostingRef> = refs.iter().collect();
     by_chat.sort_by_key(|r| (r.chat, r.time, r.id));
-    let mut chunk = Chunk::default();
+    let (mut chats, mut counts) = (Vec::new(), Vec::<u32>::new());
+    let (mut times, mut ids) = (
+        Vec::with_capacity(refs.len()),
+        Vec::with_capacity(refs.len()),
+    );
     let (mut chat, mut time, mut id) = (0i64, first, 0i64);
     for (i, r) in by_chat.iter().enumerate() {
         if i == 0 || r.chat != chat {
-            chunk.chats.push(r.chat.wrapping_sub(chat));
-            chunk.counts.push(0);
+            chats.push(r.chat.wrapping_sub(chat));
+            counts.push(0);
             (chat, time, id) = (r.chat, first, 0);
         }
-        *chunk.counts.last_mut().expect("a chat was pushed") += 1;
-        chunk.times.push(r.time - time);
-        chunk.ids.push(i64::from(r.id) - id);
+        *counts.last_mut().expect("a chat was pushed") += 1;
+        times.push(r.time - time);
+        ids.push(i64::from(r.id) - id);
         (time, id) = (r.time, i64::from(r.id));
     }
+    let chunk = Chunk {
+        chats,
+        counts,
+        times: PackedInts::pack(times),
+        ids: PackedInts::pack(ids),
+    };
     (first, codec::encode(&chunk))
 }
 
 /// Decodes a chunk whose key time is `first`; refs come back in time order.
 pub fn decode_chunk(first: Timestamp, bytes: &[u8]) -> Result<Vec<PostingRef>, codec::CodecError> {
     let chunk: Chunk = codec::decode(bytes)?;
+    let (times, ids) = (chunk.times.unpack()?, chunk.ids.unpack()?);
     let total: u64 = chunk.counts.iter().map(|&n| u64::from(n)).sum();
     if chunk.chats.len() != chunk.counts.len()
-        || chunk.times.len() != chunk.ids.len()
-        || total != chunk.times.len() as u64
+        || times.len() != ids.len()
+        || total != times.len() as u64
     {
         return Err(codec::CodecError::Malformed(
             "postings columns disagree".into(),
         ));
     }
-    let mut refs = Vec::with_capacity(chunk.times.len());
+    let mut refs = Vec::with_capacity(times.len());
     let (mut chat, mut at) = (0i64, 0usize);
     for (&delta, &count) in chunk.chats.iter().zip(&chunk.counts) {
         chat = chat.wrapping_add(delta);
         let (mut time, mut id) = (first, 0i64);
         for i in at..at + count as usize {
-            time += chunk.times[i];
-            id += chunk.ids[i];
+            time += times[i];
+            id += ids[i];
             refs.push(PostingRef {
                 time,
                 chat,
@@ -309,7 +320,7 @@ mod tests {
         assert_eq!(first, refs[0].time);
         assert_eq!(decode_chunk(first, &bytes).unwrap(), refs);
         assert!(
-            bytes.len() < refs.len() * 5,
+            bytes.len() < refs.len() * 3,
             "{} bytes for 50 refs",
             bytes.len()
         );

@@ -1,0 +1,15 @@
+//! Process-wide memory settings, made once at start-up.
+
+/// Asks glibc's allocator for a single arena. By default it gives each thread that allocates
+/// an arena of its own (up to eight per core), and memory freed into one arena is not reused by
+/// another: the store's writer, its group-commit thread and the runtime's workers hand messages
+/// to each other, so per-thread arenas held several MiB each of freed memory. Measured on the
+/// bulk-ingest benchmark, one arena lowered peak RSS from 50 to 44 MiB and was faster (fewer
+/// cache-cold pages). Must run before any thread is spawned; other C libraries are unaffected.
+pub fn use_one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
