@@ -5,8 +5,12 @@
 /// another: the store's writer, its group-commit thread and the runtime's workers hand messages
 /// to each other, so per-thread arenas held several MiB each of freed memory. Measured on the
 /// bulk-ingest benchmark, one arena lowered peak RSS from 50 to 44 MiB and was faster (fewer
-/// cache-cold pages). Must run before any thread is spawned; other C libraries are unaffected.
+/// cache-cold pages). Must run before any thread is spawned. `MALLOC_ARENA_MAX` in the
+/// environment overrides it.
 pub fn use_one_malloc_arena() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
     unsafe {

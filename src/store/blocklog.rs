@@ -488,6 +488,10 @@ impl BlockLog {
 
 /// Reads and checks one record of `segment`.
 pub fn read_record(segment: &Segment, location: Location) -> Result<Vec<u8>, RecordError> {
+    // A damaged index could claim gigabytes: no record of ours is that long.
+    if location.len > MAX_RECORD || location.end() > segment.len() {
+        return Err(RecordError::Header(location));
+    }
     let mut record = vec![0u8; location.record_bytes() as usize];
     segment
         .file

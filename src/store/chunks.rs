@@ -64,11 +64,28 @@ impl Shared {
     }
 
     /// The refs of a chunk.
+    ///
+    /// Readers hold no lock, so compaction may have moved the chunk (and deleted its segment)
+    /// since `entry` was read from the index: then the index is asked again. A chunk dropped
+    /// meanwhile was merged into a newer one, whose refs are read there.
     pub(super) fn read_chunk(&self, entry: &ChunkEntry) -> Result<Vec<PostingRef>> {
-        let bytes = self
-            .postings_log
-            .read(entry.pointer.location)
-            .map_err(|e| self.unreadable("a postings chunk", e))?;
+        let mut location = entry.pointer.location;
+        let bytes = loop {
+            match self.postings_log.read(location) {
+                Ok(bytes) => break bytes,
+                Err(e) => {
+                    let now = match self.db.get(&entry.key).map_err(|e| self.io(e))? {
+                        None => return Ok(Vec::new()),
+                        Some(value) => codec::decode::<ChunkPointer>(&value)
+                            .map_err(|e| self.corrupt("postings pointer", e))?,
+                    };
+                    if now.location == location {
+                        return Err(self.unreadable("a postings chunk", e));
+                    }
+                    location = now.location;
+                }
+            }
+        };
         postings::decode_chunk(entry.first, &bytes).map_err(|e| self.corrupt("postings chunk", e))
     }
 

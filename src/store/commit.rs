@@ -146,6 +146,10 @@ impl Shared {
     pub(super) fn apply_if_many_staged(&self) -> Result<()> {
         if lock(&self.staged).blocks >= APPLY_AFTER_BLOCKS {
             self.apply_staged()?;
+            // Writers without a group commit (a restore) flush the postings buffer here.
+            if lock(&self.postings.pending).refs >= postings::FLUSH_REFS {
+                self.flush_postings()?;
+            }
         }
         Ok(())
     }
@@ -169,16 +173,17 @@ impl Shared {
             }
             // Compression runs before the writer lock is taken, so that a writer who must seal
             // (tails piling up) waits for one chat's write, not for a whole commit's encoding.
-            let plan = WritePlan {
-                checkpoint_now: everything,
-                persist_tail,
-                ..self.prepare(&handle, persist_tail)?
-            };
-            let _writer = lock(&self.writer);
-            let mut chat = lock(&handle);
-            if let Err(e) = self.write_chat(&mut chat, BTreeMap::new(), None, plan) {
+            let written = self.prepare(&handle, persist_tail).and_then(|prepared| {
+                let plan = WritePlan {
+                    checkpoint_now: everything,
+                    persist_tail,
+                    ..prepared
+                };
+                let _writer = lock(&self.writer);
+                self.write_chat(&mut lock(&handle), BTreeMap::new(), None, plan)
+            });
+            if let Err(e) = written {
                 // Keep the rest queued for the next attempt.
-                drop(chat);
                 lock(&self.dirty).extend_from_slice(&dirty[i..]);
                 return Err(e);
             }

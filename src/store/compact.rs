@@ -88,6 +88,7 @@ impl Shared {
                 let Ok(_gate) = self.rewrites.try_read() else {
                     return Ok(());
                 };
+                let _one = lock(&self.compaction);
                 self.compact_segment(which, id)?;
             }
         }
@@ -102,6 +103,9 @@ impl Shared {
         user: Option<UserId>,
     ) -> Result<()> {
         let _gate = self.rewrites.read().expect("rewrite gate");
+        // Held from the choice of segments on: a background compaction that copied a record
+        // before the deletion must not append its copy to a segment this one does not erase.
+        let _one = lock(&self.compaction);
         let blocks = self
             .blocks
             .segments()
@@ -129,6 +133,7 @@ impl Shared {
         let Ok(_gate) = self.rewrites.try_read() else {
             return Ok(());
         };
+        let _one = lock(&self.compaction);
         self.erase(Which::Tails, dead_segments(&self.tails))
     }
 
@@ -139,18 +144,22 @@ impl Shared {
             log.roll()?;
         }
         for id in segments {
-            self.compact_segment(which, id)?;
+            // A record a writer appended but had not yet applied is not seen as live by the
+            // first pass, and keeps the segment: a second pass finds it applied.
+            if !self.compact_segment(which, id)? && !self.compact_segment(which, id)? {
+                tracing::error!(segment = id, log = ?which, "a segment could not be erased; its dead records go at a later compaction");
+            }
         }
         Ok(())
     }
 
-    /// Moves the live records of segment `id` to the end of its log and deletes the segment.
-    /// The caller holds the rewrite gate (shared); `id` is not the active segment.
-    fn compact_segment(&self, which: Which, id: u32) -> Result<()> {
-        let _one = lock(&self.compaction);
+    /// Moves the live records of segment `id` to the end of its log and deletes the segment;
+    /// says whether it is gone. The caller holds the rewrite gate (shared) and the compaction
+    /// lock; `id` is not the active segment.
+    fn compact_segment(&self, which: Which, id: u32) -> Result<bool> {
         let log = self.log(which);
         let Some(segment) = log.segment(id) else {
-            return Ok(());
+            return Ok(true);
         };
         let live = self.live_records(which, id)?;
         let before = segment.len();
@@ -175,15 +184,24 @@ impl Shared {
             }
             self.apply_staged()?;
         }
+        // Changes staged by writers since the last step (a seal's release of a tail segment,
+        // say) are applied first: otherwise the index on disk could still point into the
+        // segment after it is gone. Then nothing on disk or in memory does, unless it is
+        // still live; nothing new can, as only the active segment takes records.
+        let live_bytes = {
+            let _writer = lock(&self.writer);
+            self.apply_staged()?;
+            segment.live_bytes()
+        };
         // The new pointers must be on disk before the old bytes go.
         self.db.flush().map_err(|e| self.io(e))?;
-        if segment.live_bytes() > 0 {
-            tracing::error!(
+        if live_bytes > 0 {
+            tracing::debug!(
                 segment = id,
-                live = segment.live_bytes(),
+                live = live_bytes,
                 "a compacted segment still has live records; it is kept"
             );
-            return Ok(());
+            return Ok(false);
         }
         drop(segment);
         log.delete_segment(id)?;
@@ -191,7 +209,7 @@ impl Shared {
             .segments_compacted
             .fetch_add(1, Ordering::Relaxed);
         tracing::debug!(segment = id, log = ?which, bytes = before, moved = live.len(), "compacted a log segment");
-        Ok(())
+        Ok(true)
     }
 
     /// The records of segment `id` that the index references now, in file order.

@@ -292,6 +292,11 @@ impl Shared {
                 }
             }
         }
+        if removed > 0 {
+            // A live tail segment may still hold copies of messages sealed since it was
+            // written (replay skips them): only a rewrite of the tail leaves no copy behind.
+            chat.segments_stale = true;
+        }
         self.mark_dirty(chat);
         self.write_chat(chat, edits, forget, WritePlan::default())?;
         Ok(removed)
@@ -341,10 +346,10 @@ impl Shared {
                     self.account(&mut chat, m, false, true);
                 }
                 purged += old_tail.len() as u64;
-                if !old_tail.is_empty() {
-                    chat.tail.retain(|m| m.time >= time);
-                    chat.segments_stale = true;
-                }
+                chat.tail.retain(|m| m.time >= time);
+                // Also when only sealed messages go: a live tail segment may hold copies of
+                // messages sealed since it was written.
+                chat.segments_stale = true;
                 chats.insert(chat.id);
                 self.write_chat(&mut chat, edits, None, WritePlan::default())?;
             }
