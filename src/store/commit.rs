@@ -1,7 +1,7 @@
 //! Writing a chat's changes: tail segments, sealed blocks, checkpoints, and the group commit.
 //!
 //! Every change to the index is *staged*: its log records are appended (not yet synced) and its
-//! sled operations collected into [`Staged`]. [`Shared::apply_staged`] then syncs both logs and
+//! sled operations collected into [`Staged`]. [`Shared::apply_staged`] then syncs the logs and
 //! applies the collected operations as one sled batch, so that no index record can reach the disk
 //! before the log bytes it points at. In-memory state changes when a change is staged (readers can
 //! read appended records before they are synced); a crash before the apply loses only what was

@@ -141,7 +141,7 @@ pub fn parse_run_key(key: &[u8]) -> Option<(ChatId, u32)> {
     ))
 }
 
-/// `T chat seq`: one tail segment.
+/// `J chat seq`: where one tail segment is in the tail log.
 pub fn tail_key(chat: ChatId, seq: u64) -> [u8; 17] {
     let mut key = [0u8; 17];
     key[..9].copy_from_slice(&chat_prefix(TAIL, chat));

@@ -4,9 +4,9 @@
 //! Instead:
 //! - refs of tail messages live in memory (rebuilt from the tail at open);
 //! - sealing a block moves its refs into a pending buffer, and the seal's atomic batch also writes
-//!   a `Q seq` record listing them, so a crash loses nothing;
-//! - when the buffer is large, one batch writes a compact chunk per user (`P user time seq`) and
-//!   drops the `Q` records.
+//!   an `N seq` marker, so that an open reads them back from the block and a crash loses nothing;
+//! - when the buffer is large, compact chunks per user go to the postings log, one batch writes
+//!   their pointers (`L user time seq`) and drops the markers.
 
 use super::codec::{self, PackedInts};
 use super::layout;
@@ -37,7 +37,7 @@ impl PostingRef {
     }
 }
 
-/// Refs of one sealed block, as its `Q` record stores them.
+/// Refs of one sealed block (read from the block at open while its `N` marker is on disk).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRefs {
     pub chat: ChatId,
@@ -48,7 +48,7 @@ pub struct BlockRefs {
 #[derive(Default)]
 pub struct Pending {
     pub by_user: HashMap<UserId, Vec<PostingRef>>,
-    /// Block seqs whose `Q` record is still on disk.
+    /// Block seqs whose `N` marker is still on disk.
     pub blocks: HashSet<u64>,
     pub refs: usize,
 }
