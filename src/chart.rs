@@ -161,13 +161,16 @@ pub fn render_png(data: &ChartData, labels: &ChartLabels) -> Result<Vec<u8>, Cha
 /// and the async runtime never waits for drawing.
 #[derive(Clone)]
 pub struct Painter {
-    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce(&mut Canvas) + Send>>,
+    jobs: std::sync::mpsc::Sender<PaintJob>,
 }
+
+/// One drawing, run on the painter's canvas.
+type PaintJob = Box<dyn FnOnce(&mut Canvas) + Send>;
 
 impl Painter {
     /// Starts the painting thread; it ends when the last clone of the painter is dropped.
     pub fn start() -> std::io::Result<Painter> {
-        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce(&mut Canvas) + Send>>();
+        let (jobs, queue) = std::sync::mpsc::channel::<PaintJob>();
         std::thread::Builder::new()
             .name("chatkeeper-charts".into())
             .spawn(move || {

@@ -297,15 +297,7 @@ pub fn run_engine<E: Engine>(
     phases.end(E::NAME, "history scan");
 
     drop(engine);
-    Ok(EngineReport {
-        engine: E::NAME.into(),
-        messages: spec.messages,
-        ops,
-        peak_rss_bytes: phases.peak(),
-        phases: phases.list,
-        disk_bytes_per_message: 0.0,
-        reopen_millis: 0.0,
-    })
+    Ok(EngineReport::of_part(E::NAME, spec, ops, phases))
 }
 
 /// The reopen part: a new process opens the live part's store and proves it can answer.
@@ -320,13 +312,9 @@ fn run_reopen<E: Engine>(dir: &Path, spec: WorkloadSpec) -> anyhow::Result<Engin
     phases.end(E::NAME, "reopen");
     let disk = disk_bytes(&live_dir)?;
     Ok(EngineReport {
-        engine: E::NAME.into(),
-        messages: spec.messages,
-        ops: Vec::new(),
-        peak_rss_bytes: phases.peak(),
-        phases: phases.list,
         disk_bytes_per_message: disk as f64 / spec.messages.max(1) as f64,
         reopen_millis: reopen.as_secs_f64() * 1e3,
+        ..EngineReport::of_part(E::NAME, spec, Vec::new(), phases)
     })
 }
 
@@ -354,15 +342,7 @@ fn run_bulk<E: Engine>(dir: &Path, spec: WorkloadSpec) -> anyhow::Result<EngineR
     ops.push(op("bulk_ingest", spec.messages, elapsed, &latencies));
     drop(engine);
     phases.end(E::NAME, "bulk ingest");
-    Ok(EngineReport {
-        engine: E::NAME.into(),
-        messages: spec.messages,
-        ops,
-        peak_rss_bytes: phases.peak(),
-        phases: phases.list,
-        disk_bytes_per_message: 0.0,
-        reopen_millis: 0.0,
-    })
+    Ok(EngineReport::of_part(E::NAME, spec, ops, phases))
 }
 
 /// Times the phases of a run and the peak RSS of each (the kernel's high-water mark is reset
@@ -378,6 +358,21 @@ impl Default for Phases {
         Phases {
             list: Vec::new(),
             started: Instant::now(),
+        }
+    }
+}
+
+impl EngineReport {
+    /// The report of one part's operations and phases (the reopen part adds its own figures).
+    fn of_part(engine: &str, spec: WorkloadSpec, ops: Vec<OpResult>, phases: Phases) -> Self {
+        EngineReport {
+            engine: engine.into(),
+            messages: spec.messages,
+            ops,
+            peak_rss_bytes: phases.peak(),
+            phases: phases.list,
+            disk_bytes_per_message: 0.0,
+            reopen_millis: 0.0,
         }
     }
 }

@@ -285,11 +285,18 @@ pub fn restore(file: &Path, dir: &Path) -> Result<BackupSummary> {
         read_backup(file, |record| match record {
             Record::Chat(id, info) => store.set_chat_info(id, info),
             Record::User(id, info) => store.set_user_info(id, info),
-            Record::Messages(messages) => store.save_batch(messages).map(|_| ()),
+            Record::Messages(messages) => {
+                store.save_batch(messages)?;
+                // No group commit runs here: the dictionary is trained as soon as enough blocks
+                // exist, or every block of the restore would be compressed without one.
+                store.shared.maybe_train_dictionary()
+            }
             Record::Setting(key, value) => store.put_raw_setting(&key, &value),
             Record::End { .. } => Ok(()),
         })?;
-        store.flush()
+        store.flush()?;
+        // Nor a compaction: the postings merged along the way leave dead space behind.
+        store.shared.compact_if_due()
     })();
     if let Err(e) = written {
         // Leave the directory as it was found: empty (or absent).

@@ -551,7 +551,7 @@ impl Shared {
     }
 
     /// Once enough blocks exist, trains a dictionary on them; blocks sealed from then on use it.
-    fn maybe_train_dictionary(&self) -> Result<()> {
+    pub(super) fn maybe_train_dictionary(&self) -> Result<()> {
         if self.compressor.current_dictionary() != codec::NO_DICTIONARY {
             return Ok(());
         }

@@ -197,7 +197,6 @@ impl Shared {
 
     /// Seals the full blocks of these chats' tails (staged, not applied). The writer lock must
     /// be held.
-
     pub(super) fn seal(&self, handles: &[Arc<Mutex<ChatState>>]) -> Result<()> {
         for handle in handles {
             let plan = self.prepare(handle, false)?;
