@@ -46,7 +46,7 @@ impl Store {
                 .upsert_fast(&mut chat, &message)
                 .map(|_| chat.tail.len())
         };
-        match tail_len.map(|len| self.shared.seal_policy(len)) {
+        match tail_len.map(|len| self.shared.seal_policy(len.saturating_sub(1), len)) {
             Some(SealBy::Flusher) => Ok(()),
             Some(SealBy::Writer) => {
                 let _writer = lock(&self.shared.writer);
@@ -80,8 +80,9 @@ impl Store {
             let handle = self.shared.chat_or_new(chat_id);
             // New messages only touch memory: no store-wide lock, so a running backup (which
             // holds the rewrite gate) does not stall live recording.
-            let (slow, tail_len) = {
+            let (slow, before, after) = {
                 let mut chat = lock(&handle);
+                let before = chat.tail.len();
                 let mut slow = Vec::new();
                 for m in batch {
                     match self.shared.upsert_fast(&mut chat, &m) {
@@ -90,12 +91,12 @@ impl Store {
                         None => slow.push(m),
                     }
                 }
-                (slow, chat.tail.len())
+                (slow, before, chat.tail.len())
             };
             if !slow.is_empty() {
                 let _locks = self.shared.lock_for_rewrite();
                 fresh.extend(self.shared.upsert_slow(&mut lock(&handle), slow)?);
-            } else if self.shared.seal_policy(tail_len) == SealBy::Writer {
+            } else if self.shared.seal_policy(before, after) == SealBy::Writer {
                 to_seal.push(handle);
             }
         }
@@ -179,16 +180,17 @@ impl Shared {
         Some(fresh)
     }
 
-    /// Who seals a chat whose tail has just grown to `tail_len`: the group-commit thread, so
-    /// that writers never wait for compression (and a bulk writer and the sealing run on two
-    /// cores), unless writers have outrun it and tails pile up in memory.
-    pub(super) fn seal_policy(&self, tail_len: usize) -> SealBy {
+    /// Who seals a chat whose tail has just grown from `before` to `tail_len` messages: the
+    /// group-commit thread, so that writers never wait for compression (and a bulk writer and
+    /// the sealing run on two cores), unless writers have outrun it and tails pile up in memory.
+    pub(super) fn seal_policy(&self, before: usize, tail_len: usize) -> SealBy {
         let crowded = self.totals.unsealed.load(Ordering::Relaxed) > MAX_UNSEALED;
         if tail_len >= MAX_TAIL || (tail_len >= SEAL_LEN && crowded) {
             SealBy::Writer
         } else {
-            // Two blocks' worth, so that a live chat wakes it once per block, not per message.
-            if tail_len >= 2 * SEAL_LEN {
+            // Woken once, as the tail passes two blocks' worth: not on every message after, and
+            // if it is busy, its next round or a crowded writer seals.
+            if before < 2 * SEAL_LEN && tail_len >= 2 * SEAL_LEN {
                 self.wake_flusher();
             }
             SealBy::Flusher
