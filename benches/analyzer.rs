@@ -51,11 +51,11 @@ fn analyze(c: &mut Criterion) {
     });
     group.finish();
 
-    // Cached: every text already in the in-memory tier (the store tier is not involved); room
+    // Cached: every text already in the cache; room
     // for four times the corpus, as shards fill unevenly.
-    let cache = AnalysisCache::new(Analyzer::default(), None, 4 * corpus.len(), 3600);
+    let cache = AnalysisCache::new(Analyzer::default(), 4 * corpus.len());
     for text in &corpus {
-        cache.analyze(text, 0);
+        cache.analyze(text);
     }
     let mut group = c.benchmark_group("analysis cache");
     group.throughput(Throughput::Elements(corpus.len() as u64));
@@ -63,7 +63,7 @@ fn analyze(c: &mut Criterion) {
         b.iter(|| {
             corpus
                 .iter()
-                .map(|text| cache.analyze(text, 0).words)
+                .map(|text| cache.analyze(text).words)
                 .sum::<u32>()
         })
     });
@@ -86,7 +86,7 @@ fn live_path(c: &mut Criterion) {
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     let trends = Trends::new(7 * 24);
     let profiles = Profiles::new(store.clone(), 10_000, []);
-    let cache = AnalysisCache::new(Analyzer::default(), Some(store.clone()), 20_000, 86_400);
+    let cache = AnalysisCache::new(Analyzer::default(), 4_096);
     let mut rng = SmallRng::seed_from_u64(11);
     let mut next_id = 0i32;
     let now = 1_800_000_000;
@@ -142,7 +142,7 @@ fn live_path(c: &mut Criterion) {
         b.iter_batched(
             || batch(false),
             |batch| {
-                let fresh = cache.analyze_all(batch.iter().map(|(m, _)| m.text.as_str()), now);
+                let fresh = cache.analyze_all(batch.iter().map(|(m, _)| m.text.as_str()));
                 let items = || {
                     batch
                         .iter()

@@ -587,7 +587,7 @@ fn parse_lang(code: &str) -> Result<Lang, String> {
 fn week_emotions(store: &Store, chat: i64, now: i64) -> anyhow::Result<[u32; 7]> {
     const WEEK_HOURS: i64 = 7 * 24;
     // Only repeated texts hit the cache in one run; the capacity just bounds its memory.
-    let analysis = AnalysisCache::new(Analyzer::default(), None, 10_000, 0);
+    let analysis = AnalysisCache::new(Analyzer::default(), 10_000);
     let trends = Trends::new(WEEK_HOURS);
     trends.rebuild_from_store(store, &analysis, Some(chat), now)?;
     Ok(trends.summary(chat, now - WEEK_HOURS * 3600, now).emotions)

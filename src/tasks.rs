@@ -1,6 +1,5 @@
 //! Maintenance tasks of a running bot: retention, scheduled backups with rotation, trimming of
-//! in-memory models and limits, expiry of cached analyses and old trend hours, spontaneous
-//! posts. They share the bot's [`Ctx`], log what they
+//! in-memory models and limits, expiry of old trend hours, spontaneous posts. They share the bot's [`Ctx`], log what they
 //! did, and stop with the bot. (Flushing is the store's own group commit, every 100 ms, plus one
 //! flush per `getUpdates` batch in the poll loop.)
 
@@ -14,12 +13,7 @@ use tokio::task::JoinHandle;
 pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         every(ctx, "trim", Duration::from_secs(600), trim),
-        every(
-            ctx,
-            "analysis cache",
-            Duration::from_secs(3600),
-            expire_analyses,
-        ),
+        every(ctx, "trends", Duration::from_secs(3600), expire_trends),
     ];
     if ctx.config.retention.days > 0 {
         tasks.push(every(
@@ -95,20 +89,15 @@ async fn trim(ctx: Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drops expired analyses from the store's cache tier and trend hours older than the window.
-async fn expire_analyses(ctx: Ctx) -> anyhow::Result<()> {
-    let now = chrono::Utc::now().timestamp();
-    let hours = ctx.trends.trim(now);
-    let store = ctx.store.clone();
-    let analyses = tokio::task::spawn_blocking(move || store.purge_expired_cache(now)).await??;
+/// Drops trend hours older than the window; logs how the analysis cache does.
+async fn expire_trends(ctx: Ctx) -> anyhow::Result<()> {
+    let hours = ctx.trends.trim(chrono::Utc::now().timestamp());
     let stats = ctx.analysis.stats();
     tracing::info!(
-        expired_analyses = analyses,
         trend_hours = hours,
-        memory_hits = stats.memory_hits,
-        store_hits = stats.store_hits,
-        misses = stats.misses,
-        "expired cached analyses and old trend hours"
+        analysis_hits = stats.hits,
+        analysis_misses = stats.misses,
+        "expired old trend hours"
     );
     Ok(())
 }

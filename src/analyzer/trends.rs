@@ -128,7 +128,7 @@ impl Trends {
         let mut chats: BTreeSet<ChatId> = chat.into_iter().collect();
         for m in messages {
             let m = m?;
-            let a = analysis.analyze(&m.text, now);
+            let a = analysis.analyze(&m.text);
             fresh.record(&m, &a);
             chats.insert(m.chat_id);
         }
@@ -302,7 +302,7 @@ mod tests {
         for m in &messages {
             live.record(m, &analyzer.analyze(&m.text));
         }
-        let cache = AnalysisCache::new(Analyzer::default(), None, 100, 60);
+        let cache = AnalysisCache::new(Analyzer::default(), 100);
         let rebuilt = Trends::new(24 * 7);
         assert_eq!(
             rebuilt

@@ -408,7 +408,7 @@ async fn chat_words(ctx: &Ctx, chat: i64) -> anyhow::Result<Vec<(String, u32)>> 
             .filter(|m| m.counts_for_users() && !m.is_bot && !m.text.starts_with('/'));
         let analyses = ctx
             .analysis
-            .analyze_all(people.clone().map(|m| m.text.as_str()), now);
+            .analyze_all(people.clone().map(|m| m.text.as_str()));
         let day_ago = now - 86_400;
         let recent: Vec<_> = people
             .zip(&analyses)

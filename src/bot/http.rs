@@ -88,14 +88,9 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
             ctx.responder.offline().models() as f64,
         ),
         (
-            "chatkeeper_analysis_cache_memory_hits",
+            "chatkeeper_analysis_cache_hits",
             "Analyses answered from memory since start.",
-            analysis.memory_hits as f64,
-        ),
-        (
-            "chatkeeper_analysis_cache_store_hits",
-            "Analyses answered from the store's cache tier since start.",
-            analysis.store_hits as f64,
+            analysis.hits as f64,
         ),
         (
             "chatkeeper_analysis_cache_misses",

@@ -180,7 +180,6 @@ impl Batch {
     fn write(self, ctx: &Ctx) -> crate::store::Result<()> {
         let store = &ctx.store;
         // Analysed on every message; a message counted before (redelivered) is ignored.
-        let now = chrono::Utc::now().timestamp();
         let fresh: Vec<&Message> = self
             .messages
             .iter()
@@ -190,7 +189,7 @@ impl Batch {
             .collect();
         let analyses = ctx
             .analysis
-            .analyze_all(fresh.iter().map(|m| m.text.as_str()), now);
+            .analyze_all(fresh.iter().map(|m| m.text.as_str()));
         for (message, analysis) in fresh.iter().zip(&analyses) {
             ctx.trends.record(message, analysis);
         }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use lru::LruCache;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -169,111 +169,173 @@ struct Chain {
     built_at: u64,
     /// Messages the model learned from.
     usable: usize,
-    /// Token text by id; id 0 is [`BOUNDARY`].
-    tokens: Vec<Box<str>>,
+    /// Token texts one after another; token `id` ends at `token_ends[id]`. One string rather
+    /// than a string per token: thousands of small allocations cost more than their text.
+    token_text: String,
+    /// Where each token's text ends in `token_text`; id 0 is [`BOUNDARY`] (empty).
+    token_ends: Vec<u32>,
     /// Occurrences by token id, to prefer rare seed words.
     counts: Vec<u32>,
-    /// Normalised word → the id of its most frequent spelling, to find seed words.
-    by_norm: HashMap<Box<str>, u32>,
-    forward: Direction,
-    backward: Direction,
-    /// Hashes of every trained sentence, to avoid answering with a verbatim copy.
-    seen: HashSet<u64>,
+    /// `(hash of a normalised word, the id of its most frequent spelling)`, sorted: finds seed
+    /// words. A hash collision between two words costs at most another seed word.
+    by_norm: Vec<(u64, u32)>,
+    /// Every three consecutive tokens (with two boundaries before and after each sentence).
+    triples: Grams<3>,
+    /// Every two consecutive tokens (one boundary before and after): the fallback when two
+    /// tokens of state are too specific.
+    doubles: Grams<2>,
+    /// Hashes of every trained sentence, sorted, to avoid answering with a verbatim copy.
+    seen: Vec<u64>,
 }
 
-/// The transitions of one reading direction.
-struct Direction {
-    /// Keyed by the last two tokens.
-    pairs: Transitions,
-    /// Keyed by the last token: the fallback when two tokens are too specific.
-    singles: Transitions,
+/// Which way a walk reads the text: forwards grows a reply to the right, backwards to the left.
+#[derive(Clone, Copy)]
+enum Reading {
+    Forward,
+    Backward,
 }
 
-/// States and their weighted followers, packed flat: most states have one follower, and a map of
-/// maps would take several times the memory. States are a sorted vector searched by halving:
-/// a model has tens of thousands of them and a reply looks up a few hundred, so a hash map's
-/// extra memory buys nothing.
-struct Transitions {
-    /// `(state, start, len)` by state: the state's run in `followers`.
-    states: Vec<(u64, u32, u32)>,
-    /// `(next token, cumulative count)` runs, one per state.
-    followers: Vec<(u32, u32)>,
+/// The distinct `N`-grams of the training text with their counts, stored once and ordered both
+/// ways. Read in either direction, the first `N - 1` tokens of a gram are a state and the last
+/// one its follower; a state's followers are a run of consecutive entries, found by halving.
+/// The backward order is a permutation of the forward one rather than a second copy of the grams
+/// (a model of 1,000 messages holds tens of thousands of them, most seen once).
+struct Grams<const N: usize> {
+    /// Distinct grams in text order, ascending.
+    grams: Vec<[u32; N]>,
+    /// Per gram: the cumulative count of its state's followers up to and including it.
+    forward: Vec<u32>,
+    /// `(index into grams, cumulative count)`, ascending by the gram read backwards.
+    backward: Vec<(u32, u32)>,
 }
 
-impl Transitions {
-    /// Packs `(state, next)` observations.
-    fn from_edges(mut edges: Vec<(u64, u32)>) -> Self {
-        edges.sort_unstable();
-        let mut states = Vec::new();
-        let mut followers = Vec::new();
-        for group in edges.chunk_by(|a, b| a.0 == b.0) {
-            let start = followers.len();
-            let mut cumulative = 0u32;
-            for same in group.chunk_by(|a, b| a.1 == b.1) {
-                cumulative += same.len() as u32;
-                followers.push((same[0].1, cumulative));
-            }
-            states.push((group[0].0, start as u32, (followers.len() - start) as u32));
+impl<const N: usize> Grams<N> {
+    /// Counts and orders `all` (every occurrence, in any order).
+    fn build(mut all: Vec<[u32; N]>) -> Self {
+        all.sort_unstable();
+        let mut grams = Vec::new();
+        let mut counts = Vec::new();
+        for same in all.chunk_by(|a, b| a == b) {
+            grams.push(same[0]);
+            counts.push(same.len() as u32);
         }
-        states.shrink_to_fit();
-        followers.shrink_to_fit();
-        Transitions { states, followers }
+        drop(all);
+        grams.shrink_to_fit();
+        let forward = cumulative(grams.iter().copied().zip(counts.iter().copied()));
+        let mut order: Vec<u32> = (0..grams.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| read(grams[i as usize], Reading::Backward));
+        let backward_cumulative = cumulative(order.iter().map(|&i| {
+            (
+                read(grams[i as usize], Reading::Backward),
+                counts[i as usize],
+            )
+        }));
+        let backward = order.into_iter().zip(backward_cumulative).collect();
+        Grams {
+            grams,
+            forward,
+            backward,
+        }
     }
 
-    /// The followers of `state`, if it was ever seen.
-    fn of(&self, state: u64) -> Option<&[(u32, u32)]> {
-        let i = self.states.binary_search_by_key(&state, |s| s.0).ok()?;
-        let (_, start, len) = self.states[i];
-        Some(&self.followers[start as usize..(start + len) as usize])
+    fn len(&self) -> usize {
+        self.grams.len()
     }
 
-    /// A follower of `state`, drawn by how often it followed.
-    fn pick(&self, state: u64, rng: &mut SmallRng) -> Option<u32> {
-        let followers = self.of(state)?;
-        let total = followers.last()?.1;
-        let roll = rng.random_range(0..total);
-        let index = followers.partition_point(|&(_, cumulative)| cumulative <= roll);
-        Some(followers[index].0)
-    }
-}
-
-/// The state key of two consecutive tokens.
-fn pair(a: u32, b: u32) -> u64 {
-    (u64::from(a) << 32) | u64::from(b)
-}
-
-impl Direction {
-    fn build(sequences: &[Vec<u32>]) -> Self {
-        let mut pairs = Vec::new();
-        let mut singles = Vec::new();
-        for sequence in sequences {
-            for window in sequence.windows(3) {
-                pairs.push((pair(window[0], window[1]), window[2]));
-                singles.push((u64::from(window[1]), window[2]));
+    /// Entry `i` of the `reading` order: the gram read that way and its cumulative count.
+    fn entry(&self, reading: Reading, i: usize) -> ([u32; N], u32) {
+        match reading {
+            Reading::Forward => (self.grams[i], self.forward[i]),
+            Reading::Backward => {
+                let (gram, cumulative) = self.backward[i];
+                (read(self.grams[gram as usize], reading), cumulative)
             }
         }
-        Direction {
-            pairs: Transitions::from_edges(pairs),
-            singles: Transitions::from_edges(singles),
-        }
     }
 
-    /// The token after `a b`: by both when they allow a choice, sometimes by `b` alone when they
-    /// allow only one.
-    fn step(&self, a: u32, b: u32, rng: &mut SmallRng) -> Option<u32> {
-        match self.pairs.of(pair(a, b)) {
-            Some(followers) if followers.len() > 1 || !rng.random_bool(BRANCH_CHANCE) => {
-                self.pairs.pick(pair(a, b), rng)
-            }
-            _ => self.singles.pick(u64::from(b), rng),
-        }
+    /// The entries of `reading` whose state is `state` (`N - 1` tokens in reading order).
+    fn followers(&self, reading: Reading, state: &[u32]) -> std::ops::Range<usize> {
+        let start = first(0, self.len(), |i| {
+            self.entry(reading, i).0[..N - 1] >= *state
+        });
+        let end = first(start, self.len(), |i| {
+            self.entry(reading, i).0[..N - 1] > *state
+        });
+        start..end
     }
 
-    /// Tokens after `a b` up to a sentence boundary (at most [`MAX_STEPS`]).
-    fn walk(&self, mut a: u32, mut b: u32, rng: &mut SmallRng) -> Vec<u32> {
+    /// A follower from `run` (a result of [`Grams::followers`]), drawn by how often it followed.
+    fn pick(
+        &self,
+        reading: Reading,
+        run: std::ops::Range<usize>,
+        rng: &mut SmallRng,
+    ) -> Option<u32> {
+        let last = run.end.checked_sub(1).filter(|&last| last >= run.start)?;
+        let roll = rng.random_range(0..self.entry(reading, last).1);
+        let i = first(run.start, last, |i| self.entry(reading, i).1 > roll);
+        Some(self.entry(reading, i).0[N - 1])
+    }
+}
+
+/// `gram` as read in `reading`: as it is, or reversed.
+fn read<const N: usize>(mut gram: [u32; N], reading: Reading) -> [u32; N] {
+    if let Reading::Backward = reading {
+        gram.reverse();
+    }
+    gram
+}
+
+/// Per `(gram, count)` in order: the running count within the gram's state (all but its last
+/// token).
+fn cumulative<const N: usize>(grams: impl Iterator<Item = ([u32; N], u32)>) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut state: Option<[u32; N]> = None;
+    let mut total = 0;
+    for (gram, count) in grams {
+        if state.is_none_or(|s| s[..N - 1] != gram[..N - 1]) {
+            total = 0;
+            state = Some(gram);
+        }
+        total += count;
+        out.push(total);
+    }
+    out.shrink_to_fit();
+    out
+}
+
+/// The first index in `start..end` for which `above` holds (`end` if none), for a predicate that
+/// is false and then true over the range.
+fn first(mut start: usize, mut end: usize, above: impl Fn(usize) -> bool) -> usize {
+    while start < end {
+        let middle = start + (end - start) / 2;
+        if above(middle) {
+            end = middle;
+        } else {
+            start = middle + 1;
+        }
+    }
+    start
+}
+
+/// Walking one way through the model's grams.
+impl Chain {
+    /// The token after `a b` read in `reading`: by both when they allow a choice, sometimes by
+    /// `b` alone when they allow only one.
+    fn step(&self, reading: Reading, a: u32, b: u32, rng: &mut SmallRng) -> Option<u32> {
+        let by_two = self.triples.followers(reading, &[a, b]);
+        if by_two.len() > 1 || (by_two.len() == 1 && !rng.random_bool(BRANCH_CHANCE)) {
+            return self.triples.pick(reading, by_two, rng);
+        }
+        let by_one = self.doubles.followers(reading, &[b]);
+        self.doubles.pick(reading, by_one, rng)
+    }
+
+    /// Tokens after `a b` read in `reading`, up to a sentence boundary (at most [`MAX_STEPS`]).
+    fn walk(&self, reading: Reading, mut a: u32, mut b: u32, rng: &mut SmallRng) -> Vec<u32> {
         let mut out = Vec::new();
         while out.len() < MAX_STEPS {
-            match self.step(a, b, rng) {
+            match self.step(reading, a, b, rng) {
                 Some(next) if next != BOUNDARY => {
                     out.push(next);
                     (a, b) = (b, next);
@@ -289,12 +351,15 @@ impl Chain {
     /// Learns from `messages`, skipping the bot's own, service messages, media without text and
     /// commands. `total` is the chat's message count at the time.
     fn build(messages: &[MessageRef], total: u64) -> Chain {
-        let mut tokens: Vec<Box<str>> = vec!["".into()];
+        let mut token_text = String::new();
+        let mut token_ends = vec![0u32];
         let mut counts = vec![0u32];
         let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut forward = Vec::new();
-        let mut seen = HashSet::new();
+        let mut triples = Vec::new();
+        let mut doubles = Vec::new();
+        let mut seen = Vec::new();
         let mut usable = 0;
+        let mut sequence = Vec::new();
         for message in messages {
             if message.is_bot
                 || message.kind == MessageKind::Service
@@ -305,52 +370,73 @@ impl Chain {
             }
             usable += 1;
             for sentence in sentences(&message.text) {
-                let mut sequence = vec![BOUNDARY, BOUNDARY];
+                sequence.clear();
+                sequence.extend([BOUNDARY, BOUNDARY]);
                 for token in sentence {
                     let id = *ids.entry(token).or_insert_with_key(|token| {
-                        tokens.push(token.as_str().into());
+                        token_text.push_str(token);
+                        token_ends.push(token_text.len() as u32);
                         counts.push(0);
-                        (tokens.len() - 1) as u32
+                        (token_ends.len() - 1) as u32
                     });
                     counts[id as usize] += 1;
                     sequence.push(id);
                 }
-                seen.insert(sentence_hash(&sequence[2..]));
-                sequence.push(BOUNDARY);
-                forward.push(sequence);
+                seen.push(sentence_hash(&sequence[2..]));
+                sequence.extend([BOUNDARY, BOUNDARY]);
+                // Padded alike at both ends, the sentence reads the same way backwards.
+                triples.extend(sequence.windows(3).map(|w| [w[0], w[1], w[2]]));
+                doubles.extend(
+                    sequence[1..sequence.len() - 1]
+                        .windows(2)
+                        .map(|w| [w[0], w[1]]),
+                );
             }
         }
-        let backward: Vec<Vec<u32>> = forward
-            .iter()
-            .map(|sequence| {
-                let mut reversed = sequence.clone();
-                reversed.reverse();
-                // Reversed, the sequence ends with two boundaries and starts with one: move one.
-                reversed.insert(0, BOUNDARY);
-                reversed.pop();
-                reversed
-            })
-            .collect();
-        let mut by_norm: HashMap<Box<str>, u32> = HashMap::new();
-        for (id, token) in tokens.iter().enumerate().skip(1) {
-            if is_punctuation(token) {
-                continue;
-            }
-            let slot = by_norm.entry(normalize(token).into()).or_insert(id as u32);
-            if counts[id] > counts[*slot as usize] {
-                *slot = id as u32;
-            }
-        }
-        Chain {
+        drop(ids);
+        seen.sort_unstable();
+        seen.dedup();
+        seen.shrink_to_fit();
+        token_text.shrink_to_fit();
+        token_ends.shrink_to_fit();
+        counts.shrink_to_fit();
+        let mut chain = Chain {
             built_at: total,
             usable,
-            tokens,
+            token_text,
+            token_ends,
             counts,
-            by_norm,
-            forward: Direction::build(&forward),
-            backward: Direction::build(&backward),
+            by_norm: Vec::new(),
+            triples: Grams::build(triples),
+            doubles: Grams::build(doubles),
             seen,
-        }
+        };
+        // The most frequent spelling of each normalised word (the first seen among equals).
+        let mut by_norm: Vec<(u64, u32)> = (1..chain.token_ends.len() as u32)
+            .filter(|&id| !is_punctuation(chain.token(id)))
+            .map(|id| (norm_hash(chain.token(id)), id))
+            .collect();
+        by_norm.sort_unstable_by_key(|&(hash, id)| {
+            (hash, std::cmp::Reverse(chain.counts[id as usize]), id)
+        });
+        by_norm.dedup_by_key(|(hash, _)| *hash);
+        by_norm.shrink_to_fit();
+        chain.by_norm = by_norm;
+        chain
+    }
+
+    /// The text of token `id`.
+    fn token(&self, id: u32) -> &str {
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.token_ends[id - 1] };
+        &self.token_text[start as usize..self.token_ends[id] as usize]
+    }
+
+    /// The id of the most frequent spelling of `word`'s normalised form, if the model knows it.
+    fn known(&self, word: &str) -> Option<u32> {
+        let hash = norm_hash(word);
+        let i = self.by_norm.binary_search_by_key(&hash, |e| e.0).ok()?;
+        Some(self.by_norm[i].1)
     }
 
     /// Whether the chat changed enough since the build: `rebuild_after` new messages, any new
@@ -374,7 +460,7 @@ impl Chain {
                 continue;
             }
             let fits = words >= MIN_WORDS;
-            if fits && !self.seen.contains(&sentence_hash(&walk)) {
+            if fits && self.seen.binary_search(&sentence_hash(&walk)).is_err() {
                 return Some(self.render(&walk));
             }
             // Prefer the right length (even if verbatim), then more words.
@@ -392,16 +478,19 @@ impl Chain {
     /// or from a sentence start; cut to [`MAX_WORDS`].
     fn walk_from(&self, seed: Option<u32>, rng: &mut SmallRng) -> Vec<u32> {
         let Some(seed) = seed else {
-            return self.cut(self.forward.walk(BOUNDARY, BOUNDARY, rng));
+            return self.cut(self.walk(Reading::Forward, BOUNDARY, BOUNDARY, rng));
         };
         let before = self
-            .backward
-            .singles
-            .pick(u64::from(seed), rng)
+            .doubles
+            .pick(
+                Reading::Backward,
+                self.doubles.followers(Reading::Backward, &[seed]),
+                rng,
+            )
             .unwrap_or(BOUNDARY);
         let mut walk = Vec::new();
         if before != BOUNDARY {
-            walk = self.backward.walk(seed, before, rng);
+            walk = self.walk(Reading::Backward, seed, before, rng);
             walk.reverse();
             walk.push(before);
         }
@@ -412,14 +501,14 @@ impl Chain {
             let start = walk
                 .iter()
                 .rposition(|&t| {
-                    words += usize::from(!is_punctuation(&self.tokens[t as usize]));
+                    words += usize::from(!is_punctuation(self.token(t)));
                     words == keep_before
                 })
                 .unwrap_or(0);
             walk.drain(..start);
         }
         walk.push(seed);
-        walk.extend(self.forward.walk(before, seed, rng));
+        walk.extend(self.walk(Reading::Forward, before, seed, rng));
         self.cut(walk)
     }
 
@@ -427,22 +516,16 @@ impl Chain {
     fn cut(&self, mut walk: Vec<u32>) -> Vec<u32> {
         let mut words = 0;
         if let Some(end) = walk.iter().position(|&t| {
-            words += usize::from(!is_punctuation(&self.tokens[t as usize]));
+            words += usize::from(!is_punctuation(self.token(t)));
             words > MAX_WORDS
         }) {
             walk.truncate(end);
         }
-        while walk
-            .last()
-            .is_some_and(|&t| is_clause_mark(&self.tokens[t as usize]))
-        {
+        while walk.last().is_some_and(|&t| is_clause_mark(self.token(t))) {
             walk.pop();
         }
         // A walk cut short of a boundary may also start with a mark: drop it.
-        while walk
-            .first()
-            .is_some_and(|&t| is_punctuation(&self.tokens[t as usize]))
-        {
+        while walk.first().is_some_and(|&t| is_punctuation(self.token(t))) {
             walk.remove(0);
         }
         walk
@@ -454,7 +537,7 @@ impl Chain {
             .into_iter()
             .flatten()
             .filter(|token| !is_punctuation(token))
-            .filter_map(|token| self.by_norm.get(normalize(&token).as_str()).copied())
+            .filter_map(|token| self.known(&token))
             .map(|id| (self.counts[id as usize], id))
             .collect();
         known.sort_unstable();
@@ -480,7 +563,7 @@ impl Chain {
 
     fn words_in(&self, walk: &[u32]) -> usize {
         walk.iter()
-            .filter(|&&t| !is_punctuation(&self.tokens[t as usize]))
+            .filter(|&&t| !is_punctuation(self.token(t)))
             .count()
     }
 
@@ -488,7 +571,7 @@ impl Chain {
     fn render(&self, walk: &[u32]) -> String {
         let mut text = String::new();
         for &id in walk {
-            let token = &self.tokens[id as usize];
+            let token = self.token(id);
             if !text.is_empty() && !is_punctuation(token) {
                 text.push(' ');
             }
@@ -496,6 +579,13 @@ impl Chain {
         }
         text
     }
+}
+
+/// The hash `by_norm` is keyed by: of the word's normalised form.
+fn norm_hash(word: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    normalize(word).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A hash of a token sequence, to recognise trained sentences.
@@ -679,13 +769,78 @@ mod tests {
     }
 
     #[test]
-    fn picks_followers_by_weight_from_packed_transitions() {
-        let t = Transitions::from_edges(vec![(7, 1), (7, 2), (7, 2), (7, 2), (9, 5)]);
-        assert_eq!(t.of(7), Some(&[(1, 1), (2, 4)][..]));
-        assert_eq!(t.of(9), Some(&[(5, 1)][..]));
-        assert!(t.of(8).is_none());
+    fn picks_followers_by_weight_in_both_readings() {
+        let grams = Grams::build(vec![[7, 1], [7, 2], [7, 2], [7, 2], [9, 5], [3, 2]]);
+        let run = grams.followers(Reading::Forward, &[7]);
+        let followers: Vec<_> = run.map(|i| grams.entry(Reading::Forward, i)).collect();
+        assert_eq!(followers, [([7, 1], 1), ([7, 2], 4)]);
+        assert_eq!(grams.followers(Reading::Forward, &[8]).len(), 0);
+        // Read backwards, 2 was preceded by 7 three times and by 3 once.
+        let run = grams.followers(Reading::Backward, &[2]);
+        let before: Vec<_> = run.map(|i| grams.entry(Reading::Backward, i)).collect();
+        assert_eq!(before, [([2, 3], 1), ([2, 7], 4)]);
+        assert_eq!(grams.followers(Reading::Backward, &[7]).len(), 0);
         let mut rng = SmallRng::seed_from_u64(1);
-        let twos = (0..1000).filter(|_| t.pick(7, &mut rng) == Some(2)).count();
+        let mut rolls = |reading, state: u32| {
+            (0..1000)
+                .filter(|_| {
+                    grams.pick(reading, grams.followers(reading, &[state]), &mut rng)
+                        == Some(if state == 7 { 2 } else { 7 })
+                })
+                .count()
+        };
+        let twos = rolls(Reading::Forward, 7);
         assert!((650..850).contains(&twos), "{twos}");
+        let sevens = rolls(Reading::Backward, 2);
+        assert!((650..850).contains(&sevens), "{sevens}");
+        assert_eq!(
+            grams.pick(
+                Reading::Forward,
+                grams.followers(Reading::Forward, &[8]),
+                &mut rng
+            ),
+            None
+        );
+    }
+
+    /// The model's memory, which the engine keeps for up to `max_chats` chats: its vectors'
+    /// capacities.
+    fn heap_bytes(chain: &Chain) -> usize {
+        fn of<T>(_: &[T], capacity: usize) -> usize {
+            capacity * std::mem::size_of::<T>()
+        }
+        fn grams<const N: usize>(g: &Grams<N>) -> usize {
+            of(&g.grams, g.grams.capacity())
+                + of(&g.forward, g.forward.capacity())
+                + of(&g.backward, g.backward.capacity())
+        }
+        chain.token_text.capacity()
+            + of(&chain.token_ends, chain.token_ends.capacity())
+            + of(&chain.counts, chain.counts.capacity())
+            + of(&chain.by_norm, chain.by_norm.capacity())
+            + of(&chain.seen, chain.seen.capacity())
+            + grams(&chain.triples)
+            + grams(&chain.doubles)
+    }
+
+    #[test]
+    fn a_model_of_a_thousand_messages_stays_small() {
+        use crate::bench::workload::{Workload, WorkloadSpec};
+        // The workload's messages are long (1-40 words, 20 on average): a heavy chat.
+        let spec = WorkloadSpec {
+            messages: 1000,
+            chats: 1,
+            ..WorkloadSpec::default()
+        };
+        let messages: Vec<MessageRef> = Workload::new(spec).map(Arc::new).collect();
+        let chain = Chain::build(&messages, 1000);
+        let bytes = heap_bytes(&chain);
+        // 946 KB (each distinct gram once, ordered both ways); the layout before, with a sorted
+        // state table per reading and a string per token, took 1.9 MB.
+        assert!(bytes < 1_050_000, "{bytes} bytes");
+        let mut rng = SmallRng::seed_from_u64(42);
+        for m in messages.iter().take(50) {
+            assert!(chain.reply(Some(&m.text), &mut rng).is_some());
+        }
     }
 }

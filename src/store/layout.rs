@@ -36,12 +36,11 @@
 //! | `N seq` | empty: block `seq`'s postings are not yet in chunks (read from the block at open) |
 //! | `H chat`, `U user` | chat titles and types, user names |
 //! | `S c chat`, `S u user`, `S p chat user` | the bot's settings and profiles |
-//! | `A namespace key` | a cache of derived results with their expiry (not in backups) |
 //!
 //! Store format 1 (before the logs) kept everything inside sled: blocks as `B seq`, the directory
 //! as `D chat time id`, tail segments as `T chat seq`, checkpoints as `C chat`, postings chunks
 //! as `P user time seq` and pending postings as `Q seq`, with their bytes; `migrate.rs` converts
-//! it.
+//! it. Builds before this one also kept analyses of texts under `A` (dropped at open).
 
 use super::model::{ChatId, MsgKey, Timestamp, UserId};
 
@@ -67,9 +66,9 @@ pub const POSTINGS: u8 = b'L';
 pub const PENDING_POSTINGS: u8 = b'N';
 /// Per-chat and per-user settings of the bot: `S c chat` / `S u user`.
 pub const SETTINGS: u8 = b'S';
-/// Cached results (analyses), each with its expiry: `A namespace key`. Derived data: not in
-/// backups, dropped freely.
-pub const CACHE: u8 = b'A';
+/// Analyses cached by builds before this one (`A namespace key`): derived data this build
+/// recomputes instead, dropped at open (`migrate::drop_retired_cache`).
+pub const RETIRED_CACHE: u8 = b'A';
 
 /// Encodes `v` so that byte order equals numeric order.
 pub fn ordered_i64(v: i64) -> [u8; 8] {

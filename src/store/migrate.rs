@@ -268,3 +268,67 @@ fn convert(
         shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
     }
 }
+
+/// Drops the analyses that earlier builds cached in the index (`A` keys, with an expiry): this
+/// build recomputes an analysis instead, which is cheaper than reading it back and leaves no
+/// keywords of deleted messages behind. Removed in batches, so memory stays that of one batch;
+/// once none are left this is one seek per open.
+pub(super) fn drop_retired_cache(shared: &Shared) -> Result<()> {
+    let mut dropped = 0u64;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut keys = 0;
+        for key in shared
+            .db
+            .scan_prefix([layout::RETIRED_CACHE])
+            .keys()
+            .take(STEP * 16)
+        {
+            batch.remove(key.map_err(|e| shared.io(e))?);
+            keys += 1;
+        }
+        if keys == 0 {
+            break;
+        }
+        shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
+        dropped += keys;
+    }
+    if dropped > 0 {
+        tracing::info!(dropped, "dropped the analysis cache of an earlier build");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bench::workload::{Workload, WorkloadSpec};
+    use crate::store::{layout, Store, StoreConfig};
+
+    #[test]
+    fn an_earlier_builds_analysis_cache_is_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+            let db = &store.shared.db;
+            for i in 0..10_000u32 {
+                let mut key = vec![layout::RETIRED_CACHE, b'b'];
+                key.extend_from_slice(&i.to_be_bytes());
+                db.insert(key, &b"an analysis"[..]).unwrap();
+            }
+            let spec = WorkloadSpec {
+                messages: 100,
+                ..WorkloadSpec::default()
+            };
+            store.save_batch(Workload::new(spec).collect()).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let db = &store.shared.db;
+        assert_eq!(db.scan_prefix([layout::RETIRED_CACHE]).count(), 0);
+        assert_eq!(
+            store.global_stats().total_messages,
+            100,
+            "only the cache goes"
+        );
+    }
+}

@@ -20,7 +20,6 @@ mod accounting;
 mod backup;
 mod blocklog;
 mod blocks;
-mod cache;
 mod chat;
 mod chunks;
 pub mod codec;
@@ -314,6 +313,7 @@ impl Shared {
             }
             None => shared.mark_new()?,
         }
+        migrate::drop_retired_cache(&shared)?;
         shared.load()?;
         let chats = shared.all_chats();
         let live_mb = |log: &BlockLog| {
