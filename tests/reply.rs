@@ -148,6 +148,7 @@ fn conversation(chat: i64) -> Prompt {
 fn offline_config(max_chats: usize, rebuild_after: u64) -> OfflineConfig {
     OfflineConfig {
         max_chats,
+        max_memory_mb: 8,
         history: 3000,
         rebuild_after,
     }
@@ -425,10 +426,11 @@ fn config_reads_from_toml_with_defaults_and_never_prints_keys() {
     assert_eq!(
         (
             config.offline.max_chats,
+            config.offline.max_memory_mb,
             config.offline.history,
             config.offline.rebuild_after
         ),
-        (8, 1000, 200)
+        (8, 8, 1000, 200)
     );
     let printed = format!("{config:?} {config:#?}");
     assert!(!printed.contains("AIza-secret-value"), "{printed}");
@@ -599,6 +601,40 @@ async fn markov_relearns_a_chat_after_rebuild_after_new_messages() {
         knows_watermelon().await,
         "not rebuilt after 60 new messages"
     );
+}
+
+#[tokio::test]
+async fn markov_keeps_its_models_within_the_memory_budget() {
+    use chatkeeper::bench::workload::{Workload, WorkloadSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Long messages (20 words on average): each chat's model takes most of a MiB.
+    let chats = [-1001, -1002, -1003];
+    for chat in chats {
+        let spec = WorkloadSpec {
+            messages: 1000,
+            chats: 1,
+            ..WorkloadSpec::default()
+        };
+        let messages = Workload::new(spec).map(|m| Message { chat_id: chat, ..m });
+        store.save_batch(messages.collect()).unwrap();
+    }
+    let config = OfflineConfig {
+        max_memory_mb: 1,
+        ..offline_config(16, 200)
+    };
+    let engine = MarkovEngine::with_seed(store, &config, 5);
+    for chat in chats {
+        engine.generate(chat, None).await.unwrap();
+        assert!(engine.model_bytes() <= 1 << 20, "{}", engine.model_bytes());
+    }
+    assert_eq!(engine.models(), 1, "one model fits, the newest stays");
+    assert!(engine.model_bytes() > 500_000, "{}", engine.model_bytes());
+    // An evicted chat is rebuilt on demand, within the budget again.
+    engine.generate(chats[0], None).await.unwrap();
+    assert_eq!(engine.models(), 1);
+    assert!(engine.forget(chats[0]));
+    assert_eq!(engine.model_bytes(), 0);
 }
 
 #[tokio::test]

@@ -88,6 +88,11 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
             ctx.responder.offline().models() as f64,
         ),
         (
+            "chatkeeper_offline_model_bytes",
+            "Memory of the offline reply models in memory.",
+            ctx.responder.offline().model_bytes() as f64,
+        ),
+        (
             "chatkeeper_analysis_cache_hits",
             "Analyses answered from memory since start.",
             analysis.hits as f64,

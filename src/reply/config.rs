@@ -112,6 +112,10 @@ pub struct OfflineConfig {
     /// Chats whose trained model stays in memory; the least recently used beyond this are dropped
     /// and retrained on demand.
     pub max_chats: usize,
+    /// Memory the models in memory may take together, in MiB (a model of 1,000 long messages
+    /// takes about 1 MiB, of 1,000 short ones half that); least recently used ones beyond it are
+    /// dropped.
+    pub max_memory_mb: u64,
     /// How many of a chat's latest messages a model learns from.
     pub history: usize,
     /// New messages in a chat after which its model is retrained.
@@ -122,6 +126,7 @@ impl Default for OfflineConfig {
     fn default() -> Self {
         OfflineConfig {
             max_chats: 16,
+            max_memory_mb: 8,
             history: 1000,
             rebuild_after: 200,
         }

@@ -4,7 +4,8 @@
 //! a language model is down. A chat's model is built from its last `history` messages (order 2,
 //! falling back to order 1), in both directions so that a reply can grow left and right from a
 //! word of the message it answers. Models live in a small LRU and are rebuilt once the chat has
-//! `rebuild_after` new messages.
+//! `rebuild_after` new messages; the LRU is bounded by count and by bytes, because a chat of long
+//! messages makes a larger model.
 
 use super::config::OfflineConfig;
 use super::{EngineError, Prompt, ReplyEngine, Tone};
@@ -42,7 +43,7 @@ pub struct MarkovEngine {
     store: Store,
     history: usize,
     rebuild_after: u64,
-    models: Mutex<LruCache<ChatId, Arc<Chain>>>,
+    models: Mutex<Models>,
     /// Seeds each reply's own generator, so that a seeded engine is reproducible.
     rng: Mutex<SmallRng>,
 }
@@ -63,9 +64,13 @@ impl MarkovEngine {
             store,
             history: config.history.max(1),
             rebuild_after: config.rebuild_after.max(1),
-            models: Mutex::new(LruCache::new(
-                NonZeroUsize::new(config.max_chats).unwrap_or(NonZeroUsize::MIN),
-            )),
+            models: Mutex::new(Models {
+                lru: LruCache::new(
+                    NonZeroUsize::new(config.max_chats).unwrap_or(NonZeroUsize::MIN),
+                ),
+                bytes: 0,
+                budget: usize::try_from(config.max_memory_mb << 20).unwrap_or(usize::MAX),
+            }),
             rng: Mutex::new(rng),
         }
     }
@@ -93,7 +98,7 @@ impl MarkovEngine {
     pub fn trim(&self, keep: usize) -> usize {
         let mut models = lock(&self.models);
         let mut dropped = 0;
-        while models.len() > keep && models.pop_lru().is_some() {
+        while models.lru.len() > keep && models.pop_lru() {
             dropped += 1;
         }
         dropped
@@ -101,13 +106,18 @@ impl MarkovEngine {
 
     /// Models in memory, for metrics.
     pub fn models(&self) -> usize {
-        lock(&self.models).len()
+        lock(&self.models).lru.len()
+    }
+
+    /// Memory of the models in memory, for metrics.
+    pub fn model_bytes(&self) -> usize {
+        lock(&self.models).bytes
     }
 
     /// Drops a chat's model so that the next reply relearns it: call after deleting messages (a
     /// user's data removal) so that their words leave the model at once.
     pub fn forget(&self, chat: ChatId) -> bool {
-        lock(&self.models).pop(&chat).is_some()
+        lock(&self.models).remove(chat)
     }
 
     /// The chat's model: the cached one while fresh, else rebuilt from the store off the async
@@ -118,7 +128,7 @@ impl MarkovEngine {
             .chat_stats(chat)
             .map(|stats| stats.total_messages)
             .ok_or(EngineError::NothingToSay)?;
-        let cached = lock(&self.models).get(&chat).cloned();
+        let cached = lock(&self.models).lru.get(&chat).cloned();
         if let Some(chain) = cached.filter(|c| !c.is_stale(total, self.rebuild_after)) {
             return Ok(chain);
         }
@@ -135,7 +145,7 @@ impl MarkovEngine {
         .map_err(|e| EngineError::Store(format!("the model build stopped: {e}")))?
         .map_err(|e| EngineError::Store(e.to_string()))?;
         let chain = Arc::new(chain);
-        lock(&self.models).put(chat, chain.clone());
+        lock(&self.models).insert(chat, chain.clone());
         Ok(chain)
     }
 }
@@ -161,6 +171,42 @@ impl ReplyEngine for MarkovEngine {
 /// inconsistent in a way that matters (at worst a model is rebuilt), so poisoning is ignored.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The models in memory: an LRU of at most `max_chats` whose models together stay within
+/// `budget` bytes (the newest model is kept whatever its size: it is about to be used).
+struct Models {
+    lru: LruCache<ChatId, Arc<Chain>>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Models {
+    fn insert(&mut self, chat: ChatId, chain: Arc<Chain>) {
+        self.bytes += chain.heap_bytes();
+        if let Some((_, out)) = self.lru.push(chat, chain) {
+            self.bytes -= out.heap_bytes();
+        }
+        while self.bytes > self.budget && self.lru.len() > 1 && self.pop_lru() {}
+    }
+
+    /// Drops the least recently used model; false when there is none.
+    fn pop_lru(&mut self) -> bool {
+        let Some((_, out)) = self.lru.pop_lru() else {
+            return false;
+        };
+        self.bytes -= out.heap_bytes();
+        true
+    }
+
+    /// Drops `chat`'s model; false when there is none.
+    fn remove(&mut self, chat: ChatId) -> bool {
+        let Some(out) = self.lru.pop(&chat) else {
+            return false;
+        };
+        self.bytes -= out.heap_bytes();
+        true
+    }
 }
 
 /// One chat's trained model.
@@ -423,6 +469,23 @@ impl Chain {
         by_norm.shrink_to_fit();
         chain.by_norm = by_norm;
         chain
+    }
+
+    /// The memory the model holds (its vectors' capacities), which the engine's budget counts.
+    fn heap_bytes(&self) -> usize {
+        fn of<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        fn grams<const N: usize>(g: &Grams<N>) -> usize {
+            of(&g.grams) + of(&g.forward) + of(&g.backward)
+        }
+        self.token_text.capacity()
+            + of(&self.token_ends)
+            + of(&self.counts)
+            + of(&self.by_norm)
+            + of(&self.seen)
+            + grams(&self.triples)
+            + grams(&self.doubles)
     }
 
     /// The text of token `id`.
@@ -803,26 +866,6 @@ mod tests {
         );
     }
 
-    /// The model's memory, which the engine keeps for up to `max_chats` chats: its vectors'
-    /// capacities.
-    fn heap_bytes(chain: &Chain) -> usize {
-        fn of<T>(_: &[T], capacity: usize) -> usize {
-            capacity * std::mem::size_of::<T>()
-        }
-        fn grams<const N: usize>(g: &Grams<N>) -> usize {
-            of(&g.grams, g.grams.capacity())
-                + of(&g.forward, g.forward.capacity())
-                + of(&g.backward, g.backward.capacity())
-        }
-        chain.token_text.capacity()
-            + of(&chain.token_ends, chain.token_ends.capacity())
-            + of(&chain.counts, chain.counts.capacity())
-            + of(&chain.by_norm, chain.by_norm.capacity())
-            + of(&chain.seen, chain.seen.capacity())
-            + grams(&chain.triples)
-            + grams(&chain.doubles)
-    }
-
     #[test]
     fn a_model_of_a_thousand_messages_stays_small() {
         use crate::bench::workload::{Workload, WorkloadSpec};
@@ -834,7 +877,7 @@ mod tests {
         };
         let messages: Vec<MessageRef> = Workload::new(spec).map(Arc::new).collect();
         let chain = Chain::build(&messages, 1000);
-        let bytes = heap_bytes(&chain);
+        let bytes = chain.heap_bytes();
         // 946 KB (each distinct gram once, ordered both ways); the layout before, with a sorted
         // state table per reading and a string per token, took 1.9 MB.
         assert!(bytes < 1_050_000, "{bytes} bytes");
