@@ -1,5 +1,5 @@
 //! Maintenance tasks of a running bot: retention, scheduled backups with rotation, trimming of
-//! in-memory models and limits, expiry of old trend hours, spontaneous posts. They share the bot's [`Ctx`], log what they
+//! in-memory models and limits, handing freed memory back to the system, expiry of old trend hours, spontaneous posts. They share the bot's [`Ctx`], log what they
 //! did, and stop with the bot. (Flushing is the store's own group commit, every 100 ms, plus one
 //! flush per `getUpdates` batch in the poll loop.)
 
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![
         every(ctx, "trim", Duration::from_secs(600), trim),
+        every(ctx, "memory", MEMORY_RELEASE_PERIOD, release_memory),
         every(ctx, "trends", Duration::from_secs(3600), expire_trends),
     ];
     if ctx.config.retention.days > 0 {
@@ -75,6 +76,15 @@ where
             }
         }
     })
+}
+
+/// How often freed memory goes back to the system: soon after a backup, a chart or a model
+/// build, at a cost of about a millisecond each time.
+const MEMORY_RELEASE_PERIOD: Duration = Duration::from_secs(10);
+
+async fn release_memory(_: Ctx) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(crate::memory::release_free_memory).await?;
+    Ok(())
 }
 
 async fn trim(ctx: Ctx) -> anyhow::Result<()> {
