@@ -51,8 +51,8 @@ fn analyze(c: &mut Criterion) {
     });
     group.finish();
 
-    // Cached: every text already in the cache; room
-    // for four times the corpus, as shards fill unevenly.
+    // Cached: every text already in the cache; room for four times the corpus, as shards fill
+    // unevenly.
     let cache = AnalysisCache::new(Analyzer::default(), 4 * corpus.len());
     for text in &corpus {
         cache.analyze(text);
@@ -111,7 +111,7 @@ fn live_path(c: &mut Criterion) {
                     edit_time: None,
                     user_id: Some(user),
                     sender_name: String::new(),
-                    // Unique, as live texts mostly are: the analysis caches miss.
+                    // Unique, as live texts mostly are: the analysis cache misses.
                     text: format!("{} {next_id}", corpus[i]),
                     kind: MessageKind::Text,
                     reply_to: None,

@@ -5,8 +5,8 @@
 //! (file → durable store: a batch counts once the bot confirmed it with its next `getUpdates`),
 //! (2) the time from an update entering `getUpdates` to the reply request arriving, with the
 //! offline engine, (3) the bot process's memory after the replies and after an admin's `/backup`
-//! and `/stats` in 20 chats (what walks the most history), at rest (once the bot's periodic
-//! release of freed memory ran), and (4) its peak RSS overall. Run with
+//! and `/stats` in 20 chats (what walks the most history), the first and last at rest (once the
+//! bot's periodic release of freed memory ran), and (4) its peak RSS overall. Run with
 //! `cargo bench --bench bot` (`-- --messages N --updates N --replies N` to change the sizes).
 
 #[path = "../tests/support/mod.rs"]

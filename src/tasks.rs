@@ -1,6 +1,7 @@
 //! Maintenance tasks of a running bot: retention, scheduled backups with rotation, trimming of
-//! in-memory models and limits, handing freed memory back to the system, expiry of old trend hours, spontaneous posts. They share the bot's [`Ctx`], log what they
-//! did, and stop with the bot. (Flushing is the store's own group commit, every 100 ms, plus one
+//! in-memory models and limits, handing freed memory back to the system, expiry of old trend
+//! hours, spontaneous posts. They share the bot's [`Ctx`], log what they did, and stop with the
+//! bot. (Flushing is the store's own group commit, every 100 ms, plus one
 //! flush per `getUpdates` batch in the poll loop.)
 
 use crate::bot::{spontaneous, Ctx};

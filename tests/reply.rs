@@ -623,17 +623,45 @@ async fn markov_keeps_its_models_within_the_memory_budget() {
         max_memory_mb: 1,
         ..offline_config(16, 200)
     };
-    let engine = MarkovEngine::with_seed(store, &config, 5);
+    let engine = MarkovEngine::with_seed(store.clone(), &config, 5);
     for chat in chats {
         engine.generate(chat, None).await.unwrap();
         assert!(engine.model_bytes() <= 1 << 20, "{}", engine.model_bytes());
     }
     assert_eq!(engine.models(), 1, "one model fits, the newest stays");
-    assert!(engine.model_bytes() > 500_000, "{}", engine.model_bytes());
+    let one = engine.model_bytes();
+    assert!(one > 500_000, "{one}");
     // An evicted chat is rebuilt on demand, within the budget again.
     engine.generate(chats[0], None).await.unwrap();
     assert_eq!(engine.models(), 1);
     assert!(engine.forget(chats[0]));
+    assert_eq!(engine.model_bytes(), 0);
+
+    // With room for all three, the count limit evicts, a rebuild replaces, a trim drops, and the
+    // bytes follow each of them.
+    let roomy = OfflineConfig {
+        max_memory_mb: 64,
+        ..offline_config(2, 10)
+    };
+    let engine = MarkovEngine::with_seed(store.clone(), &roomy, 5);
+    for chat in chats {
+        engine.generate(chat, None).await.unwrap();
+    }
+    assert_eq!(engine.models(), 2, "max_chats evicts the oldest");
+    let two = engine.model_bytes();
+    assert!(two > 2 * 500_000 && two < 3 * 500_000 * 2, "{two}");
+    // Ten new messages make the newest chat's model stale: rebuilt, it replaces the old one.
+    store.save_batch(history(chats[2], 5000, 10)).unwrap();
+    engine.generate(chats[2], None).await.unwrap();
+    assert_eq!(engine.models(), 2);
+    assert!(
+        engine.model_bytes().abs_diff(two) < 100_000,
+        "{} vs {two}",
+        engine.model_bytes()
+    );
+    assert_eq!(engine.trim(1), 1);
+    assert!(engine.model_bytes() < two && engine.model_bytes() > 500_000);
+    assert_eq!(engine.trim(0), 1);
     assert_eq!(engine.model_bytes(), 0);
 }
 

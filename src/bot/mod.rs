@@ -57,7 +57,7 @@ pub struct Shared {
     pub bot: TgBot,
     pub me: Me,
     pub responder: Responder,
-    /// Analyses of messages, cached in memory and in the store.
+    /// Analyses of messages, the recent ones cached in memory.
     pub analysis: AnalysisCache,
     /// Hourly summaries of the last week per chat (`/analytics`, the chats' mood).
     pub trends: Trends,

@@ -114,7 +114,8 @@ pub struct OfflineConfig {
     pub max_chats: usize,
     /// Memory the models in memory may take together, in MiB (a model of 1,000 long messages
     /// takes about 1 MiB, of 1,000 short ones half that); least recently used ones beyond it are
-    /// dropped.
+    /// dropped, the newest is always kept (0 keeps only that one). In chats of long messages
+    /// this, not `max_chats`, is the limit that binds.
     pub max_memory_mb: u64,
     /// How many of a chat's latest messages a model learns from.
     pub history: usize,

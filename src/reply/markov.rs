@@ -69,7 +69,8 @@ impl MarkovEngine {
                     NonZeroUsize::new(config.max_chats).unwrap_or(NonZeroUsize::MIN),
                 ),
                 bytes: 0,
-                budget: usize::try_from(config.max_memory_mb << 20).unwrap_or(usize::MAX),
+                budget: usize::try_from(config.max_memory_mb.saturating_mul(1 << 20))
+                    .unwrap_or(usize::MAX),
             }),
             rng: Mutex::new(rng),
         }
@@ -247,7 +248,7 @@ enum Reading {
 /// The backward order is a permutation of the forward one rather than a second copy of the grams
 /// (a model of 1,000 messages holds tens of thousands of them, most seen once).
 struct Grams<const N: usize> {
-    /// Distinct grams in text order, ascending.
+    /// Distinct grams, ascending by their token ids.
     grams: Vec<[u32; N]>,
     /// Per gram: the cumulative count of its state's followers up to and including it.
     forward: Vec<u32>,
