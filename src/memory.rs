@@ -22,7 +22,7 @@ pub fn use_one_malloc_arena() {
 /// memory freed between live allocations (a model dropped from its cache, a backup's buffers, a
 /// chart's canvas) stays part of the process otherwise: glibc returns only the top of the heap.
 /// Measured on the bot benchmark, it brings the resting RSS from 55.6 to 49.7 MiB after the
-/// replies. It walks the free lists holding the arena's lock (about a millisecond, during which
+/// replies. It walks the free lists holding the arena's lock (0.4-1.4 ms in that run, during which
 /// other threads' allocations wait): the bot calls it every 10 s from a maintenance task, off
 /// the async workers.
 pub fn release_free_memory() {

@@ -84,7 +84,13 @@ where
 const MEMORY_RELEASE_PERIOD: Duration = Duration::from_secs(10);
 
 async fn release_memory(_: Ctx) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(crate::memory::release_free_memory).await?;
+    let took = tokio::task::spawn_blocking(|| {
+        let started = Instant::now();
+        crate::memory::release_free_memory();
+        started.elapsed()
+    })
+    .await?;
+    tracing::debug!(micros = took.as_micros(), "handed freed memory back");
     Ok(())
 }
 
