@@ -83,6 +83,12 @@ fn backup_restores_identical_content_and_verifies_clean() {
     let target = dir.path().join("restored");
     let restored_summary = restore(&file, &target).unwrap();
     assert_eq!(restored_summary.messages, 3000);
+    // Chats count alike, titled or not (only -55 has a title).
+    assert!(summary.chats > 1);
+    assert_eq!(
+        (restored_summary.chats, restored_summary.users),
+        (summary.chats, summary.users)
+    );
     let restored = open(&target);
     assert_eq!(everything(&restored), everything(&store));
     assert_eq!(restored.global_stats(), store.global_stats());

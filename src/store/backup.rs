@@ -221,6 +221,9 @@ fn read_backup(file: &Path, mut apply: impl FnMut(Record) -> Result<()>) -> Resu
     let mut stream = zstd::stream::Decoder::with_buffer(reader).map_err(|e| bad(e.to_string()))?;
     let mut summary = BackupSummary::default();
     let mut records = 0u64;
+    // A backup holds each chat's records together, its title (if known) first: a chat is counted
+    // where its records begin, as the backup counted it, titled or not.
+    let mut last_chat = None;
     loop {
         let mut record_head = [0u8; 9];
         stream.read_exact(&mut record_head).map_err(|e| {
@@ -252,9 +255,16 @@ fn read_backup(file: &Path, mut apply: impl FnMut(Record) -> Result<()>) -> Resu
                 }
                 return Ok(summary);
             }
-            Record::Chat(..) => summary.chats += 1,
+            Record::Chat(chat, _) => {
+                summary.chats += u64::from(last_chat.replace(chat) != Some(chat));
+            }
             Record::User(..) => summary.users += 1,
-            Record::Messages(ref m) => summary.messages += m.len() as u64,
+            Record::Messages(ref m) => {
+                if let Some(chat) = m.first().map(|m| m.chat_id) {
+                    summary.chats += u64::from(last_chat.replace(chat) != Some(chat));
+                }
+                summary.messages += m.len() as u64;
+            }
             Record::Setting(..) => {}
         }
         records += 1;
