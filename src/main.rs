@@ -194,14 +194,20 @@ impl WorkloadArgs {
 }
 
 fn main() -> ExitCode {
-    chatkeeper::memory::use_one_malloc_arena();
+    // Parsing spawns no thread: the allocator can still be set up for the command.
+    let cli = Cli::parse();
+    chatkeeper::memory::limit_malloc_arenas(match cli.command {
+        Command::Import { .. } | Command::BenchImportEngine { .. } => {
+            chatkeeper::memory::IMPORT_ARENAS
+        }
+        _ => chatkeeper::memory::ONE_ARENA,
+    });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
