@@ -8,10 +8,12 @@
 /// faster (fewer cache-cold pages).
 pub const ONE_ARENA: i32 = 1;
 
-/// Malloc arenas for an import, a one-off job whose four threads (reader, store writer, profiles,
-/// group commit) all allocate: one arena serialises them. Measured with `bench-import` (1M
-/// messages, single-chat export): 1 arena 1.5× SQLite at 33 MiB, 2 arenas 2.2× at 43 MiB,
-/// 4 arenas 2.7× at 56 MiB.
+/// Malloc arenas for an import, a one-off job whose four busy threads (parser, store writer,
+/// profiles, group commit) all allocate: one arena serialises them. glibc hands a thread an arena
+/// when it first allocates and shares them out beyond the limit, so this bounds the arenas rather
+/// than giving each thread its own. Measured with `bench-import` (1M messages, single-chat
+/// export): 1 arena 1.5× SQLite at 33 MiB, 2 arenas 2.2× at 43 MiB, 4 arenas 2.6–2.7× at
+/// 50–56 MiB.
 pub const IMPORT_ARENAS: i32 = 4;
 
 /// Limits glibc's allocator to `arenas` arenas. Must run before any thread is spawned.
@@ -20,6 +22,8 @@ pub fn limit_malloc_arenas(arenas: i32) {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
     unsafe {

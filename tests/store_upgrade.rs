@@ -220,7 +220,9 @@ fn a_data_directory_of_the_first_format_opens_with_every_message() {
 fn a_backup_of_the_first_format_restores_with_every_message() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("restored");
-    chatkeeper::store::restore(&fixture_dir().join("backup.ckb"), &data).unwrap();
+    let summary = chatkeeper::store::restore(&fixture_dir().join("backup.ckb"), &data).unwrap();
+    // Each chat's messages span several backup records: still three chats.
+    assert_eq!(summary.chats, 3);
     let store = Store::open(StoreConfig::new(&data)).unwrap();
     check_content(&store);
 }

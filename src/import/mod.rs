@@ -2,8 +2,9 @@
 //! since the Bot API cannot read history.
 //!
 //! [`reader`] walks the file without loading it; [`record`] maps each exported message to a store
-//! message. Parsing runs on the calling thread and storing on a second one, joined by a short
-//! bounded queue, so both cores work and memory stays flat. Saves are idempotent, so importing a
+//! message. Parsing runs on the calling thread, storing on a second one and the profile update on
+//! a third (the store's group commit seals and compresses on a fourth), joined by short bounded
+//! queues, so both cores work and memory stays flat. Saves are idempotent, so importing a
 //! file twice changes nothing and an import that failed half-way is finished exactly by running
 //! it again on the corrected file.
 
@@ -132,8 +133,9 @@ pub struct ProfileUpdate<'a> {
 /// Imports the export at `path` into `store` (and the profiles); with no store, only parses and
 /// reports (a dry run). `read_bytes` follows the bytes read, for progress reports.
 ///
-/// Three threads: this one parses, one stores, one analyses the newly stored messages for the
-/// profiles; bounded queues between them keep memory flat.
+/// Three threads of its own (besides the store's group commit): this one parses, one stores, one
+/// analyses the newly stored messages for the profiles; bounded queues between them keep memory
+/// flat.
 pub fn import_file(
     store: Option<&Store>,
     profiles: Option<ProfileUpdate<'_>>,

@@ -112,7 +112,9 @@ impl Shared {
         let mut summary = BackupSummary::default();
         let mut records = 0u64;
         for chat in &snapshot {
-            summary.chats += 1;
+            // Counted when it writes a record (a title or a message), as a restore counts it: a
+            // chat emptied by a purge keeps its handle but has nothing to back up.
+            let messages_before = summary.messages;
             if let Some(info) = &chat.info {
                 put(
                     &mut stream,
@@ -145,6 +147,7 @@ impl Shared {
             if !batch.is_empty() {
                 put(&mut stream, &mut records, &Record::Messages(batch))?;
             }
+            summary.chats += u64::from(chat.info.is_some() || summary.messages > messages_before);
         }
         for item in self.db.scan_prefix([layout::USER_INFO]) {
             let (k, v) = item.map_err(|e| self.io(e))?;
