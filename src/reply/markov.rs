@@ -15,7 +15,7 @@ use lru::LruCache;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -352,7 +352,8 @@ fn cumulative<const N: usize>(grams: impl Iterator<Item = ([u32; N], u32)>) -> V
 }
 
 /// The first index in `start..end` for which `above` holds (`end` if none), for a predicate that
-/// is false and then true over the range.
+/// is false and then true over the range: `partition_point` over indices rather than a slice,
+/// since the backward order reads its grams through a permutation.
 fn first(mut start: usize, mut end: usize, above: impl Fn(usize) -> bool) -> usize {
     while start < end {
         let middle = start + (end - start) / 2;
@@ -647,16 +648,18 @@ impl Chain {
 
 /// The hash `by_norm` is keyed by: of the word's normalised form.
 fn norm_hash(word: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    normalize(word).hash(&mut hasher);
-    hasher.finish()
+    stable_hash(normalize(word))
 }
 
 /// A hash of a token sequence, to recognise trained sentences.
 fn sentence_hash(tokens: &[u32]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    tokens.hash(&mut hasher);
-    hasher.finish()
+    stable_hash(tokens)
+}
+
+/// A hash that is the same in every run (std's hasher with its fixed keys), so that a seeded
+/// engine repeats itself.
+fn stable_hash(value: impl Hash) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
 }
 
 /// Apostrophes Ukrainian is typed with: ASCII, typographic and the modifier letter.
