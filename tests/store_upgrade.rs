@@ -62,15 +62,35 @@ fn fixture_content() -> Vec<Message> {
     all
 }
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store_v1")
+/// The fixture of store format `format`.
+fn fixture_dir(format: u8) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store_v{format}"))
 }
 
-/// Writes `tests/fixtures/store_v1/{data,backup.ckb}` with the build of this commit.
+/// The fixtures: store format 1 (everything inside sled) and 2 (the logs, profiles as sled
+/// records).
+const FORMATS: [u8; 2] = [1, 2];
+
+/// Profiles beyond the first that the fixtures of `format` hold: format 1 has one, format 2
+/// enough (`(chat, 1000 + n)` → `(n, "en")` for `n < 120` in each chat) to fill many profile
+/// chunks.
+fn extra_profiles(format: u8) -> impl Iterator<Item = (i64, i64, (u64, String))> {
+    let n = if format >= 2 { 120 } else { 0 };
+    CHATS
+        .into_iter()
+        .flat_map(move |chat| (0..n).map(move |u| (chat, 1000 + u, (u as u64, "en".into()))))
+}
+
+/// Writes `tests/fixtures/store_vN/{data,backup.ckb}` with the build of this commit (`N` from
+/// `CHATKEEPER_FIXTURE_FORMAT`, the format that build writes).
 #[test]
 #[ignore = "writes the committed fixture; run by hand only for a new format"]
 fn write_fixture() {
-    let root = fixture_dir();
+    let format: u8 = std::env::var("CHATKEEPER_FIXTURE_FORMAT")
+        .expect("set CHATKEEPER_FIXTURE_FORMAT to the store format this build writes")
+        .parse()
+        .unwrap();
+    let root = fixture_dir(format);
     let data = root.join("data");
     let _ = std::fs::remove_dir_all(&data);
     let mut config = StoreConfig::new(&data);
@@ -129,6 +149,11 @@ fn write_fixture() {
             &(42u64, "uk".to_string()),
         )
         .unwrap();
+    for (chat, user, value) in extra_profiles(format) {
+        store
+            .put_setting(SettingKey::Profile { chat, user }, &value)
+            .unwrap();
+    }
     store.flush().unwrap();
     store.backup(&root.join("backup.ckb")).unwrap();
 }
@@ -151,7 +176,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn check_content(store: &Store) {
+fn check_content(store: &Store, format: u8) {
     let want = fixture_content();
     let got = owned(
         store
@@ -191,6 +216,14 @@ fn check_content(store: &Store) {
             .unwrap(),
         Some((42, "uk".to_string()))
     );
+    for (chat, user, value) in extra_profiles(format) {
+        assert_eq!(
+            store
+                .setting::<(u64, String)>(SettingKey::Profile { chat, user })
+                .unwrap(),
+            Some(value)
+        );
+    }
     let by_user = owned(store.user_messages(204, i64::MIN, i64::MAX).unwrap());
     assert_eq!(
         by_user,
@@ -204,25 +237,30 @@ fn check_content(store: &Store) {
 }
 
 #[test]
-fn a_data_directory_of_the_first_format_opens_with_every_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    copy_dir(&fixture_dir().join("data"), &data);
-    let store = Store::open(StoreConfig::new(&data)).unwrap();
-    check_content(&store);
-    drop(store);
-    // And again after a reopen.
-    let store = Store::open(StoreConfig::new(&data)).unwrap();
-    check_content(&store);
+fn data_directories_of_earlier_formats_open_with_every_message() {
+    for format in FORMATS {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        copy_dir(&fixture_dir(format).join("data"), &data);
+        let store = Store::open(StoreConfig::new(&data)).unwrap();
+        check_content(&store, format);
+        drop(store);
+        // And again after a reopen.
+        let store = Store::open(StoreConfig::new(&data)).unwrap();
+        check_content(&store, format);
+    }
 }
 
 #[test]
-fn a_backup_of_the_first_format_restores_with_every_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("restored");
-    let summary = chatkeeper::store::restore(&fixture_dir().join("backup.ckb"), &data).unwrap();
-    // Each chat's messages span several backup records: still three chats.
-    assert_eq!(summary.chats, 3);
-    let store = Store::open(StoreConfig::new(&data)).unwrap();
-    check_content(&store);
+fn backups_of_earlier_formats_restore_with_every_message() {
+    for format in FORMATS {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("restored");
+        let summary =
+            chatkeeper::store::restore(&fixture_dir(format).join("backup.ckb"), &data).unwrap();
+        // Each chat's messages span several backup records: still three chats.
+        assert_eq!(summary.chats, 3);
+        let store = Store::open(StoreConfig::new(&data)).unwrap();
+        check_content(&store, format);
+    }
 }
