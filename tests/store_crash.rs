@@ -4,9 +4,10 @@
 //!
 //! The child's logs roll over every few blocks, and it edits sealed messages and deletes a
 //! person's messages in a side chat now and then, so that kills also land in block rewrites and
-//! in compactions (background and after deletions).
+//! in compactions (background and after deletions). It also writes profiles, in bulk and live
+//! (settled into the profiles log in the background), and deletes one now and then.
 
-use chatkeeper::store::{Message, MessageKind, Store, StoreConfig};
+use chatkeeper::store::{Message, MessageKind, SettingKey, Store, StoreConfig};
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -19,6 +20,10 @@ const CHATS: i64 = 5;
 /// A chat outside the checked stream where messages are written and deleted again.
 const SIDE_CHAT: i64 = -1_002_000_000_000;
 const SIDE_USER: i64 = 99;
+/// The chat whose profiles the child writes: `(PROFILE_CHAT, user)` → the stream position.
+const PROFILE_CHAT: i64 = -1_003_000_000_000;
+/// The profile checked after each kill (never deleted).
+const CHECKED_PROFILE: i64 = 1;
 
 /// Message number `i` of the child's stream: spread over a few chats, with the odd edit.
 fn nth(i: u64) -> Message {
@@ -83,6 +88,23 @@ fn crash_child() {
             i += 1;
         }
         if i % 100 == 0 {
+            // Profiles: many in bulk, some live (settled once 1,024 piled up), one deleted.
+            let position = i as u64;
+            store
+                .put_profiles((0..80).map(|u| ((PROFILE_CHAT, u), &position)))
+                .unwrap();
+            store
+                .put_settings((100..160).map(|u| {
+                    let key = SettingKey::Profile {
+                        chat: PROFILE_CHAT,
+                        user: u + i as i64 % 1_000,
+                    };
+                    (key, &position)
+                }))
+                .unwrap();
+            if i % 1_000 == 0 {
+                store.remove_profiles(Some(PROFILE_CHAT), Some(79)).unwrap();
+            }
             if explicit {
                 store.flush().unwrap();
                 println!("durable {i} {}", store.health().segments_compacted);
@@ -183,6 +205,18 @@ fn killed_mid_stream_loses_nothing_acknowledged_and_verifies_clean() {
             assert!(
                 stored.text == expected.text || stored.text.starts_with("edited"),
                 "round {round}: message {i} differs"
+            );
+        }
+        if explicit && must_have > 0 {
+            let profile: Option<u64> = store
+                .setting(SettingKey::Profile {
+                    chat: PROFILE_CHAT,
+                    user: CHECKED_PROFILE,
+                })
+                .unwrap();
+            assert!(
+                profile >= Some(must_have),
+                "round {round}: profile {profile:?}, {must_have} acknowledged"
             );
         }
         last_total = total;

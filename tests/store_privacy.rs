@@ -5,7 +5,7 @@
 //! need not appear verbatim.)
 
 use chatkeeper::store::codec::{BlockView, Compressor};
-use chatkeeper::store::{FlushPolicy, Message, MessageKind, Store, StoreConfig};
+use chatkeeper::store::{FlushPolicy, Message, MessageKind, SettingKey, Store, StoreConfig};
 use std::path::Path;
 
 const SECRET: &str = "таємниця";
@@ -167,5 +167,63 @@ fn purged_chats_and_expired_history_leave_no_copy() {
     assert!(on_disk.iter().all(|m| m.chat_id != CHATS[1]));
     assert!(on_disk.iter().all(|m| m.time >= cutoff));
     assert!(on_disk.iter().any(|m| m.chat_id == CHATS[0]));
+    assert!(store.verify().unwrap().is_clean());
+}
+
+/// How many times `needle` occurs in the profiles log's files (profile chunks are stored
+/// uncompressed, so a profile's bytes appear verbatim).
+fn in_profiles_log(dir: &Path, needle: &[u8]) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir.join("profiles")) else {
+        return 0;
+    };
+    entries
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .map(|bytes| bytes.windows(needle.len()).filter(|w| *w == needle).count())
+        .sum()
+}
+
+#[test]
+fn forgotten_and_purged_profiles_leave_no_copy_in_the_profiles_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let secret = |chat: i64, user: i64| format!("{SECRET}-{chat}-{user}");
+    // Rewritten a few times, so that dead copies of the chunks pile up in several segments.
+    for round in 0..3 {
+        let profiles: Vec<((i64, i64), (u32, String))> = CHATS
+            .iter()
+            .flat_map(|&c| (0..120).map(move |u| (c, 600 + u)))
+            .map(|(c, u)| ((c, u), (round, secret(c, u))))
+            .collect();
+        store
+            .put_profiles(profiles.iter().map(|(k, v)| (*k, v)))
+            .unwrap();
+    }
+    // And a newer one written live, which the store settles into the log before deleting.
+    store
+        .put_setting(
+            SettingKey::Profile {
+                chat: CHATS[2],
+                user: VICTIM,
+            },
+            &(9u32, secret(CHATS[2], VICTIM)),
+        )
+        .unwrap();
+    store.flush().unwrap();
+    let victim = |c: i64| secret(c, VICTIM).into_bytes();
+    assert!(
+        in_profiles_log(dir.path(), &victim(CHATS[0])) >= 3,
+        "the search must find what is there"
+    );
+    assert_eq!(store.remove_profiles(None, Some(VICTIM)).unwrap(), 3);
+    for chat in CHATS {
+        assert_eq!(in_profiles_log(dir.path(), &victim(chat)), 0, "chat {chat}");
+    }
+    assert!(in_profiles_log(dir.path(), &secret(CHATS[0], 601).into_bytes()) > 0);
+    assert_eq!(store.remove_profiles(Some(CHATS[1]), None).unwrap(), 119);
+    assert_eq!(
+        in_profiles_log(dir.path(), format!("{SECRET}-{}-", CHATS[1]).as_bytes()),
+        0
+    );
+    assert!(in_profiles_log(dir.path(), &secret(CHATS[0], 601).into_bytes()) > 0);
     assert!(store.verify().unwrap().is_clean());
 }

@@ -234,6 +234,8 @@ fn check_content(store: &Store, format: u8) {
     );
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
+    // Every profile now lives in the profiles log.
+    assert_eq!(report.profiles, 1 + extra_profiles(format).count() as u64);
 }
 
 #[test]

@@ -5,8 +5,9 @@
 //! A profile is per chat: a group never sees what someone does elsewhere. Profiles live in the
 //! store (so they survive restarts and go into backups) behind a bounded in-memory cache; the
 //! poll loop writes a batch's changed profiles in one store write before its flush, so they are
-//! as durable as the messages. Each profile remembers the last message it counted, so an update
-//! Telegram delivers again is not counted twice. People who opted out are never profiled, and
+//! as durable as the messages; an import writes its many profiles in bulk. Each profile
+//! remembers the last message it counted, so an update Telegram delivers again is not counted
+//! twice. People who opted out are never profiled, and
 //! their profiles are deleted.
 
 use super::{Analysis, Analyzer, Language, Style, Topic};
@@ -23,9 +24,9 @@ use std::sync::Mutex;
 /// Messages before a profile says anything about style, humour or language: a few messages do
 /// not make a habit.
 pub const MIN_MESSAGES: u32 = 5;
-/// Profiles an import may hold changed in memory before it writes them (a few MB): an export is
-/// chat by chat, so this is usually one chat's people.
-const UNWRITTEN_LIMIT: usize = 16_384;
+/// Profiles an import may hold changed in memory before it writes them (about 2 MB): an export
+/// is chat by chat, so this is usually one chat's people, or a few chats'.
+const UNWRITTEN_LIMIT: usize = 4_096;
 
 /// What the bot learned of one person in one chat.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -338,11 +339,8 @@ impl Profiles {
 
     fn write_unwritten(&self, state: &mut State) -> store::Result<usize> {
         let unwritten = std::mem::take(&mut state.unwritten);
-        self.store.put_settings(
-            unwritten
-                .iter()
-                .map(|(&(chat, user), p)| (SettingKey::Profile { chat, user }, p)),
-        )?;
+        self.store
+            .put_profiles(unwritten.iter().map(|(&key, p)| (key, p)))?;
         for (key, profile) in unwritten.iter() {
             if state.cache.contains(key) {
                 state.cache.put(*key, profile.clone());

@@ -13,6 +13,7 @@
 use super::codec;
 use super::layout;
 use super::model::*;
+use super::settings::SettingKey;
 use super::{lock, Result, Shared, Store, StoreConfig, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -23,6 +24,8 @@ const BACKUP_VERSION: u8 = 1;
 /// First byte of every record header.
 const RECORD_TAG: u8 = 1;
 const MESSAGES_PER_RECORD: usize = 1024;
+/// Profiles a restore writes at a time (about 1.5 MB).
+const PROFILES_PER_WRITE: usize = 16_384;
 /// No record of ours is larger; a larger length means a damaged file.
 const MAX_RECORD: u32 = 256 << 20;
 
@@ -156,6 +159,31 @@ impl Shared {
             let info: UserInfo = codec::decode(&v).map_err(|e| self.corrupt("user info", e))?;
             put(&mut stream, &mut records, &Record::User(user, info))?;
             summary.users += 1;
+        }
+        // Profiles in chunks first: a profile's sled record, written since the last settle,
+        // comes later and wins at the restore.
+        for pointer in self.profile_chunks() {
+            let pointer = pointer?;
+            let entries = self
+                .profile_chunk_at(pointer.chat, pointer.location)
+                .map_err(|e| {
+                    self.corrupt_msg(format!(
+                        "the profiles of chat {} from user {} on: {e}; `chatkeeper verify \
+                         --repair` drops them",
+                        pointer.chat, pointer.first_user
+                    ))
+                })?;
+            for (user, bytes) in entries.iter() {
+                let key = SettingKey::Profile {
+                    chat: pointer.chat,
+                    user: *user,
+                };
+                put(
+                    &mut stream,
+                    &mut records,
+                    &Record::Setting(key.encode(), bytes.clone()),
+                )?;
+            }
         }
         for item in self.db.scan_prefix([layout::SETTINGS]) {
             let (key, value) = item.map_err(|e| self.io(e))?;
@@ -295,6 +323,8 @@ pub fn restore(file: &Path, dir: &Path) -> Result<BackupSummary> {
         let mut config = StoreConfig::new(dir);
         config.flush = super::FlushPolicy::Manual;
         let store = Store::open(config)?;
+        // Profiles go to the profiles log in bulk, not one sled record each.
+        let mut profiles = Vec::new();
         read_backup(file, |record| match record {
             Record::Chat(id, info) => store.set_chat_info(id, info),
             Record::User(id, info) => store.set_user_info(id, info),
@@ -304,9 +334,19 @@ pub fn restore(file: &Path, dir: &Path) -> Result<BackupSummary> {
                 // exist, or every block of the restore would be compressed without one.
                 store.shared.maybe_train_dictionary()
             }
-            Record::Setting(key, value) => store.put_raw_setting(&key, &value),
+            Record::Setting(key, value) => match SettingKey::decode_profile(&key) {
+                Some((chat, user)) => {
+                    profiles.push((chat, user, Some(value)));
+                    if profiles.len() >= PROFILES_PER_WRITE {
+                        store.shared.put_profiles(profiles.drain(..))?;
+                    }
+                    Ok(())
+                }
+                None => store.put_raw_setting(&key, &value),
+            },
             Record::End { .. } => Ok(()),
         })?;
+        store.shared.put_profiles(profiles)?;
         store.flush()?;
         // Nor a compaction: the postings merged along the way leave dead space behind.
         store.shared.compact_if_due()

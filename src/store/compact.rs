@@ -10,7 +10,12 @@
 //!   dead.
 //! - Deletions ([`Shared::erase_deleted`]) compact every block segment that may hold a dead
 //!   record of an affected chat, every postings segment that may hold a forgotten user's, and
-//!   the whole tail log, so that the deleted bytes are gone when they return.
+//!   the whole tail log, so that the deleted bytes are gone when they return; a deletion of
+//!   profiles compacts every profiles segment with dead records
+//!   ([`Shared::erase_dead_profiles`]).
+//!
+//! Profile chunks change under the profile lock, not the writer lock (`profiles.rs`), so a
+//! compaction of the profiles log holds that lock throughout.
 
 use super::blocklog::{BlockLog, Location};
 use super::chunks::ChunkPointer;
@@ -29,6 +34,7 @@ enum Which {
     Blocks,
     Tails,
     Postings,
+    Profiles,
 }
 
 /// Who points at a live record.
@@ -49,6 +55,10 @@ enum Owner {
         user: UserId,
         last_time: i64,
     },
+    ProfileChunk {
+        key: sled::IVec,
+        chat: ChatId,
+    },
 }
 
 impl Owner {
@@ -57,7 +67,8 @@ impl Owner {
         match self {
             Owner::Block { chat, .. }
             | Owner::TailSegment { chat, .. }
-            | Owner::Checkpoint { chat } => *chat,
+            | Owner::Checkpoint { chat }
+            | Owner::ProfileChunk { chat, .. } => *chat,
             Owner::Chunk { user, .. } => *user,
         }
     }
@@ -69,13 +80,19 @@ impl Shared {
             Which::Blocks => &self.blocks,
             Which::Tails => &self.tails,
             Which::Postings => &self.postings_log,
+            Which::Profiles => &self.profiles_log,
         }
     }
 
     /// Compacts the segments (not the active one) of which at least half is dead. A running
     /// backup (which holds the rewrite gate) postpones it.
     pub(super) fn compact_if_due(&self) -> Result<()> {
-        for which in [Which::Blocks, Which::Tails, Which::Postings] {
+        for which in [
+            Which::Blocks,
+            Which::Tails,
+            Which::Postings,
+            Which::Profiles,
+        ] {
             let log = self.log(which);
             let active = log.active_id();
             let due: Vec<u32> = log
@@ -128,6 +145,13 @@ impl Shared {
         self.erase(Which::Tails, dead_segments(&self.tails))
     }
 
+    /// Compacts every profiles segment with dead records: profiles were just deleted.
+    pub(super) fn erase_dead_profiles(&self) -> Result<()> {
+        let _gate = self.rewrites.read().expect("rewrite gate");
+        let _one = lock(&self.compaction);
+        self.erase(Which::Profiles, dead_segments(&self.profiles_log))
+    }
+
     /// Compacts the tail log's segments with dead records (on close: little is live there).
     pub(super) fn compact_tail_log(&self) -> Result<()> {
         let Ok(_gate) = self.rewrites.try_read() else {
@@ -161,6 +185,7 @@ impl Shared {
         let Some(segment) = log.segment(id) else {
             return Ok(true);
         };
+        let _profiles = (which == Which::Profiles).then(|| lock(&self.profiles.lock));
         let live = self.live_records(which, id)?;
         let before = segment.len();
         for step in live.chunks(RECORDS_PER_STEP) {
@@ -215,6 +240,20 @@ impl Shared {
     /// The records of segment `id` that the index references now, in file order.
     fn live_records(&self, which: Which, id: u32) -> Result<Vec<(Owner, Location)>> {
         let mut live = Vec::new();
+        if which == Which::Profiles {
+            for pointer in self.profile_chunks() {
+                let pointer = pointer?;
+                if pointer.location.segment == id {
+                    live.push((
+                        Owner::ProfileChunk {
+                            key: pointer.key,
+                            chat: pointer.chat,
+                        },
+                        pointer.location,
+                    ));
+                }
+            }
+        }
         if which == Which::Postings {
             for entry in self.all_chunks() {
                 let entry = entry?;
@@ -269,7 +308,7 @@ impl Shared {
                             .map(|c| (Owner::Checkpoint { chat: id_of }, c)),
                     );
                 }
-                Which::Postings => {}
+                Which::Postings | Which::Profiles => {}
             }
         }
         live.sort_by_key(|(_, location)| location.offset);
@@ -295,6 +334,15 @@ impl Shared {
                     last_time: *last_time,
                 }),
             );
+            return Ok(true);
+        }
+        if let Owner::ProfileChunk { key, .. } = owner {
+            // The profile lock is held: the pointer cannot change meanwhile.
+            let current = self.db.get(key).map_err(|e| self.io(e))?;
+            if current.as_deref() != Some(codec::encode(&old).as_slice()) {
+                return Ok(false);
+            }
+            self.stage_insert(key, codec::encode(&new));
             return Ok(true);
         }
         let (Owner::Block { chat, .. }
@@ -341,7 +389,7 @@ impl Shared {
                     codec::encode(&new),
                 );
             }
-            Owner::Chunk { .. } => return Ok(false),
+            Owner::Chunk { .. } | Owner::ProfileChunk { .. } => return Ok(false),
         }
         Ok(true)
     }

@@ -8,14 +8,16 @@
 //! | `blocks/NNNNNNNNNN.seg` | the block log: sealed blocks of messages |
 //! | `tails/NNNNNNNNNN.seg` | the tail log: segments of unsealed messages and each chat's counter checkpoint, short-lived |
 //! | `postings/NNNNNNNNNN.seg` | the postings log: chunks of each user's postings |
+//! | `profiles/NNNNNNNNNN.seg` | the profiles log: chunks of each chat's profiles (`profiles.rs`) |
 //! | `backups/` | the bot's scheduled backups (`backup.rs` has their format) |
 //!
 //! A log segment (`blocklog.rs`) is a 16-byte header (`CHATKEEPER-LOG\n` and its version byte)
 //! followed by records `length: u32 LE, CRC-32 of the payload: u32 LE, payload`. A block or tail
 //! segment payload is what `codec::encode_block` writes: the value-version byte, a bincode header
 //! (chat, dictionary, one entry per frame: first and last key, id range, count, compressed
-//! length), then the zstd frames of 16 messages each, stored column by column. A checkpoint or a
-//! postings chunk is a value as `codec::encode` writes it. Segments are appended to and fsynced
+//! length), then the zstd frames of 16 messages each, stored column by column. A checkpoint, a
+//! postings chunk or a profile chunk (chat, then up to 32 `(user, profile bytes)` sorted by
+//! user) is a value as `codec::encode` writes it. Segments are appended to and fsynced
 //! before any index record points at them; compaction copies live records out of a segment and
 //! deletes it.
 //!
@@ -35,8 +37,11 @@
 //! | `L user time seq` | where a chunk of a user's postings (where their sealed messages are) is in the postings log, and the chunk's last time |
 //! | `N seq` | empty: block `seq`'s postings are not yet in chunks (read from the block at open) |
 //! | `H chat`, `U user` | chat titles and types, user names |
-//! | `S c chat`, `S u user`, `S p chat user` | the bot's settings and profiles |
+//! | `R chat first_user` | a chunk of the chat's profiles: its location in the profiles log |
+//! | `S c chat`, `S u user` | the bot's settings |
+//! | `S p chat user` | a profile written since the last settle (it takes precedence over the chunk's) |
 //!
+//! Store format 2 kept every profile as an `S p` record; opening one settles them into chunks.
 //! Store format 1 (before the logs) kept everything inside sled: blocks as `B seq`, the directory
 //! as `D chat time id`, tail segments as `T chat seq`, checkpoints as `C chat`, postings chunks
 //! as `P user time seq` and pending postings as `Q seq`, with their bytes; `migrate.rs` converts
@@ -45,7 +50,7 @@
 use super::model::{ChatId, MsgKey, Timestamp, UserId};
 
 /// The store format this build writes (the `M format` record).
-pub const STORE_FORMAT: u8 = 2;
+pub const STORE_FORMAT: u8 = 3;
 /// Store metadata: format version, compression dictionaries.
 pub const META: u8 = b'M';
 /// The block directory: `I chat run` → what and where 16 consecutive blocks are. Read at open
@@ -64,6 +69,8 @@ pub const USER_INFO: u8 = b'U';
 pub const POSTINGS: u8 = b'L';
 /// A sealed block whose postings are not yet written as chunks: `N seq`.
 pub const PENDING_POSTINGS: u8 = b'N';
+/// Chunks of a chat's profiles: `R chat first_user` → location in the profiles log.
+pub const PROFILE_CHUNK: u8 = b'R';
 /// Per-chat and per-user settings of the bot: `S c chat` / `S u user`.
 pub const SETTINGS: u8 = b'S';
 /// Analyses cached by builds before this one (`A namespace key`): derived data this build
@@ -178,6 +185,25 @@ pub fn postings_key(user: UserId, first_time: Timestamp, seq: u64) -> [u8; 25] {
     key
 }
 
+/// `R chat first_user`: one chunk of a chat's profiles.
+pub fn profile_chunk_key(chat: ChatId, first_user: UserId) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[..9].copy_from_slice(&chat_prefix(PROFILE_CHUNK, chat));
+    key[9..17].copy_from_slice(&ordered_i64(first_user));
+    key
+}
+
+/// Splits a [`profile_chunk_key`] back into chat and first user.
+pub fn parse_profile_chunk_key(key: &[u8]) -> Option<(ChatId, UserId)> {
+    if key.len() != 17 || key[0] != PROFILE_CHUNK {
+        return None;
+    }
+    Some((
+        from_ordered_i64(key[1..9].try_into().ok()?),
+        from_ordered_i64(key[9..17].try_into().ok()?),
+    ))
+}
+
 /// `family seq`: a block's pending postings marker (`N`), or a block of store format 1 (`B`).
 pub fn seq_key(family: u8, seq: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
@@ -225,6 +251,8 @@ mod tests {
         fn tail_and_postings_keys_round_trip(chat in any::<i64>(), seq in any::<u64>()) {
             prop_assert_eq!(parse_tail_key(&tail_key(chat, seq)), Some((chat, seq)));
             prop_assert_eq!(parse_chat(&postings_key(chat, 5, seq)), Some(chat));
+            let user = seq as i64;
+            prop_assert_eq!(parse_profile_chunk_key(&profile_chunk_key(chat, user)), Some((chat, user)));
         }
     }
 

@@ -75,7 +75,8 @@ impl Shared {
         }
         // What the index references is all that counts: a crash may have left records after it.
         // The directory and tails are in memory already; the postings chunks' pointers are many,
-        // so their log's accounts are read as stored (counted from the index only when absent).
+        // so their log's accounts are read as stored (counted from the index only when absent);
+        // profile chunks are few (one per 32 people of a chat) and counted.
         let cut = self.blocks.recover(
             states
                 .values()
@@ -85,7 +86,12 @@ impl Shared {
                 .iter()
                 .map(|&(_, _, loc)| loc)
                 .chain(checkpoints.iter().map(|&(_, loc)| loc)),
-        )? + self.recover_postings_log(&mut max_seq)?;
+        )? + self.recover_postings_log(&mut max_seq)?
+            + self.profiles_log.recover(
+                self.profile_chunks()
+                    .map(|p| p.map(|p| p.location))
+                    .collect::<Result<Vec<_>>>()?,
+            )?;
         if cut > 0 {
             tracing::info!(
                 bytes = cut,

@@ -1,6 +1,11 @@
-//! Conversion of a data directory from store format 1, which kept everything inside sled, to
-//! format 2, where blocks, tail segments, checkpoints and postings chunks live in logs and sled
-//! points at them (`layout.rs` has both). Family by family: `B`+`D` → block log + `I`, `T` →
+//! Conversion of a data directory from earlier store formats (`layout.rs` has them all).
+//!
+//! **Format 2 → 3**: profiles, each a sled record in format 2, are settled into chunks in the
+//! profiles log (`profiles.rs`), a step at a time; a crash between steps leaves records that the
+//! next open (or the group commit) settles, as it settles live writes.
+//!
+//! **Format 1 → 2**: format 1 kept everything inside sled; in format 2 blocks, tail segments,
+//! checkpoints and postings chunks live in logs and sled points at them. Family by family: `B`+`D` → block log + `I`, `T` →
 //! tail log + `J`, `C` → tail log + `K`, `P` → postings log + `L`, `Q` → `N` markers. Blocks go
 //! through `E chat time id` (moved, with their location) before their chat's directory runs
 //! are written.
@@ -20,8 +25,9 @@ use super::{codec, Result, Shared};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// The store format converted here.
+/// The store formats converted here.
 pub(super) const FORMAT_1: u8 = 1;
+pub(super) const FORMAT_2: u8 = 2;
 /// Format 1's blocks: `B seq` → block bytes.
 const V1_BLOCK: u8 = b'B';
 /// Format 1's directory: `D chat time id` → [`V1BlockMeta`].
@@ -193,7 +199,7 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
         orphans.remove(key.map_err(|e| shared.io(e))?);
         orphaned += 1;
     }
-    orphans.insert(layout::meta_key("format"), &[layout::STORE_FORMAT]);
+    orphans.insert(layout::meta_key("format"), &[FORMAT_2]);
     shared.db.apply_batch(orphans).map_err(|e| shared.io(e))?;
     shared.db.flush().map_err(|e| shared.io(e))?;
     tracing::info!(
@@ -201,6 +207,34 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
         unreferenced_blocks_dropped = orphaned,
         seconds = started.elapsed().as_secs_f64(),
         "converted the data directory to store format 2"
+    );
+    Ok(())
+}
+
+/// Converts format 2 to 3: settles every profile record into the profiles log.
+pub(super) fn from_format_2(shared: &Shared) -> Result<()> {
+    let started = Instant::now();
+    let mut settled = 0;
+    loop {
+        let step = shared.settle_profiles_step()?;
+        settled += step;
+        if step == 0 {
+            break;
+        }
+        tracing::info!(
+            profiles = settled,
+            "converting: profiles moved to the profiles log"
+        );
+    }
+    shared
+        .db
+        .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])
+        .map_err(|e| shared.io(e))?;
+    shared.db.flush().map_err(|e| shared.io(e))?;
+    tracing::info!(
+        profiles = settled,
+        seconds = started.elapsed().as_secs_f64(),
+        "converted the data directory to store format 3"
     );
     Ok(())
 }

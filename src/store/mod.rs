@@ -35,6 +35,7 @@ mod load;
 mod migrate;
 mod model;
 mod postings;
+mod profiles;
 mod read;
 mod rewrite;
 mod scan;
@@ -57,6 +58,7 @@ use codec::Compressor;
 use commit::Staged;
 use frames::FrameCache;
 use postings::Postings;
+use profiles::ProfileState;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -84,6 +86,9 @@ pub(crate) struct Shared {
     tails: BlockLog,
     /// Users' postings chunks.
     postings_log: BlockLog,
+    /// Chunks of chats' profiles.
+    profiles_log: BlockLog,
+    profiles: ProfileState,
     compressor: Compressor,
     chats: Vec<RwLock<HashMap<ChatId, Arc<Mutex<ChatState>>>>>,
     users: Vec<Mutex<HashMap<UserId, UserEntry>>>,
@@ -93,8 +98,9 @@ pub(crate) struct Shared {
     /// saved before it began, including chats another commit was still encoding. Taken before
     /// any other lock.
     committing: Mutex<()>,
-    /// Serializes everything that changes the index. Lock order: `committing`, `rewrites`,
-    /// `writer`, then chat locks; `staged` and the logs' own locks are innermost.
+    /// Serializes everything that changes the index but profile chunks (which have their own
+    /// lock, `profiles.rs`). Lock order: `committing`, `rewrites`, `compaction`, the profile
+    /// lock, `writer`, then chat locks; `staged` and the logs' own locks are innermost.
     writer: Mutex<()>,
     /// Held shared by code that may rewrite or move blocks and exclusively by a backup while it
     /// streams blocks (and by repair).
@@ -247,7 +253,8 @@ impl Store {
             size_on_disk: self.shared.db.size_on_disk().unwrap_or(0)
                 + self.shared.blocks.size_on_disk()
                 + self.shared.tails.size_on_disk()
-                + self.shared.postings_log.size_on_disk(),
+                + self.shared.postings_log.size_on_disk()
+                + self.shared.profiles_log.size_on_disk(),
         }
     }
 }
@@ -281,6 +288,11 @@ impl Shared {
                 &path.join("postings"),
                 config.segment_bytes.min(POSTINGS_SEGMENT_BYTES),
             )?,
+            profiles_log: BlockLog::open(
+                &path.join("profiles"),
+                config.segment_bytes.min(PROFILES_SEGMENT_BYTES),
+            )?,
+            profiles: ProfileState::default(),
             path,
             db,
             compressor: Compressor::default(),
@@ -303,7 +315,11 @@ impl Shared {
         };
         match shared.stored_format()? {
             Some(layout::STORE_FORMAT) => {}
-            Some(migrate::FORMAT_1) => migrate::from_format_1(&shared)?,
+            Some(migrate::FORMAT_1) => {
+                migrate::from_format_1(&shared)?;
+                migrate::from_format_2(&shared)?;
+            }
+            Some(migrate::FORMAT_2) => migrate::from_format_2(&shared)?,
             Some(other) => {
                 return Err(shared.corrupt_msg(format!(
                     "store format {other} is not {} (the one this build writes); use the \
@@ -355,7 +371,10 @@ impl Shared {
     /// Marks a new, empty store with this build's format. Log files without an index are not
     /// taken for a new store: they hold messages that only a backup can bring back.
     fn mark_new(&self) -> Result<()> {
-        if self.blocks.size_on_disk() + self.tails.size_on_disk() + self.postings_log.size_on_disk()
+        if self.blocks.size_on_disk()
+            + self.tails.size_on_disk()
+            + self.postings_log.size_on_disk()
+            + self.profiles_log.size_on_disk()
             > 0
         {
             return Err(self
@@ -368,8 +387,9 @@ impl Shared {
     }
 
     /// The group-commit thread: syncs every `interval`, seals in between when a writer says a
-    /// tail is long (so that writers never wait for compression), and compacts a log segment
-    /// when one has become mostly dead.
+    /// tail is long (so that writers never wait for compression), compacts a log segment
+    /// when one has become mostly dead, and settles profile records into chunks when many piled
+    /// up.
     fn run_flusher(&self, interval: Duration) {
         let mut last_sync = Instant::now();
         let mut state = lock(&self.flusher.state);
@@ -399,6 +419,9 @@ impl Shared {
             } else if kind == Commit::Sync {
                 if let Err(e) = self.compact_if_due() {
                     tracing::error!(error = %e, "compaction failed; retrying later");
+                }
+                if let Err(e) = self.settle_profiles_if_due() {
+                    tracing::error!(error = %e, "settling profiles failed; retrying later");
                 }
             }
             state = lock(&self.flusher.state);
@@ -578,6 +601,10 @@ const TAIL_SEGMENT_BYTES: u64 = 4 << 20;
 /// The postings log's segments: chunks are rewritten as they grow, so their log has much dead
 /// space; small segments roll over and are compacted early, not once 16 MiB of it piled up.
 const POSTINGS_SEGMENT_BYTES: u64 = 2 << 20;
+
+/// The profiles log's segments: chunks are rewritten as profiles change, so, as with postings,
+/// small segments are compacted early.
+const PROFILES_SEGMENT_BYTES: u64 = 2 << 20;
 
 /// How long `open` waits for sled's file lock.
 const LOCK_WAIT: Duration = Duration::from_secs(3);

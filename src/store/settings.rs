@@ -1,10 +1,12 @@
 //! Small per-chat and per-user records the bot keeps beside the messages: opt-outs, reply
 //! chances, quiet hours, the cooldown of spontaneous posts, and the profile of each person in each
 //! chat. The store does not interpret them: callers choose the type, the codec adds the
-//! format-version byte, and backups copy them.
+//! format-version byte, and backups copy them. Profiles are many, so most of them live in chunks
+//! in a log of their own (`profiles.rs`); this API hides where.
 
 use super::{codec, layout, ChatId, Result, Store, UserId};
 use serde::{de::DeserializeOwned, Serialize};
+use std::sync::atomic::Ordering;
 
 /// Whose record: a chat's, a user's, or a user's within one chat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,8 +48,17 @@ impl SettingKey {
         key
     }
 
+    /// `S p` or `S p chat`: the prefix of every profile record, or of a chat's.
+    pub(super) fn profile_prefix(chat: Option<ChatId>) -> Vec<u8> {
+        let mut prefix = vec![layout::SETTINGS, PROFILE];
+        if let Some(chat) = chat {
+            prefix.extend_from_slice(&layout::ordered_i64(chat));
+        }
+        prefix
+    }
+
     /// The chat and user of a profile key, from its encoding.
-    fn decode_profile(key: &[u8]) -> Option<(ChatId, UserId)> {
+    pub(super) fn decode_profile(key: &[u8]) -> Option<(ChatId, UserId)> {
         let rest = key.strip_prefix(&[layout::SETTINGS, PROFILE])?;
         let chat = layout::from_ordered_i64(rest.get(..8)?.try_into().ok()?);
         let user = layout::from_ordered_i64(rest.get(8..16)?.try_into().ok()?);
@@ -58,12 +69,16 @@ impl SettingKey {
 impl Store {
     /// The stored setting under `key`, or `None` when none was stored.
     pub fn setting<T: DeserializeOwned>(&self, key: SettingKey) -> Result<Option<T>> {
-        let Some(bytes) = self
-            .shared
-            .db
-            .get(key.encode())
-            .map_err(|e| self.shared.io(e))?
-        else {
+        let stored = match key {
+            SettingKey::Profile { chat, user } => self.shared.stored_profile(chat, user)?,
+            _ => self
+                .shared
+                .db
+                .get(key.encode())
+                .map_err(|e| self.shared.io(e))?
+                .map(|bytes| bytes.to_vec()),
+        };
+        let Some(bytes) = stored else {
             return Ok(None);
         };
         codec::decode(&bytes)
@@ -73,30 +88,53 @@ impl Store {
 
     /// Stores a setting (durable at the next group commit, like messages).
     pub fn put_setting<T: Serialize>(&self, key: SettingKey, value: &T) -> Result<()> {
-        self.shared
-            .db
-            .insert(key.encode(), codec::encode(value))
-            .map_err(|e| self.shared.io(e))?;
-        Ok(())
+        self.put_settings([(key, value)])
     }
 
-    /// Stores many records in one write (cheaper than one [`Store::put_setting`] each).
+    /// Stores many records in one write (cheaper than one [`Store::put_setting`] each). Profiles
+    /// written here are sled records until the group commit settles them into the profiles log:
+    /// the way for a few at a time (the live path); many at once go through
+    /// [`Store::put_profiles`].
     pub fn put_settings<'a, T: Serialize + 'a>(
         &self,
         records: impl IntoIterator<Item = (SettingKey, &'a T)>,
     ) -> Result<()> {
         let mut batch = sled::Batch::default();
+        let mut profiles = 0;
         for (key, value) in records {
+            profiles += u64::from(matches!(key, SettingKey::Profile { .. }));
             batch.insert(key.encode(), codec::encode(value));
         }
         self.shared
             .db
             .apply_batch(batch)
-            .map_err(|e| self.shared.io(e))
+            .map_err(|e| self.shared.io(e))?;
+        self.shared
+            .profiles
+            .unsettled
+            .fetch_add(profiles, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stores many profiles straight into the profiles log (an import): sled would keep the
+    /// pages of as many records resident. Durable at the next group commit, like messages.
+    pub fn put_profiles<'a, T: Serialize + 'a>(
+        &self,
+        profiles: impl IntoIterator<Item = ((ChatId, UserId), &'a T)>,
+    ) -> Result<()> {
+        self.shared.put_profiles(
+            profiles
+                .into_iter()
+                .map(|((chat, user), value)| (chat, user, Some(codec::encode(value)))),
+        )?;
+        Ok(())
     }
 
     /// Forgets a setting (a user who asked to be forgotten everywhere).
     pub fn remove_setting(&self, key: SettingKey) -> Result<()> {
+        if let SettingKey::Profile { chat, user } = key {
+            return self.remove_profiles(Some(chat), Some(user)).map(|_| ());
+        }
         self.shared
             .db
             .remove(key.encode())
@@ -120,27 +158,9 @@ impl Store {
     }
 
     /// Deletes the profiles of `user` (every user when `None`) in `chat` (every chat when
-    /// `None`); returns how many.
+    /// `None`), and their bytes from the disk; returns how many.
     pub fn remove_profiles(&self, chat: Option<ChatId>, user: Option<UserId>) -> Result<u64> {
-        let mut prefix = vec![layout::SETTINGS, PROFILE];
-        if let Some(chat) = chat {
-            prefix.extend_from_slice(&layout::ordered_i64(chat));
-        }
-        let mut batch = sled::Batch::default();
-        let mut removed = 0;
-        for item in self.shared.db.scan_prefix(prefix) {
-            let key = item.map_err(|e| self.shared.io(e))?.0;
-            let owner = SettingKey::decode_profile(&key).map(|(_, u)| u);
-            if user.is_none() || owner == user {
-                batch.remove(key);
-                removed += 1;
-            }
-        }
-        self.shared
-            .db
-            .apply_batch(batch)
-            .map_err(|e| self.shared.io(e))?;
-        Ok(removed)
+        self.shared.remove_profiles(chat, user)
     }
 
     /// Restores one raw setting from a backup.

@@ -22,12 +22,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 
+/// Bytes the index references per segment of each log: blocks, tails, postings, profiles.
+type LiveBytes = [HashMap<u32, u64>; 4];
+
 /// What `verify` found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
     pub chats: u64,
     pub blocks: u64,
     pub messages: u64,
+    /// Profiles in the profiles log (those written since the last settle not counted).
+    pub profiles: u64,
     /// One line per mismatch; empty when the store is consistent.
     pub problems: Vec<String>,
 }
@@ -138,7 +143,7 @@ impl Shared {
         &self,
         chat: ChatId,
         problems: &mut Vec<String>,
-        live: &mut [HashMap<u32, u64>; 3],
+        live: &mut LiveBytes,
         mut each: impl FnMut(&MessageRef),
     ) -> Result<Walk> {
         let mut walk = Walk {
@@ -216,7 +221,7 @@ impl Shared {
         let mut expected: HashMap<UserId, Fingerprint> = HashMap::new();
         let mut user_totals: HashMap<UserId, u64> = HashMap::new();
         let (mut total, mut service, mut chats) = (0u64, 0u64, 0u64);
-        let mut live: [HashMap<u32, u64>; 3] = Default::default();
+        let mut live: LiveBytes = Default::default();
         let mut problems = Vec::new();
         let loaded: HashSet<ChatId> = self.chats_in_order().iter().map(|(id, _)| *id).collect();
         for chat in self.chats_on_disk()? {
@@ -285,6 +290,7 @@ impl Shared {
             }
         }
         let stored = self.stored_postings(&mut problems, &mut live)?;
+        report.profiles = self.check_profiles(&mut problems, &mut live[3])?;
         self.check_logs(&live, &mut problems);
         if stored != expected {
             let users: HashSet<&UserId> = stored.keys().chain(expected.keys()).collect();
@@ -325,7 +331,7 @@ impl Shared {
         &self,
         chat: ChatId,
         problems: &mut Vec<String>,
-        live: &mut [HashMap<u32, u64>; 3],
+        live: &mut LiveBytes,
     ) -> Result<Option<Checkpoint>> {
         let Some(pointer) = self
             .db
@@ -368,11 +374,12 @@ impl Shared {
 
     /// Each segment's live bytes must be what the index references in it, and every segment
     /// the index references must exist.
-    fn check_logs(&self, live: &[HashMap<u32, u64>; 3], problems: &mut Vec<String>) {
+    fn check_logs(&self, live: &LiveBytes, problems: &mut Vec<String>) {
         for (log, live, name) in [
             (&self.blocks, &live[0], "block log"),
             (&self.tails, &live[1], "tail log"),
             (&self.postings_log, &live[2], "postings log"),
+            (&self.profiles_log, &live[3], "profiles log"),
         ] {
             let segments: HashMap<u32, u64> = log
                 .segments()
@@ -404,7 +411,7 @@ impl Shared {
     fn stored_postings(
         &self,
         problems: &mut Vec<String>,
-        live: &mut [HashMap<u32, u64>; 3],
+        live: &mut LiveBytes,
     ) -> Result<HashMap<UserId, Fingerprint>> {
         let mut out: HashMap<UserId, Fingerprint> = HashMap::new();
         for entry in self.all_chunks() {
@@ -469,6 +476,7 @@ impl Shared {
         }
         self.apply_staged()?;
         self.postings.clear();
+        self.drop_unreadable_profiles(&mut dropped)?;
         let mut chats = self.chats_on_disk()?;
         chats.extend(self.chats_in_order().iter().map(|(id, _)| *id));
         chats.sort_unstable();
@@ -495,7 +503,7 @@ impl Shared {
     /// stages its checkpoint and pending postings.
     fn rebuild_chat(&self, chat: ChatId, dropped: &mut Vec<String>) -> Result<()> {
         let mut scratch = Vec::new();
-        let mut live: [HashMap<u32, u64>; 3] = Default::default();
+        let mut live: LiveBytes = Default::default();
         let walk = self.walk_chat(chat, &mut scratch, &mut live, |_| {})?;
         let broken = scratch
             .iter()
