@@ -372,8 +372,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "checked {} chats, {} blocks, {} messages",
-                    report.chats, report.blocks, report.messages
+                    "checked {} chats, {} blocks, {} messages, {} profiles",
+                    report.chats, report.blocks, report.messages, report.profiles
                 );
                 for problem in &report.problems {
                     println!("mismatch: {problem}");
