@@ -89,9 +89,8 @@ fn crash_child() {
         }
         if i % 100 == 0 {
             // Profiles: many in bulk, some live (settled once 1,024 piled up), one deleted.
-            let position = i as u64;
             store
-                .put_profiles((0..80).map(|u| ((PROFILE_CHAT, u), &position)))
+                .put_profiles((0..80).map(|u| ((PROFILE_CHAT, u), &i)))
                 .unwrap();
             store
                 .put_settings((100..160).map(|u| {
@@ -99,7 +98,7 @@ fn crash_child() {
                         chat: PROFILE_CHAT,
                         user: u + i as i64 % 1_000,
                     };
-                    (key, &position)
+                    (key, &i)
                 }))
                 .unwrap();
             if i % 1_000 == 0 {

@@ -90,6 +90,8 @@ fn write_fixture() {
         .expect("set CHATKEEPER_FIXTURE_FORMAT to the store format this build writes")
         .parse()
         .unwrap();
+    // A fixture of an earlier format is never rewritten by a later build.
+    assert_eq!(format, chatkeeper::store::layout::STORE_FORMAT);
     let root = fixture_dir(format);
     let data = root.join("data");
     let _ = std::fs::remove_dir_all(&data);

@@ -161,7 +161,9 @@ impl Shared {
             summary.users += 1;
         }
         // Profiles in chunks first: a profile's sled record, written since the last settle,
-        // comes later and wins at the restore.
+        // comes later and wins at the restore. No settle, deletion or bulk write moves profiles
+        // between the two meanwhile.
+        let profiles_held = lock(&self.profiles.lock);
         for pointer in self.profile_chunks() {
             let pointer = pointer?;
             let entries = self
@@ -193,6 +195,7 @@ impl Shared {
                 &Record::Setting(key.to_vec(), value.to_vec()),
             )?;
         }
+        drop(profiles_held);
         let end = Record::End {
             records,
             messages: summary.messages,

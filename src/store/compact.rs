@@ -11,7 +11,7 @@
 //! - Deletions ([`Shared::erase_deleted`]) compact every block segment that may hold a dead
 //!   record of an affected chat, every postings segment that may hold a forgotten user's, and
 //!   the whole tail log, so that the deleted bytes are gone when they return; a deletion of
-//!   profiles compacts every profiles segment with dead records
+//!   profiles compacts every profiles segment that may hold a dead chunk of the chats concerned
 //!   ([`Shared::erase_dead_profiles`]).
 //!
 //! Profile chunks change under the profile lock, not the writer lock (`profiles.rs`), so a
@@ -145,11 +145,18 @@ impl Shared {
         self.erase(Which::Tails, dead_segments(&self.tails))
     }
 
-    /// Compacts every profiles segment with dead records: profiles were just deleted.
-    pub(super) fn erase_dead_profiles(&self) -> Result<()> {
-        let _gate = self.rewrites.read().expect("rewrite gate");
+    /// Compacts every profiles segment that may hold dead chunks of `chats`: profiles of theirs
+    /// were just deleted. The caller holds the rewrite gate (shared).
+    pub(super) fn erase_dead_profiles(&self, chats: &HashSet<ChatId>) -> Result<()> {
         let _one = lock(&self.compaction);
-        self.erase(Which::Profiles, dead_segments(&self.profiles_log))
+        let segments = self
+            .profiles_log
+            .segments()
+            .iter()
+            .filter(|s| s.may_hold_dead_of(chats))
+            .map(|s| s.id)
+            .collect();
+        self.erase(Which::Profiles, segments)
     }
 
     /// Compacts the tail log's segments with dead records (on close: little is live there).
@@ -198,6 +205,9 @@ impl Shared {
             }
             let moved = log.append(payloads.iter().map(|p| p.as_slice()))?;
             drop(payloads);
+            // The copies must be on disk before the index points at them (`apply_staged` syncs
+            // the logs with stored accounts, not the profiles log).
+            log.sync()?;
             let _writer = lock(&self.writer);
             for ((owner, old), new) in step.iter().zip(moved) {
                 if self.repoint(owner, *old, new)? {

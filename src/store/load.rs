@@ -87,11 +87,7 @@ impl Shared {
                 .map(|&(_, _, loc)| loc)
                 .chain(checkpoints.iter().map(|&(_, loc)| loc)),
         )? + self.recover_postings_log(&mut max_seq)?
-            + self.profiles_log.recover(
-                self.profile_chunks()
-                    .map(|p| p.map(|p| p.location))
-                    .collect::<Result<Vec<_>>>()?,
-            )?;
+            + self.profiles_log.recover(self.profile_locations()?)?;
         if cut > 0 {
             tracing::info!(
                 bytes = cut,
@@ -274,7 +270,8 @@ impl Shared {
         self.postings_log.recover(chunks)
     }
 
-    /// Drops all in-memory state and loads it again from the index.
+    /// Drops all in-memory state and loads it again from the index. The caller holds the
+    /// profile lock (the profiles log is recovered again).
     pub(super) fn reload(&self) -> Result<()> {
         for shard in &self.chats {
             shard.write().expect("chat map lock").clear();
@@ -285,6 +282,7 @@ impl Shared {
         lock(&self.dirty).clear();
         self.postings.clear();
         self.frames.clear();
+        self.clear_profile_cache();
         for counter in [
             &self.totals.messages,
             &self.totals.service,

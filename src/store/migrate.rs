@@ -214,18 +214,9 @@ pub(super) fn from_format_1(shared: &Shared) -> Result<()> {
 /// Converts format 2 to 3: settles every profile record into the profiles log.
 pub(super) fn from_format_2(shared: &Shared) -> Result<()> {
     let started = Instant::now();
-    let mut settled = 0;
-    loop {
-        let step = shared.settle_profiles_step()?;
-        settled += step;
-        if step == 0 {
-            break;
-        }
-        tracing::info!(
-            profiles = settled,
-            "converting: profiles moved to the profiles log"
-        );
-    }
+    // The profiles log is appended to before the store's load recovers it: recovered here first.
+    shared.profiles_log.recover(shared.profile_locations()?)?;
+    let settled = shared.settle_all_profiles()?;
     shared
         .db
         .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])

@@ -420,7 +420,7 @@ impl Shared {
                 if let Err(e) = self.compact_if_due() {
                     tracing::error!(error = %e, "compaction failed; retrying later");
                 }
-                if let Err(e) = self.settle_profiles_if_due() {
+                if let Err(e) = self.maintain_profiles() {
                     tracing::error!(error = %e, "settling profiles failed; retrying later");
                 }
             }

@@ -2,31 +2,32 @@
 //!
 //! A profile record for every person in every chat is many small records (250,000 for an
 //! account of 200 chats), and sled keeps every page it writes resident: kept as sled records,
-//! an import of such an account grew by ~130 MB. So profiles live in chunks of up to
+//! an import of such an account peaked at 171 MiB (56 MiB with chunks). So profiles live in chunks of up to
 //! [`CHUNK_PROFILES`] of one chat's people, sorted by user, in their own log; the index holds
 //! one pointer per chunk (`R chat first_user`).
 //!
 //! - **Live writes** (a batch's changed profiles) are sled records `S p chat user`, as cheap as
 //!   before; they take precedence over the chunks. Once [`SETTLE_AFTER`] of them piled up, the
-//!   group-commit thread settles them into the chunks a step at a time and removes each record
-//!   unless it changed meanwhile (so a settle never undoes a newer write, and takes no lock the
-//!   live path takes).
+//!   group-commit thread settles them into the chunks a step at a time, under the profile lock,
+//!   and removes each record unless a live write (which takes no lock) replaced it meanwhile.
 //! - **Bulk writes** (import, restore) go straight into the chunks.
 //! - Every change of chunks appends them, syncs the log, then applies one sled batch that swaps
 //!   the pointers (and drops the sled records of what it wrote); a crash leaves the old chunks
-//!   or the new. Changes of chunks are serialized by one lock, which compaction of the profiles
-//!   log also takes.
+//!   or the new ([`Shared::change_chunks`]). Changes of chunks and removals of records are
+//!   serialized by one lock, which compaction of the profiles log, backups (while they copy
+//!   profiles) and `verify` also take.
 //! - A deletion rewrites the chunks without the person (or drops the chat's) and then compacts
-//!   the profiles log's segments with dead records, so that the deleted bytes leave the disk.
+//!   the profiles segments that may hold dead chunks of the chats concerned, so that the deleted
+//!   bytes leave the disk (after a running backup, at the next group commit).
 
 use super::blocklog::{Location, RecordError};
 use super::layout;
 use super::model::{ChatId, UserId};
 use super::settings::SettingKey;
-use super::{codec, lock, Result, Shared};
+use super::{codec, lock, Result, Shared, StoreError};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,8 @@ pub(super) struct ProfileState {
     cache: Mutex<LruCache<Location, Arc<Vec<Entry>>>>,
     /// Profile records in sled not yet settled (an estimate: it triggers a settle).
     pub(super) unsettled: AtomicU64,
+    /// Chats whose deleted profiles are still to be erased from the log (a backup was running).
+    erase_pending: Mutex<HashSet<ChatId>>,
 }
 
 impl Default for ProfileState {
@@ -73,6 +76,7 @@ impl Default for ProfileState {
             )),
             // An open does not count them: the first commit looks.
             unsettled: AtomicU64::new(SETTLE_AFTER),
+            erase_pending: Mutex::default(),
         }
     }
 }
@@ -108,6 +112,22 @@ impl Shared {
         self.db
             .scan_prefix([layout::PROFILE_CHUNK])
             .map(move |item| self.profile_pointer(item))
+    }
+
+    /// Where every chunk is, to recover the profiles log at open. A malformed pointer is left
+    /// out (logged): `verify` reports it and `--repair` drops it.
+    pub(super) fn profile_locations(&self) -> Result<Vec<Location>> {
+        let mut locations = Vec::new();
+        for pointer in self.profile_chunks() {
+            match pointer {
+                Ok(pointer) => locations.push(pointer.location),
+                Err(StoreError::Corrupt { what, .. }) => {
+                    tracing::warn!(%what, "a profile chunk pointer is malformed; run `chatkeeper verify --repair`");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(locations)
     }
 
     /// The chunk pointers of one chat, by first user.
@@ -169,50 +189,79 @@ impl Shared {
         let (first, e) = last_error.expect("three attempts failed");
         Err(self.corrupt_msg(format!(
             "the profiles of chat {chat} from user {first} on: {e}; `chatkeeper verify --repair` \
-             drops them (profiles are rebuilt as people write)"
+             drops them (they start again from the next message)"
         )))
     }
 
     /// Writes `updates` (any order; the last one of a key wins) into the chunks and drops the
-    /// sled records of their keys. Returns how many profiles it deleted.
+    /// sled records of their keys. Callers serialize it with live writes of the same profiles
+    /// (the analyzer's `Profiles` does): a record written meanwhile would be dropped.
     pub(super) fn put_profiles(
         &self,
         updates: impl IntoIterator<Item = (ChatId, UserId, Option<Vec<u8>>)>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let mut by_chat: BTreeMap<ChatId, BTreeMap<UserId, Option<Vec<u8>>>> = BTreeMap::new();
         for (chat, user, bytes) in updates {
             by_chat.entry(chat).or_default().insert(user, bytes);
         }
         let _one = lock(&self.profiles.lock);
-        let mut batch = sled::Batch::default();
-        let mut released = Vec::new();
-        let mut deleted = 0;
-        for (chat, updates) in by_chat {
-            for &user in updates.keys() {
-                batch.remove(&SettingKey::Profile { chat, user }.encode()[..]);
+        self.change_chunks(|changes| {
+            for (chat, updates) in by_chat {
+                for &user in updates.keys() {
+                    changes
+                        .batch
+                        .remove(&SettingKey::Profile { chat, user }.encode()[..]);
+                }
+                let updates: Vec<Update> = updates.into_iter().collect();
+                self.merge_profiles(chat, &updates, changes, Unreadable::Fail)?;
             }
-            let updates: Vec<Update> = updates.into_iter().collect();
-            deleted += self.merge_profiles(chat, &updates, &mut batch, &mut released)?;
+            Ok(())
+        })
+    }
+
+    /// Prepares a change of chunks with `prepare`, then syncs the profiles log and applies the
+    /// batch: the chunks written become live and those replaced dead. If anything fails, the
+    /// chunks written are dead and the index is as it was. The caller holds the profile lock.
+    fn change_chunks<T>(&self, prepare: impl FnOnce(&mut ChunkChanges) -> Result<T>) -> Result<T> {
+        let mut changes = ChunkChanges::default();
+        let applied = prepare(&mut changes).and_then(|value| {
+            self.profiles_log.sync()?;
+            let batch = std::mem::take(&mut changes.batch);
+            self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+            Ok(value)
+        });
+        if applied.is_ok() {
+            for &(_, location) in &changes.written {
+                self.profiles_log.referenced(location);
+            }
+            for &(chat, location) in &changes.released {
+                self.profiles_log.released(location, chat);
+            }
+        } else {
+            for &(chat, location) in &changes.written {
+                self.profiles_log.abandoned(location, chat);
+            }
         }
-        self.apply_profile_batch(batch, released)?;
-        Ok(deleted)
+        applied
     }
 
     /// Merges `updates` (sorted by user, unique) into `chat`'s chunks: each chunk they touch is
     /// read, changed, and written again (split when it grew past [`CHUNK_PROFILES`]), its pointer
-    /// swapped in `batch`; chunks they do not touch stay. Returns how many profiles were deleted.
-    /// The caller holds the profile lock, and applies `batch` with
-    /// [`Shared::apply_profile_batch`].
+    /// swapped in `changes`; chunks they do not touch stay. A chunk that cannot be read fails
+    /// the merge, leaving `changes` as they were, or with [`Unreadable::Drop`] is dropped whole
+    /// (a deletion must not be stopped by damage). Returns how many profiles were deleted.
     fn merge_profiles(
         &self,
         chat: ChatId,
         updates: &[Update],
-        batch: &mut sled::Batch,
-        released: &mut Vec<(ChatId, Location)>,
+        changes: &mut ChunkChanges,
+        unreadable: Unreadable,
     ) -> Result<u64> {
         let chunks = self.chat_profile_chunks(chat)?;
         let mut deleted = 0;
         let mut rest = updates;
+        // Every touched chunk is read before `changes` is touched.
+        let mut replaced: Vec<&ChunkPointer> = Vec::new();
         let mut written: Vec<Vec<Entry>> = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
             // A chunk takes the updates up to the next chunk's first user (the first chunk also
@@ -226,20 +275,27 @@ impl Shared {
             if mine.is_empty() {
                 continue;
             }
-            let old = self.profile_chunk_at(chat, chunk.location).map_err(|e| {
-                self.corrupt_msg(format!(
-                    "the profiles of chat {chat} from user {} on: {e}; `chatkeeper verify \
+            let old = match self.profile_chunk_at(chat, chunk.location) {
+                Ok(old) => old,
+                Err(e) if unreadable == Unreadable::Drop => {
+                    tracing::warn!(chat, first_user = chunk.first_user, error = %e, "dropped an unreadable profile chunk");
+                    replaced.push(chunk);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(self.corrupt_msg(format!(
+                        "the profiles of chat {chat} from user {} on: {e}; `chatkeeper verify \
                          --repair` drops them",
-                    chunk.first_user
-                ))
-            })?;
+                        chunk.first_user
+                    )))
+                }
+            };
             let (merged, gone) = merge_entries(&old, mine);
             if gone == 0 && merged.len() == old.len() && merged.iter().eq(old.iter()) {
                 continue;
             }
             deleted += gone;
-            batch.remove(chunk.key.clone());
-            released.push((chat, chunk.location));
+            replaced.push(chunk);
             written.push(merged);
         }
         if chunks.is_empty() {
@@ -263,9 +319,13 @@ impl Shared {
         let locations = self
             .profiles_log
             .append(pieces.iter().map(|(_, bytes)| bytes.as_slice()))?;
+        for chunk in replaced {
+            changes.batch.remove(chunk.key.clone());
+            changes.released.push((chat, chunk.location));
+        }
         for ((first_user, _), location) in pieces.iter().zip(locations) {
-            self.profiles_log.referenced(location);
-            batch.insert(
+            changes.written.push((chat, location));
+            changes.batch.insert(
                 &layout::profile_chunk_key(chat, *first_user)[..],
                 codec::encode(&location),
             );
@@ -273,95 +333,148 @@ impl Shared {
         Ok(deleted)
     }
 
-    /// Syncs the profiles log and applies `batch`; the chunks it replaced are then dead.
-    fn apply_profile_batch(
-        &self,
-        batch: sled::Batch,
-        released: Vec<(ChatId, Location)>,
-    ) -> Result<()> {
-        self.profiles_log.sync()?;
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
-        for (chat, location) in released {
-            self.profiles_log.released(location, chat);
-        }
-        Ok(())
-    }
-
-    /// Settles a step of the profiles' sled records into chunks when enough piled up (the
-    /// group-commit thread, after a sync). A running backup postpones it.
-    pub(super) fn settle_profiles_if_due(&self) -> Result<()> {
-        if self.profiles.unsettled.load(Ordering::Relaxed) < SETTLE_AFTER {
+    /// The group commit's part, after a sync: settles a step of the profiles' sled records into
+    /// chunks when enough piled up, and erases what a deletion left to erase. A running backup
+    /// postpones both.
+    pub(super) fn maintain_profiles(&self) -> Result<()> {
+        let settle = self.profiles.unsettled.load(Ordering::Relaxed) >= SETTLE_AFTER;
+        let erase = !lock(&self.profiles.erase_pending).is_empty();
+        if !settle && !erase {
             return Ok(());
         }
-        let Ok(_gate) = self.rewrites.try_read() else {
+        let Ok(gate) = self.rewrites.try_read() else {
             return Ok(());
         };
-        if self.settle_profiles_step()? < SETTLE_STEP {
-            // All there were; what was written since waits for the next trigger.
-            self.profiles.unsettled.store(0, Ordering::Relaxed);
+        if settle {
+            let scanned = {
+                let _one = lock(&self.profiles.lock);
+                self.settle_locked(None, None, SETTLE_STEP)?
+            };
+            let _ =
+                self.profiles
+                    .unsettled
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        // A full step leaves more for the next commit; records that could not be
+                        // settled wait for new writes.
+                        Some(if scanned == SETTLE_STEP {
+                            n.max(SETTLE_AFTER)
+                        } else {
+                            n.saturating_sub(scanned as u64)
+                        })
+                    });
         }
+        let chats = std::mem::take(&mut *lock(&self.profiles.erase_pending));
+        if !chats.is_empty() {
+            self.erase_dead_profiles(&chats)?;
+        }
+        drop(gate);
         Ok(())
     }
 
-    /// Moves up to [`SETTLE_STEP`] sled records of profiles into chunks, then removes each record
-    /// that still holds what was moved (one written meanwhile is newer and stays). Returns how
-    /// many it moved.
-    pub(super) fn settle_profiles_step(&self) -> Result<usize> {
-        let prefix = SettingKey::profile_prefix(None);
-        let mut records: Vec<(sled::IVec, sled::IVec)> = Vec::new();
-        for item in self.db.scan_prefix(&prefix).take(SETTLE_STEP) {
-            records.push(item.map_err(|e| self.io(e))?);
+    /// Moves up to `limit` sled records of profiles (of `chat` and `user`, or all) into chunks
+    /// and removes them; a chat whose chunks cannot be read keeps its records (logged). Returns
+    /// how many records it looked at. The caller holds the profile lock, which every other
+    /// change of chunks and removal of records takes: the records read are current, and only a
+    /// live write (which takes no lock) can replace one meanwhile — the compare-and-swap then
+    /// keeps the newer record.
+    fn settle_locked(
+        &self,
+        chat: Option<ChatId>,
+        user: Option<UserId>,
+        limit: usize,
+    ) -> Result<usize> {
+        let mut records: Vec<(ChatId, UserId, sled::IVec, sled::IVec)> = Vec::new();
+        for item in self.db.scan_prefix(SettingKey::profile_prefix(chat)) {
+            let (key, value) = item.map_err(|e| self.io(e))?;
+            let Some((c, u)) = SettingKey::decode_profile(&key) else {
+                tracing::warn!(
+                    ?key,
+                    "a profile record's key is malformed; it is left alone"
+                );
+                continue;
+            };
+            if user.is_none_or(|x| x == u) {
+                records.push((c, u, key, value));
+                if records.len() == limit {
+                    break;
+                }
+            }
         }
         if records.is_empty() {
             return Ok(0);
         }
-        {
-            let _one = lock(&self.profiles.lock);
-            let mut batch = sled::Batch::default();
-            let mut released = Vec::new();
-            let mut updates: Vec<Update> = Vec::new();
-            let mut current = None;
-            for (key, value) in &records {
-                let (chat, user) = SettingKey::decode_profile(key)
-                    .ok_or_else(|| self.corrupt_msg(format!("profile key {key:?}")))?;
-                if current.is_some_and(|c| c != chat) {
-                    let c = current.expect("a chat");
-                    self.merge_profiles(c, &updates, &mut batch, &mut released)?;
-                    updates.clear();
+        let settled: Vec<ChatId> = self.change_chunks(|changes| {
+            let mut settled = Vec::new();
+            for group in records.chunk_by(|a, b| a.0 == b.0) {
+                let chat = group[0].0;
+                let updates: Vec<Update> = group
+                    .iter()
+                    .map(|(_, u, _, v)| (*u, Some(v.to_vec())))
+                    .collect();
+                match self.merge_profiles(chat, &updates, changes, Unreadable::Fail) {
+                    Ok(_) => settled.push(chat),
+                    Err(e) => {
+                        tracing::warn!(chat, error = %e, "profiles of a chat not settled");
+                    }
                 }
-                current = Some(chat);
-                updates.push((user, Some(value.to_vec())));
             }
-            if let Some(chat) = current {
-                self.merge_profiles(chat, &updates, &mut batch, &mut released)?;
+            Ok(settled)
+        })?;
+        for (chat, _, key, value) in &records {
+            if settled.binary_search(chat).is_ok() {
+                self.db
+                    .compare_and_swap(key, Some(value), None::<&[u8]>)
+                    .map_err(|e| self.io(e))?
+                    .ok();
             }
-            self.apply_profile_batch(batch, released)?;
-        }
-        for (key, value) in &records {
-            // Unless a newer write replaced it, the record now equals its chunk's entry.
-            let _ = self
-                .db
-                .compare_and_swap(key, Some(value), None::<&[u8]>)
-                .map_err(|e| self.io(e))?;
         }
         tracing::debug!(profiles = records.len(), "settled profiles into chunks");
         Ok(records.len())
     }
 
+    /// Settles every profile record into chunks (the conversion from store format 2), a step at
+    /// a time; returns how many it moved.
+    pub(super) fn settle_all_profiles(&self) -> Result<usize> {
+        let mut moved = 0;
+        loop {
+            let before = self
+                .db
+                .scan_prefix(SettingKey::profile_prefix(None))
+                .count();
+            let scanned = {
+                let _one = lock(&self.profiles.lock);
+                self.settle_locked(None, None, SETTLE_STEP)?
+            };
+            let after = self
+                .db
+                .scan_prefix(SettingKey::profile_prefix(None))
+                .count();
+            moved += before - after;
+            if scanned < SETTLE_STEP || after == before {
+                return Ok(moved);
+            }
+            tracing::info!(
+                profiles = moved,
+                "converting: profiles moved to the profiles log"
+            );
+        }
+    }
+
     /// Deletes the profiles of `user` (everyone when `None`) in `chat` (every chat when `None`),
-    /// records and chunks, and erases their bytes from the profiles log. Returns how many.
+    /// records and chunks, then erases their bytes from the profiles log (at the next group
+    /// commit if a backup is running). Returns how many. Callers serialize it with live writes
+    /// of the same profiles, or one written meanwhile may be counted twice.
     pub(super) fn remove_profiles(
         &self,
         chat: Option<ChatId>,
         user: Option<UserId>,
     ) -> Result<u64> {
-        // The records are settled into the chunks first, so that each profile is counted once.
-        while self.settle_profiles_step()? == SETTLE_STEP {}
+        let mut affected: HashSet<ChatId> = HashSet::new();
         let deleted = {
             let _one = lock(&self.profiles.lock);
-            let mut batch = sled::Batch::default();
-            let mut released = Vec::new();
-            let mut deleted = 0;
+            // The records are settled into the chunks first, so that each profile is counted
+            // once.
+            self.settle_locked(chat, user, usize::MAX)?;
             let chats: Vec<ChatId> = match chat {
                 Some(chat) => vec![chat],
                 None => {
@@ -375,38 +488,75 @@ impl Shared {
                     chats
                 }
             };
-            for chat in chats {
-                match user {
-                    Some(user) => {
-                        deleted +=
-                            self.merge_profiles(chat, &[(user, None)], &mut batch, &mut released)?
+            self.change_chunks(|changes| {
+                let mut deleted = 0;
+                for chat in chats {
+                    let before = changes.released.len();
+                    match user {
+                        Some(user) => {
+                            deleted += self.merge_profiles(
+                                chat,
+                                &[(user, None)],
+                                changes,
+                                Unreadable::Drop,
+                            )?;
+                        }
+                        None => {
+                            for chunk in self.chat_profile_chunks(chat)? {
+                                // An unreadable chunk goes too; it counts as none.
+                                deleted += self
+                                    .profile_chunk_at(chat, chunk.location)
+                                    .map_or(0, |e| e.len() as u64);
+                                changes.batch.remove(chunk.key);
+                                changes.released.push((chat, chunk.location));
+                            }
+                        }
                     }
-                    None => {
-                        for chunk in self.chat_profile_chunks(chat)? {
-                            // An unreadable chunk goes too; it counts as none.
-                            deleted += self
-                                .profile_chunk_at(chat, chunk.location)
-                                .map_or(0, |e| e.len() as u64);
-                            batch.remove(chunk.key);
-                            released.push((chat, chunk.location));
+                    if changes.released.len() > before {
+                        affected.insert(chat);
+                    }
+                }
+                // Records left: those of chats that could not be settled, and any written
+                // since.
+                for item in self.db.scan_prefix(SettingKey::profile_prefix(chat)) {
+                    let key = item.map_err(|e| self.io(e))?.0;
+                    if let Some((c, u)) = SettingKey::decode_profile(&key) {
+                        if user.is_none_or(|x| x == u) {
+                            changes.batch.remove(key);
+                            deleted += 1;
+                            affected.insert(c);
                         }
                     }
                 }
-            }
-            // Records written since the settle above.
-            for item in self.db.scan_prefix(SettingKey::profile_prefix(chat)) {
-                let key = item.map_err(|e| self.io(e))?.0;
-                if user.is_none() || SettingKey::decode_profile(&key).map(|(_, u)| u) == user {
-                    batch.remove(key);
-                    deleted += 1;
-                }
-            }
-            self.apply_profile_batch(batch, released)?;
-            deleted
+                Ok(deleted)
+            })?
         };
-        self.erase_dead_profiles()?;
+        if !affected.is_empty() {
+            // A running backup holds the gate: the group commit erases after it.
+            match self.rewrites.try_read() {
+                Ok(_gate) => self.erase_dead_profiles(&affected)?,
+                Err(_) => lock(&self.profiles.erase_pending).extend(affected),
+            }
+        }
         Ok(deleted)
     }
+}
+
+/// Chunk changes being prepared under the profile lock (see [`Shared::change_chunks`]).
+#[derive(Default)]
+struct ChunkChanges {
+    batch: sled::Batch,
+    /// Chunks appended: live once the batch is applied.
+    written: Vec<(ChatId, Location)>,
+    /// Chunks replaced: dead once the batch is applied.
+    released: Vec<(ChatId, Location)>,
+}
+
+/// What a merge does with a chunk it cannot read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unreadable {
+    Fail,
+    Drop,
 }
 
 impl Shared {
@@ -454,24 +604,34 @@ impl Shared {
         Ok(profiles)
     }
 
-    /// Drops the pointers of profile chunks that cannot be read (repair): those profiles are
-    /// lost and start again from the next message. Notes each in `dropped`.
+    /// Drops the pointers of profile chunks that cannot be read, or do not parse (repair):
+    /// those profiles are lost and start again from the next message. Notes each in `dropped`.
+    /// The caller holds the profile lock.
     pub(super) fn drop_unreadable_profiles(&self, dropped: &mut Vec<String>) -> Result<()> {
-        let _one = lock(&self.profiles.lock);
-        let mut batch = sled::Batch::default();
-        let mut released = Vec::new();
-        for pointer in self.profile_chunks() {
-            let pointer = pointer?;
-            if let Err(e) = self.profile_chunk_at(pointer.chat, pointer.location) {
-                dropped.push(format!(
-                    "chat {}: dropped the profiles of user {} on ({e})",
-                    pointer.chat, pointer.first_user
-                ));
-                batch.remove(pointer.key);
-                released.push((pointer.chat, pointer.location));
+        self.change_chunks(|changes| {
+            for item in self.db.scan_prefix([layout::PROFILE_CHUNK]) {
+                let (key, value) = item.map_err(|e| self.io(e))?;
+                let Ok(pointer) = self.profile_pointer(Ok((key.clone(), value))) else {
+                    dropped.push(format!("dropped a malformed profile chunk pointer {key:?}"));
+                    changes.batch.remove(key);
+                    continue;
+                };
+                if let Err(e) = self.profile_chunk_at(pointer.chat, pointer.location) {
+                    dropped.push(format!(
+                        "chat {}: dropped the profiles of user {} on ({e})",
+                        pointer.chat, pointer.first_user
+                    ));
+                    changes.batch.remove(pointer.key);
+                    changes.released.push((pointer.chat, pointer.location));
+                }
             }
-        }
-        self.apply_profile_batch(batch, released)
+            Ok(())
+        })
+    }
+
+    /// Forgets every decoded chunk (a repair reloads the logs).
+    pub(super) fn clear_profile_cache(&self) {
+        lock(&self.profiles.cache).clear();
     }
 }
 
@@ -549,6 +709,14 @@ mod tests {
         store.setting(SettingKey::Profile { chat, user }).unwrap()
     }
 
+    fn profile_result(
+        store: &Store,
+        chat: ChatId,
+        user: UserId,
+    ) -> crate::store::Result<Option<(u64, String)>> {
+        store.setting(SettingKey::Profile { chat, user })
+    }
+
     fn records(store: &Store) -> usize {
         store
             .shared
@@ -611,7 +779,11 @@ mod tests {
         };
         check(&store);
         assert_eq!(records(&store), 15);
-        assert_eq!(store.shared.settle_profiles_step().unwrap(), 15);
+        let scanned = {
+            let _one = lock(&store.shared.profiles.lock);
+            store.shared.settle_locked(None, None, SETTLE_STEP).unwrap()
+        };
+        assert_eq!(scanned, 15);
         assert_eq!(records(&store), 0);
         check(&store);
         let report = store.verify().unwrap();
@@ -681,10 +853,10 @@ mod tests {
         assert!(report.is_clean(), "{:?}", report.problems);
     }
 
-    #[test]
-    fn a_damaged_chunk_is_a_clear_error_and_repair_drops_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path());
+    /// A store with 100 profiles in one chat, a byte of one chunk flipped; returns the users
+    /// whose profile reads fail, after checking the error names the way out.
+    fn damaged(dir: &std::path::Path) -> (Store, Vec<UserId>) {
+        let store = open(dir);
         let value = (7u64, "x".to_string());
         store
             .put_profiles((0..100).map(|u| ((CHATS[0], u), &value)))
@@ -692,7 +864,7 @@ mod tests {
         store.flush().unwrap();
         drop(store);
         // Flip a byte in the middle of the profiles log.
-        let segment = std::fs::read_dir(dir.path().join("profiles"))
+        let segment = std::fs::read_dir(dir.join("profiles"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .next()
@@ -701,32 +873,64 @@ mod tests {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
         std::fs::write(&segment, bytes).unwrap();
-        let store = open(dir.path());
-        let errors: Vec<String> = (0..100)
-            .filter_map(|u| {
-                store
-                    .setting::<(u64, String)>(SettingKey::Profile {
-                        chat: CHATS[0],
-                        user: u,
-                    })
-                    .err()
-                    .map(|e| e.to_string())
-            })
-            .collect();
-        let damaged = errors.len();
-        assert!((1..100).contains(&damaged), "{damaged} unreadable");
-        assert!(errors[0].contains("verify --repair"), "{}", errors[0]);
+        let store = open(dir);
+        let mut damaged = Vec::new();
+        for u in 0..100 {
+            if let Err(e) = profile_result(&store, CHATS[0], u) {
+                assert!(e.to_string().contains("verify --repair"), "{e}");
+                damaged.push(u);
+            }
+        }
+        assert!((1..100).contains(&damaged.len()), "{damaged:?} unreadable");
         assert!(!store.verify().unwrap().is_clean());
+        (store, damaged)
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_a_clear_error_and_repair_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, damaged) = damaged(dir.path());
         let report = store.repair().unwrap();
         assert!(report
             .problems
             .iter()
             .any(|p| p.contains("dropped the profiles")));
         assert!(store.verify().unwrap().is_clean());
-        let kept = (0..100)
-            .filter(|&u| profile(&store, CHATS[0], u).is_some())
-            .count();
-        assert_eq!(kept, 100 - damaged);
+        for u in 0..100 {
+            assert_eq!(
+                profile(&store, CHATS[0], u).is_some(),
+                !damaged.contains(&u)
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_chunk_stops_neither_other_chats_settling_nor_a_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, damaged) = damaged(dir.path());
+        let value = (8u64, "y".to_string());
+        let victim = damaged[0];
+        for (chat, user) in [(CHATS[0], victim), (CHATS[1], 5)] {
+            store
+                .put_setting(SettingKey::Profile { chat, user }, &value)
+                .unwrap();
+        }
+        {
+            let _one = lock(&store.shared.profiles.lock);
+            assert_eq!(
+                store.shared.settle_locked(None, None, SETTLE_STEP).unwrap(),
+                2
+            );
+        }
+        // The damaged chat's record stays a record (and is read); the other chat's settled.
+        assert_eq!(records(&store), 1);
+        assert_eq!(profile(&store, CHATS[0], victim), Some(value.clone()));
+        assert_eq!(profile(&store, CHATS[1], 5), Some(value));
+        // Deleting someone whose chunk is damaged drops that chunk whole.
+        assert_eq!(store.remove_profiles(None, Some(victim)).unwrap(), 1);
+        assert_eq!(records(&store), 0);
+        assert_eq!(profile(&store, CHATS[0], victim), None);
+        assert!(store.verify().unwrap().is_clean());
     }
 
     #[test]
@@ -759,6 +963,47 @@ mod tests {
             assert_eq!(profile(&store, CHATS[1], u).as_ref(), Some(want));
         }
         assert_eq!(records(&store), 0, "a restore writes profiles to the log");
+        assert!(store.verify().unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_deletion_during_a_backup_does_not_wait_and_is_erased_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let secret = |u: UserId| format!("marker-{u}-marker");
+        let values: Vec<(u64, String)> = (0..100).map(|u| (u, secret(u as i64))).collect();
+        // Twice, so that the first copies are dead and segments hold both.
+        for round in 0..2 {
+            let values: Vec<(u64, String)> =
+                values.iter().map(|(u, v)| (u + round, v.clone())).collect();
+            store
+                .put_profiles((0..100).map(|u| ((CHATS[0], u), &values[u as usize])))
+                .unwrap();
+        }
+        let on_disk = |needle: &str| -> usize {
+            std::fs::read_dir(dir.path().join("profiles"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .map(|b| {
+                    b.windows(needle.len())
+                        .filter(|w| *w == needle.as_bytes())
+                        .count()
+                })
+                .sum()
+        };
+        assert!(on_disk(&secret(42)) >= 2);
+        {
+            // A backup holds the rewrite gate.
+            let _backup = store.shared.rewrites.write().unwrap();
+            assert_eq!(store.remove_profiles(None, Some(42)).unwrap(), 1);
+            assert_eq!(profile(&store, CHATS[0], 42), None);
+            assert!(on_disk(&secret(42)) > 0, "erased only after the backup");
+            store.shared.maintain_profiles().unwrap();
+            assert!(on_disk(&secret(42)) > 0);
+        }
+        store.shared.maintain_profiles().unwrap();
+        assert_eq!(on_disk(&secret(42)), 0);
+        assert!(on_disk(&secret(41)) > 0);
         assert!(store.verify().unwrap().is_clean());
     }
 }

@@ -48,6 +48,8 @@ impl Store {
     /// Checks every derived structure and counter against the messages.
     pub fn verify(&self) -> Result<VerifyReport> {
         self.shared.commit(Commit::Close)?;
+        // Profile chunks change under their own lock, taken before the writer's.
+        let _profiles = lock(&self.shared.profiles.lock);
         let _writer = lock(&self.shared.writer);
         self.shared.check()
     }
@@ -58,8 +60,9 @@ impl Store {
     pub fn repair(&self) -> Result<VerifyReport> {
         self.shared.commit(Commit::Close)?;
         let dropped = {
-            // The store's lock order: rewrite gate, then writer.
+            // The store's lock order: rewrite gate, profile lock, then writer.
             let _rewrites = self.shared.rewrites.write().expect("rewrite gate");
+            let _profiles = lock(&self.shared.profiles.lock);
             let _writer = lock(&self.shared.writer);
             self.shared.rebuild()?
         };
@@ -461,8 +464,8 @@ impl Shared {
     }
 
     /// Rebuilds every chat's derived records from its readable messages, then reloads the
-    /// in-memory state. Returns what was dropped as unreadable. The rewrite gate and the writer
-    /// lock must be held.
+    /// in-memory state. Returns what was dropped as unreadable. The rewrite gate, the profile
+    /// lock and the writer lock must be held.
     fn rebuild(&self) -> Result<Vec<String>> {
         let mut dropped = Vec::new();
         {
