@@ -27,6 +27,9 @@ pub const MIN_MESSAGES: u32 = 5;
 /// Profiles an import may hold changed in memory before it writes them (about 2 MB): an export
 /// is chat by chat, so this is usually one chat's people, or a few chats'.
 const UNWRITTEN_LIMIT: usize = 4_096;
+/// Profiles an import writes as it leaves a chat, when at least this many piled up (fewer wait
+/// for the next chats', so that small chats share one write).
+const WRITE_ON_LEAVING: usize = 256;
 
 /// What the bot learned of one person in one chat.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -242,6 +245,8 @@ struct State {
     /// Profiles an import changed and has not yet written: they take precedence over the cache
     /// and the store, so that a live update in between builds on them.
     unwritten: HashMap<(ChatId, UserId), Profile>,
+    /// The chat of the last imported message.
+    importing: Option<ChatId>,
 }
 
 impl Profiles {
@@ -255,6 +260,7 @@ impl Profiles {
                 cache: LruCache::new(capacity),
                 opted_out: opted_out.into_iter().collect(),
                 unwritten: HashMap::new(),
+                importing: None,
             }),
         }
     }
@@ -300,8 +306,10 @@ impl Profiles {
 
     /// Counts imported history: messages new to the store (each counted once however its id
     /// relates to the profile's newest), analysed here outside the lock. The changed profiles
-    /// are written when many have piled up and by [`Profiles::write_imported`]; until then every
-    /// other profile operation sees them. Returns how many profiles it wrote.
+    /// are written when the import leaves a chat (an export is chat by chat, so each profile is
+    /// written once) once a few hundred piled up, when many piled up, and by
+    /// [`Profiles::write_imported`]; until then every other profile operation sees them. Returns
+    /// how many profiles it wrote.
     pub fn add_imported(
         &self,
         messages: &[MessageRef],
@@ -312,9 +320,16 @@ impl Profiles {
             .filter_map(|m| Some((m, profiled(m)?, analyzer.analyze(&m.text))))
             .collect();
         let mut state = self.state.lock().expect("profiles");
+        let mut written = 0;
         for (message, user, analysis) in analysed {
             if state.opted_out.contains(&user) {
                 continue;
+            }
+            let left = state.importing.replace(message.chat_id);
+            if left.is_some_and(|c| c != message.chat_id)
+                && state.unwritten.len() >= WRITE_ON_LEAVING
+            {
+                written += self.write_unwritten(&mut state)?;
             }
             let key = (message.chat_id, user);
             if !state.unwritten.contains_key(&key) {
@@ -326,9 +341,9 @@ impl Profiles {
             }
         }
         if state.unwritten.len() >= UNWRITTEN_LIMIT {
-            return self.write_unwritten(&mut state);
+            written += self.write_unwritten(&mut state)?;
         }
-        Ok(0)
+        Ok(written)
     }
 
     /// Writes the profiles an import changed; returns how many.

@@ -51,7 +51,8 @@ pub struct ImportSummary {
     pub last_time: Option<Timestamp>,
     /// Messages whose time came from `date` (local time, no zone) and was taken as UTC.
     pub times_taken_as_utc: u64,
-    /// Profiles the imported messages changed (written to the store).
+    /// Profiles the imported messages changed (written to the store; a chat of more than
+    /// 4,096 people, or an export whose chats are interleaved, may count some twice).
     pub profiles: usize,
     pub bytes: u64,
     pub elapsed_seconds: f64,

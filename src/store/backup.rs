@@ -161,11 +161,21 @@ impl Shared {
             summary.users += 1;
         }
         // Profiles in chunks first: a profile's sled record, written since the last settle,
-        // comes later and wins at the restore. No settle, deletion or bulk write moves profiles
-        // between the two meanwhile.
-        let profiles_held = lock(&self.profiles.lock);
-        for pointer in self.profile_chunks() {
-            let pointer = pointer?;
+        // comes later and wins at the restore. Both lists are taken together under the profile
+        // lock, so that no settle, deletion or bulk write moves profiles between them; the
+        // chunks they point at stay readable while the backup holds the rewrite gate (no
+        // compaction), and are streamed after the lock is released.
+        let (chunks, settings) = {
+            let _profiles = lock(&self.profiles.lock);
+            let chunks = self.valid_profile_chunks().collect::<Result<Vec<_>>>()?;
+            let settings = self
+                .db
+                .scan_prefix([layout::SETTINGS])
+                .collect::<sled::Result<Vec<_>>>()
+                .map_err(|e| self.io(e))?;
+            (chunks, settings)
+        };
+        for pointer in chunks {
             let entries = self
                 .profile_chunk_at(pointer.chat, pointer.location)
                 .map_err(|e| {
@@ -187,15 +197,13 @@ impl Shared {
                 )?;
             }
         }
-        for item in self.db.scan_prefix([layout::SETTINGS]) {
-            let (key, value) = item.map_err(|e| self.io(e))?;
+        for (key, value) in settings {
             put(
                 &mut stream,
                 &mut records,
                 &Record::Setting(key.to_vec(), value.to_vec()),
             )?;
         }
-        drop(profiles_held);
         let end = Record::End {
             records,
             messages: summary.messages,

@@ -159,6 +159,14 @@ impl Shared {
         self.erase(Which::Profiles, segments)
     }
 
+    /// Compacts every profiles segment with dead records (an open after a deletion whose erase
+    /// had not run).
+    pub(super) fn erase_all_dead_profiles(&self) -> Result<()> {
+        let _gate = self.rewrites.read().expect("rewrite gate");
+        let _one = lock(&self.compaction);
+        self.erase(Which::Profiles, dead_segments(&self.profiles_log))
+    }
+
     /// Compacts the tail log's segments with dead records (on close: little is live there).
     pub(super) fn compact_tail_log(&self) -> Result<()> {
         let Ok(_gate) = self.rewrites.try_read() else {
@@ -197,19 +205,33 @@ impl Shared {
         let before = segment.len();
         for step in live.chunks(RECORDS_PER_STEP) {
             let mut payloads = Vec::with_capacity(step.len());
-            for (_, location) in step {
-                payloads.push(
-                    log.read(*location)
-                        .map_err(|e| self.unreadable(format!("log segment {id}"), e))?,
-                );
+            for (owner, location) in step {
+                match log.read(*location) {
+                    Ok(payload) => payloads.push(Some(payload)),
+                    // A damaged profile chunk must not keep a deletion's bytes on disk: it is
+                    // dropped, as a repair would (its profiles start again).
+                    Err(e) if matches!(owner, Owner::ProfileChunk { .. }) => {
+                        tracing::warn!(segment = id, error = %e, "dropped an unreadable profile chunk");
+                        payloads.push(None);
+                    }
+                    Err(e) => return Err(self.unreadable(format!("log segment {id}"), e)),
+                }
             }
-            let moved = log.append(payloads.iter().map(|p| p.as_slice()))?;
-            drop(payloads);
+            let mut moved = log
+                .append(payloads.iter().flatten().map(|p| p.as_slice()))?
+                .into_iter();
             // The copies must be on disk before the index points at them (`apply_staged` syncs
             // the logs with stored accounts, not the profiles log).
             log.sync()?;
             let _writer = lock(&self.writer);
-            for ((owner, old), new) in step.iter().zip(moved) {
+            for ((owner, old), payload) in step.iter().zip(&payloads) {
+                let Some(new) = payload.as_ref().and_then(|_| moved.next()) else {
+                    if let Owner::ProfileChunk { key, .. } = owner {
+                        self.stage_remove(key);
+                        log.released(*old, owner.party());
+                    }
+                    continue;
+                };
                 if self.repoint(owner, *old, new)? {
                     log.referenced(new);
                     log.released(*old, owner.party());
@@ -217,6 +239,7 @@ impl Shared {
                     log.abandoned(new, owner.party());
                 }
             }
+            drop(payloads);
             self.apply_staged()?;
         }
         // Changes staged by writers since the last step (a seal's release of a tail segment,
@@ -251,7 +274,7 @@ impl Shared {
     fn live_records(&self, which: Which, id: u32) -> Result<Vec<(Owner, Location)>> {
         let mut live = Vec::new();
         if which == Which::Profiles {
-            for pointer in self.profile_chunks() {
+            for pointer in self.valid_profile_chunks() {
                 let pointer = pointer?;
                 if pointer.location.segment == id {
                     live.push((

@@ -200,6 +200,9 @@ impl Drop for FlusherGuard {
         if let Err(e) = self.shared.commit(Commit::Close) {
             tracing::error!(error = %e, "final commit failed");
         }
+        if let Err(e) = self.shared.erase_profiles_at_close() {
+            tracing::error!(error = %e, "erasing deleted profiles failed; the next open does it");
+        }
     }
 }
 
@@ -331,6 +334,7 @@ impl Shared {
         }
         migrate::drop_retired_cache(&shared)?;
         shared.load()?;
+        shared.erase_queued_profiles()?;
         let chats = shared.all_chats();
         let live_mb = |log: &BlockLog| {
             log.segments().iter().map(|s| s.live_bytes()).sum::<u64>() as f64 / 1e6

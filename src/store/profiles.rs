@@ -114,20 +114,24 @@ impl Shared {
             .map(move |item| self.profile_pointer(item))
     }
 
-    /// Where every chunk is, to recover the profiles log at open. A malformed pointer is left
-    /// out (logged): `verify` reports it and `--repair` drops it.
-    pub(super) fn profile_locations(&self) -> Result<Vec<Location>> {
-        let mut locations = Vec::new();
-        for pointer in self.profile_chunks() {
-            match pointer {
-                Ok(pointer) => locations.push(pointer.location),
-                Err(StoreError::Corrupt { what, .. }) => {
-                    tracing::warn!(%what, "a profile chunk pointer is malformed; run `chatkeeper verify --repair`");
-                }
-                Err(e) => return Err(e),
+    /// Every chunk pointer that parses: a malformed one is left out (logged), so that it stops
+    /// neither an open, a deletion, a compaction nor a backup; `verify` reports it and
+    /// `--repair` drops it.
+    pub(super) fn valid_profile_chunks(&self) -> impl Iterator<Item = Result<ChunkPointer>> + '_ {
+        self.profile_chunks().filter(|pointer| match pointer {
+            Err(StoreError::Corrupt { what, .. }) => {
+                tracing::warn!(%what, "a profile chunk pointer is malformed; run `chatkeeper verify --repair`");
+                false
             }
-        }
-        Ok(locations)
+            _ => true,
+        })
+    }
+
+    /// Where every chunk is, to recover the profiles log at open.
+    pub(super) fn profile_locations(&self) -> Result<Vec<Location>> {
+        self.valid_profile_chunks()
+            .map(|pointer| pointer.map(|p| p.location))
+            .collect()
     }
 
     /// The chunk pointers of one chat, by first user.
@@ -135,6 +139,7 @@ impl Shared {
         self.db
             .scan_prefix(layout::chat_prefix(layout::PROFILE_CHUNK, chat))
             .map(|item| self.profile_pointer(item))
+            .filter(|pointer| !matches!(pointer, Err(StoreError::Corrupt { .. })))
             .collect()
     }
 
@@ -225,7 +230,9 @@ impl Shared {
     fn change_chunks<T>(&self, prepare: impl FnOnce(&mut ChunkChanges) -> Result<T>) -> Result<T> {
         let mut changes = ChunkChanges::default();
         let applied = prepare(&mut changes).and_then(|value| {
-            self.profiles_log.sync()?;
+            if !changes.written.is_empty() {
+                self.profiles_log.sync()?;
+            }
             let batch = std::mem::take(&mut changes.batch);
             self.db.apply_batch(batch).map_err(|e| self.io(e))?;
             Ok(value)
@@ -316,9 +323,12 @@ impl Shared {
                 ));
             }
         }
-        let locations = self
-            .profiles_log
-            .append(pieces.iter().map(|(_, bytes)| bytes.as_slice()))?;
+        let locations = if pieces.is_empty() {
+            Vec::new()
+        } else {
+            self.profiles_log
+                .append(pieces.iter().map(|(_, bytes)| bytes.as_slice()))?
+        };
         for chunk in replaced {
             changes.batch.remove(chunk.key.clone());
             changes.released.push((chat, chunk.location));
@@ -337,43 +347,100 @@ impl Shared {
     /// chunks when enough piled up, and erases what a deletion left to erase. A running backup
     /// postpones both.
     pub(super) fn maintain_profiles(&self) -> Result<()> {
-        let settle = self.profiles.unsettled.load(Ordering::Relaxed) >= SETTLE_AFTER;
+        let seen = self.profiles.unsettled.load(Ordering::Relaxed);
+        let settle = seen >= SETTLE_AFTER;
         let erase = !lock(&self.profiles.erase_pending).is_empty();
         if !settle && !erase {
             return Ok(());
         }
-        let Ok(gate) = self.rewrites.try_read() else {
+        let Ok(_gate) = self.rewrites.try_read() else {
             return Ok(());
         };
-        if settle {
-            let scanned = {
+        let settled = if settle {
+            let step = {
                 let _one = lock(&self.profiles.lock);
-                self.settle_locked(None, None, SETTLE_STEP)?
+                self.settle_locked(None, None, SETTLE_STEP)
             };
-            let _ =
-                self.profiles
-                    .unsettled
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        // A full step leaves more for the next commit; records that could not be
-                        // settled wait for new writes.
-                        Some(if scanned == SETTLE_STEP {
-                            n.max(SETTLE_AFTER)
-                        } else {
-                            n.saturating_sub(scanned as u64)
-                        })
-                    });
-        }
+            if let Ok(step) = step {
+                // A full step that moved something leaves the count as it is: the next commit
+                // goes on. Otherwise what was counted is settled (or cannot be: records of a
+                // chat with a damaged chunk), and only writes since count.
+                if step.scanned < SETTLE_STEP || step.moved == 0 {
+                    let _ = self.profiles.unsettled.fetch_update(
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                        |n| Some(n.saturating_sub(seen)),
+                    );
+                }
+            }
+            step.map(|_| ())
+        } else {
+            Ok(())
+        };
         let chats = std::mem::take(&mut *lock(&self.profiles.erase_pending));
-        if !chats.is_empty() {
-            self.erase_dead_profiles(&chats)?;
+        let erased = self.erase_profiles_or_queue(chats);
+        settled.and(erased)
+    }
+
+    /// Erases the dead chunks of `chats` from the profiles log (the caller holds the rewrite
+    /// gate); if that fails, they are queued for the next group commit, and a marker in the
+    /// index makes the next open erase them if the process ends first.
+    fn erase_profiles_or_queue(&self, chats: HashSet<ChatId>) -> Result<()> {
+        if chats.is_empty() {
+            return Ok(());
         }
-        drop(gate);
+        let erased = self.erase_dead_profiles(&chats);
+        if erased.is_ok() {
+            if lock(&self.profiles.erase_pending).is_empty() {
+                self.db
+                    .remove(layout::meta_key(ERASE_PENDING))
+                    .map_err(|e| self.io(e))?;
+            }
+        } else {
+            self.queue_profile_erase(chats)?;
+        }
+        erased
+    }
+
+    /// Queues an erase for the group commit, with its marker in the index.
+    fn queue_profile_erase(&self, chats: HashSet<ChatId>) -> Result<()> {
+        self.db
+            .insert(layout::meta_key(ERASE_PENDING), &[][..])
+            .map_err(|e| self.io(e))?;
+        lock(&self.profiles.erase_pending).extend(chats);
         Ok(())
     }
 
+    /// At open: erases what a deletion queued before the process ended (every profiles segment
+    /// with dead chunks: which chats is not kept).
+    pub(super) fn erase_queued_profiles(&self) -> Result<()> {
+        if !self
+            .db
+            .contains_key(layout::meta_key(ERASE_PENDING))
+            .map_err(|e| self.io(e))?
+        {
+            return Ok(());
+        }
+        self.erase_all_dead_profiles()?;
+        self.db
+            .remove(layout::meta_key(ERASE_PENDING))
+            .map_err(|e| self.io(e))?;
+        tracing::info!("erased the profiles deleted before the last shutdown");
+        Ok(())
+    }
+
+    /// At close: erases what is queued (no backup runs any more).
+    pub(super) fn erase_profiles_at_close(&self) -> Result<()> {
+        let chats = std::mem::take(&mut *lock(&self.profiles.erase_pending));
+        if chats.is_empty() {
+            return Ok(());
+        }
+        let _gate = self.rewrites.read().expect("rewrite gate");
+        self.erase_profiles_or_queue(chats)
+    }
+
     /// Moves up to `limit` sled records of profiles (of `chat` and `user`, or all) into chunks
-    /// and removes them; a chat whose chunks cannot be read keeps its records (logged). Returns
-    /// how many records it looked at. The caller holds the profile lock, which every other
+    /// and removes them; a chat whose chunks cannot be read keeps its records (logged). The caller holds the profile lock, which every other
     /// change of chunks and removal of records takes: the records read are current, and only a
     /// live write (which takes no lock) can replace one meanwhile — the compare-and-swap then
     /// keeps the newer record.
@@ -382,7 +449,7 @@ impl Shared {
         chat: Option<ChatId>,
         user: Option<UserId>,
         limit: usize,
-    ) -> Result<usize> {
+    ) -> Result<SettleStep> {
         let mut records: Vec<(ChatId, UserId, sled::IVec, sled::IVec)> = Vec::new();
         for item in self.db.scan_prefix(SettingKey::profile_prefix(chat)) {
             let (key, value) = item.map_err(|e| self.io(e))?;
@@ -401,7 +468,7 @@ impl Shared {
             }
         }
         if records.is_empty() {
-            return Ok(0);
+            return Ok(SettleStep::default());
         }
         let settled: Vec<ChatId> = self.change_chunks(|changes| {
             let mut settled = Vec::new();
@@ -420,16 +487,21 @@ impl Shared {
             }
             Ok(settled)
         })?;
+        let mut moved = 0;
         for (chat, _, key, value) in &records {
             if settled.binary_search(chat).is_ok() {
+                moved += 1;
                 self.db
                     .compare_and_swap(key, Some(value), None::<&[u8]>)
                     .map_err(|e| self.io(e))?
                     .ok();
             }
         }
-        tracing::debug!(profiles = records.len(), "settled profiles into chunks");
-        Ok(records.len())
+        tracing::debug!(profiles = moved, "settled profiles into chunks");
+        Ok(SettleStep {
+            scanned: records.len(),
+            moved,
+        })
     }
 
     /// Settles every profile record into chunks (the conversion from store format 2), a step at
@@ -437,20 +509,12 @@ impl Shared {
     pub(super) fn settle_all_profiles(&self) -> Result<usize> {
         let mut moved = 0;
         loop {
-            let before = self
-                .db
-                .scan_prefix(SettingKey::profile_prefix(None))
-                .count();
-            let scanned = {
+            let step = {
                 let _one = lock(&self.profiles.lock);
                 self.settle_locked(None, None, SETTLE_STEP)?
             };
-            let after = self
-                .db
-                .scan_prefix(SettingKey::profile_prefix(None))
-                .count();
-            moved += before - after;
-            if scanned < SETTLE_STEP || after == before {
+            moved += step.moved;
+            if step.scanned < SETTLE_STEP || step.moved == 0 {
                 return Ok(moved);
             }
             tracing::info!(
@@ -479,7 +543,7 @@ impl Shared {
                 Some(chat) => vec![chat],
                 None => {
                     let mut chats: Vec<ChatId> = Vec::new();
-                    for pointer in self.profile_chunks() {
+                    for pointer in self.valid_profile_chunks() {
                         let pointer = pointer?;
                         if chats.last() != Some(&pointer.chat) {
                             chats.push(pointer.chat);
@@ -490,6 +554,8 @@ impl Shared {
             };
             self.change_chunks(|changes| {
                 let mut deleted = 0;
+                // Users of chunks dropped whole, so that a record of one counts once.
+                let mut in_dropped: HashSet<(ChatId, UserId)> = HashSet::new();
                 for chat in chats {
                     let before = changes.released.len();
                     match user {
@@ -504,9 +570,10 @@ impl Shared {
                         None => {
                             for chunk in self.chat_profile_chunks(chat)? {
                                 // An unreadable chunk goes too; it counts as none.
-                                deleted += self
-                                    .profile_chunk_at(chat, chunk.location)
-                                    .map_or(0, |e| e.len() as u64);
+                                if let Ok(entries) = self.profile_chunk_at(chat, chunk.location) {
+                                    deleted += entries.len() as u64;
+                                    in_dropped.extend(entries.iter().map(|(u, _)| (chat, *u)));
+                                }
                                 changes.batch.remove(chunk.key);
                                 changes.released.push((chat, chunk.location));
                             }
@@ -523,7 +590,7 @@ impl Shared {
                     if let Some((c, u)) = SettingKey::decode_profile(&key) {
                         if user.is_none_or(|x| x == u) {
                             changes.batch.remove(key);
-                            deleted += 1;
+                            deleted += u64::from(!in_dropped.contains(&(c, u)));
                             affected.insert(c);
                         }
                     }
@@ -531,11 +598,18 @@ impl Shared {
                 Ok(deleted)
             })?
         };
-        if !affected.is_empty() {
-            // A running backup holds the gate: the group commit erases after it.
-            match self.rewrites.try_read() {
-                Ok(_gate) => self.erase_dead_profiles(&affected)?,
-                Err(_) => lock(&self.profiles.erase_pending).extend(affected),
+        // A running backup holds the gate: the group commit erases after it. An erase that
+        // fails is queued, and the deletion stands.
+        match self.rewrites.try_read() {
+            Ok(_gate) => {
+                if let Err(e) = self.erase_profiles_or_queue(affected) {
+                    tracing::error!(error = %e, "erasing deleted profiles failed; retrying at the next group commit");
+                }
+            }
+            Err(_) => {
+                if !affected.is_empty() {
+                    self.queue_profile_erase(affected)?;
+                }
             }
         }
         Ok(deleted)
@@ -551,6 +625,18 @@ struct ChunkChanges {
     /// Chunks replaced: dead once the batch is applied.
     released: Vec<(ChatId, Location)>,
 }
+
+/// What a settle step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct SettleStep {
+    /// Records looked at.
+    scanned: usize,
+    /// Records moved into chunks.
+    moved: usize,
+}
+
+/// An index marker (`M erase-profiles`): deleted profiles' bytes are still to be erased.
+const ERASE_PENDING: &str = "erase-profiles";
 
 /// What a merge does with a chunk it cannot read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -783,7 +869,13 @@ mod tests {
             let _one = lock(&store.shared.profiles.lock);
             store.shared.settle_locked(None, None, SETTLE_STEP).unwrap()
         };
-        assert_eq!(scanned, 15);
+        assert_eq!(
+            scanned,
+            SettleStep {
+                scanned: 15,
+                moved: 15
+            }
+        );
         assert_eq!(records(&store), 0);
         check(&store);
         let report = store.verify().unwrap();
@@ -917,9 +1009,13 @@ mod tests {
         }
         {
             let _one = lock(&store.shared.profiles.lock);
+            let step = store.shared.settle_locked(None, None, SETTLE_STEP).unwrap();
             assert_eq!(
-                store.shared.settle_locked(None, None, SETTLE_STEP).unwrap(),
-                2
+                step,
+                SettleStep {
+                    scanned: 2,
+                    moved: 1
+                }
             );
         }
         // The damaged chat's record stays a record (and is read); the other chat's settled.
@@ -1005,5 +1101,96 @@ mod tests {
         assert_eq!(on_disk(&secret(42)), 0);
         assert!(on_disk(&secret(41)) > 0);
         assert!(store.verify().unwrap().is_clean());
+    }
+
+    #[test]
+    fn settles_come_after_many_writes_not_after_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let unsettled = || store.shared.profiles.unsettled.load(Ordering::Relaxed);
+        // The count an open starts from is dropped by the first look.
+        store.shared.maintain_profiles().unwrap();
+        assert_eq!(unsettled(), 0);
+        // One person writing 2,000 times is one record: settled once, and then nothing is due.
+        for n in 0..2_000u64 {
+            store
+                .put_setting(
+                    SettingKey::Profile {
+                        chat: CHATS[0],
+                        user: 1,
+                    },
+                    &n,
+                )
+                .unwrap();
+        }
+        assert_eq!(unsettled(), 2_000);
+        store.shared.maintain_profiles().unwrap();
+        assert_eq!(records(&store), 0);
+        assert_eq!(unsettled(), 0);
+        for n in 0..(SETTLE_AFTER - 1) {
+            store
+                .put_setting(
+                    SettingKey::Profile {
+                        chat: CHATS[0],
+                        user: n as i64,
+                    },
+                    &n,
+                )
+                .unwrap();
+        }
+        store.shared.maintain_profiles().unwrap();
+        assert_eq!(records(&store) as u64, SETTLE_AFTER - 1, "not due yet");
+    }
+
+    #[test]
+    fn an_erase_the_process_did_not_get_to_runs_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let value = (1u64, "marker-7-marker".to_string());
+        for round in 0..2u64 {
+            let value = (round, value.1.clone());
+            store
+                .put_profiles((0..50).map(|u| ((CHATS[0], u), &value)))
+                .unwrap();
+        }
+        {
+            let _backup = store.shared.rewrites.write().unwrap();
+            store.remove_profiles(Some(CHATS[0]), None).unwrap();
+        }
+        store.flush().unwrap();
+        // As if the process ended before the group commit erased them.
+        lock(&store.shared.profiles.erase_pending).clear();
+        let on_disk = || -> usize {
+            std::fs::read_dir(dir.path().join("profiles"))
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .map(|b| b.windows(15).filter(|w| *w == b"marker-7-marker").count())
+                .sum()
+        };
+        assert!(on_disk() > 0);
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(on_disk(), 0);
+        assert!(store.verify().unwrap().is_clean());
+    }
+
+    #[test]
+    fn erasing_beside_a_damaged_chunk_drops_it_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, damaged) = damaged(dir.path());
+        let readable = (0..100).find(|u| !damaged.contains(u)).unwrap();
+        // Its chunk shares the segment with the damaged one, which the erase compacts.
+        assert_eq!(
+            store
+                .remove_profiles(Some(CHATS[0]), Some(readable))
+                .unwrap(),
+            1
+        );
+        assert!(lock(&store.shared.profiles.erase_pending).is_empty());
+        assert!(store.verify().unwrap().is_clean());
+        for u in 0..100 {
+            let kept = u != readable && !damaged.contains(&u);
+            assert_eq!(profile(&store, CHATS[0], u).is_some(), kept, "{u}");
+        }
     }
 }
