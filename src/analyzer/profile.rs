@@ -245,7 +245,8 @@ struct State {
     /// Profiles an import changed and has not yet written: they take precedence over the cache
     /// and the store, so that a live update in between builds on them.
     unwritten: HashMap<(ChatId, UserId), Profile>,
-    /// The chat of the last imported message.
+    /// The chat of the last imported message (shared by imports running at once, which then
+    /// only write more often).
     importing: Option<ChatId>,
 }
 
@@ -349,6 +350,7 @@ impl Profiles {
     /// Writes the profiles an import changed; returns how many.
     pub fn write_imported(&self) -> store::Result<usize> {
         let mut state = self.state.lock().expect("profiles");
+        state.importing = None;
         self.write_unwritten(&mut state)
     }
 

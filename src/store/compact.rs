@@ -37,6 +37,13 @@ enum Which {
     Profiles,
 }
 
+/// What compaction does with a live profile chunk it cannot read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Damaged {
+    Fail,
+    Drop,
+}
+
 /// Who points at a live record.
 enum Owner {
     Block {
@@ -106,7 +113,7 @@ impl Shared {
                     return Ok(());
                 };
                 let _one = lock(&self.compaction);
-                self.compact_segment(which, id)?;
+                self.compact_segment(which, id, Damaged::Fail)?;
             }
         }
         Ok(())
@@ -185,7 +192,9 @@ impl Shared {
         for id in segments {
             // A record a writer appended but had not yet applied is not seen as live by the
             // first pass, and keeps the segment: a second pass finds it applied.
-            if !self.compact_segment(which, id)? && !self.compact_segment(which, id)? {
+            if !self.compact_segment(which, id, Damaged::Drop)?
+                && !self.compact_segment(which, id, Damaged::Drop)?
+            {
                 tracing::error!(segment = id, log = ?which, "a segment could not be erased; its dead records go at a later compaction");
             }
         }
@@ -195,7 +204,7 @@ impl Shared {
     /// Moves the live records of segment `id` to the end of its log and deletes the segment;
     /// says whether it is gone. The caller holds the rewrite gate (shared) and the compaction
     /// lock; `id` is not the active segment.
-    fn compact_segment(&self, which: Which, id: u32) -> Result<bool> {
+    fn compact_segment(&self, which: Which, id: u32, damaged: Damaged) -> Result<bool> {
         let log = self.log(which);
         let Some(segment) = log.segment(id) else {
             return Ok(true);
@@ -208,9 +217,13 @@ impl Shared {
             for (owner, location) in step {
                 match log.read(*location) {
                     Ok(payload) => payloads.push(Some(payload)),
-                    // A damaged profile chunk must not keep a deletion's bytes on disk: it is
-                    // dropped, as a repair would (its profiles start again).
-                    Err(e) if matches!(owner, Owner::ProfileChunk { .. }) => {
+                    // A damaged profile chunk must not keep a deletion's bytes on disk: an
+                    // erase drops it, as a repair would (its profiles start again). Routine
+                    // compaction leaves it to `verify`.
+                    Err(e)
+                        if damaged == Damaged::Drop
+                            && matches!(owner, Owner::ProfileChunk { .. }) =>
+                    {
                         tracing::warn!(segment = id, error = %e, "dropped an unreadable profile chunk");
                         payloads.push(None);
                     }

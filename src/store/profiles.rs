@@ -63,8 +63,21 @@ pub(super) struct ProfileState {
     cache: Mutex<LruCache<Location, Arc<Vec<Entry>>>>,
     /// Profile records in sled not yet settled (an estimate: it triggers a settle).
     pub(super) unsettled: AtomicU64,
-    /// Chats whose deleted profiles are still to be erased from the log (a backup was running).
-    erase_pending: Mutex<HashSet<ChatId>>,
+    /// Deleted profiles whose bytes are still to be erased from the log.
+    erase: Mutex<EraseQueue>,
+    /// Where the group commit's next settle step starts (after the last record it looked at),
+    /// so that records it cannot settle do not hold back those after them.
+    settle_cursor: Mutex<Option<sled::IVec>>,
+}
+
+/// What deletions still owe the disk. The index marker `M erase-profiles`, written in each
+/// deletion's own batch, says the same across a restart; it is removed, under this lock, only
+/// when nothing is queued or in flight.
+#[derive(Default)]
+struct EraseQueue {
+    chats: HashSet<ChatId>,
+    /// Deletions between their batch and their queueing.
+    in_flight: usize,
 }
 
 impl Default for ProfileState {
@@ -76,7 +89,8 @@ impl Default for ProfileState {
             )),
             // An open does not count them: the first commit looks.
             unsettled: AtomicU64::new(SETTLE_AFTER),
-            erase_pending: Mutex::default(),
+            erase: Mutex::default(),
+            settle_cursor: Mutex::default(),
         }
     }
 }
@@ -344,12 +358,12 @@ impl Shared {
     }
 
     /// The group commit's part, after a sync: settles a step of the profiles' sled records into
-    /// chunks when enough piled up, and erases what a deletion left to erase. A running backup
+    /// chunks when enough piled up, and erases what deletions left to erase. A running backup
     /// postpones both.
     pub(super) fn maintain_profiles(&self) -> Result<()> {
         let seen = self.profiles.unsettled.load(Ordering::Relaxed);
         let settle = seen >= SETTLE_AFTER;
-        let erase = !lock(&self.profiles.erase_pending).is_empty();
+        let erase = !lock(&self.profiles.erase).chats.is_empty();
         if !settle && !erase {
             return Ok(());
         }
@@ -357,86 +371,73 @@ impl Shared {
             return Ok(());
         };
         let settled = if settle {
+            let from = lock(&self.profiles.settle_cursor).clone();
             let step = {
                 let _one = lock(&self.profiles.lock);
-                self.settle_locked(None, None, SETTLE_STEP)
+                self.settle_locked(None, None, SETTLE_STEP, from)
             };
-            if let Ok(step) = step {
-                // A full step that moved something leaves the count as it is: the next commit
-                // goes on. Otherwise what was counted is settled (or cannot be: records of a
-                // chat with a damaged chunk), and only writes since count.
-                if step.scanned < SETTLE_STEP || step.moved == 0 {
+            step.map(|step| {
+                let reached_end = step.scanned < SETTLE_STEP;
+                *lock(&self.profiles.settle_cursor) = if reached_end { None } else { step.last };
+                // At the end of the records what was counted is settled (or cannot be: records
+                // of a chat with a damaged chunk), and only writes since count; before it, the
+                // next commit goes on from the cursor.
+                if reached_end {
                     let _ = self.profiles.unsettled.fetch_update(
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                         |n| Some(n.saturating_sub(seen)),
                     );
                 }
-            }
-            step.map(|_| ())
+            })
         } else {
             Ok(())
         };
-        let chats = std::mem::take(&mut *lock(&self.profiles.erase_pending));
-        let erased = self.erase_profiles_or_queue(chats);
-        settled.and(erased)
+        settled.and(self.erase_owed())
     }
 
-    /// Erases the dead chunks of `chats` from the profiles log (the caller holds the rewrite
-    /// gate); if that fails, they are queued for the next group commit, and a marker in the
-    /// index makes the next open erase them if the process ends first.
-    fn erase_profiles_or_queue(&self, chats: HashSet<ChatId>) -> Result<()> {
+    /// Erases the dead chunks of the queued chats (the caller holds the rewrite gate). Chats
+    /// leave the queue only once erased; a failure leaves them for the next group commit.
+    fn erase_owed(&self) -> Result<()> {
+        let chats = lock(&self.profiles.erase).chats.clone();
         if chats.is_empty() {
             return Ok(());
         }
-        let erased = self.erase_dead_profiles(&chats);
-        if erased.is_ok() {
-            if lock(&self.profiles.erase_pending).is_empty() {
-                self.db
-                    .remove(layout::meta_key(ERASE_PENDING))
-                    .map_err(|e| self.io(e))?;
-            }
-        } else {
-            self.queue_profile_erase(chats)?;
+        self.erase_dead_profiles(&chats)?;
+        let mut queue = lock(&self.profiles.erase);
+        queue.chats.retain(|c| !chats.contains(c));
+        if queue.chats.is_empty() && queue.in_flight == 0 {
+            self.db
+                .remove(layout::meta_key(ERASE_PENDING))
+                .map_err(|e| self.io(e))?;
         }
-        erased
-    }
-
-    /// Queues an erase for the group commit, with its marker in the index.
-    fn queue_profile_erase(&self, chats: HashSet<ChatId>) -> Result<()> {
-        self.db
-            .insert(layout::meta_key(ERASE_PENDING), &[][..])
-            .map_err(|e| self.io(e))?;
-        lock(&self.profiles.erase_pending).extend(chats);
         Ok(())
     }
 
-    /// At open: erases what a deletion queued before the process ended (every profiles segment
-    /// with dead chunks: which chats is not kept).
+    /// At open: erases what deletions owed when the process ended (every profiles segment with
+    /// dead chunks: which chats is not kept). A failure is logged and left for the next open,
+    /// so that it never keeps the store from opening.
     pub(super) fn erase_queued_profiles(&self) -> Result<()> {
-        if !self
-            .db
-            .contains_key(layout::meta_key(ERASE_PENDING))
-            .map_err(|e| self.io(e))?
-        {
+        let marker = layout::meta_key(ERASE_PENDING);
+        if !self.db.contains_key(&marker).map_err(|e| self.io(e))? {
             return Ok(());
         }
-        self.erase_all_dead_profiles()?;
-        self.db
-            .remove(layout::meta_key(ERASE_PENDING))
-            .map_err(|e| self.io(e))?;
-        tracing::info!("erased the profiles deleted before the last shutdown");
+        match self.erase_all_dead_profiles() {
+            Ok(()) => {
+                self.db.remove(&marker).map_err(|e| self.io(e))?;
+                tracing::info!("erased the profiles deleted before the last shutdown");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "erasing deleted profiles failed; the next open retries")
+            }
+        }
         Ok(())
     }
 
     /// At close: erases what is queued (no backup runs any more).
     pub(super) fn erase_profiles_at_close(&self) -> Result<()> {
-        let chats = std::mem::take(&mut *lock(&self.profiles.erase_pending));
-        if chats.is_empty() {
-            return Ok(());
-        }
         let _gate = self.rewrites.read().expect("rewrite gate");
-        self.erase_profiles_or_queue(chats)
+        self.erase_owed()
     }
 
     /// Moves up to `limit` sled records of profiles (of `chat` and `user`, or all) into chunks
@@ -449,10 +450,22 @@ impl Shared {
         chat: Option<ChatId>,
         user: Option<UserId>,
         limit: usize,
+        after: Option<sled::IVec>,
     ) -> Result<SettleStep> {
+        let prefix = SettingKey::profile_prefix(chat);
+        let start = match after {
+            // The smallest key after the cursor.
+            Some(key) => [key.as_ref(), &[0]].concat(),
+            None => prefix.clone(),
+        };
         let mut records: Vec<(ChatId, UserId, sled::IVec, sled::IVec)> = Vec::new();
-        for item in self.db.scan_prefix(SettingKey::profile_prefix(chat)) {
+        let mut last = None;
+        for item in self.db.range(start..) {
             let (key, value) = item.map_err(|e| self.io(e))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            last = Some(key.clone());
             let Some((c, u)) = SettingKey::decode_profile(&key) else {
                 tracing::warn!(
                     ?key,
@@ -501,22 +514,24 @@ impl Shared {
         Ok(SettleStep {
             scanned: records.len(),
             moved,
+            last,
         })
     }
 
     /// Settles every profile record into chunks (the conversion from store format 2), a step at
     /// a time; returns how many it moved.
     pub(super) fn settle_all_profiles(&self) -> Result<usize> {
-        let mut moved = 0;
+        let (mut moved, mut from) = (0, None);
         loop {
             let step = {
                 let _one = lock(&self.profiles.lock);
-                self.settle_locked(None, None, SETTLE_STEP)?
+                self.settle_locked(None, None, SETTLE_STEP, from)?
             };
             moved += step.moved;
-            if step.scanned < SETTLE_STEP || step.moved == 0 {
+            if step.scanned < SETTLE_STEP {
                 return Ok(moved);
             }
+            from = step.last;
             tracing::info!(
                 profiles = moved,
                 "converting: profiles moved to the profiles log"
@@ -534,11 +549,12 @@ impl Shared {
         user: Option<UserId>,
     ) -> Result<u64> {
         let mut affected: HashSet<ChatId> = HashSet::new();
-        let deleted = {
+        lock(&self.profiles.erase).in_flight += 1;
+        let deleted = (|| {
             let _one = lock(&self.profiles.lock);
             // The records are settled into the chunks first, so that each profile is counted
             // once.
-            self.settle_locked(chat, user, usize::MAX)?;
+            self.settle_locked(chat, user, usize::MAX, None)?;
             let chats: Vec<ChatId> = match chat {
                 Some(chat) => vec![chat],
                 None => {
@@ -574,8 +590,12 @@ impl Shared {
                                     deleted += entries.len() as u64;
                                     in_dropped.extend(entries.iter().map(|(u, _)| (chat, *u)));
                                 }
-                                changes.batch.remove(chunk.key);
                                 changes.released.push((chat, chunk.location));
+                            }
+                            // Every pointer of the chat, malformed ones too.
+                            let prefix = layout::chat_prefix(layout::PROFILE_CHUNK, chat);
+                            for key in self.db.scan_prefix(prefix).keys() {
+                                changes.batch.remove(key.map_err(|e| self.io(e))?);
                             }
                         }
                     }
@@ -595,21 +615,26 @@ impl Shared {
                         }
                     }
                 }
-                Ok(deleted)
-            })?
-        };
-        // A running backup holds the gate: the group commit erases after it. An erase that
-        // fails is queued, and the deletion stands.
-        match self.rewrites.try_read() {
-            Ok(_gate) => {
-                if let Err(e) = self.erase_profiles_or_queue(affected) {
-                    tracing::error!(error = %e, "erasing deleted profiles failed; retrying at the next group commit");
-                }
-            }
-            Err(_) => {
                 if !affected.is_empty() {
-                    self.queue_profile_erase(affected)?;
+                    // The erase is owed from the moment the deletion is applied.
+                    changes
+                        .batch
+                        .insert(layout::meta_key(ERASE_PENDING), &[][..]);
                 }
+                Ok(deleted)
+            })
+        })();
+        {
+            let mut queue = lock(&self.profiles.erase);
+            queue.in_flight -= 1;
+            queue.chats.extend(affected);
+        }
+        let deleted = deleted?;
+        // A running backup holds the gate: the group commit erases after it. An erase that
+        // fails stays queued, and the deletion stands.
+        if let Ok(_gate) = self.rewrites.try_read() {
+            if let Err(e) = self.erase_owed() {
+                tracing::error!(error = %e, "erasing deleted profiles failed; retrying at the next group commit");
             }
         }
         Ok(deleted)
@@ -627,12 +652,14 @@ struct ChunkChanges {
 }
 
 /// What a settle step did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct SettleStep {
     /// Records looked at.
     scanned: usize,
     /// Records moved into chunks.
     moved: usize,
+    /// The last key looked at: where a next step goes on.
+    last: Option<sled::IVec>,
 }
 
 /// An index marker (`M erase-profiles`): deleted profiles' bytes are still to be erased.
@@ -867,15 +894,12 @@ mod tests {
         assert_eq!(records(&store), 15);
         let scanned = {
             let _one = lock(&store.shared.profiles.lock);
-            store.shared.settle_locked(None, None, SETTLE_STEP).unwrap()
+            store
+                .shared
+                .settle_locked(None, None, SETTLE_STEP, None)
+                .unwrap()
         };
-        assert_eq!(
-            scanned,
-            SettleStep {
-                scanned: 15,
-                moved: 15
-            }
-        );
+        assert_eq!((scanned.scanned, scanned.moved), (15, 15));
         assert_eq!(records(&store), 0);
         check(&store);
         let report = store.verify().unwrap();
@@ -948,6 +972,11 @@ mod tests {
     /// A store with 100 profiles in one chat, a byte of one chunk flipped; returns the users
     /// whose profile reads fail, after checking the error names the way out.
     fn damaged(dir: &std::path::Path) -> (Store, Vec<UserId>) {
+        damaged_at(dir, |len| len / 2)
+    }
+
+    /// [`damaged`], flipping the byte at `at(file length)`.
+    fn damaged_at(dir: &std::path::Path, at: impl Fn(usize) -> usize) -> (Store, Vec<UserId>) {
         let store = open(dir);
         let value = (7u64, "x".to_string());
         store
@@ -955,15 +984,15 @@ mod tests {
             .unwrap();
         store.flush().unwrap();
         drop(store);
-        // Flip a byte in the middle of the profiles log.
+        // Flip a byte of the profiles log.
         let segment = std::fs::read_dir(dir.join("profiles"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .next()
             .unwrap();
         let mut bytes = std::fs::read(&segment).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0xff;
+        let at = at(bytes.len());
+        bytes[at] ^= 0xff;
         std::fs::write(&segment, bytes).unwrap();
         let store = open(dir);
         let mut damaged = Vec::new();
@@ -1009,14 +1038,11 @@ mod tests {
         }
         {
             let _one = lock(&store.shared.profiles.lock);
-            let step = store.shared.settle_locked(None, None, SETTLE_STEP).unwrap();
-            assert_eq!(
-                step,
-                SettleStep {
-                    scanned: 2,
-                    moved: 1
-                }
-            );
+            let step = store
+                .shared
+                .settle_locked(None, None, SETTLE_STEP, None)
+                .unwrap();
+            assert_eq!((step.scanned, step.moved), (2, 1));
         }
         // The damaged chat's record stays a record (and is read); the other chat's settled.
         assert_eq!(records(&store), 1);
@@ -1159,7 +1185,7 @@ mod tests {
         }
         store.flush().unwrap();
         // As if the process ended before the group commit erased them.
-        lock(&store.shared.profiles.erase_pending).clear();
+        lock(&store.shared.profiles.erase).chats.clear();
         let on_disk = || -> usize {
             std::fs::read_dir(dir.path().join("profiles"))
                 .unwrap()
@@ -1172,6 +1198,77 @@ mod tests {
         let store = open(dir.path());
         assert_eq!(on_disk(), 0);
         assert!(store.verify().unwrap().is_clean());
+        let marker = layout::meta_key(ERASE_PENDING);
+        assert!(!store.shared.db.contains_key(marker).unwrap());
+    }
+
+    #[test]
+    fn an_erase_put_off_by_a_backup_is_done_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let value = (1u64, "marker-8-marker".to_string());
+        for round in 0..2u64 {
+            let value = (round, value.1.clone());
+            store
+                .put_profiles((0..50).map(|u| ((CHATS[1], u), &value)))
+                .unwrap();
+        }
+        {
+            let _backup = store.shared.rewrites.write().unwrap();
+            store.remove_profiles(Some(CHATS[1]), None).unwrap();
+        }
+        let marker = layout::meta_key(ERASE_PENDING);
+        assert!(store.shared.db.contains_key(&marker).unwrap());
+        drop(store);
+        let left: usize = std::fs::read_dir(dir.path().join("profiles"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .map(|b| b.windows(15).filter(|w| *w == b"marker-8-marker").count())
+            .sum();
+        assert_eq!(left, 0);
+        let store = open(dir.path());
+        assert!(!store.shared.db.contains_key(&marker).unwrap());
+    }
+
+    #[test]
+    fn records_that_cannot_settle_do_not_hold_back_later_chats() {
+        let dir = tempfile::tempdir().unwrap();
+        // The last chunk is damaged: every user after its first maps to it.
+        let (store, damaged) = damaged_at(dir.path(), |len| len - 3);
+        assert!(damaged.contains(&99));
+        let value = 5u64;
+        store
+            .put_settings((1_000..1_000 + SETTLE_STEP as i64 + 10).map(|u| {
+                (
+                    SettingKey::Profile {
+                        chat: CHATS[0],
+                        user: u,
+                    },
+                    &value,
+                )
+            }))
+            .unwrap();
+        store
+            .put_settings((0..10).map(|u| {
+                (
+                    SettingKey::Profile {
+                        chat: CHATS[1],
+                        user: u,
+                    },
+                    &value,
+                )
+            }))
+            .unwrap();
+        // The damaged chat sorts first and fills a whole step; the next step goes on after it.
+        for _ in 0..3 {
+            store.shared.maintain_profiles().unwrap();
+        }
+        assert_eq!(
+            records(&store),
+            SETTLE_STEP + 10,
+            "only the other chat's settled"
+        );
+        assert_eq!(store.shared.profiles.unsettled.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -1186,7 +1283,7 @@ mod tests {
                 .unwrap(),
             1
         );
-        assert!(lock(&store.shared.profiles.erase_pending).is_empty());
+        assert!(lock(&store.shared.profiles.erase).chats.is_empty());
         assert!(store.verify().unwrap().is_clean());
         for u in 0..100 {
             let kept = u != readable && !damaged.contains(&u);
