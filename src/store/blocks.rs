@@ -2,12 +2,14 @@
 //! frames decoded one at a time through the byte-bounded frame cache, and the lookups built on
 //! them (a message by key, a sealed message by id).
 
-use super::blocklog::RecordError;
+use super::blocklog::{read_record, RecordError, Segment};
 use super::chat::{BlockMeta, ChatState, TailSegment};
 use super::codec::BlockView;
 use super::frames::Frame;
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey};
 use super::{Result, Shared, StoreError};
+use std::ops::Range;
+use std::sync::Arc;
 
 impl Shared {
     /// The raw bytes of a block, checked against their checksum.
@@ -84,25 +86,61 @@ impl Shared {
             .map_err(|e| self.corrupt(what, e))
     }
 
-    /// The messages at `keys` (sorted) in a chat, those that are stored. Each block is read
-    /// and each frame decoded once however many of the keys it holds, and only the wanted
-    /// messages are built; frames are not cached (these reads are scattered).
-    pub(super) fn locate_many(&self, chat: &ChatState, keys: &[MsgKey]) -> Result<Vec<MessageRef>> {
-        let mut out = Vec::with_capacity(keys.len());
+    /// Where the messages at `keys` (sorted) of a chat are: the blocks that may hold them (with
+    /// their segments held open, so that a compaction meanwhile does not take the bytes away)
+    /// and those of the tail. Taken under the chat's lock; [`Shared::read_located`] then reads
+    /// the blocks without it, so that recording in the chat goes on meanwhile.
+    pub(super) fn locate_many(&self, chat: &ChatState, keys: &[MsgKey]) -> Located {
         let sealed = chat
             .sealed_end()
             .map_or(0, |end| keys.partition_point(|k| *k <= end));
-        let mut rest = &keys[..sealed];
-        while let Some(&first) = rest.first() {
-            let Some(index) = chat.block_for(first) else {
+        let mut blocks = Vec::new();
+        let mut at = 0;
+        while at < sealed {
+            let Some(index) = chat.block_for(keys[at]) else {
                 break;
             };
             let meta = &chat.blocks[index];
-            let in_block = rest.partition_point(|k| *k <= meta.last);
-            let (here, later) = rest.split_at(in_block.max(1));
-            rest = later;
-            let bytes = self.block_bytes(chat.id, meta)?;
-            let view = self.block_view(chat.id, meta, &bytes)?;
+            let end = at + keys[at..sealed].partition_point(|k| *k <= meta.last).max(1);
+            blocks.push((
+                meta.clone(),
+                self.blocks.segment(meta.location.segment),
+                at..end,
+            ));
+            at = end;
+        }
+        let tail = keys[sealed..]
+            .iter()
+            .filter_map(|key| {
+                let i = chat.tail.binary_search_by_key(key, |m| key_of(m)).ok()?;
+                Some(chat.tail[i].clone())
+            })
+            .collect();
+        Located {
+            chat: chat.id,
+            blocks,
+            tail,
+        }
+    }
+
+    /// The messages at `keys` that [`Shared::locate_many`] located. Each block is read and each
+    /// frame decoded once however many of the keys it holds, and only the wanted messages are
+    /// built; frames are not cached (these reads are scattered).
+    pub(super) fn read_located(
+        &self,
+        keys: &[MsgKey],
+        located: Located,
+    ) -> Result<Vec<MessageRef>> {
+        let chat = located.chat;
+        let mut out = Vec::with_capacity(keys.len());
+        for (meta, segment, range) in &located.blocks {
+            let here = &keys[range.clone()];
+            let bytes = match segment {
+                Some(segment) => read_record(segment, meta.location),
+                None => Err(RecordError::MissingSegment(meta.location.segment)),
+            }
+            .map_err(|e| self.unreadable(block_name(chat, meta), e))?;
+            let view = self.block_view(chat, meta, &bytes)?;
             for (fi, frame) in view.header.frames.iter().enumerate() {
                 let lo = here.partition_point(|k| *k < frame.first);
                 let hi = here.partition_point(|k| *k <= frame.last);
@@ -121,15 +159,11 @@ impl Shared {
                 }
                 out.extend(
                     view.frame_matching(&self.compressor, fi, |k| wanted.binary_search(&k).is_ok())
-                        .map_err(|e| self.corrupt(block_name(chat.id, meta), e))?,
+                        .map_err(|e| self.corrupt(block_name(chat, meta), e))?,
                 );
             }
         }
-        for key in &keys[sealed..] {
-            if let Ok(i) = chat.tail.binary_search_by_key(key, |m| key_of(m)) {
-                out.push(chat.tail[i].clone());
-            }
-        }
+        out.extend(located.tail);
         Ok(out)
     }
 
@@ -170,4 +204,60 @@ pub(super) fn block_name(chat: ChatId, meta: &BlockMeta) -> String {
         "block of chat {chat} starting at message {} ({})",
         meta.first.id, meta.first.time
     )
+}
+
+/// Where a chat's wanted messages are, as [`Shared::locate_many`] found them.
+pub(super) struct Located {
+    chat: ChatId,
+    /// Each block that may hold some of the keys, its segment (held open), and which keys.
+    blocks: Vec<(BlockMeta, Option<Arc<Segment>>, Range<usize>)>,
+    /// The wanted messages of the tail.
+    tail: Vec<MessageRef>,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{lock, FlushPolicy, Message, MessageKind, Store, StoreConfig};
+
+    #[test]
+    fn located_blocks_read_after_their_segment_is_compacted_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.flush = FlushPolicy::Manual;
+        config.segment_bytes = 16 << 10;
+        let store = Store::open(config).unwrap();
+        let chat = -1_001_234;
+        let messages: Vec<Message> = (1..=2_000)
+            .map(|i| Message {
+                chat_id: chat,
+                message_id: i,
+                time: 1_700_000_000 + i64::from(i),
+                edit_time: None,
+                user_id: Some(i64::from(i % 2)),
+                sender_name: "x".into(),
+                text: format!("повідомлення {i}"),
+                kind: MessageKind::Text,
+                reply_to: None,
+                forwarded_from: None,
+                is_bot: false,
+            })
+            .collect();
+        store.save_batch(messages.clone()).unwrap();
+        store.flush().unwrap();
+        let keys: Vec<_> = messages
+            .iter()
+            .filter(|m| m.user_id == Some(1))
+            .map(|m| crate::store::model::key_of(m))
+            .collect();
+        let handle = store.shared.chat(chat).unwrap();
+        let located = store.shared.locate_many(&lock(&handle), &keys);
+        // Without the chat's lock, the other person is forgotten: every block is rewritten and
+        // the segments that held them are compacted away.
+        let compacted = store.health().segments_compacted;
+        store.delete_user_in_chat(0, chat).unwrap();
+        assert!(store.health().segments_compacted > compacted);
+        let found = store.shared.read_located(&keys, located).unwrap();
+        assert_eq!(found.len(), keys.len());
+        assert!(found.iter().all(|m| m.user_id == Some(1)));
+    }
 }

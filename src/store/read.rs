@@ -181,11 +181,12 @@ impl Store {
             let Some(handle) = self.shared.chat(chat) else {
                 continue;
             };
-            let state = lock(&handle);
             let keys: Vec<MsgKey> = refs.iter().map(|r| r.key()).collect();
+            // Located under the chat's lock, read without it.
+            let located = self.shared.locate_many(&lock(&handle), &keys);
             out.extend(
                 self.shared
-                    .locate_many(&state, &keys)?
+                    .read_located(&keys, located)?
                     .into_iter()
                     .filter(|m| m.user_id == Some(user)),
             );
