@@ -247,7 +247,7 @@ mod tests {
         let keys: Vec<_> = messages
             .iter()
             .filter(|m| m.user_id == Some(1))
-            .map(|m| crate::store::model::key_of(m))
+            .map(crate::store::model::key_of)
             .collect();
         let handle = store.shared.chat(chat).unwrap();
         let located = store.shared.locate_many(&lock(&handle), &keys);
