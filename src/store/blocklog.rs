@@ -486,6 +486,15 @@ impl BlockLog {
     }
 }
 
+/// Reads the record at `location` from a segment a reader took hold of earlier (without a lock
+/// since): `None` when the segment was already gone then.
+pub fn read_held(segment: Option<&Segment>, location: Location) -> Result<Vec<u8>, RecordError> {
+    match segment {
+        Some(segment) => read_record(segment, location),
+        None => Err(RecordError::MissingSegment(location.segment)),
+    }
+}
+
 /// Reads and checks one record of `segment`.
 pub fn read_record(segment: &Segment, location: Location) -> Result<Vec<u8>, RecordError> {
     // A damaged index could claim gigabytes: no record of ours is that long.

@@ -2,7 +2,7 @@
 //! frames decoded one at a time through the byte-bounded frame cache, and the lookups built on
 //! them (a message by key, a sealed message by id).
 
-use super::blocklog::{read_record, RecordError, Segment};
+use super::blocklog::{read_held, RecordError, Segment};
 use super::chat::{BlockMeta, ChatState, TailSegment};
 use super::codec::BlockView;
 use super::frames::Frame;
@@ -123,7 +123,7 @@ impl Shared {
         }
     }
 
-    /// The messages at `keys` that [`Shared::locate_many`] located. Each block is read and each
+    /// The messages at `keys` (the same slice) that [`Shared::locate_many`] located. Each block is read and each
     /// frame decoded once however many of the keys it holds, and only the wanted messages are
     /// built; frames are not cached (these reads are scattered).
     pub(super) fn read_located(
@@ -135,11 +135,8 @@ impl Shared {
         let mut out = Vec::with_capacity(keys.len());
         for (meta, segment, range) in &located.blocks {
             let here = &keys[range.clone()];
-            let bytes = match segment {
-                Some(segment) => read_record(segment, meta.location),
-                None => Err(RecordError::MissingSegment(meta.location.segment)),
-            }
-            .map_err(|e| self.unreadable(block_name(chat, meta), e))?;
+            let bytes = read_held(segment.as_deref(), meta.location)
+                .map_err(|e| self.unreadable(block_name(chat, meta), e))?;
             let view = self.block_view(chat, meta, &bytes)?;
             for (fi, frame) in view.header.frames.iter().enumerate() {
                 let lo = here.partition_point(|k| *k < frame.first);
@@ -251,11 +248,21 @@ mod tests {
             .collect();
         let handle = store.shared.chat(chat).unwrap();
         let located = store.shared.locate_many(&lock(&handle), &keys);
+        assert!(!located.blocks.is_empty());
+        assert!(located
+            .blocks
+            .iter()
+            .all(|(_, segment, _)| segment.is_some()));
         // Without the chat's lock, the other person is forgotten: every block is rewritten and
         // the segments that held them are compacted away.
         let compacted = store.health().segments_compacted;
         store.delete_user_in_chat(0, chat).unwrap();
         assert!(store.health().segments_compacted > compacted);
+        assert!(located.blocks.iter().all(|(meta, _, _)| store
+            .shared
+            .blocks
+            .segment(meta.location.segment)
+            .is_none()));
         let found = store.shared.read_located(&keys, located).unwrap();
         assert_eq!(found.len(), keys.len());
         assert!(found.iter().all(|m| m.user_id == Some(1)));

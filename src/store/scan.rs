@@ -6,7 +6,7 @@
 //! repeats nor skips a message that stays in place. A block is read with the segment handle taken
 //! under the lock, so a compaction that moves it concurrently does not break the read.
 
-use super::blocklog::{read_record, RecordError, Segment};
+use super::blocklog::{read_held, Segment};
 use super::blocks::block_name;
 use super::chat::{BlockMeta, ChatState};
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey, Timestamp};
@@ -135,11 +135,8 @@ impl ChatRange {
             };
             match found {
                 Found::Block(meta, segment) => {
-                    let bytes = match segment {
-                        Some(segment) => read_record(&segment, meta.location),
-                        None => Err(RecordError::MissingSegment(meta.location.segment)),
-                    }
-                    .map_err(|e| self.shared.unreadable(block_name(chat, &meta), e))?;
+                    let bytes = read_held(segment.as_deref(), meta.location)
+                        .map_err(|e| self.shared.unreadable(block_name(chat, &meta), e))?;
                     self.block = Some((meta, bytes, 0));
                 }
                 Found::Tail(messages) => match messages.last() {
