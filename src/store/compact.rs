@@ -130,23 +130,10 @@ impl Shared {
         // Held from the choice of segments on: a background compaction that copied a record
         // before the deletion must not append its copy to a segment this one does not erase.
         let _one = lock(&self.compaction);
-        let blocks = self
-            .blocks
-            .segments()
-            .iter()
-            .filter(|s| s.may_hold_dead_of(chats))
-            .map(|s| s.id)
-            .collect();
-        self.erase(Which::Blocks, blocks)?;
+        self.erase(Which::Blocks, segments_with_dead_of(&self.blocks, chats))?;
         if let Some(user) = user {
             let users = HashSet::from([user]);
-            let postings = self
-                .postings_log
-                .segments()
-                .iter()
-                .filter(|s| s.may_hold_dead_of(&users))
-                .map(|s| s.id)
-                .collect();
+            let postings = segments_with_dead_of(&self.postings_log, &users);
             self.erase(Which::Postings, postings)?;
         }
         self.erase(Which::Tails, dead_segments(&self.tails))
@@ -156,13 +143,7 @@ impl Shared {
     /// were just deleted. The caller holds the rewrite gate (shared).
     pub(super) fn erase_dead_profiles(&self, chats: &HashSet<ChatId>) -> Result<()> {
         let _one = lock(&self.compaction);
-        let segments = self
-            .profiles_log
-            .segments()
-            .iter()
-            .filter(|s| s.may_hold_dead_of(chats))
-            .map(|s| s.id)
-            .collect();
+        let segments = segments_with_dead_of(&self.profiles_log, chats);
         self.erase(Which::Profiles, segments)
     }
 
@@ -439,6 +420,15 @@ impl Shared {
         }
         Ok(true)
     }
+}
+
+/// The segments of a log that may hold dead records of `parties` (chats or users).
+fn segments_with_dead_of(log: &BlockLog, parties: &HashSet<i64>) -> Vec<u32> {
+    log.segments()
+        .iter()
+        .filter(|s| s.may_hold_dead_of(parties))
+        .map(|s| s.id)
+        .collect()
 }
 
 /// The segments of a log with dead records.

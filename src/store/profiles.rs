@@ -830,6 +830,15 @@ mod tests {
         store.setting(SettingKey::Profile { chat, user })
     }
 
+    /// How many times `needle` occurs in the profiles log's files under `dir`.
+    fn in_profiles_log(dir: &std::path::Path, needle: &[u8]) -> usize {
+        std::fs::read_dir(dir.join("profiles"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .map(|b| b.windows(needle.len()).filter(|w| *w == needle).count())
+            .sum()
+    }
+
     fn records(store: &Store) -> usize {
         store
             .shared
@@ -1102,17 +1111,7 @@ mod tests {
                 .put_profiles((0..100).map(|u| ((CHATS[0], u), &values[u as usize])))
                 .unwrap();
         }
-        let on_disk = |needle: &str| -> usize {
-            std::fs::read_dir(dir.path().join("profiles"))
-                .unwrap()
-                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-                .map(|b| {
-                    b.windows(needle.len())
-                        .filter(|w| *w == needle.as_bytes())
-                        .count()
-                })
-                .sum()
-        };
+        let on_disk = |needle: &str| in_profiles_log(dir.path(), needle.as_bytes());
         assert!(on_disk(&secret(42)) >= 2);
         {
             // A backup holds the rewrite gate.
@@ -1186,13 +1185,7 @@ mod tests {
         store.flush().unwrap();
         // As if the process ended before the group commit erased them.
         lock(&store.shared.profiles.erase).chats.clear();
-        let on_disk = || -> usize {
-            std::fs::read_dir(dir.path().join("profiles"))
-                .unwrap()
-                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-                .map(|b| b.windows(15).filter(|w| *w == b"marker-7-marker").count())
-                .sum()
-        };
+        let on_disk = || in_profiles_log(dir.path(), b"marker-7-marker");
         assert!(on_disk() > 0);
         drop(store);
         let store = open(dir.path());
@@ -1220,12 +1213,7 @@ mod tests {
         let marker = layout::meta_key(ERASE_PENDING);
         assert!(store.shared.db.contains_key(&marker).unwrap());
         drop(store);
-        let left: usize = std::fs::read_dir(dir.path().join("profiles"))
-            .unwrap()
-            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-            .map(|b| b.windows(15).filter(|w| *w == b"marker-8-marker").count())
-            .sum();
-        assert_eq!(left, 0);
+        assert_eq!(in_profiles_log(dir.path(), b"marker-8-marker"), 0);
         let store = open(dir.path());
         assert!(!store.shared.db.contains_key(&marker).unwrap());
     }
