@@ -20,12 +20,12 @@ impl Shared {
     }
 
     /// Parses a block's header, checking that it is the chat's.
-    pub(super) fn block_view<'a>(
+    pub(super) fn block_view<B: AsRef<[u8]>>(
         &self,
         chat: ChatId,
         meta: &BlockMeta,
-        bytes: &'a [u8],
-    ) -> Result<BlockView<'a>> {
+        bytes: B,
+    ) -> Result<BlockView<B>> {
         BlockView::parse_for(bytes, chat).map_err(|e| self.corrupt(block_name(chat, meta), e))
     }
 
@@ -45,7 +45,7 @@ impl Shared {
         &self,
         chat: ChatId,
         meta: &BlockMeta,
-        view: &BlockView<'_>,
+        view: &BlockView<impl AsRef<[u8]>>,
         index: usize,
         keep: bool,
     ) -> Result<Frame> {

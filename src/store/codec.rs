@@ -213,7 +213,8 @@ pub fn decode_matching(
         MessageId::try_from(v).map_err(|_| CodecError::Malformed("message id out of range".into()))
     };
     let text = |bytes: &[u8]| {
-        String::from_utf8(bytes.to_vec())
+        simdutf8::basic::from_utf8(bytes)
+            .map(str::to_owned)
             .map_err(|_| CodecError::Malformed("a text is not UTF-8".into()))
     };
     let mut out = Vec::with_capacity(n);
@@ -403,19 +404,21 @@ pub struct BlockHeader {
     pub frames: Vec<FrameInfo>,
 }
 
-/// A parsed block: the header and where each frame's bytes start.
-pub struct BlockView<'a> {
+/// A parsed block: the header and where each frame's bytes start. It borrows the block's bytes
+/// or owns them (`B` is `&[u8]` or `Vec<u8>`), so that a scan keeps one parsed block while it
+/// decodes its frames one at a time.
+pub struct BlockView<B> {
     pub header: BlockHeader,
     frames_at: usize,
-    bytes: &'a [u8],
+    bytes: B,
 }
 
-impl<'a> BlockView<'a> {
+impl<B: AsRef<[u8]>> BlockView<B> {
     /// Parses a block's header (cheap: no frame is decompressed).
-    pub fn parse(bytes: &'a [u8]) -> Result<Self, CodecError> {
-        let (header, frames_at): (BlockHeader, usize) = decode_prefix(bytes)?;
+    pub fn parse(bytes: B) -> Result<Self, CodecError> {
+        let (header, frames_at): (BlockHeader, usize) = decode_prefix(bytes.as_ref())?;
         let total: usize = header.frames.iter().map(|f| f.len as usize).sum();
-        if frames_at + total != bytes.len() {
+        if frames_at + total != bytes.as_ref().len() {
             return Err(CodecError::Malformed(
                 "block length disagrees with its header".into(),
             ));
@@ -428,7 +431,7 @@ impl<'a> BlockView<'a> {
     }
 
     /// Parses a block that must belong to `chat`.
-    pub fn parse_for(bytes: &'a [u8], chat: ChatId) -> Result<Self, CodecError> {
+    pub fn parse_for(bytes: B, chat: ChatId) -> Result<Self, CodecError> {
         let view = Self::parse(bytes)?;
         if view.header.chat != chat {
             return Err(CodecError::Malformed(format!(
@@ -473,7 +476,7 @@ impl<'a> BlockView<'a> {
                 .sum::<usize>();
         let raw = compressor.decompress(
             self.header.dictionary,
-            &self.bytes[start..start + info.len as usize],
+            &self.bytes.as_ref()[start..start + info.len as usize],
         )?;
         decode_matching(self.header.chat, &raw, wanted)
     }
@@ -600,6 +603,24 @@ mod tests {
             view.frame(&Compressor::default(), 0),
             Err(CodecError::UnknownDictionary(1))
         ));
+    }
+
+    #[test]
+    fn texts_that_are_not_utf8_are_malformed_frames() {
+        let marked = message(1, 1_700_000_000, "до ЖЖ після");
+        let mut columns = encode_columns(std::slice::from_ref(&marked));
+        let at = columns
+            .windows(4)
+            .position(|w| w == "ЖЖ".as_bytes())
+            .unwrap();
+        columns[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
+        assert!(
+            matches!(decode_columns(-100, &columns), Err(CodecError::Malformed(m)) if m.contains("UTF-8"))
+        );
+        // The owned form of a parsed block decodes the same as the borrowed one.
+        let block = encode_block(&Compressor::default(), -100, &[marked.clone()]).unwrap();
+        let owned = BlockView::parse_for(block, -100).unwrap();
+        assert_eq!(owned.all(&Compressor::default()).unwrap(), vec![marked]);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use super::blocklog::{read_held, Segment};
 use super::blocks::block_name;
 use super::chat::{BlockMeta, ChatState};
+use super::codec::BlockView;
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey, Timestamp};
 use super::{lock, Result, Shared, Store};
 use std::cmp::Reverse;
@@ -50,8 +51,8 @@ pub struct ChatRange {
     /// The smallest key not yet returned.
     next: MsgKey,
     to: Timestamp,
-    /// The block being read: its entry, its bytes and the next frame to decode.
-    block: Option<(BlockMeta, Vec<u8>, usize)>,
+    /// The block being read: its entry, the block parsed once, and the next frame to decode.
+    block: Option<(BlockMeta, BlockView<Vec<u8>>, usize)>,
     ready: VecDeque<MessageRef>,
 }
 
@@ -105,9 +106,9 @@ impl ChatRange {
             let Some((chat, handle)) = self.chat.clone() else {
                 return Ok(());
             };
-            if let Some((meta, bytes, frame)) = self.block.take() {
-                if self.decode_frame(chat, &meta, &bytes, frame)? {
-                    self.block = Some((meta, bytes, frame + 1));
+            if let Some((meta, view, frame)) = self.block.take() {
+                if self.decode_frame(chat, &meta, &view, frame)? {
+                    self.block = Some((meta, view, frame + 1));
                 }
                 continue;
             }
@@ -137,7 +138,8 @@ impl ChatRange {
                 Found::Block(meta, segment) => {
                     let bytes = read_held(segment.as_deref(), meta.location)
                         .map_err(|e| self.shared.unreadable(block_name(chat, &meta), e))?;
-                    self.block = Some((meta, bytes, 0));
+                    let view = self.shared.block_view(chat, &meta, bytes)?;
+                    self.block = Some((meta, view, 0));
                 }
                 Found::Tail(messages) => match messages.last() {
                     Some(last) => {
@@ -158,21 +160,23 @@ impl ChatRange {
         &mut self,
         chat: ChatId,
         meta: &BlockMeta,
-        bytes: &[u8],
+        view: &BlockView<Vec<u8>>,
         index: usize,
     ) -> Result<bool> {
-        let view = self.shared.block_view(chat, meta, bytes)?;
         let Some(info) = view.header.frames.get(index) else {
             self.advance_past(meta.last);
             return Ok(false);
         };
         if info.last >= self.next && info.first.time <= self.to {
-            let frame = self.shared.frame_from(chat, meta, &view, index, false)?;
+            let frame = self.shared.frame_from(chat, meta, view, index, false)?;
+            // A frame just decoded is this cursor's alone: its messages move instead of being
+            // cloned; one from the cache is shared.
+            let messages = Arc::try_unwrap(frame).unwrap_or_else(|cached| cached.to_vec());
+            let (next, to) = (self.next, self.to);
             self.ready.extend(
-                frame
-                    .iter()
-                    .filter(|m| key_of(m) >= self.next && m.time <= self.to)
-                    .cloned(),
+                messages
+                    .into_iter()
+                    .filter(|m| key_of(m) >= next && m.time <= to),
             );
         }
         if let Some(last) = self.ready.back() {
