@@ -524,6 +524,7 @@ pub fn encode_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn packed_ints_round_trip_and_small_deltas_take_one_or_two_bytes() {
@@ -592,6 +593,9 @@ mod tests {
             .add_dictionary(1, Compressor::train(&samples).unwrap())
             .unwrap();
         let with_dict = encode_block(&compressor, -100, &messages).unwrap();
+        // Owned bytes parse and decode like borrowed ones (a scan keeps a block so).
+        let view = BlockView::parse_for(with_dict.clone(), -100).unwrap();
+        assert_eq!(view.all(&compressor).unwrap(), messages);
         let view = BlockView::parse(&with_dict).unwrap();
         assert_eq!(view.header.dictionary, 1);
         assert_eq!(
@@ -605,22 +609,54 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn texts_that_are_not_utf8_are_malformed_frames() {
-        let marked = message(1, 1_700_000_000, "до ЖЖ після");
-        let mut columns = encode_columns(std::slice::from_ref(&marked));
+    /// Columns of one message whose text is `bytes` (UTF-8 or not), as a damaged frame could
+    /// hold them.
+    fn columns_with_text(bytes: &[u8]) -> Vec<u8> {
+        let placeholder = "a".repeat(bytes.len());
+        let mut columns = encode_columns(&[message(1, 1_700_000_000, &placeholder)]);
+        // The last match: the text's length prefix may itself be an `a` (97 bytes).
         let at = columns
-            .windows(4)
-            .position(|w| w == "ЖЖ".as_bytes())
+            .windows(bytes.len())
+            .rposition(|w| w == placeholder.as_bytes())
             .unwrap();
-        columns[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
-        assert!(
-            matches!(decode_columns(-100, &columns), Err(CodecError::Malformed(m)) if m.contains("UTF-8"))
-        );
-        // The owned form of a parsed block decodes the same as the borrowed one.
-        let block = encode_block(&Compressor::default(), -100, &[marked.clone()]).unwrap();
-        let owned = BlockView::parse_for(block, -100).unwrap();
-        assert_eq!(owned.all(&Compressor::default()).unwrap(), vec![marked]);
+        columns[at..at + bytes.len()].copy_from_slice(bytes);
+        columns
+    }
+
+    /// Texts of 40–160 letters (80–320 bytes: past the 64 bytes from which the check runs in
+    /// SIMD) with one byte replaced and cut anywhere, and arbitrary bytes.
+    fn text_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 1..300),
+            (
+                "[а-яєіїґa-z0-9 ]{40,160}",
+                any::<prop::sample::Index>(),
+                any::<u8>(),
+                any::<prop::sample::Index>()
+            )
+                .prop_map(|(text, at, byte, cut)| {
+                    let mut bytes = text.into_bytes();
+                    let at = at.index(bytes.len());
+                    bytes[at] = byte;
+                    bytes.truncate(cut.index(bytes.len()) + 1);
+                    bytes
+                }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn texts_are_accepted_exactly_when_they_are_utf8(bytes in text_bytes()) {
+            let decoded = decode_columns(-100, &columns_with_text(&bytes));
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => prop_assert_eq!(&decoded.unwrap()[0].text, text),
+                Err(_) => prop_assert!(
+                    matches!(&decoded, Err(CodecError::Malformed(m)) if m.contains("UTF-8")),
+                    "{:?}",
+                    decoded
+                ),
+            }
+        }
     }
 
     #[test]

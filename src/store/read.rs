@@ -16,11 +16,12 @@ impl Store {
         let state = lock(&handle);
         let mut newest_first: Vec<MessageRef> = state.tail.iter().rev().take(n).cloned().collect();
         'blocks: for meta in state.blocks.iter().rev() {
+            let mut view = None;
             for index in (0..meta.frame_count()).rev() {
                 if newest_first.len() >= n {
                     break 'blocks;
                 }
-                let frame = self.shared.frame(chat, meta, index)?;
+                let frame = self.shared.frame(chat, meta, index, &mut view)?;
                 let want = n - newest_first.len();
                 newest_first.extend(frame.iter().rev().take(want).cloned());
             }

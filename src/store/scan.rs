@@ -154,8 +154,8 @@ impl ChatRange {
         Ok(())
     }
 
-    /// Decodes frame `index` of a block into `ready` (what is in range). Returns whether the
-    /// block has frames after it; past its last one, the next look starts after the block.
+    /// Decodes frame `index` of a block into `ready` (what is in range). Returns false once
+    /// `index` is past the block's last frame: the next look then starts after the block.
     fn decode_frame(
         &mut self,
         chat: ChatId,
@@ -169,14 +169,11 @@ impl ChatRange {
         };
         if info.last >= self.next && info.first.time <= self.to {
             let frame = self.shared.frame_from(chat, meta, view, index, false)?;
-            // A frame just decoded is this cursor's alone: its messages move instead of being
-            // cloned; one from the cache is shared.
-            let messages = Arc::try_unwrap(frame).unwrap_or_else(|cached| cached.to_vec());
-            let (next, to) = (self.next, self.to);
             self.ready.extend(
-                messages
-                    .into_iter()
-                    .filter(|m| key_of(m) >= next && m.time <= to),
+                frame
+                    .iter()
+                    .filter(|m| key_of(m) >= self.next && m.time <= self.to)
+                    .cloned(),
             );
         }
         if let Some(last) = self.ready.back() {
