@@ -120,6 +120,26 @@ impl Shared {
         Ok(())
     }
 
+    /// Leaves out of `refs` (of `user`, sorted then) the duplicates and the refs that a chunk
+    /// already holds: those a postings flush wrote before a crash that kept their blocks'
+    /// markers. Only chunks whose time span meets that of `refs` are read.
+    pub(super) fn drop_chunked(&self, user: UserId, refs: &mut Vec<PostingRef>) -> Result<()> {
+        refs.sort_unstable();
+        refs.dedup();
+        let (Some(from), Some(to)) = (refs.first().map(|r| r.time), refs.last().map(|r| r.time))
+        else {
+            return Ok(());
+        };
+        for entry in self.user_chunks(user, to) {
+            let entry = entry?;
+            if entry.pointer.last_time >= from {
+                let held = self.read_chunk(&entry)?;
+                refs.retain(|r| held.binary_search(r).is_err());
+            }
+        }
+        Ok(())
+    }
+
     /// Drops a chunk: its pointer from the index (in `batch`), its bytes dead.
     pub(super) fn drop_chunk(&self, entry: &ChunkEntry, batch: &mut impl IndexWrites) {
         batch.delete(&entry.key);

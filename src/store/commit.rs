@@ -7,11 +7,12 @@
 //! read appended records before they are synced); a crash before the apply loses only what was
 //! never acknowledged, since the tail segments the index still references hold the same messages.
 
+use super::blocklog::BlockLog;
 use super::chat::{BlockMeta, ChatState, TailSegment, RUN_BLOCKS, SEAL_LEN};
 use super::codec::{self, Compressor};
 use super::layout;
 use super::model::{key_of, ChatId, MessageRef, Timestamp, UserId, UserInfo};
-use super::postings::{self, BlockRefs};
+use super::postings::{self, BlockRefs, PostingRef};
 use super::rewrite::BlockEdit;
 use super::{lock, Commit, Result, Shared};
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ const MAX_SEGMENTS: usize = 16;
 const CHECKPOINT_EVERY: usize = 16;
 /// A user's last postings chunk smaller than this takes in new refs instead of a new chunk.
 const SMALL_CHUNK_REFS: usize = 256;
+/// People whose postings pointers one sled batch of a postings flush writes.
+const FLUSH_BATCH_USERS: usize = 128;
 /// The value of a pending-postings marker: the refs are read from the block itself.
 const MARKER: () = ();
 /// Sealed blocks needed before a compression dictionary is trained (blocks sealed before keep
@@ -126,18 +129,28 @@ impl Shared {
         let mut staged = lock(&self.staged);
         for (name, log) in self.logs() {
             log.sync()?;
-            staged.batch.insert(
-                layout::meta_key(&accounts_key(name)),
-                codec::encode(&log.accounts()),
-            );
+            self.stamp_accounts(&mut *staged, name, log);
         }
-        // Seqs name chunks too, which an open does not read: their high-water mark is kept.
-        staged.batch.insert(
-            layout::meta_key(NEXT_SEQ),
-            codec::encode(&self.next_seq.load(Ordering::SeqCst)),
-        );
+        self.stamp_next_seq(&mut *staged);
         let batch = std::mem::take(&mut *staged).batch;
         self.db.apply_batch(batch).map_err(|e| self.io(e))
+    }
+
+    /// Puts a log's accounts of live bytes into `batch`, so that an open need not recount them.
+    fn stamp_accounts(&self, batch: &mut impl IndexWrites, name: &str, log: &BlockLog) {
+        batch.put(
+            &layout::meta_key(&accounts_key(name)),
+            codec::encode(&log.accounts()),
+        );
+    }
+
+    /// Puts the seq high-water mark into `batch`: seqs name chunks too, which an open does not
+    /// read.
+    fn stamp_next_seq(&self, batch: &mut impl IndexWrites) {
+        batch.put(
+            &layout::meta_key(NEXT_SEQ),
+            codec::encode(&self.next_seq.load(Ordering::SeqCst)),
+        );
     }
 
     /// Applies the staged changes once they hold many blocks (bounding their memory); fewer
@@ -518,36 +531,79 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes the pending postings as chunks and drops their markers, applied at once (readers
-    /// find chunks through the index). A user whose last chunk is
-    /// still small gets it extended instead of another small chunk. The writer lock must be
+    /// Writes the pending postings as chunks and drops their markers. The writer lock must be
     /// held, and the staged changes applied (the markers are in the index).
     pub(super) fn flush_postings(&self) -> Result<()> {
         let mut pending = lock(&self.postings.pending);
-        let mut staged = lock(&self.staged);
-        let batch = &mut *staged;
-        // One user at a time: only that user's merged refs are copied. The pending buffer
-        // stays whole until the batch is applied, so a failure loses nothing.
-        for (&user, refs) in &pending.by_user {
-            let mut merged = refs.clone();
-            // Forward: sled's reverse iteration costs far more than walking a user's few chunks.
-            if let Some(last) = self.user_chunks(user, Timestamp::MAX).last().transpose()? {
-                let old = self.read_chunk(&last)?;
-                if old.len() < SMALL_CHUNK_REFS {
-                    self.drop_chunk(&last, batch);
-                    merged.extend(old);
+        let batches = self.postings_batches(&pending)?;
+        self.postings_log.sync()?;
+        for (users, batch) in batches {
+            self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+            // Written: should a later batch fail, these refs are not written again.
+            for user in users {
+                if let Some(refs) = pending.by_user.remove(&user) {
+                    pending.refs -= refs.len();
                 }
             }
-            merged.sort_unstable();
-            self.write_chunks(user, &merged, batch)?;
         }
-        for seq in &pending.blocks {
-            batch.delete(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
-        }
-        drop(staged);
-        self.apply_staged()?;
         *pending = postings::Pending::default();
         Ok(())
+    }
+
+    /// The sled batches of a postings flush, each with the people whose chunk pointers it
+    /// writes, [`FLUSH_BATCH_USERS`] at a time; the last one drops the markers. The chunks are
+    /// appended to the postings log meanwhile, which must be synced before any batch is applied.
+    ///
+    /// sled copies every leaf a batch changes and keeps the old copies until the batch ends (one
+    /// epoch guard), so one batch of every person's pointers held ~10 MB of copies at 5M
+    /// messages. Each batch carries the postings log's accounts and the seq mark as of its own
+    /// end, so that a crash between two of them leaves the index consistent: the markers stay,
+    /// and the next open reads those blocks' refs again but keeps only those no chunk holds.
+    pub(super) fn postings_batches(
+        &self,
+        pending: &postings::Pending,
+    ) -> Result<Vec<(Vec<UserId>, sled::Batch)>> {
+        let mut users: Vec<UserId> = pending.by_user.keys().copied().collect();
+        users.sort_unstable();
+        let mut batches = Vec::new();
+        for group in users.chunks(FLUSH_BATCH_USERS) {
+            let mut batch = sled::Batch::default();
+            for user in group {
+                self.flush_user_postings(*user, &pending.by_user[user], &mut batch)?;
+            }
+            self.stamp_accounts(&mut batch, "postings", &self.postings_log);
+            self.stamp_next_seq(&mut batch);
+            batches.push((group.to_vec(), batch));
+        }
+        if !pending.blocks.is_empty() {
+            let mut markers = sled::Batch::default();
+            for seq in &pending.blocks {
+                markers.remove(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
+            }
+            batches.push((Vec::new(), markers));
+        }
+        Ok(batches)
+    }
+
+    /// Writes one person's pending `refs` as chunks into `batch`; a last chunk that is still
+    /// small takes in the new refs instead of another small chunk.
+    fn flush_user_postings(
+        &self,
+        user: UserId,
+        refs: &[PostingRef],
+        batch: &mut sled::Batch,
+    ) -> Result<()> {
+        let mut merged = refs.to_vec();
+        // Forward: sled's reverse iteration costs far more than walking a user's few chunks.
+        if let Some(last) = self.user_chunks(user, Timestamp::MAX).last().transpose()? {
+            let old = self.read_chunk(&last)?;
+            if old.len() < SMALL_CHUNK_REFS {
+                self.drop_chunk(&last, batch);
+                merged.extend(old);
+            }
+        }
+        merged.sort_unstable();
+        self.write_chunks(user, &merged, batch)
     }
 
     /// Once enough blocks exist, trains a dictionary on them; blocks sealed from then on use it.
@@ -609,5 +665,121 @@ pub(super) fn block_refs(chat: ChatId, messages: &[MessageRef]) -> BlockRefs {
             .iter()
             .filter_map(|m| Some((m.user_id?, m.time, m.message_id)))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{FlushPolicy, Message, MessageKind, Store, StoreConfig};
+    use std::path::Path;
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    fn open(path: &Path) -> Store {
+        let mut config = StoreConfig::new(path);
+        config.flush = FlushPolicy::Manual;
+        Store::open(config).unwrap()
+    }
+
+    fn message(i: i32, people: i64) -> Message {
+        Message {
+            chat_id: -1_009,
+            message_id: i,
+            time: 1_700_000_000 + i64::from(i),
+            edit_time: None,
+            user_id: Some(1 + i64::from(i) % people),
+            sender_name: "x".into(),
+            text: format!("повідомлення {i}"),
+            kind: MessageKind::Text,
+            reply_to: None,
+            forwarded_from: None,
+            is_bot: false,
+        }
+    }
+
+    /// What `verify` finds, without the commit it begins with (which would flush postings).
+    fn problems(store: &Store) -> Vec<String> {
+        let _profiles = lock(&store.shared.profiles.lock);
+        let _writer = lock(&store.shared.writer);
+        store.shared.check().unwrap().problems
+    }
+
+    #[test]
+    fn a_postings_flush_cut_short_writes_no_ref_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir.path().join("store"));
+        let people = 3 * FLUSH_BATCH_USERS as i64;
+        // A first wave in chunks (each person's last chunk small, so the next flush merges it),
+        // then a second one whose sealed blocks' refs wait in the pending buffer.
+        store
+            .save_batch((1..=4_000).map(|i| message(i, people)).collect())
+            .unwrap();
+        store.shared.commit(Commit::Close).unwrap();
+        store
+            .save_batch((4_001..=8_000).map(|i| message(i, people)).collect())
+            .unwrap();
+        store.flush().unwrap();
+        let shared = &store.shared;
+        assert!(lock(&shared.postings.pending).by_user.len() > 2 * FLUSH_BATCH_USERS);
+        // The first batch of a flush is applied, and then the process stops: its people's refs
+        // are in chunks (their small chunks merged), and every marker stays.
+        {
+            let _writer = lock(&shared.writer);
+            let batches = shared
+                .postings_batches(&lock(&shared.postings.pending))
+                .unwrap();
+            assert!(batches.len() > 2);
+            let (users, first) = batches.into_iter().next().unwrap();
+            assert_eq!(users.len(), FLUSH_BATCH_USERS);
+            shared.postings_log.sync().unwrap();
+            shared.db.apply_batch(first).unwrap();
+            shared.db.flush().unwrap();
+        }
+        let crashed = dir.path().join("crashed");
+        copy_dir(&dir.path().join("store"), &crashed);
+        drop(store);
+
+        // The open reads the marked blocks' refs again, keeps those no chunk holds, and
+        // finishes the flush: no marker is left.
+        let store = open(&crashed);
+        assert_eq!(lock(&store.shared.postings.pending).refs, 0);
+        assert_eq!(
+            store
+                .shared
+                .db
+                .scan_prefix([layout::PENDING_POSTINGS])
+                .count(),
+            0
+        );
+        assert_eq!(problems(&store), Vec::<String>::new());
+        // Rewrites of blocks that were marked keep the postings exact: an edit, and a person
+        // of the flushed batch forgotten in the chat.
+        let mut edited = message(4_100, people);
+        edited.text = "виправлено".into();
+        edited.edit_time = Some(edited.time + 60);
+        store.save_message(edited).unwrap();
+        let forgotten = 1 + 4_100 % people;
+        assert!(store.delete_user_in_chat(forgotten, -1_009).unwrap() > 0);
+        store.flush().unwrap();
+        assert_eq!(problems(&store), Vec::<String>::new());
+        assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
+        for user in [1, 1 + FLUSH_BATCH_USERS as i64, forgotten] {
+            let found = store
+                .user_messages(user, Timestamp::MIN, Timestamp::MAX)
+                .unwrap();
+            assert_eq!(found.len() as u64, store.user_total(user), "user {user}");
+        }
     }
 }

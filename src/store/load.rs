@@ -161,6 +161,7 @@ impl Shared {
         }
         // Blocks whose postings are not yet in chunks: their refs are read from the blocks.
         let mut pending_seqs = HashSet::new();
+        let mut flush_cut_short = false;
         for key in self.db.scan_prefix([layout::PENDING_POSTINGS]).keys() {
             let key = key.map_err(|e| self.io(e))?;
             pending_seqs.insert(
@@ -180,6 +181,16 @@ impl Shared {
                     pending.add_block(meta.seq, &block_refs(state.id, &messages));
                 }
             }
+            // A crash in the middle of a postings flush leaves the markers of blocks whose refs
+            // some chunks already hold.
+            let mut dropped = 0;
+            for (&user, refs) in pending.by_user.iter_mut() {
+                let before = refs.len();
+                self.drop_chunked(user, refs)?;
+                dropped += before - refs.len();
+            }
+            pending.refs -= dropped;
+            flush_cut_short = dropped > 0;
         }
         // Summed here, then one update per user rather than one per user and chat.
         let mut user_totals: HashMap<UserId, u64> = HashMap::new();
@@ -229,6 +240,12 @@ impl Shared {
             self.user_count_changed(user, None, n as i64);
         }
         self.next_seq.store(max_seq + 1, Ordering::SeqCst);
+        if flush_cut_short {
+            // Finished now: a marker must mean that no chunk holds its block's refs, or the
+            // rewrite of such a block (an edit, a deletion) would put them back in the buffer.
+            // (Within a process, a batch that fails leaves sled refusing every later write.)
+            self.flush_postings()?;
+        }
         Ok(())
     }
 

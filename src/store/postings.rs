@@ -5,8 +5,10 @@
 //! - refs of tail messages live in memory (rebuilt from the tail at open);
 //! - sealing a block moves its refs into a pending buffer, and the seal's atomic batch also writes
 //!   an `N seq` marker, so that an open reads them back from the block and a crash loses nothing;
-//! - when the buffer is large, compact chunks per user go to the postings log, one batch writes
-//!   their pointers (`L user time seq`) and drops the markers.
+//! - when the buffer is large, compact chunks per user go to the postings log, sled batches of
+//!   128 people write their pointers (`L user time seq`), and the last one drops the
+//!   markers; an open after a crash between two of them keeps of the marked blocks' refs only
+//!   those that no chunk holds (`Shared::flush_postings`).
 
 use super::codec::{self, PackedInts};
 use super::layout;

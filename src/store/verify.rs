@@ -219,7 +219,7 @@ impl Shared {
     }
 
     /// Compares everything derived with what the messages imply.
-    fn check(&self) -> Result<VerifyReport> {
+    pub(super) fn check(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let mut expected: HashMap<UserId, Fingerprint> = HashMap::new();
         let mut user_totals: HashMap<UserId, u64> = HashMap::new();
