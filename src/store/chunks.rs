@@ -89,14 +89,14 @@ impl Shared {
         postings::decode_chunk(entry.first, &bytes).map_err(|e| self.corrupt("postings chunk", e))
     }
 
-    /// Appends `refs` (sorted) of `user` as new chunks and puts their pointers into `batch`.
-    /// The postings log must be synced before `batch` is applied.
+    /// Appends `refs` (sorted) of `user` as new chunks and puts their pointers into `batch`;
+    /// returns where the chunks are. The postings log must be synced before `batch` is applied.
     pub(super) fn write_chunks(
         &self,
         user: UserId,
         refs: &[PostingRef],
         batch: &mut impl IndexWrites,
-    ) -> Result<()> {
+    ) -> Result<Vec<Location>> {
         let encoded: Vec<(Timestamp, Timestamp, Vec<u8>)> = refs
             .chunks(MAX_CHUNK_REFS)
             .map(|chunk| {
@@ -107,7 +107,7 @@ impl Shared {
         let locations = self
             .postings_log
             .append(encoded.iter().map(|(_, _, bytes)| bytes.as_slice()))?;
-        for ((first, last_time, _), location) in encoded.iter().zip(locations) {
+        for ((first, last_time, _), &location) in encoded.iter().zip(&locations) {
             self.postings_log.referenced(location);
             batch.put(
                 &layout::postings_key(user, *first, self.next_seq()),
@@ -117,7 +117,7 @@ impl Shared {
                 }),
             );
         }
-        Ok(())
+        Ok(locations)
     }
 
     /// Leaves out of `refs` (of `user`, sorted then) the duplicates and the refs that a chunk

@@ -6,8 +6,10 @@
 //! before the log bytes it points at. In-memory state changes when a change is staged (readers can
 //! read appended records before they are synced); a crash before the apply loses only what was
 //! never acknowledged, since the tail segments the index still references hold the same messages.
+//! The one exception is the postings flush, which applies its own batches
+//! ([`Shared::flush_postings`]).
 
-use super::blocklog::BlockLog;
+use super::blocklog::{BlockLog, Location};
 use super::chat::{BlockMeta, ChatState, TailSegment, RUN_BLOCKS, SEAL_LEN};
 use super::codec::{self, Compressor};
 use super::layout;
@@ -44,6 +46,16 @@ const APPLY_AFTER_BLOCKS: usize = 256;
 pub(crate) struct Staged {
     batch: sled::Batch,
     blocks: usize,
+}
+
+/// One sled batch of a postings flush: the people whose chunk pointers it writes, and what
+/// building it changed in the postings log's accounts (taken back if it is not applied).
+#[derive(Default)]
+pub(super) struct FlushBatch {
+    pub users: Vec<UserId>,
+    pub batch: sled::Batch,
+    written: Vec<(Location, UserId)>,
+    dropped: Vec<(Location, UserId)>,
 }
 
 /// Somewhere index writes go: a sled batch applied at once, or the staged changes.
@@ -532,16 +544,25 @@ impl Shared {
     }
 
     /// Writes the pending postings as chunks and drops their markers. The writer lock must be
-    /// held, and the staged changes applied (the markers are in the index).
+    /// held (or the store not yet shared, at open), and the staged changes applied (the markers
+    /// are in the index). On an error, what was not applied leaves the log's accounts as they
+    /// were and its refs pending.
     pub(super) fn flush_postings(&self) -> Result<()> {
         let mut pending = lock(&self.postings.pending);
-        let batches = self.postings_batches(&pending)?;
-        self.postings_log.sync()?;
-        for (users, batch) in batches {
-            self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        let mut batches = self.postings_batches(&pending)?;
+        if let Err(e) = self.postings_log.sync() {
+            batches.iter().for_each(|b| self.abandon(b));
+            return Err(e);
+        }
+        for i in 0..batches.len() {
+            let batch = std::mem::take(&mut batches[i].batch);
+            if let Err(e) = self.db.apply_batch(batch) {
+                batches[i..].iter().for_each(|b| self.abandon(b));
+                return Err(self.io(e));
+            }
             // Written: should a later batch fail, these refs are not written again.
-            for user in users {
-                if let Some(refs) = pending.by_user.remove(&user) {
+            for user in &batches[i].users {
+                if let Some(refs) = pending.by_user.remove(user) {
                     pending.refs -= refs.len();
                 }
             }
@@ -550,60 +571,82 @@ impl Shared {
         Ok(())
     }
 
-    /// The sled batches of a postings flush, each with the people whose chunk pointers it
-    /// writes, [`FLUSH_BATCH_USERS`] at a time; the last one drops the markers. The chunks are
-    /// appended to the postings log meanwhile, which must be synced before any batch is applied.
+    /// The sled batches of a postings flush, [`FLUSH_BATCH_USERS`] people at a time; the last
+    /// one drops the markers. The chunks are appended to the postings log meanwhile, which must
+    /// be synced before any batch is applied.
     ///
     /// sled copies every leaf a batch changes and keeps the old copies until the batch ends (one
     /// epoch guard), so one batch of every person's pointers held ~10 MB of copies at 5M
     /// messages. Each batch carries the postings log's accounts and the seq mark as of its own
     /// end, so that a crash between two of them leaves the index consistent: the markers stay,
     /// and the next open reads those blocks' refs again but keeps only those no chunk holds.
-    pub(super) fn postings_batches(
-        &self,
-        pending: &postings::Pending,
-    ) -> Result<Vec<(Vec<UserId>, sled::Batch)>> {
+    pub(super) fn postings_batches(&self, pending: &postings::Pending) -> Result<Vec<FlushBatch>> {
         let mut users: Vec<UserId> = pending.by_user.keys().copied().collect();
         users.sort_unstable();
-        let mut batches = Vec::new();
+        let mut batches: Vec<FlushBatch> = Vec::new();
         for group in users.chunks(FLUSH_BATCH_USERS) {
-            let mut batch = sled::Batch::default();
+            let mut flush = FlushBatch {
+                users: group.to_vec(),
+                ..FlushBatch::default()
+            };
             for user in group {
-                self.flush_user_postings(*user, &pending.by_user[user], &mut batch)?;
+                if let Err(e) = self.flush_user_postings(*user, &pending.by_user[user], &mut flush)
+                {
+                    batches.iter().chain([&flush]).for_each(|b| self.abandon(b));
+                    return Err(e);
+                }
             }
-            self.stamp_accounts(&mut batch, "postings", &self.postings_log);
-            self.stamp_next_seq(&mut batch);
-            batches.push((group.to_vec(), batch));
+            self.stamp_accounts(&mut flush.batch, "postings", &self.postings_log);
+            self.stamp_next_seq(&mut flush.batch);
+            batches.push(flush);
         }
         if !pending.blocks.is_empty() {
-            let mut markers = sled::Batch::default();
+            let mut markers = FlushBatch::default();
             for seq in &pending.blocks {
-                markers.remove(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
+                markers
+                    .batch
+                    .remove(&layout::seq_key(layout::PENDING_POSTINGS, *seq));
             }
-            batches.push((Vec::new(), markers));
+            batches.push(markers);
         }
         Ok(batches)
     }
 
-    /// Writes one person's pending `refs` as chunks into `batch`; a last chunk that is still
+    /// Writes one person's pending `refs` as chunks into `flush`; a last chunk that is still
     /// small takes in the new refs instead of another small chunk.
     fn flush_user_postings(
         &self,
         user: UserId,
         refs: &[PostingRef],
-        batch: &mut sled::Batch,
+        flush: &mut FlushBatch,
     ) -> Result<()> {
         let mut merged = refs.to_vec();
         // Forward: sled's reverse iteration costs far more than walking a user's few chunks.
         if let Some(last) = self.user_chunks(user, Timestamp::MAX).last().transpose()? {
             let old = self.read_chunk(&last)?;
             if old.len() < SMALL_CHUNK_REFS {
-                self.drop_chunk(&last, batch);
+                self.drop_chunk(&last, &mut flush.batch);
+                flush.dropped.push((last.pointer.location, user));
                 merged.extend(old);
             }
         }
         merged.sort_unstable();
-        self.write_chunks(user, &merged, batch)
+        let written = self.write_chunks(user, &merged, &mut flush.batch)?;
+        flush
+            .written
+            .extend(written.into_iter().map(|location| (location, user)));
+        Ok(())
+    }
+
+    /// Takes back what building a flush batch did to the postings log's accounts, for a batch
+    /// that is not applied: its chunks were never referenced, and those it dropped still are.
+    fn abandon(&self, flush: &FlushBatch) {
+        for &(location, user) in &flush.written {
+            self.postings_log.released(location, user);
+        }
+        for &(location, _) in &flush.dropped {
+            self.postings_log.referenced(location);
+        }
     }
 
     /// Once enough blocks exist, trains a dictionary on them; blocks sealed from then on use it.
@@ -741,10 +784,10 @@ mod tests {
                 .postings_batches(&lock(&shared.postings.pending))
                 .unwrap();
             assert!(batches.len() > 2);
-            let (users, first) = batches.into_iter().next().unwrap();
-            assert_eq!(users.len(), FLUSH_BATCH_USERS);
+            let first = batches.into_iter().next().unwrap();
+            assert_eq!(first.users.len(), FLUSH_BATCH_USERS);
             shared.postings_log.sync().unwrap();
-            shared.db.apply_batch(first).unwrap();
+            shared.db.apply_batch(first.batch).unwrap();
             shared.db.flush().unwrap();
         }
         let crashed = dir.path().join("crashed");
@@ -781,5 +824,32 @@ mod tests {
                 .unwrap();
             assert_eq!(found.len() as u64, store.user_total(user), "user {user}");
         }
+    }
+
+    #[test]
+    fn a_postings_flush_that_is_not_applied_leaves_the_accounts_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let people = 3 * FLUSH_BATCH_USERS as i64;
+        store
+            .save_batch((1..=4_000).map(|i| message(i, people)).collect())
+            .unwrap();
+        store.shared.commit(Commit::Close).unwrap();
+        store
+            .save_batch((4_001..=8_000).map(|i| message(i, people)).collect())
+            .unwrap();
+        store.flush().unwrap();
+        let shared = &store.shared;
+        {
+            // Built (chunks appended, small ones merged), then given up, as on an error.
+            let _writer = lock(&shared.writer);
+            let batches = shared
+                .postings_batches(&lock(&shared.postings.pending))
+                .unwrap();
+            assert!(batches.iter().any(|b| !b.dropped.is_empty()));
+            batches.iter().for_each(|b| shared.abandon(b));
+        }
+        assert_eq!(problems(&store), Vec::<String>::new());
+        assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
     }
 }

@@ -1,7 +1,8 @@
 //! Opening: everything the store keeps in memory is read from the index at start-up —
 //! dictionaries, block directory, checkpoints, tail segments (from the tail log), users, chat
 //! titles and pending postings. Sealed blocks are not read, except those sealed after their
-//! chat's last checkpoint, whose counts are added.
+//! chat's last checkpoint, whose counts are added. An open writes only to finish a postings
+//! flush that a crash cut short.
 
 use super::blocklog::{Accounts, Location};
 use super::chat::{self, BlockMeta, ChatState, TailSegment, RUN_BLOCKS};
@@ -190,6 +191,7 @@ impl Shared {
                 dropped += before - refs.len();
             }
             pending.refs -= dropped;
+            pending.by_user.retain(|_, refs| !refs.is_empty());
             flush_cut_short = dropped > 0;
         }
         // Summed here, then one update per user rather than one per user and chat.

@@ -8,7 +8,8 @@
 //! - when the buffer is large, compact chunks per user go to the postings log, sled batches of
 //!   128 people write their pointers (`L user time seq`), and the last one drops the
 //!   markers; an open after a crash between two of them keeps of the marked blocks' refs only
-//!   those that no chunk holds (`Shared::flush_postings`).
+//!   those that no chunk holds and finishes the flush (`Shared::flush_postings`, and
+//!   `Shared::drop_chunked` at open).
 
 use super::codec::{self, PackedInts};
 use super::layout;
