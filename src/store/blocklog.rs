@@ -456,6 +456,21 @@ impl BlockLog {
         }
     }
 
+    /// Takes back [`BlockLog::released`] for a record the index references after all (its
+    /// release was never applied).
+    pub fn unreleased(&self, location: Location) {
+        if let Some(segment) = self.segment(location.segment) {
+            segment
+                .live
+                .fetch_add(location.record_bytes(), Ordering::Relaxed);
+            let _ = segment.dead_attributed.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |dead| Some(dead.saturating_sub(location.record_bytes())),
+            );
+        }
+    }
+
     /// `location`, a record of `chat`, was written but never referenced: its bytes are dead.
     pub fn abandoned(&self, location: Location, chat: i64) {
         if let Some(segment) = self.segment(location.segment) {

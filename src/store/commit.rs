@@ -16,7 +16,7 @@ use super::layout;
 use super::model::{key_of, ChatId, MessageRef, Timestamp, UserId, UserInfo};
 use super::postings::{self, BlockRefs, PostingRef};
 use super::rewrite::BlockEdit;
-use super::{lock, Commit, Result, Shared};
+use super::{lock, Commit, Result, Shared, StoreError};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -48,11 +48,10 @@ pub(crate) struct Staged {
     blocks: usize,
 }
 
-/// One sled batch of a postings flush: the people whose chunk pointers it writes, and what
-/// building it changed in the postings log's accounts (taken back if it is not applied).
+/// One sled batch of a postings flush, and what building it changed in the postings log's
+/// accounts (taken back if it is not applied).
 #[derive(Default)]
 pub(super) struct FlushBatch {
-    pub users: Vec<UserId>,
     pub batch: sled::Batch,
     written: Vec<(Location, UserId)>,
     dropped: Vec<(Location, UserId)>,
@@ -138,6 +137,7 @@ impl Shared {
     /// sled batch may reach the disk at any moment once applied, so the log records it points
     /// at must be there first. The writer lock must be held.
     pub(super) fn apply_staged(&self) -> Result<()> {
+        self.index_writable()?;
         let mut staged = lock(&self.staged);
         for (name, log) in self.logs() {
             log.sync()?;
@@ -146,6 +146,18 @@ impl Shared {
         self.stamp_next_seq(&mut *staged);
         let batch = std::mem::take(&mut *staged).batch;
         self.db.apply_batch(batch).map_err(|e| self.io(e))
+    }
+
+    /// Refuses index changes after a postings flush failed half-way (see
+    /// [`Shared::flush_postings`]): until an open finishes it, the in-memory postings and the
+    /// postings log's accounts may disagree with the index.
+    fn index_writable(&self) -> Result<()> {
+        if self.postings_cut_short.load(Ordering::SeqCst) {
+            return Err(StoreError::Halted {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Puts a log's accounts of live bytes into `batch`, so that an open need not recount them.
@@ -182,6 +194,7 @@ impl Shared {
     /// The group commit: writes every changed chat, flushes postings when the buffer is large,
     /// applies it all, trains the dictionary when due, then (unless only sealing) syncs sled.
     pub(super) fn commit(&self, kind: Commit) -> Result<()> {
+        self.index_writable()?;
         let _committing = lock(&self.committing);
         let everything = kind == Commit::Close;
         let persist_tail = kind != Commit::Seal;
@@ -545,26 +558,22 @@ impl Shared {
 
     /// Writes the pending postings as chunks and drops their markers. The writer lock must be
     /// held (or the store not yet shared, at open), and the staged changes applied (the markers
-    /// are in the index). On an error, what was not applied leaves the log's accounts as they
-    /// were and its refs pending.
+    /// are in the index). If building or syncing fails, nothing was applied: the log's accounts
+    /// are taken back and the refs stay pending. If a batch fails to apply, sled may hold part
+    /// of it, and chunks may hold some refs of blocks still marked: the index takes no more
+    /// changes until the store is opened again, which finishes the flush.
     pub(super) fn flush_postings(&self) -> Result<()> {
+        self.index_writable()?;
         let mut pending = lock(&self.postings.pending);
-        let mut batches = self.postings_batches(&pending)?;
+        let batches = self.postings_batches(&pending)?;
         if let Err(e) = self.postings_log.sync() {
             batches.iter().for_each(|b| self.abandon(b));
             return Err(e);
         }
-        for i in 0..batches.len() {
-            let batch = std::mem::take(&mut batches[i].batch);
-            if let Err(e) = self.db.apply_batch(batch) {
-                batches[i..].iter().for_each(|b| self.abandon(b));
+        for flush in batches {
+            if let Err(e) = self.db.apply_batch(flush.batch) {
+                self.postings_cut_short.store(true, Ordering::SeqCst);
                 return Err(self.io(e));
-            }
-            // Written: should a later batch fail, these refs are not written again.
-            for user in &batches[i].users {
-                if let Some(refs) = pending.by_user.remove(user) {
-                    pending.refs -= refs.len();
-                }
             }
         }
         *pending = postings::Pending::default();
@@ -585,10 +594,7 @@ impl Shared {
         users.sort_unstable();
         let mut batches: Vec<FlushBatch> = Vec::new();
         for group in users.chunks(FLUSH_BATCH_USERS) {
-            let mut flush = FlushBatch {
-                users: group.to_vec(),
-                ..FlushBatch::default()
-            };
+            let mut flush = FlushBatch::default();
             for user in group {
                 if let Err(e) = self.flush_user_postings(*user, &pending.by_user[user], &mut flush)
                 {
@@ -645,7 +651,7 @@ impl Shared {
             self.postings_log.released(location, user);
         }
         for &(location, _) in &flush.dropped {
-            self.postings_log.referenced(location);
+            self.postings_log.unreleased(location);
         }
     }
 
@@ -785,7 +791,6 @@ mod tests {
                 .unwrap();
             assert!(batches.len() > 2);
             let first = batches.into_iter().next().unwrap();
-            assert_eq!(first.users.len(), FLUSH_BATCH_USERS);
             shared.postings_log.sync().unwrap();
             shared.db.apply_batch(first.batch).unwrap();
             shared.db.flush().unwrap();
@@ -850,6 +855,31 @@ mod tests {
             batches.iter().for_each(|b| shared.abandon(b));
         }
         assert_eq!(problems(&store), Vec::<String>::new());
+        assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn after_a_flush_batch_fails_to_apply_the_index_takes_no_more_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store
+            .save_batch((1..=300).map(|i| message(i, 7)).collect())
+            .unwrap();
+        store.flush().unwrap();
+        // What `flush_postings` records when a batch fails in sled.
+        store
+            .shared
+            .postings_cut_short
+            .store(true, Ordering::SeqCst);
+        store.save_message(message(301, 7)).unwrap();
+        let refused = store.flush().unwrap_err();
+        assert!(matches!(refused, StoreError::Halted { .. }), "{refused}");
+        assert!(refused.to_string().contains("Restart chatkeeper"));
+        assert!(store.verify().is_err());
+        drop(store);
+        // The open starts afresh from what the index holds.
+        let store = open(dir.path());
+        assert_eq!(store.global_stats().total_messages, 300);
         assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
     }
 }

@@ -32,6 +32,12 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the store in {path} takes no more changes: a postings flush failed half-way (the error \
+         before this one says why; check the disk). Restart chatkeeper: opening the store \
+         finishes the flush"
+    )]
+    Halted { path: PathBuf },
     #[error("{0}")]
     Invalid(String),
 }

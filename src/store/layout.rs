@@ -35,7 +35,7 @@
 //! | `J chat seq` | a tail segment: its location in the tail log |
 //! | `K chat` | where the chat's checkpoint is in the tail log: its counters over its blocks up to a seq |
 //! | `L user time seq` | where a chunk of a user's postings (where their sealed messages are) is in the postings log, and the chunk's last time |
-//! | `N seq` | empty: block `seq`'s postings are not yet in chunks (read from the block at open; after a crash in the middle of a postings flush some of them may be: the open leaves those out and finishes the flush) |
+//! | `N seq` | empty: block `seq`'s postings are not yet in chunks (read from the block at open; a flush cut short by a crash or a failed sled batch can leave markers whose refs some chunks hold: the open leaves those out and finishes the flush) |
 //! | `H chat`, `U user` | chat titles and types, user names |
 //! | `R chat first_user` | a chunk of the chat's profiles: its location in the profiles log |
 //! | `S c chat`, `S u user` | the bot's settings |

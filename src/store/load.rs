@@ -245,7 +245,7 @@ impl Shared {
         if flush_cut_short {
             // Finished now: a marker must mean that no chunk holds its block's refs, or the
             // rewrite of such a block (an edit, a deletion) would put them back in the buffer.
-            // (Within a process, a batch that fails leaves sled refusing every later write.)
+            // (Within a process, a batch that fails to apply stops every later index change.)
             self.flush_postings()?;
         }
         Ok(())

@@ -61,7 +61,7 @@ use postings::Postings;
 use profiles::ProfileState;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     next_seq: AtomicU64,
     /// Block count at the last dictionary training attempt (retried when it doubles).
     dictionary_attempt: AtomicUsize,
+    /// A batch of a postings flush failed to apply: the index takes no more changes.
+    postings_cut_short: AtomicBool,
     totals: Totals,
     stats: StoreMetrics,
     flusher: FlusherSignal,
@@ -312,6 +314,7 @@ impl Shared {
             renamed: Mutex::default(),
             next_seq: AtomicU64::new(1),
             dictionary_attempt: AtomicUsize::new(0),
+            postings_cut_short: AtomicBool::new(false),
             totals: Totals::default(),
             stats: StoreMetrics::default(),
             flusher: FlusherSignal::default(),
