@@ -224,7 +224,7 @@ pub(super) struct Located {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{lock, FlushPolicy, Message, MessageKind, Store, StoreConfig};
+    use crate::store::{lock, FlushPolicy, Message, Store, StoreConfig};
 
     #[test]
     fn located_blocks_read_after_their_segment_is_compacted_away() {
@@ -235,18 +235,15 @@ mod tests {
         let store = Store::open(config).unwrap();
         let chat = -1_001_234;
         let messages: Vec<Message> = (1..=2_000)
-            .map(|i| Message {
-                chat_id: chat,
-                message_id: i,
-                time: 1_700_000_000 + i64::from(i),
-                edit_time: None,
-                user_id: Some(i64::from(i % 2)),
-                sender_name: "x".into(),
-                text: format!("повідомлення {i}"),
-                kind: MessageKind::Text,
-                reply_to: None,
-                forwarded_from: None,
-                is_bot: false,
+            .map(|i| {
+                let text = format!("повідомлення {i}");
+                Message::text_for_test(
+                    chat,
+                    i,
+                    1_700_000_000 + i64::from(i),
+                    i64::from(i % 2),
+                    &text,
+                )
             })
             .collect();
         store.save_batch(messages.clone()).unwrap();

@@ -720,7 +720,7 @@ pub(super) fn block_refs(chat: ChatId, messages: &[MessageRef]) -> BlockRefs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{FlushPolicy, Message, MessageKind, Store, StoreConfig};
+    use crate::store::{FlushPolicy, Message, Store, StoreConfig};
     use std::path::Path;
 
     fn copy_dir(from: &Path, to: &Path) {
@@ -743,19 +743,22 @@ mod tests {
     }
 
     fn message(i: i32, people: i64) -> Message {
-        Message {
-            chat_id: -1_009,
-            message_id: i,
-            time: 1_700_000_000 + i64::from(i),
-            edit_time: None,
-            user_id: Some(1 + i64::from(i) % people),
-            sender_name: "x".into(),
-            text: format!("повідомлення {i}"),
-            kind: MessageKind::Text,
-            reply_to: None,
-            forwarded_from: None,
-            is_bot: false,
-        }
+        let time = 1_700_000_000 + i64::from(i);
+        let text = format!("повідомлення {i}");
+        Message::text_for_test(-1_009, i, time, 1 + i64::from(i) % people, &text)
+    }
+
+    /// Two waves of 4,000 messages of `people` people: the first in chunks (each person's last
+    /// chunk small, so the next flush merges it), the second's sealed blocks' refs pending.
+    fn two_waves(store: &Store, people: i64) {
+        store
+            .save_batch((1..=4_000).map(|i| message(i, people)).collect())
+            .unwrap();
+        store.shared.commit(Commit::Close).unwrap();
+        store
+            .save_batch((4_001..=8_000).map(|i| message(i, people)).collect())
+            .unwrap();
+        store.flush().unwrap();
     }
 
     /// What `verify` finds, without the commit it begins with (which would flush postings).
@@ -770,16 +773,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir.path().join("store"));
         let people = 3 * FLUSH_BATCH_USERS as i64;
-        // A first wave in chunks (each person's last chunk small, so the next flush merges it),
-        // then a second one whose sealed blocks' refs wait in the pending buffer.
-        store
-            .save_batch((1..=4_000).map(|i| message(i, people)).collect())
-            .unwrap();
-        store.shared.commit(Commit::Close).unwrap();
-        store
-            .save_batch((4_001..=8_000).map(|i| message(i, people)).collect())
-            .unwrap();
-        store.flush().unwrap();
+        two_waves(&store, people);
         let shared = &store.shared;
         assert!(lock(&shared.postings.pending).by_user.len() > 2 * FLUSH_BATCH_USERS);
         // The first batch of a flush is applied, and then the process stops: its people's refs
@@ -835,15 +829,7 @@ mod tests {
     fn a_postings_flush_that_is_not_applied_leaves_the_accounts_as_they_were() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let people = 3 * FLUSH_BATCH_USERS as i64;
-        store
-            .save_batch((1..=4_000).map(|i| message(i, people)).collect())
-            .unwrap();
-        store.shared.commit(Commit::Close).unwrap();
-        store
-            .save_batch((4_001..=8_000).map(|i| message(i, people)).collect())
-            .unwrap();
-        store.flush().unwrap();
+        two_waves(&store, 3 * FLUSH_BATCH_USERS as i64);
         let shared = &store.shared;
         {
             // Built (chunks appended, small ones merged), then given up, as on an error.

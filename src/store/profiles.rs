@@ -831,6 +831,19 @@ mod tests {
     }
 
     /// How many times `needle` occurs in the profiles log's files under `dir`.
+    /// Writes 50 profiles of `chat` holding `marker` twice (so that old chunks are left dead),
+    /// then deletes them while a backup holds the rewrite gate: their erase is put off.
+    fn erase_while_a_backup_runs(store: &Store, chat: ChatId, marker: &str) {
+        for round in 0..2u64 {
+            let value = (round, marker.to_string());
+            store
+                .put_profiles((0..50).map(|u| ((chat, u), &value)))
+                .unwrap();
+        }
+        let _backup = store.shared.rewrites.write().unwrap();
+        store.remove_profiles(Some(chat), None).unwrap();
+    }
+
     fn in_profiles_log(dir: &std::path::Path, needle: &[u8]) -> usize {
         std::fs::read_dir(dir.join("profiles"))
             .unwrap()
@@ -1171,17 +1184,7 @@ mod tests {
     fn an_erase_the_process_did_not_get_to_runs_at_the_next_open() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let value = (1u64, "marker-7-marker".to_string());
-        for round in 0..2u64 {
-            let value = (round, value.1.clone());
-            store
-                .put_profiles((0..50).map(|u| ((CHATS[0], u), &value)))
-                .unwrap();
-        }
-        {
-            let _backup = store.shared.rewrites.write().unwrap();
-            store.remove_profiles(Some(CHATS[0]), None).unwrap();
-        }
+        erase_while_a_backup_runs(&store, CHATS[0], "marker-7-marker");
         store.flush().unwrap();
         // As if the process ended before the group commit erased them.
         lock(&store.shared.profiles.erase).chats.clear();
@@ -1199,17 +1202,7 @@ mod tests {
     fn an_erase_put_off_by_a_backup_is_done_at_close() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let value = (1u64, "marker-8-marker".to_string());
-        for round in 0..2u64 {
-            let value = (round, value.1.clone());
-            store
-                .put_profiles((0..50).map(|u| ((CHATS[1], u), &value)))
-                .unwrap();
-        }
-        {
-            let _backup = store.shared.rewrites.write().unwrap();
-            store.remove_profiles(Some(CHATS[1]), None).unwrap();
-        }
+        erase_while_a_backup_runs(&store, CHATS[1], "marker-8-marker");
         let marker = layout::meta_key(ERASE_PENDING);
         assert!(store.shared.db.contains_key(&marker).unwrap());
         drop(store);
