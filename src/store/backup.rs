@@ -103,7 +103,7 @@ impl Shared {
                     id: c.id,
                     handle: handle.clone(),
                     info: c.info.clone(),
-                    blocks: c.blocks.len(),
+                    blocks: c.directory.len(),
                     tail: c.tail.clone(),
                 })
                 .collect()
@@ -139,7 +139,7 @@ impl Shared {
                 Ok(())
             };
             for index in 0..chat.blocks {
-                let meta = lock(&chat.handle).blocks[index].clone();
+                let meta = lock(&chat.handle).directory.get(index, self)?;
                 for m in &self.read_block(chat.id, &meta)? {
                     add(m, &mut batch)?;
                 }

@@ -46,6 +46,33 @@ pub struct Location {
     pub len: u32,
 }
 
+/// The records an index references, counted one at a time into a log's [`Accounts`] (for
+/// [`BlockLog::recover_with`]) without holding their locations.
+#[derive(Default)]
+pub struct Referenced(BTreeMap<u32, (u64, u64)>);
+
+impl Referenced {
+    /// Counts one referenced record.
+    pub fn add(&mut self, location: Location) {
+        let entry = self
+            .0
+            .entry(location.segment)
+            .or_insert((0, SEGMENT_HEADER));
+        entry.0 += location.record_bytes();
+        entry.1 = entry.1.max(location.end());
+    }
+
+    /// Each segment's live bytes and the end of its last referenced record.
+    pub fn into_accounts(self) -> Accounts {
+        Accounts(
+            self.0
+                .into_iter()
+                .map(|(id, (live, end))| (id, live, end))
+                .collect(),
+        )
+    }
+}
+
 impl Location {
     /// Bytes the record takes in its segment, header included.
     pub fn record_bytes(&self) -> u64 {
@@ -206,18 +233,11 @@ impl BlockLog {
     /// Takes what the index references, counted from every record of it: see
     /// [`BlockLog::recover_with`].
     pub fn recover(&self, referenced: impl IntoIterator<Item = Location>) -> Result<u64> {
-        let mut accounts: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-        for loc in referenced {
-            let entry = accounts.entry(loc.segment).or_insert((0, SEGMENT_HEADER));
-            entry.0 += loc.record_bytes();
-            entry.1 = entry.1.max(loc.end());
-        }
-        self.recover_with(&Accounts(
-            accounts
-                .into_iter()
-                .map(|(id, (live, end))| (id, live, end))
-                .collect(),
-        ))
+        let mut counted = Referenced::default();
+        referenced
+            .into_iter()
+            .for_each(|location| counted.add(location));
+        self.recover_with(&counted.into_accounts())
     }
 
     /// Takes what the index references: sets each segment's live bytes, cuts the active segment

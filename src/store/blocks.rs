@@ -3,8 +3,9 @@
 //! them (a message by key, a sealed message by id).
 
 use super::blocklog::{read_held, RecordError, Segment};
-use super::chat::{BlockMeta, ChatState, TailSegment};
+use super::chat::{ChatState, TailSegment};
 use super::codec::BlockView;
+use super::directory::BlockMeta;
 use super::frames::Frame;
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey};
 use super::{Result, Shared, StoreError};
@@ -100,23 +101,20 @@ impl Shared {
     /// their segments held open, so that a compaction meanwhile does not take the bytes away)
     /// and those of the tail. Taken under the chat's lock; [`Shared::read_located`] then reads
     /// the blocks without it, so that recording in the chat goes on meanwhile.
-    pub(super) fn locate_many(&self, chat: &ChatState, keys: &[MsgKey]) -> Located {
+    pub(super) fn locate_many(&self, chat: &mut ChatState, keys: &[MsgKey]) -> Result<Located> {
         let sealed = chat
             .sealed_end()
             .map_or(0, |end| keys.partition_point(|k| *k <= end));
         let mut blocks = Vec::new();
         let mut at = 0;
         while at < sealed {
-            let Some(index) = chat.block_for(keys[at]) else {
+            let Some(index) = chat.directory.block_for(keys[at], self)? else {
                 break;
             };
-            let meta = &chat.blocks[index];
+            let meta = chat.directory.get(index, self)?;
             let end = at + keys[at..sealed].partition_point(|k| *k <= meta.last).max(1);
-            blocks.push((
-                meta.clone(),
-                self.blocks.segment(meta.location.segment),
-                at..end,
-            ));
+            let segment = self.blocks.segment(meta.location.segment);
+            blocks.push((meta, segment, at..end));
             at = end;
         }
         let tail = keys[sealed..]
@@ -126,11 +124,11 @@ impl Shared {
                 Some(chat.tail[i].clone())
             })
             .collect();
-        Located {
+        Ok(Located {
             chat: chat.id,
             blocks,
             tail,
-        }
+        })
     }
 
     /// The messages at `keys` (the same slice) that [`Shared::locate_many`] located. Each block is read and each
@@ -177,19 +175,15 @@ impl Shared {
     /// Finds a sealed message by id: its block index and the message.
     pub(super) fn find_sealed(
         &self,
-        chat: &ChatState,
+        chat: &mut ChatState,
         id: MessageId,
     ) -> Result<Option<(usize, MessageRef)>> {
-        for index in (0..chat.blocks.len()).rev() {
-            let meta = &chat.blocks[index];
-            if !meta.may_hold_id(id) {
-                continue;
-            }
-            let bytes = self.block_bytes(chat.id, meta)?;
-            let view = self.block_view(chat.id, meta, &bytes)?;
+        for (index, meta) in chat.directory.may_hold(id, self)? {
+            let bytes = self.block_bytes(chat.id, &meta)?;
+            let view = self.block_view(chat.id, &meta, &bytes)?;
             for (fi, frame) in view.header.frames.iter().enumerate() {
                 if frame.min_id <= id && id <= frame.max_id {
-                    let messages = self.frame_from(chat.id, meta, &view, fi, true)?;
+                    let messages = self.frame_from(chat.id, &meta, &view, fi, true)?;
                     if let Some(m) = messages.iter().find(|m| m.message_id == id) {
                         return Ok(Some((index, m.clone())));
                     }
@@ -254,7 +248,7 @@ mod tests {
             .map(crate::store::model::key_of)
             .collect();
         let handle = store.shared.chat(chat).unwrap();
-        let located = store.shared.locate_many(&lock(&handle), &keys);
+        let located = store.shared.locate_many(&mut lock(&handle), &keys).unwrap();
         assert!(!located.blocks.is_empty());
         assert!(located
             .blocks

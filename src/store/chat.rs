@@ -5,54 +5,13 @@
 
 use super::blocklog::Location;
 use super::counters::{Counters, TopUsers};
+use super::directory::Directory;
 use super::model::{key_of, ChatId, ChatInfo, MessageId, MessageRef, MsgKey};
-use serde::{Deserialize, Serialize};
 
 /// Messages per sealed block.
 pub const SEAL_LEN: usize = 128;
 /// A rewritten block larger than this is split.
 pub const MAX_BLOCK_LEN: usize = 2 * SEAL_LEN;
-/// Blocks per directory record in the index (`layout.rs`).
-pub const RUN_BLOCKS: usize = 16;
-
-/// A directory entry: what the store knows about a block without reading it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockMeta {
-    pub first: MsgKey,
-    pub last: MsgKey,
-    pub min_id: MessageId,
-    pub max_id: MessageId,
-    pub count: u32,
-    /// Unique per written block: a rewrite gets a new one, so caches keyed by it never go stale.
-    pub seq: u64,
-    /// Where the block is in the block log.
-    pub location: Location,
-}
-
-impl BlockMeta {
-    /// The entry describing `messages` (sorted, non-empty) written as block `seq` at `location`.
-    pub fn describe(messages: &[MessageRef], seq: u64, location: Location) -> BlockMeta {
-        BlockMeta {
-            first: key_of(&messages[0]),
-            last: key_of(&messages[messages.len() - 1]),
-            min_id: messages.iter().map(|m| m.message_id).min().unwrap_or(0),
-            max_id: messages.iter().map(|m| m.message_id).max().unwrap_or(0),
-            count: messages.len() as u32,
-            seq,
-            location,
-        }
-    }
-
-    /// Whether message `id` may be in this block.
-    pub fn may_hold_id(&self, id: MessageId) -> bool {
-        self.min_id <= id && id <= self.max_id
-    }
-
-    /// Frames of this block: fixed runs of `FRAME_LEN` messages, the last one shorter.
-    pub fn frame_count(&self) -> usize {
-        (self.count as usize).div_ceil(super::codec::FRAME_LEN)
-    }
-}
 
 /// A tail segment on disk: a group commit's new tail records of one chat, in the tail log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,10 +27,7 @@ pub struct TailSegment {
 pub struct ChatState {
     pub id: ChatId,
     pub info: Option<ChatInfo>,
-    pub blocks: Vec<BlockMeta>,
-    /// Directory runs stored in the index, and the first block changed since they were.
-    pub stored_runs: usize,
-    pub directory_changed_at: Option<usize>,
+    pub directory: Directory,
     /// Unsealed messages, sorted by key, all after the last block.
     pub tail: Vec<MessageRef>,
     /// Tail records (new or replaced) not yet written in a tail segment, in arrival order.
@@ -97,6 +53,7 @@ impl ChatState {
     pub fn new(id: ChatId) -> Self {
         ChatState {
             id,
+            directory: Directory::new(id),
             max_id: MessageId::MIN,
             ..ChatState::default()
         }
@@ -104,7 +61,7 @@ impl ChatState {
 
     /// Key of the last sealed message, if any block exists.
     pub fn sealed_end(&self) -> Option<MsgKey> {
-        self.blocks.last().map(|b| b.last)
+        self.directory.last_key()
     }
 
     /// Position of message `id` in the tail.
@@ -114,35 +71,7 @@ impl ChatState {
 
     /// Whether some block may hold message `id`.
     pub fn blocks_may_hold(&self, id: MessageId) -> bool {
-        id <= self.max_id && self.blocks.iter().rev().any(|b| b.may_hold_id(id))
-    }
-
-    /// Index of the block a message with `key` belongs in: the last block starting at or before
-    /// it, or the first block.
-    pub fn block_for(&self, key: MsgKey) -> Option<usize> {
-        if self.blocks.is_empty() {
-            return None;
-        }
-        Some(
-            self.blocks
-                .partition_point(|b| b.first <= key)
-                .saturating_sub(1),
-        )
-    }
-
-    /// Appends a newly sealed block. The directory grows by an eighth at a time rather than
-    /// doubling: it is the one per-chat structure that grows with history.
-    pub fn push_block(&mut self, meta: BlockMeta) {
-        if self.blocks.len() == self.blocks.capacity() {
-            self.blocks.reserve_exact(self.blocks.len() / 8 + 4);
-        }
-        self.directory_changed(self.blocks.len());
-        self.blocks.push(meta);
-    }
-
-    /// Notes that the directory changed from block `index` on (its runs are written again).
-    pub fn directory_changed(&mut self, index: usize) {
-        self.directory_changed_at = Some(self.directory_changed_at.map_or(index, |i| i.min(index)));
+        id <= self.max_id && self.directory.may_hold_id(id)
     }
 
     /// Inserts a new tail message at its sorted place (usually the end).
@@ -155,15 +84,15 @@ impl ChatState {
     /// First and last activity: the first and last stored message.
     pub fn activity(&self) -> Option<(i64, i64)> {
         let first = self
-            .blocks
-            .first()
-            .map(|b| b.first.time)
+            .directory
+            .first_key()
+            .map(|k| k.time)
             .or_else(|| self.tail.first().map(|m| m.time))?;
         let last = self
             .tail
             .last()
             .map(|m| m.time)
-            .or_else(|| self.blocks.last().map(|b| b.last.time))?;
+            .or_else(|| self.directory.last_key().map(|k| k.time))?;
         Some((first, last))
     }
 }

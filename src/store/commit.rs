@@ -10,8 +10,9 @@
 //! ([`Shared::flush_postings`]).
 
 use super::blocklog::{BlockLog, Location};
-use super::chat::{BlockMeta, ChatState, TailSegment, RUN_BLOCKS, SEAL_LEN};
+use super::chat::{ChatState, TailSegment, SEAL_LEN};
 use super::codec::{self, Compressor};
+use super::directory::BlockMeta;
 use super::layout;
 use super::model::{key_of, ChatId, MessageRef, Timestamp, UserId, UserInfo};
 use super::postings::{self, BlockRefs, PostingRef};
@@ -145,7 +146,9 @@ impl Shared {
         }
         self.stamp_next_seq(&mut *staged);
         let batch = std::mem::take(&mut *staged).batch;
-        self.db.apply_batch(batch).map_err(|e| self.io(e))
+        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Refuses index changes after a postings flush failed half-way (see
@@ -324,39 +327,36 @@ impl Shared {
         if rewrite {
             // Applied now: the next rewrite reads users' chunks from the index.
             self.apply_staged()?;
+            // The runs it rewrote are in the index: memory need not hold them.
+            chat.directory.release(self.applied.load(Ordering::SeqCst));
         }
         Ok(())
     }
 
-    /// Stages the directory runs of a chat that changed since they were last written, and the
-    /// removal of runs it no longer has.
+    /// Stages the directory runs of a chat that changed since they were last staged, and the
+    /// removal of records no run has any longer.
     pub(super) fn stage_directory(&self, chat: &mut ChatState) {
-        let Some(from) = chat.directory_changed_at.take() else {
-            return;
-        };
-        let runs = chat.blocks.len().div_ceil(RUN_BLOCKS);
-        for run in from / RUN_BLOCKS..runs {
-            let end = ((run + 1) * RUN_BLOCKS).min(chat.blocks.len());
-            self.stage_insert(
-                &layout::run_key(chat.id, run as u32),
-                codec::encode(&chat.blocks[run * RUN_BLOCKS..end]),
-            );
-        }
-        for run in runs..chat.stored_runs {
-            self.stage_remove(&layout::run_key(chat.id, run as u32));
-        }
-        chat.stored_runs = runs;
+        let id = chat.id;
+        let mut staged = lock(&self.staged);
+        chat.directory
+            .stage(self.applied.load(Ordering::SeqCst), |first, value| {
+                let key = layout::block_key(layout::DIRECTORY, id, first);
+                match value {
+                    Some(value) => staged.put(&key, value),
+                    None => staged.delete(&key),
+                }
+            });
     }
 
     /// Stages the chat's checkpoint covering every current block (or its removal if none is
     /// left): the counters of its sealed messages, written to the tail log.
     pub(super) fn stage_checkpoint(&self, chat: &mut ChatState) -> Result<()> {
         let key = layout::chat_prefix(layout::CHECKPOINT, chat.id);
-        let covered = chat.blocks.iter().map(|b| b.seq).max().unwrap_or(0);
+        let covered = chat.directory.max_seq();
         if let Some(old) = chat.checkpoint.take() {
             self.tails.released(old, chat.id);
         }
-        if chat.blocks.is_empty() {
+        if chat.directory.is_empty() {
             self.stage_remove(&key);
         } else {
             let mut sealed = chat.counters.clone();
@@ -395,7 +395,7 @@ impl Shared {
             encoded.push((block, bytes));
         }
         for meta in self.stage_blocks(chat.id, &encoded, true)? {
-            chat.push_block(meta);
+            chat.directory.push(meta, self)?;
         }
         for m in &sealed {
             if let Some(user) = m.user_id {
@@ -661,7 +661,7 @@ impl Shared {
             return Ok(());
         }
         let chats = self.all_chats();
-        let blocks: usize = chats.iter().map(|c| lock(c).blocks.len()).sum();
+        let blocks: usize = chats.iter().map(|c| lock(c).directory.len()).sum();
         let attempted = self.dictionary_attempt.load(Ordering::Relaxed);
         if blocks < DICTIONARY_AFTER_BLOCKS || blocks < attempted * 2 {
             return Ok(());
@@ -672,9 +672,15 @@ impl Shared {
             // Blocks are not rewritten while the writer lock is held.
             let _writer = lock(&self.writer);
             'chats: for handle in &chats {
+                // Every block gives a frame or more: no more blocks than samples are needed.
                 let (chat, metas) = {
                     let chat = lock(handle);
-                    (chat.id, chat.blocks.clone())
+                    let mut metas = Vec::new();
+                    chat.directory.for_each(self, |_, meta| {
+                        metas.push(meta.clone());
+                        Ok(metas.len() < DICTIONARY_SAMPLES)
+                    })?;
+                    (chat.id, metas)
                 };
                 for meta in &metas {
                     let messages = self.read_block(chat, meta)?;

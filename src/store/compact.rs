@@ -20,7 +20,7 @@
 use super::blocklog::{BlockLog, Location};
 use super::chunks::ChunkPointer;
 use super::layout;
-use super::model::{ChatId, UserId};
+use super::model::{ChatId, MsgKey, UserId};
 use super::{codec, lock, Result, Shared};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -48,6 +48,8 @@ enum Damaged {
 enum Owner {
     Block {
         chat: ChatId,
+        /// Its first message: where the directory finds it.
+        first: MsgKey,
         seq: u64,
     },
     TailSegment {
@@ -300,20 +302,17 @@ impl Shared {
             let chat = lock(&handle);
             let id_of = chat.id;
             match which {
-                Which::Blocks => live.extend(
-                    chat.blocks
-                        .iter()
-                        .filter(|b| b.location.segment == id)
-                        .map(|b| {
-                            (
-                                Owner::Block {
-                                    chat: id_of,
-                                    seq: b.seq,
-                                },
-                                b.location,
-                            )
-                        }),
-                ),
+                Which::Blocks => chat.directory.for_each(self, |_, b| {
+                    if b.location.segment == id {
+                        let owner = Owner::Block {
+                            chat: id_of,
+                            first: b.first,
+                            seq: b.seq,
+                        };
+                        live.push((owner, b.location));
+                    }
+                    Ok(true)
+                })?,
                 Which::Tails => {
                     live.extend(
                         chat.segments
@@ -383,16 +382,10 @@ impl Shared {
         };
         let mut state = lock(&handle);
         match owner {
-            Owner::Block { seq, .. } => {
-                let Some(index) = state
-                    .blocks
-                    .iter()
-                    .position(|b| b.seq == *seq && b.location == old)
-                else {
+            Owner::Block { first, seq, .. } => {
+                if !state.directory.relocate(*first, *seq, old, new, self)? {
                     return Ok(false);
-                };
-                state.blocks[index].location = new;
-                state.directory_changed(index);
+                }
                 self.stage_directory(&mut state);
             }
             Owner::TailSegment { chat, seq } => {

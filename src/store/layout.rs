@@ -31,7 +31,7 @@
 //! |---|---|
 //! | `M format` | the store format, one byte: [`STORE_FORMAT`] |
 //! | `M dict/N` | compression dictionary `N` |
-//! | `I chat run` | the block directory, in runs of 16 consecutive blocks of a chat (run `n` holds blocks `16n…16n+15`): per block its key range, id range, count, seq and [`Location`](super::blocklog::Location) in the block log |
+//! | `I chat time id` | the block directory, in runs of up to 32 consecutive blocks of a chat (16 as seals fill them), keyed by the run's first message: per block its key range, id range, count, seq and [`Location`](super::blocklog::Location) in the block log (`directory.rs`) |
 //! | `J chat seq` | a tail segment: its location in the tail log |
 //! | `K chat` | where the chat's checkpoint is in the tail log: its counters over its blocks up to a seq |
 //! | `L user time seq` | where a chunk of a user's postings (where their sealed messages are) is in the postings log, and the chunk's last time |
@@ -41,6 +41,9 @@
 //! | `S c chat`, `S u user` | the bot's settings |
 //! | `S p chat user` | a profile written since the last settle (it takes precedence over the chunk's) |
 //!
+//! Store format 3 kept the directory in runs of exactly 16 blocks under `I chat run` (run `n`
+//! holding blocks `16n…16n+15`, so an edit that added or dropped a block rewrote every later
+//! run); opening one re-keys the runs.
 //! Store format 2 kept every profile as an `S p` record; opening one settles them into chunks.
 //! Store format 1 (before the logs) kept everything inside sled: blocks as `B seq`, the directory
 //! as `D chat time id`, tail segments as `T chat seq`, checkpoints as `C chat`, postings chunks
@@ -50,12 +53,13 @@
 use super::model::{ChatId, MsgKey, Timestamp, UserId};
 
 /// The store format this build writes (the `M format` record).
-pub const STORE_FORMAT: u8 = 3;
+pub const STORE_FORMAT: u8 = 4;
 /// Store metadata: format version, compression dictionaries.
 pub const META: u8 = b'M';
-/// The block directory: `I chat run` → what and where 16 consecutive blocks are. Read at open
-/// instead of the blocks; a record per run rather than per block keeps sled's share of memory
-/// (every index page read stays resident) small.
+/// The block directory: `I chat time id` → what and where the consecutive blocks of a run are,
+/// keyed by its first message ([`block_key`]). Summarised at open and read a run at a time
+/// when needed (`directory.rs`); a record per run rather than per block keeps sled's share of
+/// memory small.
 pub const DIRECTORY: u8 = b'I';
 /// Unsealed messages of a chat, one segment per group commit: `J chat seq` → location.
 pub const TAIL: u8 = b'J';
@@ -105,7 +109,7 @@ pub fn chat_prefix(family: u8, chat: ChatId) -> [u8; 9] {
     key
 }
 
-/// `family chat time id`: the directory keys of store format 1.
+/// `family chat time id`: a directory run's key (and a block's key in store format 1).
 pub fn block_key(family: u8, chat: ChatId, first: MsgKey) -> [u8; 21] {
     let mut key = [0u8; 21];
     key[..9].copy_from_slice(&chat_prefix(family, chat));
@@ -125,25 +129,6 @@ pub fn parse_block_key(key: &[u8]) -> Option<(ChatId, MsgKey)> {
             time: from_ordered_i64(key[9..17].try_into().ok()?),
             id: from_ordered_i32(key[17..21].try_into().ok()?),
         },
-    ))
-}
-
-/// `I chat run`: one run of a chat's block directory.
-pub fn run_key(chat: ChatId, run: u32) -> [u8; 13] {
-    let mut key = [0u8; 13];
-    key[..9].copy_from_slice(&chat_prefix(DIRECTORY, chat));
-    key[9..13].copy_from_slice(&run.to_be_bytes());
-    key
-}
-
-/// Splits a [`run_key`] back into chat and run.
-pub fn parse_run_key(key: &[u8]) -> Option<(ChatId, u32)> {
-    if key.len() != 13 {
-        return None;
-    }
-    Some((
-        from_ordered_i64(key[1..9].try_into().ok()?),
-        u32::from_be_bytes(key[9..13].try_into().ok()?),
     ))
 }
 

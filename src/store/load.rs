@@ -4,13 +4,14 @@
 //! chat's last checkpoint, whose counts are added. An open writes only to finish a postings
 //! flush that a crash cut short.
 
-use super::blocklog::{Accounts, Location};
-use super::chat::{self, BlockMeta, ChatState, TailSegment, RUN_BLOCKS};
+use super::blocklog::{Accounts, Location, Referenced};
+use super::chat::{self, ChatState, TailSegment};
 use super::commit::{accounts_key, block_refs, NEXT_SEQ};
 use super::counters::{Checkpoint, Counters};
+use super::directory::{BlockMeta, RunSource, RUN_MAX};
 use super::layout;
-use super::model::{key_of, ChatId, MessageRef, UserId, UserInfo};
-use super::{codec, lock, posting_of, Result, Shared, UserEntry};
+use super::model::{key_of, ChatId, MessageRef, MsgKey, UserId, UserInfo};
+use super::{codec, lock, posting_of, Result, Shared, StoreError, UserEntry};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -30,22 +31,23 @@ impl Shared {
                 .add_dictionary(id, raw)
                 .map_err(|e| self.corrupt("dictionary", e))?;
         }
+        // The directory's runs are read once: their summaries stay, and what the block log
+        // must know of every block (where it is) is counted on the way.
         let mut states: HashMap<ChatId, ChatState> = HashMap::new();
+        let mut referenced_blocks = Referenced::default();
         for item in self.db.scan_prefix([layout::DIRECTORY]) {
-            let (chat, run, metas) = self.directory_run(item)?;
+            let (chat, first, metas) = self.directory_run(item)?;
             let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            if run as usize != state.stored_runs || state.blocks.len() % RUN_BLOCKS != 0 {
-                return Err(self.corrupt_msg(format!(
-                    "the block directory of chat {chat} misses a run before run {run}: restore \
-                     a backup"
-                )));
-            }
-            for meta in metas {
+            state.directory.add_stored(first, &metas).map_err(|e| {
+                self.corrupt_msg(format!(
+                    "the block directory of chat {chat} {e}: restore a backup"
+                ))
+            })?;
+            for meta in &metas {
                 max_seq = max_seq.max(meta.seq);
                 state.max_id = state.max_id.max(meta.max_id);
-                state.blocks.push(meta);
+                referenced_blocks.add(meta.location);
             }
-            state.stored_runs += 1;
         }
         let mut checkpoints: Vec<(ChatId, Location)> = Vec::new();
         for item in self.db.scan_prefix([layout::CHECKPOINT]) {
@@ -78,16 +80,16 @@ impl Shared {
         // The directory and tails are in memory already; the postings chunks' pointers are many,
         // so their log's accounts are read as stored (counted from the index only when absent);
         // profile chunks are few (one per 32 people of a chat) and counted.
-        let cut = self.blocks.recover(
-            states
-                .values()
-                .flat_map(|s| s.blocks.iter().map(|b| b.location)),
-        )? + self.tails.recover(
-            tail_pointers
-                .iter()
-                .map(|&(_, _, loc)| loc)
-                .chain(checkpoints.iter().map(|&(_, loc)| loc)),
-        )? + self.recover_postings_log(&mut max_seq)?
+        let cut = self
+            .blocks
+            .recover_with(&referenced_blocks.into_accounts())?
+            + self.tails.recover(
+                tail_pointers
+                    .iter()
+                    .map(|&(_, _, loc)| loc)
+                    .chain(checkpoints.iter().map(|&(_, loc)| loc)),
+            )?
+            + self.recover_postings_log(&mut max_seq)?
             + self.profiles_log.recover(self.profile_locations()?)?;
         if cut > 0 {
             tracing::info!(
@@ -128,7 +130,6 @@ impl Shared {
         for (chat, mut list) in segments {
             list.sort_by_key(|(segment, _)| segment.seq);
             let state = states.entry(chat).or_insert_with(|| ChatState::new(chat));
-            state.blocks.sort_by_key(|b| b.first);
             state.segments = list.iter().map(|(segment, _)| *segment).collect();
             state.tail = chat::replay_tail(list.into_iter().map(|(_, r)| r), state.sealed_end());
             state.max_id = state
@@ -173,14 +174,13 @@ impl Shared {
         if !pending_seqs.is_empty() {
             let mut pending = lock(&self.postings.pending);
             for state in states.values() {
-                for meta in state
-                    .blocks
-                    .iter()
-                    .filter(|b| pending_seqs.contains(&b.seq))
-                {
-                    let messages = self.read_block(state.id, meta)?;
-                    pending.add_block(meta.seq, &block_refs(state.id, &messages));
-                }
+                state.directory.for_each(self, |_, meta| {
+                    if pending_seqs.contains(&meta.seq) {
+                        let messages = self.read_block(state.id, meta)?;
+                        pending.add_block(meta.seq, &block_refs(state.id, &messages));
+                    }
+                    Ok(true)
+                })?;
             }
             // A crash in the middle of a postings flush leaves the markers of blocks whose refs
             // some chunks already hold.
@@ -197,15 +197,16 @@ impl Shared {
         // Summed here, then one update per user rather than one per user and chat.
         let mut user_totals: HashMap<UserId, u64> = HashMap::new();
         for (chat, mut state) in states {
-            state.blocks.sort_by_key(|b| b.first);
-            state.blocks.shrink_to_fit();
             // Blocks sealed after the checkpoint was written are counted now.
-            let unchecked: Vec<BlockMeta> = state
-                .blocks
-                .iter()
-                .filter(|b| b.seq > state.checkpoint_seq)
-                .cloned()
-                .collect();
+            let mut unchecked: Vec<BlockMeta> = Vec::new();
+            if state.directory.max_seq() > state.checkpoint_seq {
+                state.directory.for_each(self, |_, meta| {
+                    if meta.seq > state.checkpoint_seq {
+                        unchecked.push(meta.clone());
+                    }
+                    Ok(true)
+                })?;
+            }
             for meta in &unchecked {
                 for m in self.read_block(chat, meta)? {
                     state.counters.add(&m);
@@ -251,22 +252,22 @@ impl Shared {
         Ok(())
     }
 
-    /// One run of a chat's block directory, as the index holds it.
+    /// One run of a chat's block directory, as the index holds it: chat, first key, entries.
     pub(super) fn directory_run(
         &self,
         item: sled::Result<(sled::IVec, sled::IVec)>,
-    ) -> Result<(ChatId, u32, Vec<BlockMeta>)> {
+    ) -> Result<(ChatId, MsgKey, Vec<BlockMeta>)> {
         let (k, v) = item.map_err(|e| self.io(e))?;
-        let (chat, run) = layout::parse_run_key(&k)
+        let (chat, first) = layout::parse_block_key(&k)
             .ok_or_else(|| self.corrupt_msg("a directory key is malformed"))?;
         let metas: Vec<BlockMeta> =
             codec::decode(&v).map_err(|e| self.corrupt("directory run", e))?;
-        if metas.is_empty() || metas.len() > RUN_BLOCKS {
+        if metas.is_empty() || metas.len() > RUN_MAX || metas[0].first != first {
             return Err(self.corrupt_msg(format!(
-                "run {run} of the block directory of chat {chat} is malformed"
+                "the directory run at {first:?} of chat {chat} is malformed: restore a backup"
             )));
         }
-        Ok((chat, run, metas))
+        Ok((chat, first, metas))
     }
 
     /// Recovers the postings log from its stored accounts, or, without them (a store just
@@ -312,5 +313,26 @@ impl Shared {
             counter.store(0, Ordering::Relaxed);
         }
         self.load()
+    }
+}
+
+/// The block directory's runs are read from the index when memory does not hold them.
+impl RunSource for Shared {
+    fn read_run(&self, chat: ChatId, first: MsgKey) -> Result<Vec<BlockMeta>> {
+        let key = layout::block_key(layout::DIRECTORY, chat, first);
+        let stored = self.db.get(key).map_err(|e| self.io(e))?.ok_or_else(|| {
+            self.corrupt_msg(format!(
+                "the directory run at {first:?} of chat {chat} is missing: restore a backup"
+            ))
+        })?;
+        codec::decode(&stored).map_err(|e| self.corrupt("directory run", e))
+    }
+
+    fn applied(&self) -> u64 {
+        self.applied.load(Ordering::SeqCst)
+    }
+
+    fn damaged(&self, what: String) -> StoreError {
+        self.corrupt_msg(what)
     }
 }

@@ -1,5 +1,9 @@
 //! Conversion of a data directory from earlier store formats (`layout.rs` has them all).
 //!
+//! **Format 3 → 4**: the directory's runs, 16 blocks each under `I chat run`, are re-keyed by
+//! their first block (`I chat time id`, `directory.rs`), a step of runs per sled batch; a crash
+//! between steps leaves a store still marked format 3, whose converted runs the next open skips.
+//!
 //! **Format 2 → 3**: profiles, each a sled record in format 2, are settled into chunks in the
 //! profiles log (`profiles.rs`), a step at a time; a crash between steps leaves records that the
 //! next open (or the group commit) settles, as it settles live writes.
@@ -15,11 +19,11 @@
 //! records. A crash between steps leaves a store that is part converted and still marked format
 //! 1; the next open goes on where it stopped. Memory stays that of one step.
 
-use super::chat::{BlockMeta, RUN_BLOCKS};
 use super::chunks::ChunkPointer;
 use super::counters::Checkpoint;
+use super::directory::{BlockMeta, RUN_BLOCKS};
 use super::layout;
-use super::model::{MessageId, MsgKey};
+use super::model::{ChatId, MessageId, MsgKey};
 use super::postings;
 use super::{codec, Result, Shared};
 use serde::{Deserialize, Serialize};
@@ -28,6 +32,7 @@ use std::time::Instant;
 /// The store formats converted here.
 pub(super) const FORMAT_1: u8 = 1;
 pub(super) const FORMAT_2: u8 = 2;
+pub(super) const FORMAT_3: u8 = 3;
 /// Format 1's blocks: `B seq` → block bytes.
 const V1_BLOCK: u8 = b'B';
 /// Format 1's directory: `D chat time id` → [`V1BlockMeta`].
@@ -219,7 +224,7 @@ pub(super) fn from_format_2(shared: &Shared) -> Result<()> {
     let settled = shared.settle_all_profiles()?;
     shared
         .db
-        .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])
+        .insert(layout::meta_key("format"), &[FORMAT_3])
         .map_err(|e| shared.io(e))?;
     shared.db.flush().map_err(|e| shared.io(e))?;
     tracing::info!(
@@ -228,6 +233,74 @@ pub(super) fn from_format_2(shared: &Shared) -> Result<()> {
         "converted the data directory to store format 3"
     );
     Ok(())
+}
+
+/// Converts format 3 to 4: re-keys every directory run by its first block.
+pub(super) fn from_format_3(shared: &Shared) -> Result<()> {
+    let started = Instant::now();
+    let mut runs = 0usize;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut step = 0;
+        for item in shared.db.scan_prefix([layout::DIRECTORY]) {
+            let (key, value) = item.map_err(|e| shared.io(e))?;
+            // Runs under a format 4 key were converted by an earlier, interrupted open.
+            let Some((chat, run)) = parse_v3_run_key(&key) else {
+                continue;
+            };
+            let blocks: Vec<BlockMeta> =
+                codec::decode(&value).map_err(|e| shared.corrupt("directory run", e))?;
+            let Some(first) = blocks.first() else {
+                return Err(shared.corrupt_msg(format!(
+                    "run {run} of the block directory of chat {chat} is empty: restore a backup"
+                )));
+            };
+            batch.insert(
+                &layout::block_key(layout::DIRECTORY, chat, first.first),
+                value,
+            );
+            batch.remove(key);
+            step += 1;
+            if step == STEP {
+                break;
+            }
+        }
+        if step == 0 {
+            break;
+        }
+        shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
+        runs += step;
+    }
+    shared
+        .db
+        .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])
+        .map_err(|e| shared.io(e))?;
+    shared.db.flush().map_err(|e| shared.io(e))?;
+    tracing::info!(
+        runs,
+        seconds = started.elapsed().as_secs_f64(),
+        "converted the data directory to store format 4"
+    );
+    Ok(())
+}
+
+/// `I chat run`: a directory run's key in store format 3 (run `n` held blocks `16n…16n+15`).
+fn v3_run_key(chat: ChatId, run: u32) -> [u8; 13] {
+    let mut key = [0u8; 13];
+    key[..9].copy_from_slice(&layout::chat_prefix(layout::DIRECTORY, chat));
+    key[9..13].copy_from_slice(&run.to_be_bytes());
+    key
+}
+
+/// Splits a [`v3_run_key`] back into chat and run.
+fn parse_v3_run_key(key: &[u8]) -> Option<(ChatId, u32)> {
+    if key.len() != 13 {
+        return None;
+    }
+    Some((
+        layout::parse_chat(key)?,
+        u32::from_be_bytes(key[9..13].try_into().ok()?),
+    ))
 }
 
 /// Turns the moved blocks' entries into directory runs, one chat per batch (a chat's whole
@@ -256,7 +329,7 @@ fn write_runs(shared: &Shared) -> Result<()> {
             batch.remove(key);
         }
         for (run, blocks) in metas.chunks(RUN_BLOCKS).enumerate() {
-            batch.insert(&layout::run_key(chat, run as u32), codec::encode(blocks));
+            batch.insert(&v3_run_key(chat, run as u32), codec::encode(blocks));
         }
         shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
     }

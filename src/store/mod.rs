@@ -27,6 +27,7 @@ mod commit;
 mod compact;
 mod config;
 mod counters;
+mod directory;
 mod error;
 mod frames;
 mod ingest;
@@ -114,6 +115,9 @@ pub(crate) struct Shared {
     /// Users whose name changed since the last commit (rare: not sharded).
     renamed: Mutex<Vec<UserId>>,
     next_seq: AtomicU64,
+    /// Staged batches applied to the index so far: directory runs staged before stay in memory
+    /// until it passes the count they were staged at.
+    applied: AtomicU64,
     /// Block count at the last dictionary training attempt (retried when it doubles).
     dictionary_attempt: AtomicUsize,
     /// A batch of a postings flush failed to apply: the index takes no more changes.
@@ -313,6 +317,7 @@ impl Shared {
             dirty: Mutex::default(),
             renamed: Mutex::default(),
             next_seq: AtomicU64::new(1),
+            applied: AtomicU64::new(0),
             dictionary_attempt: AtomicUsize::new(0),
             postings_cut_short: AtomicBool::new(false),
             totals: Totals::default(),
@@ -324,8 +329,13 @@ impl Shared {
             Some(migrate::FORMAT_1) => {
                 migrate::from_format_1(&shared)?;
                 migrate::from_format_2(&shared)?;
+                migrate::from_format_3(&shared)?;
             }
-            Some(migrate::FORMAT_2) => migrate::from_format_2(&shared)?,
+            Some(migrate::FORMAT_2) => {
+                migrate::from_format_2(&shared)?;
+                migrate::from_format_3(&shared)?;
+            }
+            Some(migrate::FORMAT_3) => migrate::from_format_3(&shared)?,
             Some(other) => {
                 return Err(shared.corrupt_msg(format!(
                     "store format {other} is not {} (the one this build writes); use the \
@@ -345,7 +355,7 @@ impl Shared {
         tracing::info!(
             path = %shared.path.display(),
             chats = chats.len(),
-            blocks = chats.iter().map(|c| lock(c).blocks.len()).sum::<usize>(),
+            blocks = chats.iter().map(|c| lock(c).directory.len()).sum::<usize>(),
             messages = shared.totals.messages.load(Ordering::Relaxed),
             sled_millis = sled_opened.as_secs_f64() * 1e3,
             total_millis = started.elapsed().as_secs_f64() * 1e3,

@@ -13,15 +13,20 @@ impl Store {
         let Some(handle) = self.shared.chat(chat) else {
             return Ok(Vec::new());
         };
-        let state = lock(&handle);
+        let mut guard = lock(&handle);
+        let state = &mut *guard;
         let mut newest_first: Vec<MessageRef> = state.tail.iter().rev().take(n).cloned().collect();
-        'blocks: for meta in state.blocks.iter().rev() {
+        'blocks: for block in (0..state.directory.len()).rev() {
+            if newest_first.len() >= n {
+                break;
+            }
+            let meta = state.directory.get(block, &*self.shared)?;
             let mut view = None;
             for index in (0..meta.frame_count()).rev() {
                 if newest_first.len() >= n {
                     break 'blocks;
                 }
-                let frame = self.shared.frame(chat, meta, index, &mut view)?;
+                let frame = self.shared.frame(chat, &meta, index, &mut view)?;
                 let want = n - newest_first.len();
                 newest_first.extend(frame.iter().rev().take(want).cloned());
             }
@@ -35,11 +40,11 @@ impl Store {
         let Some(handle) = self.shared.chat(chat) else {
             return Ok(None);
         };
-        let state = lock(&handle);
+        let mut state = lock(&handle);
         if let Some(pos) = state.tail_position(id) {
             return Ok(Some(state.tail[pos].clone()));
         }
-        Ok(self.shared.find_sealed(&state, id)?.map(|(_, m)| m))
+        Ok(self.shared.find_sealed(&mut state, id)?.map(|(_, m)| m))
     }
 
     /// Statistics of a chat, from counters: O(1) in its number of messages.
@@ -184,7 +189,7 @@ impl Store {
             };
             let keys: Vec<MsgKey> = refs.iter().map(|r| r.key()).collect();
             // Located under the chat's lock, read without it.
-            let located = self.shared.locate_many(&lock(&handle), &keys);
+            let located = self.shared.locate_many(&mut lock(&handle), &keys)?;
             out.extend(
                 self.shared
                     .read_located(&keys, located)?

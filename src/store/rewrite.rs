@@ -4,8 +4,9 @@
 //! segments, checkpoint) and applies them as one batch. Deletions then compact the log segments
 //! that held the deleted messages, so that their bytes leave the disk, not just the index.
 
-use super::chat::{BlockMeta, ChatState, MAX_BLOCK_LEN, SEAL_LEN};
+use super::chat::{ChatState, MAX_BLOCK_LEN, SEAL_LEN};
 use super::commit::{IndexWrites, WritePlan};
+use super::directory::BlockMeta;
 use super::layout;
 use super::model::{key_of, ChatId, Message, MessageId, MessageRef, Timestamp, UserId};
 use super::postings::PostingRef;
@@ -110,8 +111,9 @@ impl Shared {
             } else {
                 fresh.push(m.clone());
             }
-            match chat.block_for(key_of(&m)) {
-                Some(index) if key_of(&m) <= chat.blocks[chat.blocks.len() - 1].last => {
+            let sealed = chat.sealed_end().is_some_and(|end| key_of(&m) <= end);
+            match chat.directory.block_for(key_of(&m), self)? {
+                Some(index) if sealed => {
                     self.account(chat, &m, true, false);
                     edits.entry(index).or_default().insert.push(m);
                 }
@@ -142,7 +144,7 @@ impl Shared {
         let mut chunk_additions: HashMap<UserId, Vec<PostingRef>> = HashMap::new();
         let mut replaced: BTreeMap<usize, Vec<BlockMeta>> = BTreeMap::new();
         for (index, edit) in edits {
-            let meta = chat.blocks[index].clone();
+            let meta = chat.directory.get(index, self)?;
             let old = self.read_block(chat.id, &meta)?;
             let mut kept: Vec<MessageRef> = old
                 .iter()
@@ -181,9 +183,9 @@ impl Shared {
                 .collect::<Result<Vec<_>>>()?;
             replaced.insert(index, self.stage_blocks(chat.id, &encoded, pending)?);
         }
+        // From the last: replacing a block moves only the blocks after it.
         for (index, metas) in replaced.into_iter().rev() {
-            chat.blocks.splice(index..=index, metas);
-            chat.directory_changed(index);
+            chat.directory.replace(index, metas, self)?;
         }
         let mut staged = lock(&self.staged);
         for (user, removed) in chunk_removals {
@@ -278,13 +280,14 @@ impl Shared {
         let mut edits: BTreeMap<usize, BlockEdit> = BTreeMap::new();
         for r in refs {
             if sealed_end.is_some_and(|end| r.key() <= end) {
-                if let Some(index) = chat.block_for(r.key()) {
+                if let Some(index) = chat.directory.block_for(r.key(), self)? {
                     edits.entry(index).or_default();
                 }
             }
         }
         for (&index, edit) in edits.iter_mut() {
-            for m in self.read_block(chat.id, &chat.blocks[index].clone())? {
+            let meta = chat.directory.get(index, self)?;
+            for m in self.read_block(chat.id, &meta)? {
                 if doomed(&m) {
                     self.account(chat, &m, false, false);
                     edit.remove_ids.insert(m.message_id);
@@ -315,11 +318,16 @@ impl Shared {
                     continue;
                 }
                 let mut edits: BTreeMap<usize, BlockEdit> = BTreeMap::new();
-                for (index, meta) in chat.blocks.clone().iter().enumerate() {
-                    if meta.first.time >= time {
-                        break;
+                let mut older = Vec::new();
+                chat.directory.for_each(self, |index, meta| {
+                    let before = meta.first.time < time;
+                    if before {
+                        older.push((index, meta.clone()));
                     }
-                    for m in self.read_block(chat.id, meta)? {
+                    Ok(before)
+                })?;
+                for (index, meta) in older {
+                    for m in self.read_block(chat.id, &meta)? {
                         if m.time < time {
                             self.account(&mut chat, &m, false, false);
                             purged += 1;

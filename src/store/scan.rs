@@ -8,8 +8,9 @@
 
 use super::blocklog::{read_held, Segment};
 use super::blocks::block_name;
-use super::chat::{BlockMeta, ChatState};
+use super::chat::ChatState;
 use super::codec::BlockView;
+use super::directory::BlockMeta;
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey, Timestamp};
 use super::{lock, Result, Shared, Store};
 use std::cmp::Reverse;
@@ -114,13 +115,15 @@ impl ChatRange {
             }
             // Look the chat up again: blocks may have been sealed, rewritten or moved.
             let found = {
-                let state = lock(&handle);
-                let index = state.blocks.partition_point(|b| b.last < self.next);
-                match state.blocks.get(index) {
-                    Some(meta) if meta.first.time <= self.to => Found::Block(
-                        meta.clone(),
-                        self.shared.blocks.segment(meta.location.segment),
-                    ),
+                let mut state = lock(&handle);
+                match state
+                    .directory
+                    .first_ending_from(self.next, &*self.shared)?
+                {
+                    Some(meta) if meta.first.time <= self.to => {
+                        let segment = self.shared.blocks.segment(meta.location.segment);
+                        Found::Block(meta, segment)
+                    }
                     Some(_) => Found::Nothing,
                     None => Found::Tail(
                         state

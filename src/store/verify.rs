@@ -9,9 +9,10 @@
 //! of their postings, never the messages themselves.
 
 use super::blocklog::Location;
-use super::chat::{replay_tail, BlockMeta, ChatState, TailSegment, RUN_BLOCKS, SEAL_LEN};
+use super::chat::{replay_tail, ChatState, TailSegment, SEAL_LEN};
 use super::commit::{accounts_key, IndexWrites};
 use super::counters::{Checkpoint, Counters};
+use super::directory::BlockMeta;
 use super::layout;
 use super::model::*;
 use super::postings::{self, PostingRef};
@@ -106,18 +107,18 @@ struct Walk {
 impl Shared {
     /// A chat's directory entries as the index holds them (noting runs out of shape).
     fn disk_blocks(&self, chat: ChatId, problems: &mut Vec<String>) -> Result<Vec<BlockMeta>> {
-        let mut out = Vec::new();
-        let mut expected_run = 0;
+        let mut out: Vec<BlockMeta> = Vec::new();
         for item in self
             .db
             .scan_prefix(layout::chat_prefix(layout::DIRECTORY, chat))
         {
             match self.directory_run(item) {
-                Ok((_, run, metas)) => {
-                    if run != expected_run || out.len() % RUN_BLOCKS != 0 {
-                        problems.push(format!("chat {chat}: directory run {run} is out of place"));
+                Ok((_, first, metas)) => {
+                    if out.last().is_some_and(|b| first <= b.last) {
+                        problems.push(format!(
+                            "chat {chat}: the directory run at {first:?} is out of place"
+                        ));
                     }
-                    expected_run = run + 1;
                     out.extend(metas);
                 }
                 Err(e) => problems.push(format!("chat {chat}: {e}")),
@@ -271,12 +272,13 @@ impl Shared {
             service += everything.service;
             chats += u64::from(walk.messages > 0);
             let state = lock(&handle);
+            problems.extend(state.directory.check(self)?);
             if state.counters != everything {
                 problems.push(format!(
                     "chat {chat}: counters in memory disagree with its messages"
                 ));
             }
-            if state.blocks != walk.blocks
+            if state.directory.collect(self)? != walk.blocks
                 || state
                     .tail
                     .iter()
@@ -527,12 +529,20 @@ impl Shared {
                 .map(|p| format!("dropped: {p}")),
         );
         let mut state = ChatState::new(chat);
-        // Every run is written anew (and the ones beyond the new directory removed).
-        state.stored_runs = self
+        // Every run is written anew, and every record of the old directory removed.
+        let mut stored = Vec::new();
+        for key in self
             .db
             .scan_prefix(layout::chat_prefix(layout::DIRECTORY, chat))
-            .count();
-        state.directory_changed(0);
+            .keys()
+        {
+            let key = key.map_err(|e| self.io(e))?;
+            match layout::parse_block_key(&key) {
+                Some((_, first)) => stored.push(first),
+                None => self.stage_remove(&key),
+            }
+        }
+        state.directory.rebuild(stored);
         if broken {
             // Only damage makes blocks overlap or repeat a message: re-sort the whole chat (in
             // memory, once) and write it anew, newest record of each message winning.
@@ -550,9 +560,9 @@ impl Shared {
             let sealed = messages.len() / SEAL_LEN * SEAL_LEN;
             for block in messages[..sealed].chunks(SEAL_LEN) {
                 let encoded = [(block, self.encode(chat, block)?)];
-                state
-                    .blocks
-                    .extend(self.stage_blocks(chat, &encoded, true)?);
+                for meta in self.stage_blocks(chat, &encoded, true)? {
+                    state.directory.push(meta, self)?;
+                }
                 block.iter().for_each(|m| {
                     state.counters.add(m);
                 });
@@ -568,7 +578,7 @@ impl Shared {
                 );
                 lock(&self.postings.pending)
                     .add_block(fresh.seq, &super::commit::block_refs(chat, &messages));
-                state.blocks.push(fresh);
+                state.directory.push(fresh, self)?;
             }
             state.counters = walk.sealed;
             state.tail = walk.tail;
