@@ -6,8 +6,8 @@ use super::blocklog::{read_held, RecordError, Segment};
 use super::chat::{ChatState, TailSegment};
 use super::codec::BlockView;
 use super::directory::BlockMeta;
-use super::frames::Frame;
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey};
+use super::Frame;
 use super::{Result, Shared, StoreError};
 use std::ops::Range;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ impl Shared {
         index: usize,
         view: &mut Option<BlockView<Vec<u8>>>,
     ) -> Result<Frame> {
-        if let Some(frame) = self.frames.get(meta.seq, index as u32) {
+        if let Some(frame) = self.frames.get(&(meta.seq, index as u32)) {
             return Ok(frame);
         }
         let view = match view {
@@ -60,7 +60,7 @@ impl Shared {
         index: usize,
         keep: bool,
     ) -> Result<Frame> {
-        if let Some(frame) = self.frames.get(meta.seq, index as u32) {
+        if let Some(frame) = self.frames.get(&(meta.seq, index as u32)) {
             return Ok(frame);
         }
         let frame = Frame::new(
@@ -68,7 +68,12 @@ impl Shared {
                 .map_err(|e| self.corrupt(block_name(chat, meta), e))?,
         );
         if keep {
-            self.frames.insert(meta.seq, index as u32, frame.clone());
+            let bytes = frame
+                .iter()
+                .map(|m| 160 + m.text.len() + m.sender_name.len())
+                .sum();
+            self.frames
+                .insert((meta.seq, index as u32), frame.clone(), bytes);
         }
         Ok(frame)
     }
@@ -153,7 +158,7 @@ impl Shared {
                     continue;
                 }
                 let wanted = &here[lo..hi];
-                if let Some(cached) = self.frames.get(meta.seq, fi as u32) {
+                if let Some(cached) = self.frames.get(&(meta.seq, fi as u32)) {
                     out.extend(
                         cached
                             .iter()

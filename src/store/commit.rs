@@ -340,6 +340,9 @@ impl Shared {
         let mut staged = lock(&self.staged);
         chat.directory
             .stage(self.applied.load(Ordering::SeqCst), |first, value| {
+                // The directory holds a staged run until the index has it; read again after,
+                // it comes from the index.
+                self.runs.remove(&(id, first));
                 let key = layout::block_key(layout::DIRECTORY, id, first);
                 match value {
                     Some(value) => staged.put(&key, value),

@@ -302,6 +302,7 @@ impl Shared {
         lock(&self.dirty).clear();
         self.postings.clear();
         self.frames.clear();
+        self.runs.clear();
         self.clear_profile_cache();
         for counter in [
             &self.totals.messages,
@@ -319,13 +320,21 @@ impl Shared {
 /// The block directory's runs are read from the index when memory does not hold them.
 impl RunSource for Shared {
     fn read_run(&self, chat: ChatId, first: MsgKey) -> Result<Vec<BlockMeta>> {
+        if let Some(cached) = self.runs.get(&(chat, first)) {
+            return Ok(cached.to_vec());
+        }
         let key = layout::block_key(layout::DIRECTORY, chat, first);
         let stored = self.db.get(key).map_err(|e| self.io(e))?.ok_or_else(|| {
             self.corrupt_msg(format!(
                 "the directory run at {first:?} of chat {chat} is missing: restore a backup"
             ))
         })?;
-        codec::decode(&stored).map_err(|e| self.corrupt("directory run", e))
+        let blocks: Vec<BlockMeta> =
+            codec::decode(&stored).map_err(|e| self.corrupt("directory run", e))?;
+        let bytes = 64 + blocks.len() * std::mem::size_of::<BlockMeta>();
+        self.runs
+            .insert((chat, first), Arc::new(blocks.clone()), bytes);
+        Ok(blocks)
     }
 
     fn applied(&self) -> u64 {

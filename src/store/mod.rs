@@ -20,6 +20,7 @@ mod accounting;
 mod backup;
 mod blocklog;
 mod blocks;
+mod cache;
 mod chat;
 mod chunks;
 pub mod codec;
@@ -29,7 +30,6 @@ mod config;
 mod counters;
 mod directory;
 mod error;
-mod frames;
 mod ingest;
 pub mod layout;
 mod load;
@@ -54,10 +54,11 @@ pub use settings::SettingKey;
 pub use verify::VerifyReport;
 
 use blocklog::BlockLog;
+use cache::ByteLru;
 use chat::ChatState;
 use codec::Compressor;
 use commit::Staged;
-use frames::FrameCache;
+use directory::BlockMeta;
 use postings::Postings;
 use profiles::ProfileState;
 use std::collections::HashMap;
@@ -68,6 +69,12 @@ use std::time::{Duration, Instant};
 
 const CHAT_SHARDS: usize = 16;
 const USER_SHARDS: usize = 16;
+/// Bytes of directory runs kept decoded across chats, besides those chats' directories hold: at
+/// 1M messages every run fits.
+const RUN_CACHE_BYTES: usize = 1 << 20;
+
+/// One decoded frame of a block.
+pub(crate) type Frame = Arc<Vec<MessageRef>>;
 
 /// A handle to an open store. Clones share everything; the last one dropped commits and stops the
 /// background group commit.
@@ -94,7 +101,10 @@ pub(crate) struct Shared {
     chats: Vec<RwLock<HashMap<ChatId, Arc<Mutex<ChatState>>>>>,
     users: Vec<Mutex<HashMap<UserId, UserEntry>>>,
     postings: Postings,
-    frames: FrameCache,
+    /// Decoded frames of blocks, by block seq and frame (for context reads).
+    frames: ByteLru<(u64, u32), Frame>,
+    /// Directory runs read from the index, by chat and first key (removed when staged anew).
+    runs: ByteLru<(ChatId, MsgKey), Arc<Vec<BlockMeta>>>,
     /// One group commit at a time, so that a commit that returns has made durable everything
     /// saved before it began, including chats another commit was still encoding. Taken before
     /// any other lock.
@@ -308,7 +318,8 @@ impl Shared {
             chats: (0..CHAT_SHARDS).map(|_| RwLock::default()).collect(),
             users: (0..USER_SHARDS).map(|_| Mutex::default()).collect(),
             postings: Postings::default(),
-            frames: FrameCache::new(config.decoded_cache_bytes),
+            frames: ByteLru::new(config.decoded_cache_bytes),
+            runs: ByteLru::new(RUN_CACHE_BYTES),
             committing: Mutex::new(()),
             writer: Mutex::new(()),
             rewrites: RwLock::new(()),
