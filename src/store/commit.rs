@@ -146,16 +146,22 @@ impl Shared {
         }
         self.stamp_next_seq(&mut *staged);
         let batch = std::mem::take(&mut *staged).batch;
-        self.db.apply_batch(batch).map_err(|e| self.io(e))?;
+        if let Err(e) = self.db.apply_batch(batch) {
+            // The batch is lost, but memory already holds what it wrote (directory runs that
+            // would then be read back from the index as they were before).
+            self.halted.store(true, Ordering::SeqCst);
+            return Err(self.io(e));
+        }
         self.applied.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Refuses index changes after a postings flush failed half-way (see
-    /// [`Shared::flush_postings`]): until an open finishes it, the in-memory postings and the
-    /// postings log's accounts may disagree with the index.
+    /// Refuses index changes after a sled batch failed to apply: a staged batch (memory holds
+    /// changes the index lost) or one of a postings flush (see [`Shared::flush_postings`]; until
+    /// an open finishes it, the in-memory postings and the postings log's accounts may disagree
+    /// with the index).
     fn index_writable(&self) -> Result<()> {
-        if self.postings_cut_short.load(Ordering::SeqCst) {
+        if self.halted.load(Ordering::SeqCst) {
             return Err(StoreError::Halted {
                 path: self.path.clone(),
             });
@@ -379,6 +385,8 @@ impl Shared {
 
     /// Seals full blocks off the front of the tail.
     fn stage_seal(&self, chat: &mut ChatState, prepared: Vec<EncodedBlock>) -> Result<()> {
+        // The only read the seal needs, done before the tail gives up its messages.
+        chat.directory.load_last(self)?;
         let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
         let sealed: Vec<MessageRef> = chat.tail.drain(..full).collect();
         self.totals
@@ -575,7 +583,7 @@ impl Shared {
         }
         for flush in batches {
             if let Err(e) = self.db.apply_batch(flush.batch) {
-                self.postings_cut_short.store(true, Ordering::SeqCst);
+                self.halted.store(true, Ordering::SeqCst);
                 return Err(self.io(e));
             }
         }
@@ -862,10 +870,7 @@ mod tests {
             .unwrap();
         store.flush().unwrap();
         // What `flush_postings` records when a batch fails in sled.
-        store
-            .shared
-            .postings_cut_short
-            .store(true, Ordering::SeqCst);
+        store.shared.halted.store(true, Ordering::SeqCst);
         store.save_message(message(301, 7)).unwrap();
         let refused = store.flush().unwrap_err();
         assert!(matches!(refused, StoreError::Halted { .. }), "{refused}");

@@ -302,7 +302,7 @@ impl Shared {
             let chat = lock(&handle);
             let id_of = chat.id;
             match which {
-                Which::Blocks => chat.directory.for_each(self, |_, b| {
+                Which::Blocks => chat.directory.for_each_in_segment(id, self, |_, b| {
                     if b.location.segment == id {
                         let owner = Owner::Block {
                             chat: id_of,

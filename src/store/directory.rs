@@ -85,6 +85,9 @@ struct Summary {
     max_id: MessageId,
     max_seq: u64,
     len: u32,
+    /// The block log segments its blocks are in (compaction looks for a segment's blocks).
+    min_segment: u32,
+    max_segment: u32,
 }
 
 impl Summary {
@@ -97,6 +100,8 @@ impl Summary {
             max_id: blocks.iter().map(|b| b.max_id).max().unwrap_or(0),
             max_seq: blocks.iter().map(|b| b.seq).max().unwrap_or(0),
             len: blocks.len() as u32,
+            min_segment: blocks.iter().map(|b| b.location.segment).min().unwrap_or(0),
+            max_segment: blocks.iter().map(|b| b.location.segment).max().unwrap_or(0),
         }
     }
 }
@@ -208,10 +213,11 @@ impl Directory {
         if blocks.is_empty() || blocks.len() > RUN_MAX {
             return Err(format!("has a run of {} blocks", blocks.len()));
         }
-        let sorted = blocks
-            .windows(2)
-            .all(|w| w[0].first <= w[0].last && w[0].last < w[1].first);
-        if blocks[0].first != key || !sorted || self.last_key().is_some_and(|end| key <= end) {
+        // Only the order of first keys is required here: blocks that overlap (damage) are
+        // reported by `verify`, whose repair needs the store open.
+        let sorted = blocks.windows(2).all(|w| w[0].first < w[1].first);
+        let after_previous = self.runs.last().is_none_or(|r| r.summary.first < key);
+        if blocks[0].first != key || !sorted || !after_previous {
             return Err(format!("has a run out of order at {key:?}"));
         }
         self.runs.push(Run {
@@ -281,6 +287,23 @@ impl Directory {
         let r = self.run_of(index);
         let start = self.runs[r].start;
         Ok(self.blocks(r, source)?[index - start].clone())
+    }
+
+    /// The entry of block `index`, whose run is about to change: it is held (and will be
+    /// staged) from now on, so that the change itself needs no read.
+    pub fn get_to_change(&mut self, index: usize, source: &impl RunSource) -> Result<BlockMeta> {
+        let r = self.run_of(index);
+        let start = self.runs[r].start;
+        Ok(self.changed(r, source)?[index - start].clone())
+    }
+
+    /// Reads the last run if memory does not hold it, so that [`Directory::push`] needs no
+    /// read (a caller that must not fail half-way calls this first).
+    pub fn load_last(&mut self, source: &impl RunSource) -> Result<()> {
+        match self.runs.len() {
+            0 => Ok(()),
+            n => self.load(n - 1, source),
+        }
     }
 
     /// Index of the block a message with `key` belongs in: the last block starting at or before
@@ -356,7 +379,8 @@ impl Directory {
     }
 
     /// Replaces block `index` with `metas` (none when it became empty, several when it was
-    /// split), which must sort where it did.
+    /// split), which must sort where it did. Every read it needs comes before any change, so
+    /// a failed read leaves the directory as it was.
     pub fn replace(
         &mut self,
         index: usize,
@@ -365,32 +389,38 @@ impl Directory {
     ) -> Result<()> {
         let r = self.run_of(index);
         let offset = index - self.runs[r].start;
+        let len = self.runs[r].summary.len as usize + metas.len() - 1;
+        // A run left short is merged: into the previous run when there is one, else the next
+        // takes it in.
+        let merge = (len > 0 && len < RUN_MIN && self.runs.len() > 1)
+            .then(|| if r > 0 { r - 1 } else { r })
+            .filter(|&into| {
+                let other = if into == r { into + 1 } else { into };
+                len + self.runs[other].summary.len as usize <= RUN_MAX
+            });
+        if let Some(into) = merge {
+            self.changed(into, source)?;
+            self.changed(into + 1, source)?;
+        }
         let added = metas.len();
         self.changed(r, source)?.splice(offset..=offset, metas);
         self.len = self.len + added - 1;
         for run in &mut self.runs[r + 1..] {
             run.start = run.start + added - 1;
         }
-        // Indexes of runs may shift below: the recent run is forgotten (and dropped by the next
-        // release unless it must stay).
-        self.recent = None;
-        let len = self.runs[r].body.as_ref().expect("changed").blocks.len();
         if len == 0 {
             self.remove_run(r);
-        } else if len > RUN_MAX {
-            self.split(r);
-        } else if len < RUN_MIN && self.runs.len() > 1 {
-            // Into the previous run when there is one, else the next takes this one in.
-            let into = if r > 0 { r - 1 } else { r };
-            let combined = self.runs[into].summary.len + self.runs[into + 1].summary.len;
-            if combined as usize <= RUN_MAX {
-                self.merge_next_into(into, source)?;
-            } else {
-                self.summarize(r);
-            }
         } else {
             self.summarize(r);
+            if let Some(into) = merge {
+                self.merge_next_into(into);
+            } else if len > RUN_MAX {
+                self.split(r);
+            }
         }
+        // Indexes of runs may have shifted: the recent run is forgotten (and dropped by the next
+        // release unless it must stay).
+        self.recent = None;
         Ok(())
     }
 
@@ -414,6 +444,7 @@ impl Directory {
             return Ok(false);
         }
         self.changed(r, source)?[offset].location = new;
+        self.summarize(r);
         Ok(true)
     }
 
@@ -422,9 +453,42 @@ impl Directory {
     pub fn for_each(
         &self,
         source: &impl RunSource,
+        each: impl FnMut(usize, &BlockMeta) -> Result<bool>,
+    ) -> Result<()> {
+        self.for_each_where(|_| true, source, each)
+    }
+
+    /// [`Directory::for_each`] over the runs that may have blocks in block log `segment`.
+    pub fn for_each_in_segment(
+        &self,
+        segment: u32,
+        source: &impl RunSource,
+        each: impl FnMut(usize, &BlockMeta) -> Result<bool>,
+    ) -> Result<()> {
+        let holds = |s: &Summary| s.min_segment <= segment && segment <= s.max_segment;
+        self.for_each_where(holds, source, each)
+    }
+
+    /// [`Directory::for_each`] over the runs that may have blocks with a seq above `seq`.
+    pub fn for_each_newer_than(
+        &self,
+        seq: u64,
+        source: &impl RunSource,
+        each: impl FnMut(usize, &BlockMeta) -> Result<bool>,
+    ) -> Result<()> {
+        self.for_each_where(|s| s.max_seq > seq, source, each)
+    }
+
+    fn for_each_where(
+        &self,
+        wanted: impl Fn(&Summary) -> bool,
+        source: &impl RunSource,
         mut each: impl FnMut(usize, &BlockMeta) -> Result<bool>,
     ) -> Result<()> {
         for (r, run) in self.runs.iter().enumerate() {
+            if !wanted(&run.summary) {
+                continue;
+            }
             let read;
             let blocks = match &run.body {
                 Some(body) => &body.blocks,
@@ -563,13 +627,17 @@ impl Directory {
         self.runs.splice(r + 1..r + 1, more);
     }
 
-    /// Moves run `r + 1`'s entries to the end of run `r`.
-    fn merge_next_into(&mut self, r: usize, source: &impl RunSource) -> Result<()> {
-        let moved = std::mem::take(self.changed(r + 1, source)?);
-        self.changed(r, source)?.extend(moved);
+    /// Moves run `r + 1`'s entries to the end of run `r` (both held and marked changed).
+    fn merge_next_into(&mut self, r: usize) {
+        let moved = std::mem::take(&mut self.runs[r + 1].body.as_mut().expect("held").blocks);
+        self.runs[r]
+            .body
+            .as_mut()
+            .expect("held")
+            .blocks
+            .extend(moved);
         self.summarize(r);
         self.remove_run(r + 1);
-        Ok(())
     }
 }
 
@@ -707,6 +775,7 @@ mod tests {
                     }
                     Op::Replace(at, pieces) if !model.is_empty() => {
                         let i = ((at * model.len() as f64) as usize).min(model.len() - 1);
+                        prop_assert_eq!(&directory.get_to_change(i, &index).unwrap(), &model[i]);
                         let base = model[i].first.time;
                         let end = model.get(i + 1).map_or(next + STEP, |b| b.first.time);
                         let gap = (end - base) / 4;
@@ -750,6 +819,17 @@ mod tests {
                 prop_assert_eq!(directory.len(), model.len());
                 prop_assert_eq!(directory.collect(&index).unwrap(), model.clone());
                 prop_assert_eq!(directory.check(&index).unwrap(), Vec::<String>::new());
+                for segment in 1..4 {
+                    let mut found = Vec::new();
+                    directory.for_each_in_segment(segment, &index, |i, meta| {
+                        found.push((i, meta.clone()));
+                        Ok(true)
+                    }).unwrap();
+                    found.retain(|(_, meta)| meta.location.segment == segment);
+                    let expected: Vec<(usize, BlockMeta)> = model.iter().cloned().enumerate()
+                        .filter(|(_, meta)| meta.location.segment == segment).collect();
+                    prop_assert_eq!(found, expected);
+                }
                 prop_assert_eq!(directory.last_key(), model.last().map(|b| b.last));
                 prop_assert_eq!(directory.max_seq(), model.iter().map(|b| b.seq).max().unwrap_or(0));
                 prop_assert!(directory.runs.iter().all(|r| r.summary.len as usize <= RUN_MAX));
@@ -758,6 +838,29 @@ mod tests {
             index.apply();
             prop_assert_eq!(index.reopen().collect(&index).unwrap(), model);
         }
+    }
+
+    #[test]
+    fn a_short_run_split_in_pieces_is_not_merged_past_the_longest_run() {
+        let index = Index::default();
+        let mut directory = Directory::new(-1);
+        for k in 0..=RUN_BLOCKS as i64 {
+            directory
+                .push(block(1000 * k, k as u64 + 1), &index)
+                .unwrap();
+        }
+        // The first run grows to 30 blocks; the last holds one.
+        let pieces = (0..15).map(|t| block(t, 100 + t as u64)).collect();
+        directory.replace(0, pieces, &index).unwrap();
+        let last = directory.len() - 1;
+        // Split in 3, the last run is short, but too long to join the first.
+        let pieces = (0..3).map(|t| block(16_000 + t, 200 + t as u64)).collect();
+        directory.replace(last, pieces, &index).unwrap();
+        let lengths: Vec<u32> = directory.runs.iter().map(|r| r.summary.len).collect();
+        assert_eq!(lengths, vec![30, 3]);
+        index.stage(&mut directory);
+        index.apply();
+        assert_eq!(index.reopen().len(), 33);
     }
 
     #[test]

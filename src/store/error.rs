@@ -33,9 +33,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "the store in {path} takes no more changes: a postings flush failed half-way (the error \
-         before this one says why; check the disk). Restart chatkeeper: opening the store \
-         finishes the flush"
+        "the store in {path} takes no more changes: an update of its index failed (the error \
+         before this one says why; check the disk). Restart chatkeeper: opening the store reads \
+         the index afresh and finishes a postings flush that was cut short"
     )]
     Halted { path: PathBuf },
     #[error("{0}")]

@@ -173,14 +173,21 @@ impl Shared {
         }
         if !pending_seqs.is_empty() {
             let mut pending = lock(&self.postings.pending);
+            // Markers are the newest blocks' (older ones are flushed): runs without a newer
+            // block are not read.
+            let oldest = pending_seqs.iter().min().copied().unwrap_or(0);
             for state in states.values() {
-                state.directory.for_each(self, |_, meta| {
-                    if pending_seqs.contains(&meta.seq) {
-                        let messages = self.read_block(state.id, meta)?;
-                        pending.add_block(meta.seq, &block_refs(state.id, &messages));
-                    }
-                    Ok(true)
-                })?;
+                state.directory.for_each_newer_than(
+                    oldest.saturating_sub(1),
+                    self,
+                    |_, meta| {
+                        if pending_seqs.contains(&meta.seq) {
+                            let messages = self.read_block(state.id, meta)?;
+                            pending.add_block(meta.seq, &block_refs(state.id, &messages));
+                        }
+                        Ok(true)
+                    },
+                )?;
             }
             // A crash in the middle of a postings flush leaves the markers of blocks whose refs
             // some chunks already hold.
@@ -199,14 +206,15 @@ impl Shared {
         for (chat, mut state) in states {
             // Blocks sealed after the checkpoint was written are counted now.
             let mut unchecked: Vec<BlockMeta> = Vec::new();
-            if state.directory.max_seq() > state.checkpoint_seq {
-                state.directory.for_each(self, |_, meta| {
-                    if meta.seq > state.checkpoint_seq {
+            let covered = state.checkpoint_seq;
+            state
+                .directory
+                .for_each_newer_than(covered, self, |_, meta| {
+                    if meta.seq > covered {
                         unchecked.push(meta.clone());
                     }
                     Ok(true)
                 })?;
-            }
             for meta in &unchecked {
                 for m in self.read_block(chat, meta)? {
                     state.counters.add(&m);

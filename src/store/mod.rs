@@ -130,8 +130,9 @@ pub(crate) struct Shared {
     applied: AtomicU64,
     /// Block count at the last dictionary training attempt (retried when it doubles).
     dictionary_attempt: AtomicUsize,
-    /// A batch of a postings flush failed to apply: the index takes no more changes.
-    postings_cut_short: AtomicBool,
+    /// A sled batch failed to apply (memory may hold changes the index lost, or the index part
+    /// of a postings flush): the index takes no more changes until the store is opened again.
+    halted: AtomicBool,
     totals: Totals,
     stats: StoreMetrics,
     flusher: FlusherSignal,
@@ -330,7 +331,7 @@ impl Shared {
             next_seq: AtomicU64::new(1),
             applied: AtomicU64::new(0),
             dictionary_attempt: AtomicUsize::new(0),
-            postings_cut_short: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
             totals: Totals::default(),
             stats: StoreMetrics::default(),
             flusher: FlusherSignal::default(),

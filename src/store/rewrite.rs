@@ -144,7 +144,7 @@ impl Shared {
         let mut chunk_additions: HashMap<UserId, Vec<PostingRef>> = HashMap::new();
         let mut replaced: BTreeMap<usize, Vec<BlockMeta>> = BTreeMap::new();
         for (index, edit) in edits {
-            let meta = chat.directory.get(index, self)?;
+            let meta = chat.directory.get_to_change(index, self)?;
             let old = self.read_block(chat.id, &meta)?;
             let mut kept: Vec<MessageRef> = old
                 .iter()

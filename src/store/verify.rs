@@ -272,13 +272,27 @@ impl Shared {
             service += everything.service;
             chats += u64::from(walk.messages > 0);
             let state = lock(&handle);
-            problems.extend(state.directory.check(self)?);
+            // A run the index lost or changed is a finding, not a reason to stop.
+            let in_memory = state
+                .directory
+                .check(self)
+                .and_then(|found| Ok((found, state.directory.collect(self)?)));
+            let in_memory = match in_memory {
+                Ok((found, blocks)) => {
+                    problems.extend(found);
+                    blocks
+                }
+                Err(e) => {
+                    problems.push(format!("chat {chat}: {e}"));
+                    Vec::new()
+                }
+            };
             if state.counters != everything {
                 problems.push(format!(
                     "chat {chat}: counters in memory disagree with its messages"
                 ));
             }
-            if state.directory.collect(self)? != walk.blocks
+            if in_memory != walk.blocks
                 || state
                     .tail
                     .iter()
