@@ -68,8 +68,9 @@ fn fixture_dir(format: u8) -> PathBuf {
 }
 
 /// The fixtures: store format 1 (everything inside sled), 2 (the logs, profiles as sled
-/// records) and 3 (profiles in their own log, one still a sled record).
-const FORMATS: [u8; 3] = [1, 2, 3];
+/// records), 3 (profiles in their own log, one still a sled record) and 4 (the directory in runs
+/// keyed by their first message).
+const FORMATS: [u8; 4] = [1, 2, 3, 4];
 
 /// Profiles beyond the first that the fixtures of `format` hold: format 1 has one, later ones
 /// enough (`(chat, 1000 + n)` → `(n, "en")` for `n < 120` in each chat) to fill many profile

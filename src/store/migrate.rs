@@ -401,6 +401,53 @@ pub(super) fn drop_retired_cache(shared: &Shared) -> Result<()> {
 mod tests {
     use crate::bench::workload::{Workload, WorkloadSpec};
     use crate::store::{layout, Store, StoreConfig};
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_conversion_from_format_3_cut_short_goes_on_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = WorkloadSpec {
+            messages: 20_000,
+            chats: 3,
+            ..WorkloadSpec::default()
+        };
+        {
+            let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+            store.save_batch(Workload::new(spec).collect()).unwrap();
+            // Seals every full block: closing changes no directory run.
+            store.flush().unwrap();
+            // As a conversion cut short between two steps leaves it: every other run still
+            // under its format 3 key (run `n` of its chat), the store marked format 3.
+            let db = &store.shared.db;
+            let mut runs: HashMap<i64, u32> = HashMap::new();
+            let mut batch = sled::Batch::default();
+            for (i, item) in db.scan_prefix([layout::DIRECTORY]).enumerate() {
+                let (key, value) = item.unwrap();
+                let (chat, _) = layout::parse_block_key(&key).unwrap();
+                let run = runs.entry(chat).or_default();
+                if i % 2 == 0 {
+                    batch.remove(key);
+                    batch.insert(&super::v3_run_key(chat, *run), value);
+                }
+                *run += 1;
+            }
+            assert!(runs.values().sum::<u32>() > 6, "several runs a chat");
+            batch.insert(layout::meta_key("format"), &[super::FORMAT_3]);
+            db.apply_batch(batch).unwrap();
+        }
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        let db = &store.shared.db;
+        let keys: Vec<_> = db.scan_prefix([layout::DIRECTORY]).keys().collect();
+        assert!(keys.iter().all(|k| k.as_ref().unwrap().len() == 21));
+        assert_eq!(
+            db.get(layout::meta_key("format")).unwrap().as_deref(),
+            Some(&[layout::STORE_FORMAT][..])
+        );
+        let all = store.time_range(i64::MIN, i64::MAX).count();
+        assert_eq!(all, 20_000);
+        let report = store.verify().unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+    }
 
     #[test]
     fn an_earlier_builds_analysis_cache_is_dropped_at_open() {
