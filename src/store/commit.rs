@@ -385,13 +385,11 @@ impl Shared {
 
     /// Seals full blocks off the front of the tail.
     fn stage_seal(&self, chat: &mut ChatState, prepared: Vec<EncodedBlock>) -> Result<()> {
-        // The only read the seal needs, done before the tail gives up its messages.
+        // Whatever may fail comes before the tail gives up its messages: the directory's one
+        // read, the encoding and the append to the block log.
         chat.directory.load_last(self)?;
         let full = chat.tail.len() / SEAL_LEN * SEAL_LEN;
-        let sealed: Vec<MessageRef> = chat.tail.drain(..full).collect();
-        self.totals
-            .unsealed
-            .fetch_sub(full as u64, Ordering::Relaxed);
+        let sealed: Vec<MessageRef> = chat.tail[..full].to_vec();
         let mut prepared = prepared.into_iter();
         let mut encoded = Vec::new();
         for block in sealed.chunks(SEAL_LEN) {
@@ -408,6 +406,10 @@ impl Shared {
         for meta in self.stage_blocks(chat.id, &encoded, true)? {
             chat.directory.push(meta, self)?;
         }
+        chat.tail.drain(..full);
+        self.totals
+            .unsealed
+            .fetch_sub(full as u64, Ordering::Relaxed);
         for m in &sealed {
             if let Some(user) = m.user_id {
                 self.postings.remove_unsealed(user, super::posting_of(m));

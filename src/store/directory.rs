@@ -289,10 +289,14 @@ impl Directory {
         Ok(self.blocks(r, source)?[index - start].clone())
     }
 
-    /// The entry of block `index`, whose run is about to change: it is held (and will be
-    /// staged) from now on, so that the change itself needs no read.
+    /// The entry of block `index`, whose run is about to change: it and its neighbours (which
+    /// a short run merges into) are held, and staged, from now on, so that
+    /// [`Directory::replace`] needs no read.
     pub fn get_to_change(&mut self, index: usize, source: &impl RunSource) -> Result<BlockMeta> {
         let r = self.run_of(index);
+        for neighbour in r.saturating_sub(1)..(r + 2).min(self.runs.len()) {
+            self.changed(neighbour, source)?;
+        }
         let start = self.runs[r].start;
         Ok(self.changed(r, source)?[index - start].clone())
     }
@@ -379,8 +383,10 @@ impl Directory {
     }
 
     /// Replaces block `index` with `metas` (none when it became empty, several when it was
-    /// split), which must sort where it did. Every read it needs comes before any change, so
-    /// a failed read leaves the directory as it was.
+    /// split), which must sort where it did. Reads nothing after [`Directory::get_to_change`]
+    /// of the same block: a run left short merges into a neighbour only if memory holds both
+    /// (short runs are valid, just less compact), and the one read otherwise comes before any
+    /// change.
     pub fn replace(
         &mut self,
         index: usize,
@@ -396,9 +402,11 @@ impl Directory {
             .then(|| if r > 0 { r - 1 } else { r })
             .filter(|&into| {
                 let other = if into == r { into + 1 } else { into };
-                len + self.runs[other].summary.len as usize <= RUN_MAX
+                self.runs[other].body.is_some()
+                    && len + self.runs[other].summary.len as usize <= RUN_MAX
             });
         if let Some(into) = merge {
+            // Both held: marked changed, this reads nothing.
             self.changed(into, source)?;
             self.changed(into + 1, source)?;
         }

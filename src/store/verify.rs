@@ -481,7 +481,8 @@ impl Shared {
 
     /// Rebuilds every chat's derived records from its readable messages, then reloads the
     /// in-memory state. Returns what was dropped as unreadable. The rewrite gate, the profile
-    /// lock and the writer lock must be held.
+    /// lock and the writer lock must be held. Only the command line repairs, with the store to
+    /// itself: no reader meets the chats' old directories while their runs are rewritten.
     fn rebuild(&self) -> Result<Vec<String>> {
         let mut dropped = Vec::new();
         {
