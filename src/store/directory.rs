@@ -2,24 +2,27 @@
 //! without reading it.
 //!
 //! Consecutive blocks are grouped in runs, each stored as one index record `I chat first_key`
-//! (`layout.rs`). Memory holds a summary of every run (its key and id ranges, its largest seq and
-//! its length: a few bytes per block) but the entries of only a few: the last run (seals append
-//! to it), runs changed and not yet in the index, and the run read last (reads come in streaks).
-//! Every other run is read from the index when it is needed, so a chat's directory no longer
-//! grows in memory with its history.
+//! (`layout.rs`). Memory holds a summary of every run (its key and id ranges, its largest seq,
+//! its length and the block log segments it spans: about 6 bytes a block) but the entries of
+//! only a few: the last run (seals append to it), runs changed and not yet in the index, and the
+//! run read last (reads come in streaks). Every other run is read from the index when it is
+//! needed (through the store's cache of runs), so a chat's directory grows in memory by a
+//! summary per run, not by an entry per block.
 //!
 //! A run holds up to [`RUN_MAX`] blocks. Seals fill runs of [`RUN_BLOCKS`]; an edit that splits
-//! a block grows its run, which is split in two past [`RUN_MAX`], and a run that shrinks below
-//! [`RUN_MIN`] is merged into a neighbour, so an edit touches one or two runs whatever the
-//! chat's size. A changed run is written under its first block's key; a run that moved to
-//! another key, was merged away or emptied has its old record removed.
+//! a block grows its run, which past [`RUN_MAX`] is split into runs of about [`RUN_BLOCKS`], and
+//! a run that shrinks below [`RUN_MIN`] is merged into a neighbour, so an edit rewrites at most
+//! its run and the two beside it, whatever the chat's size. A changed run is written under its
+//! first block's key; a run that moved to another key, was merged away or emptied has its old
+//! record removed.
 
 use super::blocklog::Location;
 use super::error::{Result, StoreError};
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey};
 use serde::{Deserialize, Serialize};
 
-/// Blocks per run as seals fill them.
+/// Blocks per run as seals fill them: about 1 KB a record, small enough to rewrite on an edit,
+/// large enough that sled holds few records and a run's summary costs ~6 bytes a block.
 pub const RUN_BLOCKS: usize = 16;
 /// A run that an edit grows past this is split.
 pub const RUN_MAX: usize = 2 * RUN_BLOCKS;
@@ -29,10 +32,14 @@ const RUN_MIN: usize = RUN_BLOCKS / 4;
 /// A directory entry: what the store knows about a block without reading it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockMeta {
+    /// Keys of its first and last message: lookups by time.
     pub first: MsgKey,
     pub last: MsgKey,
+    /// Its id range: ids need not follow key order (imports, late messages), so a lookup by id
+    /// skips the blocks outside it.
     pub min_id: MessageId,
     pub max_id: MessageId,
+    /// Messages in it.
     pub count: u32,
     /// Unique per written block: a rewrite gets a new one, so caches keyed by it never go stale.
     pub seq: u64,
@@ -173,6 +180,7 @@ impl Directory {
         self.len
     }
 
+    /// Whether the chat has no sealed block (its checkpoint is then removed).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -457,7 +465,8 @@ impl Directory {
     }
 
     /// Calls `each` with every entry in order until it returns false. Runs memory does not
-    /// hold are read from the index one at a time and not kept.
+    /// hold are read from the index one at a time and not kept by the directory (the store's
+    /// cache of runs may keep them).
     pub fn for_each(
         &self,
         source: &impl RunSource,
@@ -616,11 +625,13 @@ impl Directory {
         self.stale.extend(run.stored);
     }
 
-    /// Splits run `r` into runs of [`RUN_BLOCKS`].
+    /// Splits run `r` into runs of about [`RUN_BLOCKS`], of equal length (so that no piece is
+    /// left short).
     fn split(&mut self, r: usize) {
         let blocks = std::mem::take(&mut self.runs[r].body.as_mut().expect("changed").blocks);
         let mut start = self.runs[r].start;
-        let mut pieces = blocks.chunks(RUN_BLOCKS);
+        let size = blocks.len().div_ceil(blocks.len().div_ceil(RUN_BLOCKS));
+        let mut pieces = blocks.chunks(size);
         let first = pieces.next().expect("a run to split is long").to_vec();
         start += first.len();
         self.runs[r].body.as_mut().expect("changed").blocks = first;

@@ -41,7 +41,7 @@
 //! | `S c chat`, `S u user` | the bot's settings |
 //! | `S p chat user` | a profile written since the last settle (it takes precedence over the chunk's) |
 //!
-//! Store format 3 kept the directory in runs of exactly 16 blocks under `I chat run` (run `n`
+//! Store format 3 kept the directory in runs of 16 blocks (the last one filling) under `I chat run` (run `n`
 //! holding blocks `16n…16n+15`, so an edit that added or dropped a block rewrote every later
 //! run); opening one re-keys the runs.
 //! Store format 2 kept every profile as an `S p` record; opening one settles them into chunks.
@@ -109,7 +109,8 @@ pub fn chat_prefix(family: u8, chat: ChatId) -> [u8; 9] {
     key
 }
 
-/// `family chat time id`: a directory run's key (and a block's key in store format 1).
+/// `family chat time id`: a directory run's key (and, in store format 1, a directory entry's
+/// key, `D`; `E` while it is converted).
 pub fn block_key(family: u8, chat: ChatId, first: MsgKey) -> [u8; 21] {
     let mut key = [0u8; 21];
     key[..9].copy_from_slice(&chat_prefix(family, chat));

@@ -1,5 +1,6 @@
 //! Opening: everything the store keeps in memory is read from the index at start-up —
-//! dictionaries, block directory, checkpoints, tail segments (from the tail log), users, chat
+//! dictionaries, the block directory's run summaries (a run's entries are read again when
+//! needed), checkpoints, tail segments (from the tail log), users, chat
 //! titles and pending postings. Sealed blocks are not read, except those sealed after their
 //! chat's last checkpoint, whose counts are added. An open writes only to finish a postings
 //! flush that a crash cut short.

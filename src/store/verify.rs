@@ -5,8 +5,8 @@
 //! records). Everything else — directory entries' descriptions, counter checkpoints, postings
 //! chunks and pending postings, the logs' live-byte accounts, in-memory counters and totals —
 //! must equal what the messages imply. Both walk the store a chat and a block at a time: memory
-//! holds one block, per chat a bitmap of message ids, and per user a count and a fingerprint
-//! of their postings, never the messages themselves.
+//! holds one block, per chat a bitmap of message ids and its directory entries, and per user a
+//! count and a fingerprint of their postings, never the messages themselves.
 
 use super::blocklog::Location;
 use super::chat::{replay_tail, ChatState, TailSegment, SEAL_LEN};
