@@ -164,6 +164,10 @@ pub struct Directory {
     stale: Vec<MsgKey>,
     /// The run read last, kept for the next access.
     recent: Option<usize>,
+    /// No run before this one holds entries that changed since the last stage or wait for
+    /// the index (`None`: none does), so that staging and releasing look at the few runs that
+    /// may, not at the whole directory on every seal.
+    first_held: Option<usize>,
 }
 
 impl Directory {
@@ -382,6 +386,7 @@ impl Directory {
                 self.summarize(r);
             }
             _ => {
+                self.hold(self.runs.len());
                 let run = Run::new(self.len, vec![meta]);
                 self.runs.push(run);
             }
@@ -401,6 +406,11 @@ impl Directory {
         metas: Vec<BlockMeta>,
         source: &impl RunSource,
     ) -> Result<()> {
+        // Run indexes may shift below, so the recent run is let go first (a run this change
+        // needs is held already, or read again).
+        if let Some(recent) = self.recent.take() {
+            self.drop_if_unpinned(recent, source.applied());
+        }
         let r = self.run_of(index);
         let offset = index - self.runs[r].start;
         let len = self.runs[r].summary.len as usize + metas.len() - 1;
@@ -434,8 +444,7 @@ impl Directory {
                 self.split(r);
             }
         }
-        // Indexes of runs may have shifted: the recent run is forgotten (and dropped by the next
-        // release unless it must stay).
+        // A run read above is held as changed: none is left to count as the recent one.
         self.recent = None;
         Ok(())
     }
@@ -542,14 +551,15 @@ impl Directory {
         for key in self.stale.drain(..) {
             write(key, None);
         }
-        for run in &self.runs {
+        let from = self.first_held.unwrap_or(self.runs.len());
+        for run in &self.runs[from..] {
             if run.body.as_ref().is_some_and(|b| b.dirty) {
                 if let Some(old) = run.stored.filter(|&old| old != run.summary.first) {
                     write(old, None);
                 }
             }
         }
-        for run in &mut self.runs {
+        for run in &mut self.runs[from..] {
             let Some(body) = run.body.as_mut().filter(|b| b.dirty) else {
                 continue;
             };
@@ -562,12 +572,27 @@ impl Directory {
 
     /// Drops the entries of runs the index has, but those of the last and the recent run.
     pub fn release(&mut self, applied: u64) {
+        let Some(from) = self.first_held else {
+            return;
+        };
         let last = self.runs.len().saturating_sub(1);
-        for (r, run) in self.runs.iter_mut().enumerate() {
-            if run.body.is_some() && r != last && Some(r) != self.recent && !run.pinned(applied) {
+        self.first_held = None;
+        for r in from..self.runs.len() {
+            let run = &mut self.runs[r];
+            if run.body.is_none() {
+                continue;
+            }
+            if run.pinned(applied) {
+                self.first_held.get_or_insert(r);
+            } else if r != last && Some(r) != self.recent {
                 run.body = None;
             }
         }
+    }
+
+    /// Notes that run `r` holds entries that are changed or wait for the index.
+    fn hold(&mut self, r: usize) {
+        self.first_held = Some(self.first_held.map_or(r, |first| first.min(r)));
     }
 
     /// Forgets every stored record (whose keys are given) and every block: the directory is
@@ -576,6 +601,7 @@ impl Directory {
         self.runs.clear();
         self.len = 0;
         self.recent = None;
+        self.first_held = None;
         self.stale = stored_keys;
     }
 
@@ -610,6 +636,7 @@ impl Directory {
     /// Run `r`'s entries, present and marked changed.
     fn changed(&mut self, r: usize, source: &impl RunSource) -> Result<&mut Vec<BlockMeta>> {
         self.load(r, source)?;
+        self.hold(r);
         let body = self.runs[r].body.as_mut().expect("loaded");
         body.dirty = true;
         Ok(&mut body.blocks)
@@ -855,6 +882,9 @@ mod tests {
             }
             index.stage(&mut directory);
             index.apply();
+            // Once the index has everything, memory holds the last run and the recent one.
+            directory.release(index.applied());
+            prop_assert!(directory.runs.iter().filter(|r| r.body.is_some()).count() <= 2);
             prop_assert_eq!(index.reopen().collect(&index).unwrap(), model);
         }
     }
@@ -880,6 +910,43 @@ mod tests {
         index.stage(&mut directory);
         index.apply();
         assert_eq!(index.reopen().len(), 33);
+    }
+
+    #[test]
+    fn a_run_read_before_an_edit_is_let_go_once_the_index_has_everything() {
+        let index = Index::default();
+        let mut directory = Directory::new(-1);
+        for k in 0..4 * RUN_BLOCKS as i64 {
+            directory
+                .push(block(1000 * k, k as u64 + 1), &index)
+                .unwrap();
+        }
+        index.stage(&mut directory);
+        index.apply();
+        directory.release(index.applied());
+        // An edit near the end holds runs 1 to 3; then run 0 is read; then a second edit there
+        // reads nothing.
+        let edited = 3 * RUN_BLOCKS as i64 - 2;
+        let again = |directory: &mut Directory, seq: u64| {
+            let i = edited as usize;
+            directory.get_to_change(i, &index).unwrap();
+            let piece = block(1000 * edited, seq);
+            directory.replace(i, vec![piece], &index).unwrap();
+        };
+        again(&mut directory, 100);
+        directory.get(0, &index).unwrap();
+        again(&mut directory, 101);
+        index.stage(&mut directory);
+        index.apply();
+        directory.release(index.applied());
+        let held: Vec<usize> = (0..directory.runs.len())
+            .filter(|&r| directory.runs[r].body.is_some())
+            .collect();
+        assert_eq!(
+            held,
+            vec![directory.runs.len() - 1],
+            "only the last run stays"
+        );
     }
 
     #[test]
