@@ -93,7 +93,7 @@ impl std::fmt::Display for ImportSummary {
         if self.times_taken_as_utc > 0 {
             writeln!(
                 f,
-                "{} messages had only a local date without time zone: their times were taken as UTC",
+                "messages with a local date but no time zone: {} (their times were taken as UTC)",
                 self.times_taken_as_utc
             )?;
         }
@@ -342,40 +342,20 @@ impl<R: Read> Read for Counting<R> {
 
 /// `YYYY-MM-DD HH:MM UTC`, for summaries.
 pub fn format_utc(time: Timestamp) -> String {
-    let (year, month, day, secs) = civil(time);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    format_time(time, "%Y-%m-%d %H:%M UTC")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, as the Desktop writer writes `date` (here in UTC).
 pub fn format_export_date(time: Timestamp) -> String {
-    let (year, month, day, secs) = civil(time);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format_time(time, "%Y-%m-%dT%H:%M:%S")
 }
 
-/// Year, month, day and second of day (UTC) of a timestamp.
-fn civil(time: Timestamp) -> (i64, i64, i64, i64) {
-    let days = time.div_euclid(86_400);
-    let secs = time.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, secs)
+/// `time` in UTC as `format` says; a time beyond the calendar's range as plain seconds.
+fn format_time(time: Timestamp, format: &str) -> String {
+    match chrono::DateTime::from_timestamp(time, 0) {
+        Some(utc) => utc.format(format).to_string(),
+        None => format!("{time} s since 1970 (UTC)"),
+    }
 }
 
 #[cfg(test)]
@@ -390,7 +370,7 @@ mod tests {
             "1969-12-31T00:00:00",
             "2026-11-24T12:00:00",
         ] {
-            let t = record::parse_local_time(s).unwrap();
+            let (t, _) = record::parse_date(s).unwrap();
             assert_eq!(format_utc(t), format!("{} {} UTC", &s[..10], &s[11..16]));
             assert_eq!(format_export_date(t), s);
         }

@@ -155,9 +155,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 /// How a record's time was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeSource {
-    /// `date_unixtime`: exact, UTC.
-    Unix,
-    /// `date` only: local time without a zone, taken as UTC.
+    /// `date_unixtime`, or a `date` that carries its zone (`Z` or an offset): exact.
+    Exact,
+    /// `date` only, without a zone (the exporting computer's local time): taken as UTC.
     LocalTakenAsUtc,
 }
 
@@ -229,10 +229,9 @@ impl Record {
 
     fn time(&self) -> Option<(Timestamp, TimeSource)> {
         if let Some(t) = self.date_unixtime.as_deref().and_then(|t| t.parse().ok()) {
-            return Some((t, TimeSource::Unix));
+            return Some((t, TimeSource::Exact));
         }
-        let local = parse_local_time(self.date.as_deref()?)?;
-        Some((local, TimeSource::LocalTakenAsUtc))
+        parse_date(self.date.as_deref()?)
     }
 
     fn media_kind(&self) -> MessageKind {
@@ -258,41 +257,15 @@ impl Record {
     }
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS` (no zone) as UTC seconds.
-pub fn parse_local_time(s: &str) -> Option<Timestamp> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
+/// Reads a `date`. Telegram Desktop writes the exporting computer's local time without a zone
+/// (`2024-01-15T10:30:00`), taken as UTC; other tools write an exact time with its zone
+/// (`2024-01-15T10:30:00Z`, `…+02:00`, RFC 3339), which needs no guess.
+pub fn parse_date(s: &str) -> Option<(Timestamp, TimeSource)> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some((time.timestamp(), TimeSource::Exact));
     }
-    let num = |range: std::ops::Range<usize>| s.get(range)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let local = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some((local.and_utc().timestamp(), TimeSource::LocalTakenAsUtc))
 }
 
 #[cfg(test)]
@@ -341,7 +314,7 @@ mod tests {
             (m.user_id, m.sender_name.as_str(), m.time),
             (Some(111), "Alice", 1705315920)
         );
-        assert_eq!(source, TimeSource::Unix);
+        assert_eq!(source, TimeSource::Exact);
     }
 
     #[test]
@@ -453,12 +426,19 @@ mod tests {
     }
 
     #[test]
-    fn local_dates_are_read_as_utc() {
-        assert_eq!(parse_local_time("2024-01-15T10:30:00"), Some(1705314600));
-        assert_eq!(parse_local_time("2000-02-29T12:00:00"), Some(951825600));
-        assert_eq!(parse_local_time("1969-12-31T23:59:59"), Some(-1));
-        assert_eq!(parse_local_time("2024-13-01T00:00:00"), None);
-        assert_eq!(parse_local_time("2024-01-15"), None);
+    fn dates_without_a_zone_are_taken_as_utc_and_dates_with_one_are_exact() {
+        let local = |s| parse_date(s).map(|(t, source)| (t, source == TimeSource::LocalTakenAsUtc));
+        assert_eq!(local("2024-01-15T10:30:00"), Some((1705314600, true)));
+        assert_eq!(local("2000-02-29T12:00:00"), Some((951825600, true)));
+        assert_eq!(local("1969-12-31T23:59:59"), Some((-1, true)));
+        assert_eq!(local("2024-01-15T10:30:00.250"), Some((1705314600, true)));
+        assert_eq!(local("2024-01-15T10:30:00Z"), Some((1705314600, false)));
+        assert_eq!(local("2024-01-15T10:30:00.5z"), Some((1705314600, false)));
+        assert_eq!(local("2024-01-15T12:30:00+02:00"), Some((1705314600, false)));
+        assert_eq!(local("2024-01-15T07:30:00-03:00"), Some((1705314600, false)));
+        for bad in ["2024-13-01T00:00:00", "2024-01-15", "2024-01-15T10:30:00+25:00", "", "зараз"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
     }
 
     /// The real export samples in `../shared/fixtures/telegram/`, when present.
@@ -503,7 +483,7 @@ mod tests {
             assert_eq!(messages[0].0.kind, MessageKind::Service);
             assert_eq!(messages[1].0.text, "https://google.com 👀");
             assert_eq!(messages[1].1, TimeSource::LocalTakenAsUtc);
-            assert_eq!(messages[3].1, TimeSource::Unix);
+            assert_eq!(messages[3].1, TimeSource::Exact);
             assert!(messages.iter().all(|(m, _)| m.user_id.is_some()));
         }
     }
