@@ -3,8 +3,8 @@
 //! embedded font, so that a VPS without fonts (or a desktop) draws the same picture.
 
 use crate::analyzer::Emotion;
-use crate::bot::texts::{self, Lang};
 use crate::store::{ChatId, Store, Timestamp};
+use crate::texts::{self, Lang, Phrase};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -133,18 +133,14 @@ impl ChartLabels {
     /// The labels in `lang`, emotion names as the bot's texts call them.
     pub fn new(lang: Lang) -> ChartLabels {
         ChartLabels {
-            by_hour: lang
-                .pick("Повідомлення за годинами доби", "Messages by hour of day")
-                .into(),
-            per_day: lang
-                .pick("Повідомлення за днями", "Messages per day")
-                .into(),
-            emotions: lang.pick("Емоції", "Emotion mix").into(),
+            by_hour: Phrase::ChartByHour.text(lang).into(),
+            per_day: Phrase::ChartPerDay.text(lang).into(),
+            emotions: Phrase::ChartEmotions.text(lang).into(),
             emotion_names: std::array::from_fn(|i| {
                 let emotion = Emotion::SCORED.get(i).copied().unwrap_or(Emotion::Neutral);
                 texts::emotion(lang, emotion).to_string()
             }),
-            no_data: lang.pick("немає даних", "no data").into(),
+            no_data: Phrase::ChartNoData.text(lang).into(),
         }
     }
 }

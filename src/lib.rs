@@ -13,4 +13,4 @@ pub mod import;
 pub mod memory;
 pub mod reply;
 pub mod store;
-pub mod tasks;
+pub mod texts;

@@ -2,9 +2,9 @@
 //! is none (greyscale text only); the data comes from the store as stored; `chatkeeper chart`
 //! writes the file, or explains an unknown chat without writing one.
 
-use chatkeeper::bot::texts::Lang;
 use chatkeeper::chart::{render_png, ChartData, ChartLabels, HEIGHT, WIDTH};
 use chatkeeper::store::{ChatInfo, Message, MessageKind, Store, StoreConfig};
+use chatkeeper::texts::Lang;
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -310,17 +310,30 @@ fn dates_with_a_zone_are_exact_and_only_zoneless_ones_are_reported_as_taken_as_u
             dates[0], dates[1]
         )
     };
-    std::fs::write(&file, export(["2024-03-02T10:00:00Z", "2024-03-02T12:00:00+02:00"])).unwrap();
+    std::fs::write(
+        &file,
+        export(["2024-03-02T10:00:00Z", "2024-03-02T12:00:00+02:00"]),
+    )
+    .unwrap();
     let zoned = import(None, &file, None).unwrap();
     assert_eq!(zoned.times_taken_as_utc, 0);
-    assert_eq!((zoned.first_time, zoned.last_time), (Some(1709373600), Some(1709373600)));
+    assert_eq!(
+        (zoned.first_time, zoned.last_time),
+        (Some(1709373600), Some(1709373600))
+    );
     assert!(!zoned.to_string().contains("time zone"), "{zoned}");
 
-    std::fs::write(&file, export(["2024-03-02T10:00:00", "2024-03-02T10:00:00Z"])).unwrap();
+    std::fs::write(
+        &file,
+        export(["2024-03-02T10:00:00", "2024-03-02T10:00:00Z"]),
+    )
+    .unwrap();
     let local = import(None, &file, None).unwrap();
     assert_eq!(local.times_taken_as_utc, 1);
     assert!(
-        local.to_string().contains("a local date but no time zone: 1 "),
+        local
+            .to_string()
+            .contains("a local date but no time zone: 1 "),
         "{local}"
     );
 }

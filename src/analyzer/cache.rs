@@ -5,7 +5,8 @@
 //! Nothing is kept on disk: an analysis takes ~3.4 µs, less than reading it back from the store
 //! and writing it there in the first place cost (earlier builds did, under `A` keys).
 
-use super::{Analysis, Analyzer};
+use super::analysis::Analysis;
+use super::engine::Analyzer;
 use lru::LruCache;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;

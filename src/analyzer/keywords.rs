@@ -2,7 +2,7 @@
 //! the recent messages but not everyday in this chat, so a chat that always talks about coffee
 //! does not get "coffee" as news.
 
-use super::Analysis;
+use super::analysis::Analysis;
 use std::collections::{HashMap, HashSet};
 
 /// The `k` best keywords of `recent` (the analyses of the latest messages) weighed against

@@ -3,8 +3,8 @@
 //! the texts it is matched against, and all lists fold into one map: a word's flags say every
 //! list it is on, so analysing a word is one lookup.
 
+use super::analysis::{Emotion, Topic};
 use super::normalize::{fold_into, Stemmer};
-use super::{Emotion, Topic};
 use rustc_hash::FxHashMap;
 use std::path::Path;
 

@@ -10,7 +10,8 @@
 //! twice. People who opted out are never profiled, and
 //! their profiles are deleted.
 
-use super::{Analysis, Analyzer, Language, Style, Topic};
+use super::analysis::{Analysis, Language, Style, Topic};
+use super::engine::Analyzer;
 use crate::store::{
     self, ChatId, Message, MessageId, MessageRef, SettingKey, Store, Timestamp, UserId,
 };

@@ -6,8 +6,8 @@
 //! message ids it counted, so an update Telegram delivers again (after a crash) is not counted
 //! twice, and a chat whose messages were deleted is rebuilt from what is left.
 
+use super::analysis::{Analysis, Emotion, Topic};
 use super::cache::AnalysisCache;
-use super::{Analysis, Emotion, Topic};
 use crate::store::{self, ChatId, Message, MessageId, Store, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;

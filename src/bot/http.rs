@@ -1,6 +1,6 @@
 //! `/healthz` and `/metrics` on a local address, for Prometheus and uptime checks.
 
-use super::Ctx;
+use super::ctx::Ctx;
 use anyhow::Context as _;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -50,10 +50,8 @@ async fn healthz(State(ctx): State<Ctx>) -> impl IntoResponse {
 
 async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     // The store's size walks its files: not on the async runtime.
-    let store = ctx.store.clone();
-    let Ok((health, global)) =
-        tokio::task::spawn_blocking(move || (store.health(), store.global_stats())).await
-    else {
+    let figures = ctx.blocking(|ctx| Ok((ctx.store.health(), ctx.store.global_stats())));
+    let Ok((health, global)) = figures.await else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

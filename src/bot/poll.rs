@@ -5,7 +5,9 @@
 //! the next call carries the higher offset; a crash at any point loses nothing Telegram will not
 //! deliver again, and redelivered updates are stored idempotently (same keys).
 
-use super::{handlers, record, Ctx};
+use super::ctx::Ctx;
+use super::handlers::{self, Tree};
+use super::{api, record};
 use crate::store::{ChatInfo, Message, UserInfo};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,7 +26,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const HANDLER_GRACE: Duration = Duration::from_secs(3);
 
 /// Polls until shutdown.
-pub async fn run(ctx: &Ctx) {
+pub async fn run(ctx: &Ctx, tree: Tree) {
     let mut shutdown = ctx.shutdown.clone();
     let mut handlers = JoinSet::new();
     let mut offset: i32 = 0;
@@ -51,7 +53,7 @@ pub async fn run(ctx: &Ctx) {
                 updates
             }
             Err(e) => {
-                ctx.metrics.api_error(super::error_kind(&e));
+                ctx.metrics.api_error(api::error_kind(&e));
                 let wait = match &e {
                     RequestError::RetryAfter(after) => after.duration(),
                     _ => {
@@ -80,13 +82,22 @@ pub async fn run(ctx: &Ctx) {
         }
         offset = last.id.as_offset();
         for update in updates {
-            handlers.spawn(handlers::dispatch(ctx.clone(), update, received));
+            handlers.spawn(handlers::dispatch(
+                ctx.clone(),
+                tree.clone(),
+                update,
+                received,
+            ));
         }
-        while handlers.try_join_next().is_some() {}
+        while let Some(done) = handlers.try_join_next() {
+            handler_done(ctx, done);
+        }
     }
     confirm(ctx, offset).await;
     let finished = tokio::time::timeout(HANDLER_GRACE, async {
-        while handlers.join_next().await.is_some() {}
+        while let Some(done) = handlers.join_next().await {
+            handler_done(ctx, done);
+        }
     })
     .await;
     if finished.is_err() {
@@ -98,34 +109,45 @@ pub async fn run(ctx: &Ctx) {
     }
 }
 
+/// A handler's end. A panic is an error to note, and the bot goes on; with a store that checks
+/// the runtime rule (debug builds, tests) it is passed on, so that a broken rule fails loudly.
+fn handler_done(ctx: &Ctx, done: Result<(), tokio::task::JoinError>) {
+    let Err(e) = done else { return };
+    if !e.is_panic() {
+        return;
+    }
+    if ctx.store.checks_runtime() {
+        std::panic::resume_unwind(e.into_panic());
+    }
+    ctx.note_error(format!("a handler panicked: {e}"));
+}
+
 /// Stores a batch and flushes it, retrying until it works; `false` when shutdown came first
 /// (the batch is then not confirmed and Telegram will send it again).
 async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
     let batch = Batch::of(updates);
     let count = batch.messages.len() as u64;
     loop {
-        let writer = ctx.clone();
         let batch = batch.clone();
         let started = Instant::now();
         let mut shutdown = ctx.shutdown.clone();
-        let write = tokio::task::spawn_blocking(move || batch.write(&writer));
+        let write = ctx.blocking(move |ctx| Ok(batch.write(ctx)?));
         let result = tokio::select! {
             result = write => result,
             // Not confirmed: Telegram sends the batch again, and storing it twice is harmless.
             _ = shutdown.wait_for(|&stop| stop) => return false,
         };
         match result {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 ctx.metrics.flush_latency.observe(started.elapsed());
                 ctx.metrics.messages_stored.fetch_add(count, Relaxed);
                 ctx.metrics.batches_stored.fetch_add(1, Relaxed);
                 return true;
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 ctx.metrics.store_errors.fetch_add(1, Relaxed);
-                ctx.note_error(format!("storing updates: {e}"));
+                ctx.note_error(format!("storing updates: {e:#}"));
             }
-            Err(e) => ctx.note_error(format!("storing updates panicked: {e}")),
         }
         if *shutdown.borrow() {
             return false;

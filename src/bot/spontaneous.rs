@@ -1,11 +1,12 @@
 //! Posts the bot makes on its own, into chats where people are actually talking right now.
 
-use super::handlers::{prompt, record_own};
+use super::ctx::Ctx;
+use super::outbox::record_own;
+use super::prompts::prompt;
 use super::settings;
-use super::texts::Lang;
-use super::Ctx;
 use crate::reply::EngineError;
 use crate::store::SettingKey;
+use crate::texts::Lang;
 use std::sync::atomic::Ordering::Relaxed;
 use teloxide::prelude::*;
 
@@ -20,12 +21,12 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
     let config = &ctx.config.spontaneous;
     let now = chrono::Utc::now().timestamp();
     let since = now - config.window_minutes as i64 * 60;
-    let store = ctx.store.clone();
     let min_messages = config.min_messages.max(1);
     let cooldown = config.cooldown_hours as i64 * 3600;
     let quiet_default = ctx.config.quiet_hours;
     let local_hour = ctx.config.local_hour(now);
-    let eligible = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+    let eligible = ctx.blocking(move |ctx| {
+        let store = &ctx.store;
         let mut eligible = Vec::new();
         for chat in store.active_chats(since) {
             if chat.chat_id > 0 {
@@ -37,7 +38,7 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
             if !busy {
                 continue;
             }
-            let s = settings::chat(&store, chat.chat_id)?;
+            let s = settings::chat(store, chat.chat_id)?;
             let quiet = s.quiet_hours_or(quiet_default);
             let cooled = s.last_spontaneous.is_none_or(|t| now - t >= cooldown);
             if s.spontaneous && s.replies && cooled && !quiet.contains(local_hour) {
@@ -45,8 +46,8 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
             }
         }
         Ok(eligible)
-    })
-    .await??;
+    });
+    let eligible = eligible.await?;
     // A tense chat is worth a calm word only from a language model: the offline engine has none
     // and would only use up the chat's cooldown.
     let calm_words = ctx.responder.has_language_model();
@@ -77,13 +78,14 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
         .collect();
     let chat_id = first[rand::random_range(0..first.len())];
     // The cooldown is written before posting: a crash after the post must not post again.
-    let mut s = settings::chat(&ctx.store, chat_id)?;
-    s.last_spontaneous = Some(now);
-    ctx.store.put_setting(SettingKey::Chat(chat_id), &s)?;
     let title = ctx
-        .store
-        .chat_info(chat_id)
-        .map(|info| info.title)
+        .blocking(move |ctx| {
+            let mut s = settings::chat(&ctx.store, chat_id)?;
+            s.last_spontaneous = Some(now);
+            ctx.store.put_setting(SettingKey::Chat(chat_id), &s)?;
+            Ok(ctx.store.chat_info(chat_id).map(|info| info.title))
+        })
+        .await?
         .unwrap_or_default();
     let prompt = prompt(ctx, chat_id, title, None, Lang::Uk, true).await?;
     let reply = match ctx.responder.reply(&prompt).await {

@@ -1,7 +1,9 @@
 //! Google Gemini through its REST API (`models/{model}:generateContent`).
 
 use super::config::{GeminiConfig, Secret};
-use super::{http, EngineError, Prompt, ReplyEngine};
+use super::engine::{EngineError, ReplyEngine};
+use super::http;
+use super::prompt::Prompt;
 use futures::future::BoxFuture;
 use reqwest::header::HeaderValue;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! turn every failure into an [`EngineError`] that carries no key.
 
 use super::config::Secret;
-use super::EngineError;
+use super::engine::EngineError;
 use reqwest::header::HeaderValue;
 use std::time::Duration;
 

@@ -8,7 +8,8 @@
 //! messages makes a larger model.
 
 use super::config::OfflineConfig;
-use super::{EngineError, Prompt, ReplyEngine, Tone};
+use super::engine::{EngineError, ReplyEngine, MIN_MESSAGES};
+use super::prompt::{Prompt, Tone};
 use crate::store::{ChatId, MessageKind, MessageRef, Store};
 use futures::future::BoxFuture;
 use lru::LruCache;
@@ -19,8 +20,6 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Below this many usable messages a chain only parrots: the engine stays silent instead.
-pub const MIN_MESSAGES: usize = 20;
 /// Shortest reply worth sending, in words (shorter ones are used only when nothing else comes).
 const MIN_WORDS: usize = 3;
 /// Longest reply, in words: a chat message, not a speech.
@@ -43,7 +42,8 @@ pub struct MarkovEngine {
     store: Store,
     history: usize,
     rebuild_after: u64,
-    models: Mutex<Models>,
+    /// Shared with the model builds running off the async runtime.
+    models: Arc<Mutex<Models>>,
     /// Seeds each reply's own generator, so that a seeded engine is reproducible.
     rng: Mutex<SmallRng>,
 }
@@ -64,14 +64,14 @@ impl MarkovEngine {
             store,
             history: config.history.max(1),
             rebuild_after: config.rebuild_after.max(1),
-            models: Mutex::new(Models {
+            models: Arc::new(Mutex::new(Models {
                 lru: LruCache::new(
                     NonZeroUsize::new(config.max_chats).unwrap_or(NonZeroUsize::MIN),
                 ),
                 bytes: 0,
                 budget: usize::try_from(config.max_memory_mb.saturating_mul(1 << 20))
                     .unwrap_or(usize::MAX),
-            }),
+            })),
             rng: Mutex::new(rng),
         }
     }
@@ -124,30 +124,31 @@ impl MarkovEngine {
     /// The chat's model: the cached one while fresh, else rebuilt from the store off the async
     /// threads.
     async fn model(&self, chat: ChatId) -> Result<Arc<Chain>, EngineError> {
-        let total = self
-            .store
-            .chat_stats(chat)
-            .map(|stats| stats.total_messages)
-            .ok_or(EngineError::NothingToSay)?;
-        let cached = lock(&self.models).lru.get(&chat).cloned();
-        if let Some(chain) = cached.filter(|c| !c.is_stale(total, self.rebuild_after)) {
-            return Ok(chain);
-        }
-        // Two replies racing here may both rebuild; the second build simply replaces the first,
-        // which is cheaper than making every reply of the chat wait on a per-chat lock.
+        // The count and the build read the store: both off the async runtime, in one step.
         let store = self.store.clone();
-        let history = self.history;
-        let chain = tokio::task::spawn_blocking(move || {
-            store
+        let models = self.models.clone();
+        let (history, rebuild_after) = (self.history, self.rebuild_after);
+        crate::store::blocking(move || {
+            let total = store
+                .chat_stats(chat)
+                .map(|stats| stats.total_messages)
+                .ok_or(EngineError::NothingToSay)?;
+            let cached = lock(&models).lru.get(&chat).cloned();
+            if let Some(chain) = cached.filter(|c| !c.is_stale(total, rebuild_after)) {
+                return Ok(chain);
+            }
+            // Two replies racing here may both rebuild; the second build simply replaces the
+            // first, which is cheaper than making every reply of the chat wait on a per-chat
+            // lock.
+            let messages = store
                 .recent(chat, history)
-                .map(|messages| Chain::build(&messages, total))
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+            let chain = Arc::new(Chain::build(&messages, total));
+            lock(&models).insert(chat, chain.clone());
+            Ok(chain)
         })
         .await
         .map_err(|e| EngineError::Store(format!("the model build stopped: {e}")))?
-        .map_err(|e| EngineError::Store(e.to_string()))?;
-        let chain = Arc::new(chain);
-        lock(&self.models).insert(chat, chain.clone());
-        Ok(chain)
     }
 }
 

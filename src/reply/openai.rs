@@ -2,7 +2,9 @@
 //! vLLM) and gateways (OpenRouter) speak.
 
 use super::config::{OpenAiConfig, Secret};
-use super::{http, EngineError, Prompt, ReplyEngine};
+use super::engine::{EngineError, ReplyEngine};
+use super::http;
+use super::prompt::Prompt;
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::{json, Value};

@@ -56,6 +56,7 @@ pub struct BackupSummary {
 impl Store {
     /// Writes a consistent backup of the whole store to `file` (replaced atomically when done).
     pub fn backup(&self, file: &Path) -> Result<BackupSummary> {
+        self.check_thread();
         let io_err = |e: std::io::Error| {
             StoreError::Invalid(format!("cannot write the backup {}: {e}", file.display()))
         };

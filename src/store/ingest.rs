@@ -38,6 +38,7 @@ impl Store {
     /// Stores a message, or replaces the stored message with the same `(chat, message id)` (an
     /// edit). Counters follow. Durable after the next group commit or [`Store::flush`].
     pub fn save_message(&self, message: Message) -> Result<()> {
+        self.check_thread();
         let message = Arc::new(message);
         let handle = self.shared.chat_or_new(message.chat_id);
         let tail_len = {
@@ -67,6 +68,7 @@ impl Store {
     /// blocks a writer seals have their index records applied every few hundred blocks, so that
     /// the logs are synced rarely. Durable after [`Store::flush`]. Says which messages were new.
     pub fn save_batch(&self, messages: Vec<Message>) -> Result<Saved> {
+        self.check_thread();
         let mut by_chat: HashMap<ChatId, Vec<MessageRef>> = HashMap::new();
         let mut order: HashMap<(ChatId, i32), usize> = HashMap::new();
         for (i, m) in messages.into_iter().enumerate() {
@@ -111,6 +113,7 @@ impl Store {
 
     /// Records a chat's title and type.
     pub fn set_chat_info(&self, chat: ChatId, info: ChatInfo) -> Result<()> {
+        self.check_thread();
         let handle = self.shared.chat_or_new(chat);
         let mut state = lock(&handle);
         if state.info.as_ref() != Some(&info) {
@@ -129,6 +132,7 @@ impl Store {
     /// Records a user's names (messages record the display name on their own). Unchanged names
     /// write nothing, so callers may call this for every message.
     pub fn set_user_info(&self, user: UserId, info: UserInfo) -> Result<()> {
+        self.check_thread();
         if self.shared.stored_user(user).as_ref() == Some(&info) {
             return Ok(());
         }

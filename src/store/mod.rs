@@ -40,6 +40,7 @@ mod postings;
 mod profiles;
 mod read;
 mod rewrite;
+mod runtime;
 mod scan;
 mod settings;
 mod verify;
@@ -50,6 +51,7 @@ pub use counters::TOP_USERS;
 pub use error::{Result, StoreError};
 pub use ingest::Saved;
 pub use model::*;
+pub use runtime::blocking;
 pub use scan::{ChatRange, TimeRange};
 pub use settings::SettingKey;
 pub use verify::VerifyReport;
@@ -83,6 +85,8 @@ pub(crate) type Frame = Arc<Vec<MessageRef>>;
 pub struct Store {
     shared: Arc<Shared>,
     _flusher: Arc<FlusherGuard>,
+    /// Whether calls from an async runtime's threads are refused (see [`Store::checking_runtime`]).
+    check_runtime: bool,
 }
 
 /// Store-wide state shared by every handle and the group-commit thread.
@@ -249,6 +253,7 @@ impl Store {
                 thread: Mutex::new(thread),
             }),
             shared,
+            check_runtime: false,
         })
     }
 
@@ -259,11 +264,13 @@ impl Store {
 
     /// Makes every change so far durable; returns once it is on disk.
     pub fn flush(&self) -> Result<()> {
+        self.check_thread();
         self.shared.commit(Commit::Sync)
     }
 
     /// Figures about commits and size, for monitoring.
     pub fn health(&self) -> StoreHealth {
+        self.check_thread();
         let m = &self.shared.stats;
         StoreHealth {
             commits: m.commits.load(Ordering::Relaxed),

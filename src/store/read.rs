@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 impl Store {
     /// The last `n` messages of a chat, oldest first: the context for a reply.
     pub fn recent(&self, chat: ChatId, n: usize) -> Result<Vec<MessageRef>> {
+        self.check_thread();
         let Some(handle) = self.shared.chat(chat) else {
             return Ok(Vec::new());
         };
@@ -37,6 +38,7 @@ impl Store {
 
     /// One message by id (the message a reply points to).
     pub fn message(&self, chat: ChatId, id: MessageId) -> Result<Option<MessageRef>> {
+        self.check_thread();
         let Some(handle) = self.shared.chat(chat) else {
             return Ok(None);
         };
@@ -49,6 +51,7 @@ impl Store {
 
     /// Statistics of a chat, from counters: O(1) in its number of messages.
     pub fn chat_stats(&self, chat: ChatId) -> Option<ChatStats> {
+        self.check_thread();
         let handle = self.shared.chat(chat)?;
         let mut guard = lock(&handle);
         let state = &mut *guard;
@@ -82,6 +85,7 @@ impl Store {
 
     /// Messages per day (UTC day number → count) of a chat, for charts.
     pub fn daily_counts(&self, chat: ChatId) -> BTreeMap<i64, u64> {
+        self.check_thread();
         self.shared
             .chat(chat)
             .map(|h| lock(&h).counters.days.clone())
@@ -90,6 +94,7 @@ impl Store {
 
     /// Totals over all chats, O(1).
     pub fn global_stats(&self) -> GlobalStats {
+        self.check_thread();
         let t = &self.shared.totals;
         GlobalStats {
             total_messages: t.messages.load(Ordering::Relaxed),
@@ -101,6 +106,7 @@ impl Store {
 
     /// Chats with a message at or after `since`, most recently active first.
     pub fn active_chats(&self, since: Timestamp) -> Vec<ActiveChat> {
+        self.check_thread();
         let mut active: Vec<ActiveChat> = self
             .shared
             .all_chats()
@@ -130,6 +136,7 @@ impl Store {
 
     /// Every chat the store holds messages or a title for.
     pub fn chats(&self) -> Vec<ChatId> {
+        self.check_thread();
         let mut ids: Vec<ChatId> = self.shared.all_chats().iter().map(|h| lock(h).id).collect();
         ids.sort_unstable();
         ids
@@ -137,16 +144,19 @@ impl Store {
 
     /// A chat's title and type, if known.
     pub fn chat_info(&self, chat: ChatId) -> Option<ChatInfo> {
+        self.check_thread();
         self.shared.chat(chat).and_then(|h| lock(&h).info.clone())
     }
 
     /// A user's names, if known.
     pub fn user_info(&self, user: UserId) -> Option<UserInfo> {
+        self.check_thread();
         self.shared.stored_user(user)
     }
 
     /// Counted messages of a user in all chats, O(1).
     pub fn user_total(&self, user: UserId) -> u64 {
+        self.check_thread();
         self.shared
             .user_shard(user)
             .get(&user)
@@ -155,6 +165,7 @@ impl Store {
 
     /// Counted messages of a user in one chat, O(1).
     pub fn user_total_in_chat(&self, chat: ChatId, user: UserId) -> u64 {
+        self.check_thread();
         self.shared
             .chat(chat)
             .and_then(|h| lock(&h).counters.users.get(user))
@@ -168,6 +179,7 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<MessageRef>> {
+        self.check_thread();
         let mut refs = self.shared.chunk_refs(user, from, to)?;
         refs.extend(
             self.shared

@@ -30,22 +30,26 @@ impl Store {
     /// their bytes are gone from the data directory when this returns. Returns how many
     /// messages were deleted.
     pub fn delete_user(&self, user: UserId) -> Result<u64> {
+        self.check_thread();
         self.shared.delete_user(user, None)
     }
 
     /// Deletes the messages of `user` in one chat, bytes included. Returns how many.
     pub fn delete_user_in_chat(&self, user: UserId, chat: ChatId) -> Result<u64> {
+        self.check_thread();
         self.shared.delete_user(user, Some(chat))
     }
 
     /// Deletes every message older than `time` (retention), bytes included. Returns how many.
     pub fn purge_before(&self, time: Timestamp) -> Result<u64> {
+        self.check_thread();
         self.shared.purge(None, time)
     }
 
     /// Deletes every message of one chat, with its counters, postings and title (an admin's
     /// `/purge_chat`), bytes included. Returns how many messages were deleted.
     pub fn purge_chat(&self, chat: ChatId) -> Result<u64> {
+        self.check_thread();
         let purged = self.shared.purge(Some(chat), Timestamp::MAX)?;
         if let Some(handle) = self.shared.chat(chat) {
             let mut state = lock(&handle);

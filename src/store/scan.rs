@@ -24,12 +24,14 @@ impl Store {
     /// Every message of one chat with `from <= time <= to`, oldest first, read a frame at a
     /// time (memory does not depend on how many there are).
     pub fn chat_range(&self, chat: ChatId, from: Timestamp, to: Timestamp) -> ChatRange {
+        self.check_thread();
         ChatRange::new(self.shared.clone(), self.shared.chat(chat), from, to)
     }
 
     /// Every message with `from <= time <= to`, all chats, ordered by time, then chat and id;
     /// streamed (one frame per chat in memory).
     pub fn time_range(&self, from: Timestamp, to: Timestamp) -> TimeRange {
+        self.check_thread();
         let cursors = self
             .shared
             .chats_in_order()

@@ -69,6 +69,7 @@ impl SettingKey {
 impl Store {
     /// The stored setting under `key`, or `None` when none was stored.
     pub fn setting<T: DeserializeOwned>(&self, key: SettingKey) -> Result<Option<T>> {
+        self.check_thread();
         let stored = match key {
             SettingKey::Profile { chat, user } => self.shared.stored_profile(chat, user)?,
             _ => self
@@ -88,6 +89,7 @@ impl Store {
 
     /// Stores a setting (durable at the next group commit, like messages).
     pub fn put_setting<T: Serialize>(&self, key: SettingKey, value: &T) -> Result<()> {
+        self.check_thread();
         self.put_settings([(key, value)])
     }
 
@@ -99,6 +101,7 @@ impl Store {
         &self,
         records: impl IntoIterator<Item = (SettingKey, &'a T)>,
     ) -> Result<()> {
+        self.check_thread();
         let mut batch = sled::Batch::default();
         let mut profiles = 0;
         for (key, value) in records {
@@ -122,6 +125,7 @@ impl Store {
         &self,
         profiles: impl IntoIterator<Item = ((ChatId, UserId), &'a T)>,
     ) -> Result<()> {
+        self.check_thread();
         self.shared.put_profiles(
             profiles
                 .into_iter()
@@ -132,6 +136,7 @@ impl Store {
 
     /// Forgets a setting (a user who asked to be forgotten everywhere).
     pub fn remove_setting(&self, key: SettingKey) -> Result<()> {
+        self.check_thread();
         if let SettingKey::Profile { chat, user } = key {
             return self.remove_profiles(Some(chat), Some(user)).map(|_| ());
         }
@@ -144,6 +149,7 @@ impl Store {
 
     /// The users who have a record of their own (e.g. to learn the opt-outs at start-up).
     pub fn users_with_settings(&self) -> Result<Vec<UserId>> {
+        self.check_thread();
         self.shared
             .db
             .scan_prefix([layout::SETTINGS, USER])
@@ -160,6 +166,7 @@ impl Store {
     /// Deletes the profiles of `user` (every user when `None`) in `chat` (every chat when
     /// `None`), and their bytes from the disk; returns how many.
     pub fn remove_profiles(&self, chat: Option<ChatId>, user: Option<UserId>) -> Result<u64> {
+        self.check_thread();
         self.shared.remove_profiles(chat, user)
     }
 

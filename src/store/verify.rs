@@ -48,6 +48,7 @@ impl VerifyReport {
 impl Store {
     /// Checks every derived structure and counter against the messages.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.check_thread();
         self.shared.commit(Commit::Close)?;
         // Profile chunks change under their own lock, taken before the writer's.
         let _profiles = lock(&self.shared.profiles.lock);
@@ -59,6 +60,7 @@ impl Store {
     /// tail segments are reported and dropped from the index: only a backup can bring their
     /// messages back.
     pub fn repair(&self) -> Result<VerifyReport> {
+        self.check_thread();
         self.shared.commit(Commit::Close)?;
         let dropped = {
             // The store's lock order: rewrite gate, profile lock, then writer.

@@ -4,7 +4,8 @@
 //! bot. (Flushing is the store's own group commit, every 100 ms, plus one
 //! flush per `getUpdates` batch in the poll loop.)
 
-use crate::bot::{spontaneous, Ctx};
+use super::ctx::Ctx;
+use super::spontaneous;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -83,13 +84,14 @@ where
 /// build, at a cost of about a millisecond each time.
 const MEMORY_RELEASE_PERIOD: Duration = Duration::from_secs(10);
 
-async fn release_memory(_: Ctx) -> anyhow::Result<()> {
-    let took = tokio::task::spawn_blocking(|| {
-        let started = Instant::now();
-        crate::memory::release_free_memory();
-        started.elapsed()
-    })
-    .await?;
+async fn release_memory(ctx: Ctx) -> anyhow::Result<()> {
+    let took = ctx
+        .blocking(|_| {
+            let started = Instant::now();
+            crate::memory::release_free_memory();
+            Ok(started.elapsed())
+        })
+        .await?;
     tracing::debug!(micros = took.as_micros(), "handed freed memory back");
     Ok(())
 }
@@ -122,8 +124,9 @@ async fn expire_trends(ctx: Ctx) -> anyhow::Result<()> {
 async fn retention(ctx: Ctx) -> anyhow::Result<()> {
     let days = ctx.config.retention.days;
     let before = chrono::Utc::now().timestamp() - days as i64 * 86_400;
-    let store = ctx.store.clone();
-    let purged = tokio::task::spawn_blocking(move || store.purge_before(before)).await??;
+    let purged = ctx
+        .blocking(move |ctx| Ok(ctx.store.purge_before(before)?))
+        .await?;
     if purged > 0 {
         ctx.responder.offline().trim(0);
     }
@@ -134,18 +137,18 @@ async fn retention(ctx: Ctx) -> anyhow::Result<()> {
 async fn scheduled_backup(ctx: Ctx) -> anyhow::Result<()> {
     let dir = ctx.config.backup_dir();
     let keep = ctx.config.backup.keep;
-    let store = ctx.store.clone();
-    let (file, summary, removed) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        std::fs::create_dir_all(&dir)?;
-        let file = dir.join(format!(
-            "{SCHEDULED_PREFIX}{}.ckb",
-            chrono::Utc::now().format("%Y%m%d-%H%M%S")
-        ));
-        let summary = store.backup(&file)?;
-        let removed = rotate(&dir, keep)?;
-        Ok((file, summary, removed))
-    })
-    .await??;
+    let (file, summary, removed) = ctx
+        .blocking(move |ctx| {
+            std::fs::create_dir_all(&dir)?;
+            let file = dir.join(format!(
+                "{SCHEDULED_PREFIX}{}.ckb",
+                chrono::Utc::now().format("%Y%m%d-%H%M%S")
+            ));
+            let summary = ctx.store.backup(&file)?;
+            let removed = rotate(&dir, keep)?;
+            Ok((file, summary, removed))
+        })
+        .await?;
     tracing::info!(
         file = %file.display(),
         messages = summary.messages,

@@ -1,0 +1,135 @@
+//! What the bot does with an ordinary message: maybe a reaction, maybe a reply.
+
+use super::ctx::Ctx;
+use super::outbox::record_own;
+use super::prompts::prompt;
+use super::{api, record, settings};
+use crate::reply::EngineError;
+use crate::texts::Lang;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+use teloxide::prelude::*;
+use teloxide::types::{Me, ReactionType, ReplyParameters};
+
+/// Emoji the bot reacts with (all are among Telegram's allowed reactions).
+const REACTIONS: [&str; 8] = ["👍", "❤", "🔥", "😁", "🤔", "👏", "🤝", "💯"];
+
+/// An ordinary message: maybe a reaction, maybe a reply.
+pub async fn on_message(ctx: Ctx, msg: Message, received: Instant) -> anyhow::Result<()> {
+    let Some(from) = msg.from.as_ref().filter(|u| !u.is_bot) else {
+        return Ok(());
+    };
+    // Messages from before start-up (minus the backlog window) are recorded, not answered.
+    if msg.date.timestamp() < ctx.backlog_before {
+        return Ok(());
+    }
+    let user = from.id.0 as i64;
+    let chat = msg.chat.id.0;
+    let (user_settings, chat_settings) = ctx
+        .blocking(move |ctx| {
+            Ok((
+                settings::user(&ctx.store, user)?,
+                settings::chat(&ctx.store, chat)?,
+            ))
+        })
+        .await?;
+    let mood = ctx.mood(chat);
+    if !user_settings.no_reactions
+        && mood.reactions_fit()
+        && rand::random::<f64>() < ctx.config.bot.reaction_chance
+    {
+        react(&ctx, &msg).await;
+    }
+    let addressed = is_addressed(&ctx.me, &ctx.config.bot.names, &msg);
+    let reply = if msg.chat.is_private() {
+        true
+    } else if !chat_settings.replies {
+        false
+    } else if addressed {
+        true
+    } else {
+        let quiet = chat_settings.quiet_hours_or(ctx.config.quiet_hours);
+        let chance = mood.reply_chance(
+            chat_settings
+                .reply_chance
+                .unwrap_or(ctx.config.bot.reply_chance),
+        );
+        !quiet.contains(ctx.config.local_hour(msg.date.timestamp()))
+            && rand::random::<f64>() < chance
+    };
+    if !reply || !ctx.limiter.allow(chat, Some(user), Instant::now()) {
+        return Ok(());
+    }
+    let lang = Lang::of(from.language_code.as_deref());
+    let replying_to = Arc::new(record::to_stored(&msg));
+    let title = record::chat_info(&msg.chat).title;
+    let prompt = prompt(&ctx, chat, title, Some(replying_to), lang, false).await?;
+    let reply = match ctx.responder.reply(&prompt).await {
+        Ok(reply) => reply,
+        // Too little history for the offline engine: staying silent is the right answer.
+        Err(EngineError::NothingToSay) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    ctx.metrics.reply_latency.observe(received.elapsed());
+    let request = ctx
+        .bot
+        .send_message(msg.chat.id, reply.text)
+        .reply_parameters(ReplyParameters::new(msg.id));
+    let sent = ctx.call(request).await?;
+    ctx.metrics.reply_sent(reply.engine);
+    record_own(&ctx, &sent).await
+}
+
+/// Whether the message speaks to the bot: a private chat, a reply to one of its messages, its
+/// @username, or one of its configured names as a whole word.
+pub fn is_addressed(me: &Me, names: &[String], msg: &Message) -> bool {
+    if msg.chat.is_private() {
+        return true;
+    }
+    if msg
+        .reply_to_message()
+        .and_then(|m| m.from.as_ref())
+        .is_some_and(|u| u.id == me.id)
+    {
+        return true;
+    }
+    let text = msg
+        .text()
+        .or(msg.caption())
+        .unwrap_or_default()
+        .to_lowercase();
+    if let Some(username) = me.username.as_deref() {
+        if text.contains(&format!("@{}", username.to_lowercase())) {
+            return true;
+        }
+    }
+    let words: Vec<&str> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’' || c == 'ʼ'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    names.iter().any(|name| {
+        let name = name.to_lowercase();
+        // A name may take Ukrainian case endings: "Кіпере", "Кіперу".
+        words.iter().any(|w| {
+            *w == name || (w.starts_with(&name) && w.chars().count() <= name.chars().count() + 2)
+        })
+    })
+}
+
+/// Sets an emoji reaction; failures are counted, not retried (a reaction is not worth it).
+async fn react(ctx: &Ctx, msg: &Message) {
+    let emoji = REACTIONS[rand::random_range(0..REACTIONS.len())];
+    let request = ctx
+        .bot
+        .set_message_reaction(msg.chat.id, msg.id)
+        .reaction(vec![ReactionType::Emoji {
+            emoji: emoji.into(),
+        }]);
+    match request.await {
+        Ok(_) => {
+            ctx.metrics.reactions_sent.fetch_add(1, Relaxed);
+        }
+        Err(e) => ctx.metrics.api_error(api::error_kind(&e)),
+    }
+}
