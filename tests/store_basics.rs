@@ -1,6 +1,6 @@
 //! The store's API on small, hand-checked data: ids, ordering, edits, stats, reopen.
 
-use chatkeeper::store::{FlushPolicy, Message, MessageKind, Store, StoreConfig};
+use chatkeeper::store::{FlushPolicy, Message, MessageKind, Store, StoreConfig, UserInfo};
 
 const GROUP: i64 = -1_001_234_567_890;
 
@@ -255,4 +255,37 @@ fn a_long_chat_keeps_its_messages_while_edits_reshape_its_directory() {
     drop(store);
     let store = open(dir.path());
     check_long_chat(&store, &model);
+}
+
+#[test]
+fn a_users_names_read_back_at_once_and_survive_a_rename_on_their_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let given = UserInfo {
+        display_name: "Оля".into(),
+        username: Some("olya".into()),
+    };
+    store.set_user_info(7, given.clone()).unwrap();
+    assert_eq!(
+        store.user_info(7),
+        Some(given.clone()),
+        "read back before a commit"
+    );
+    let mut first = msg(-100, 1, 1_000, 7, "привіт");
+    first.sender_name = "Оля".into();
+    store.save_batch(vec![first]).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.user_info(7), Some(given));
+    // A new name seen on a message keeps the username Telegram gave.
+    let mut renamed = msg(-100, 2, 1_001, 7, "це я");
+    renamed.sender_name = "Ольга".into();
+    store.save_batch(vec![renamed]).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    let info = store.user_info(7).unwrap();
+    assert_eq!(
+        (info.display_name.as_str(), info.username.as_deref()),
+        ("Ольга", Some("olya"))
+    );
 }

@@ -4,6 +4,7 @@
 use super::commands::{self, Command};
 use super::ctx::Ctx;
 use super::replies;
+use crate::store::MessageRef;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
@@ -32,11 +33,18 @@ pub fn tree() -> Tree {
         .branch(Update::filter_callback_query().endpoint(commands::on_button))
 }
 
-/// Runs the handlers for one update; errors are counted and logged, never fatal.
-pub async fn dispatch(ctx: Ctx, tree: Tree, update: Update, received: Instant) {
+/// Runs the handlers for one update (`stored`: its message as the batch stored it); errors are
+/// counted and logged, never fatal.
+pub async fn dispatch(
+    ctx: Ctx,
+    tree: Tree,
+    update: Update,
+    stored: Option<MessageRef>,
+    received: Instant,
+) {
     let _running = InFlight::new(&ctx.metrics.handlers_in_flight);
     let me = ctx.me.clone();
-    let deps = dptree::deps![ctx.clone(), me, update, received];
+    let deps = dptree::deps![ctx.clone(), me, update, stored, received];
     if let std::ops::ControlFlow::Break(Err(e)) = tree.dispatch(deps).await {
         ctx.note_error(format!("handling an update: {e:#}"));
     }

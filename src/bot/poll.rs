@@ -8,9 +8,10 @@
 use super::ctx::Ctx;
 use super::handlers::{self, Tree};
 use super::{api, record};
-use crate::store::{ChatInfo, Message, UserInfo};
+use crate::store::{ChatInfo, Message, MessageRef, UserInfo};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use teloxide::prelude::*;
 use teloxide::types::{AllowedUpdate, Update, UpdateKind};
@@ -77,15 +78,19 @@ pub async fn run(ctx: &Ctx, tree: Tree) {
         ctx.metrics
             .updates_received
             .fetch_add(updates.len() as u64, Relaxed);
-        if !store_durably(ctx, &updates).await {
+        let last = last.id.as_offset();
+        let batch = Batch::of(&updates);
+        let stored = batch.stored.clone();
+        if !store_durably(ctx, batch).await {
             break;
         }
-        offset = last.id.as_offset();
-        for update in updates {
+        offset = last;
+        for (update, stored) in updates.into_iter().zip(stored) {
             handlers.spawn(handlers::dispatch(
                 ctx.clone(),
                 tree.clone(),
                 update,
+                stored,
                 received,
             ));
         }
@@ -124,9 +129,8 @@ fn handler_done(ctx: &Ctx, done: Result<(), tokio::task::JoinError>) {
 
 /// Stores a batch and flushes it, retrying until it works; `false` when shutdown came first
 /// (the batch is then not confirmed and Telegram will send it again).
-async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
-    let batch = Batch::of(updates);
-    let count = batch.messages.len() as u64;
+async fn store_durably(ctx: &Ctx, batch: Batch) -> bool {
+    let count = batch.stored.iter().flatten().count() as u64;
     loop {
         let batch = batch.clone();
         let started = Instant::now();
@@ -159,11 +163,13 @@ async fn store_durably(ctx: &Ctx, updates: &[Update]) -> bool {
     }
 }
 
-/// What one batch of updates writes.
+/// What one batch of updates writes. Each update is converted to its stored form here, once:
+/// the handlers get the same value.
 #[derive(Clone, Default)]
 struct Batch {
-    messages: Vec<Message>,
-    /// Which of `messages` are new (not edits): those count in the trends.
+    /// Each update's message as stored, in the updates' order (`None`: not a message).
+    stored: Vec<Option<MessageRef>>,
+    /// Which updates carry a new message (not an edit): those count in the trends.
     new: Vec<bool>,
     chats: HashMap<i64, ChatInfo>,
     users: HashMap<i64, UserInfo>,
@@ -174,19 +180,24 @@ impl Batch {
         let mut batch = Batch::default();
         for update in updates {
             let message = match &update.kind {
-                UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m,
+                UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => Some(m),
                 // teloxide could not parse it (a newer Bot API shape): say so rather than
                 // confirm it silently.
                 UpdateKind::Error(raw) => {
                     tracing::warn!(update = %raw, "an update teloxide cannot parse was skipped");
-                    continue;
+                    None
                 }
-                _ => continue,
+                _ => None,
             };
-            batch.messages.push(record::to_stored(message));
+            batch
+                .stored
+                .push(message.map(|m| Arc::new(record::to_stored(m))));
             batch
                 .new
                 .push(matches!(update.kind, UpdateKind::Message(_)));
+            let Some(message) = message else {
+                continue;
+            };
             batch
                 .chats
                 .insert(message.chat.id.0, record::chat_info(&message.chat));
@@ -203,11 +214,10 @@ impl Batch {
         let store = &ctx.store;
         // Analysed on every message; a message counted before (redelivered) is ignored.
         let fresh: Vec<&Message> = self
-            .messages
+            .stored
             .iter()
             .zip(&self.new)
-            .filter(|(_, new)| **new)
-            .map(|(m, _)| m)
+            .filter_map(|(m, new)| m.as_deref().filter(|_| *new))
             .collect();
         let analyses = ctx
             .analysis
@@ -228,7 +238,7 @@ impl Batch {
         for (user, info) in self.users {
             store.set_user_info(user, info)?;
         }
-        store.save_batch(self.messages)?;
+        store.save_batch(self.stored.into_iter().flatten().collect())?;
         store.flush()
     }
 }

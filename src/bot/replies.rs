@@ -5,9 +5,9 @@ use super::outbox::record_own;
 use super::prompts::prompt;
 use super::{api, record, settings};
 use crate::reply::EngineError;
+use crate::store::MessageRef;
 use crate::texts::Lang;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::Instant;
 use teloxide::prelude::*;
 use teloxide::types::{Me, ReactionType, ReplyParameters};
@@ -15,9 +15,14 @@ use teloxide::types::{Me, ReactionType, ReplyParameters};
 /// Emoji the bot reacts with (all are among Telegram's allowed reactions).
 const REACTIONS: [&str; 8] = ["👍", "❤", "🔥", "😁", "🤔", "👏", "🤝", "💯"];
 
-/// An ordinary message: maybe a reaction, maybe a reply.
-pub async fn on_message(ctx: Ctx, msg: Message, received: Instant) -> anyhow::Result<()> {
-    let Some(from) = msg.from.as_ref().filter(|u| !u.is_bot) else {
+/// An ordinary message (`stored`: as the batch stored it): maybe a reaction, maybe a reply.
+pub async fn on_message(
+    ctx: Ctx,
+    msg: Message,
+    stored: Option<MessageRef>,
+    received: Instant,
+) -> anyhow::Result<()> {
+    let (Some(from), Some(stored)) = (msg.from.as_ref().filter(|u| !u.is_bot), stored) else {
         return Ok(());
     };
     // Messages from before start-up (minus the backlog window) are recorded, not answered.
@@ -62,9 +67,8 @@ pub async fn on_message(ctx: Ctx, msg: Message, received: Instant) -> anyhow::Re
         return Ok(());
     }
     let lang = Lang::of(from.language_code.as_deref());
-    let replying_to = Arc::new(record::to_stored(&msg));
     let title = record::chat_info(&msg.chat).title;
-    let prompt = prompt(&ctx, chat, title, Some(replying_to), lang, false).await?;
+    let prompt = prompt(&ctx, chat, title, Some(stored), lang, false).await?;
     let reply = match ctx.responder.reply(&prompt).await {
         Ok(reply) => reply,
         // Too little history for the offline engine: staying silent is the right answer.

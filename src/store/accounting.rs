@@ -3,7 +3,7 @@
 
 use super::chat::ChatState;
 use super::model::{MessageRef, UserId};
-use super::{lock, posting_of, Shared, UserEntry};
+use super::shared::{lock, posting_of, Shared, UserEntry};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -82,7 +82,7 @@ impl Shared {
                 entry.name = Arc::from(name);
                 // Written by the next group commit: writers never wait for sled.
                 drop(shard);
-                lock(&self.renamed).push(user);
+                lock(&self.renamed).entry(user).or_insert(None);
             }
         }
     }

@@ -7,8 +7,9 @@ use super::chat::{ChatState, TailSegment};
 use super::codec::BlockView;
 use super::directory::BlockMeta;
 use super::model::{key_of, ChatId, MessageId, MessageRef, MsgKey};
-use super::Frame;
-use super::{Result, Shared, StoreError};
+use super::shared::Frame;
+use super::shared::Shared;
+use super::{Result, StoreError};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -223,7 +224,8 @@ pub(super) struct Located {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{lock, FlushPolicy, Message, Store, StoreConfig};
+    use crate::store::shared::lock;
+    use crate::store::{FlushPolicy, Message, Store, StoreConfig};
 
     #[test]
     fn located_blocks_read_after_their_segment_is_compacted_away() {

@@ -7,7 +7,8 @@ use super::commit::IndexWrites;
 use super::layout;
 use super::model::{Timestamp, UserId};
 use super::postings::{self, PostingRef};
-use super::{codec, Result, Shared};
+use super::shared::Shared;
+use super::{codec, Result};
 use serde::{Deserialize, Serialize};
 
 /// Refs per postings chunk at most (about 2.5 KB).

@@ -14,11 +14,12 @@ use super::chat::{ChatState, TailSegment, SEAL_LEN};
 use super::codec::{self, Compressor};
 use super::directory::BlockMeta;
 use super::layout;
-use super::model::{key_of, ChatId, MessageRef, Timestamp, UserId, UserInfo};
+use super::model::{key_of, ChatId, MessageId, MessageRef, Timestamp, UserId, UserInfo};
 use super::postings::{self, BlockRefs, PostingRef};
-use super::rewrite::BlockEdit;
-use super::{lock, Commit, Result, Shared, StoreError};
-use std::collections::BTreeMap;
+use super::shared::{lock, Commit, Shared};
+use super::staged::Staged;
+use super::{Result, StoreError};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -42,11 +43,12 @@ const DICTIONARY_SAMPLES: usize = 512;
 /// for the group commit: bounds the staged batch's memory.
 const APPLY_AFTER_BLOCKS: usize = 256;
 
-/// Index changes whose log records are appended: one sled batch once the logs are synced.
+/// Changes to one sealed block.
 #[derive(Default)]
-pub(crate) struct Staged {
-    batch: sled::Batch,
-    blocks: usize,
+pub(super) struct BlockEdit {
+    pub remove_ids: HashSet<MessageId>,
+    pub remove_before: Option<Timestamp>,
+    pub insert: Vec<MessageRef>,
 }
 
 /// One sled batch of a postings flush, and what building it changed in the postings log's
@@ -276,16 +278,23 @@ impl Shared {
         Ok(())
     }
 
-    /// Stages the user records of users whose name changed since the last commit.
+    /// Stages the user records given or renamed since the last commit: the one place they are
+    /// written.
     fn stage_renamed(&self) {
         let renamed = std::mem::take(&mut *lock(&self.renamed));
-        for user in renamed {
-            let Some(name) = self.user_shard(user).get(&user).map(|e| e.name.to_string()) else {
-                continue;
-            };
-            let info = UserInfo {
-                display_name: name,
-                username: self.stored_user(user).and_then(|u| u.username),
+        for (user, given) in renamed {
+            let info = match given {
+                Some(info) => info,
+                None => {
+                    let Some(name) = self.user_shard(user).get(&user).map(|e| e.name.to_string())
+                    else {
+                        continue;
+                    };
+                    UserInfo {
+                        display_name: name,
+                        username: self.stored_user(user).and_then(|u| u.username),
+                    }
+                }
             };
             self.stage_insert(
                 &layout::user_prefix(layout::USER_INFO, user),
@@ -412,7 +421,8 @@ impl Shared {
             .fetch_sub(full as u64, Ordering::Relaxed);
         for m in &sealed {
             if let Some(user) = m.user_id {
-                self.postings.remove_unsealed(user, super::posting_of(m));
+                self.postings
+                    .remove_unsealed(user, super::shared::posting_of(m));
             }
         }
         self.stats

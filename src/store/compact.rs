@@ -21,7 +21,8 @@ use super::blocklog::{BlockLog, Location};
 use super::chunks::ChunkPointer;
 use super::layout;
 use super::model::{ChatId, MsgKey, UserId};
-use super::{codec, lock, Result, Shared};
+use super::shared::{lock, Shared};
+use super::{codec, Result};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 

@@ -5,7 +5,8 @@
 use super::chat::{ChatState, SEAL_LEN};
 use super::layout;
 use super::model::{key_of, ChatId, ChatInfo, Message, MessageRef, UserId, UserInfo};
-use super::{codec, lock, Result, Shared, Store};
+use super::shared::{lock, Commit, Shared, Store};
+use super::{codec, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,9 @@ pub struct Saved {
     /// one), in the order given.
     pub fresh: Vec<MessageRef>,
 }
+
+/// User records [`Store::set_user_info`] lets wait for the group commit at most.
+const USER_RECORDS_PER_COMMIT: usize = 4_096;
 
 impl Store {
     /// Stores a message, or replaces the stored message with the same `(chat, message id)` (an
@@ -67,13 +71,14 @@ impl Store {
     /// Stores many messages (the import path): like [`Store::save_message`] for each; full
     /// blocks a writer seals have their index records applied every few hundred blocks, so that
     /// the logs are synced rarely. Durable after [`Store::flush`]. Says which messages were new.
-    pub fn save_batch(&self, messages: Vec<Message>) -> Result<Saved> {
+    pub fn save_batch(&self, messages: Vec<impl Into<MessageRef>>) -> Result<Saved> {
         self.check_thread();
         let mut by_chat: HashMap<ChatId, Vec<MessageRef>> = HashMap::new();
         let mut order: HashMap<(ChatId, i32), usize> = HashMap::new();
         for (i, m) in messages.into_iter().enumerate() {
+            let m: MessageRef = m.into();
             order.insert((m.chat_id, m.message_id), i);
-            by_chat.entry(m.chat_id).or_default().push(Arc::new(m));
+            by_chat.entry(m.chat_id).or_default().push(m);
         }
         let mut fresh = Vec::new();
         let mut to_seal = Vec::new();
@@ -129,23 +134,25 @@ impl Store {
         Ok(())
     }
 
-    /// Records a user's names (messages record the display name on their own). Unchanged names
-    /// write nothing, so callers may call this for every message.
+    /// Records a user's names (the bot passes Telegram's, a restore the backup's). The next group
+    /// commit writes them, as it writes the names seen on messages: user records have one
+    /// writer. Durable after [`Store::flush`]; read back at once.
     pub fn set_user_info(&self, user: UserId, info: UserInfo) -> Result<()> {
         self.check_thread();
         if self.shared.stored_user(user).as_ref() == Some(&info) {
             return Ok(());
         }
-        self.shared
-            .db
-            .insert(
-                layout::user_prefix(layout::USER_INFO, user),
-                codec::encode(&info),
-            )
-            .map_err(|e| self.shared.io(e))?;
-        let mut shard = self.shared.user_shard(user);
-        if let Some(entry) = shard.get_mut(&user) {
+        if let Some(entry) = self.shared.user_shard(user).get_mut(&user) {
             entry.name = Arc::from(info.display_name.as_str());
+        }
+        let pending = {
+            let mut renamed = lock(&self.shared.renamed);
+            renamed.insert(user, Some(info));
+            renamed.len()
+        };
+        // A restore names every user at once: written in steps, not all held until the end.
+        if pending >= USER_RECORDS_PER_COMMIT {
+            self.shared.commit(Commit::Sync)?;
         }
         Ok(())
     }

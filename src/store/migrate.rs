@@ -25,7 +25,8 @@ use super::directory::{BlockMeta, RUN_BLOCKS};
 use super::layout;
 use super::model::{ChatId, MessageId, MsgKey};
 use super::postings;
-use super::{codec, Result, Shared};
+use super::shared::Shared;
+use super::{codec, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 

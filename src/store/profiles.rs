@@ -23,27 +23,19 @@
 use super::blocklog::{Location, RecordError};
 use super::layout;
 use super::model::{ChatId, UserId};
+use super::profile_state::{Entry, SETTLE_AFTER};
 use super::settings::SettingKey;
-use super::{codec, lock, Result, Shared, StoreError};
-use lru::LruCache;
+use super::shared::{lock, Shared};
+use super::{codec, Result, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Profiles per chunk at most (a profile is ~70 bytes: about 2.3 KB).
 const CHUNK_PROFILES: usize = 32;
-/// Sled records of profiles after which a settle is due.
-pub(super) const SETTLE_AFTER: u64 = 1_024;
 /// Records settled per step: bounds a step's memory and how long it holds the profile lock.
 const SETTLE_STEP: usize = 4_096;
-/// Decoded chunks kept in memory: an import or a chat's live traffic reads the same few again.
-const CACHED_CHUNKS: usize = 64;
-
-/// One user's profile as the settings API stored it (the codec's bytes, opaque here).
-pub(super) type Entry = (UserId, Vec<u8>);
-
 /// A chunk as stored in the profiles log.
 #[derive(Serialize, Deserialize)]
 struct Chunk {
@@ -54,46 +46,6 @@ struct Chunk {
 
 /// A change of one profile: its new bytes, or `None` to delete it.
 pub(super) type Update = (UserId, Option<Vec<u8>>);
-
-/// The in-memory side of profile storage.
-pub(super) struct ProfileState {
-    /// Serializes every change of chunk pointers.
-    pub(super) lock: Mutex<()>,
-    /// Decoded chunks by where they are; a location never holds other bytes.
-    cache: Mutex<LruCache<Location, Arc<Vec<Entry>>>>,
-    /// Profile records in sled not yet settled (an estimate: it triggers a settle).
-    pub(super) unsettled: AtomicU64,
-    /// Deleted profiles whose bytes are still to be erased from the log.
-    erase: Mutex<EraseQueue>,
-    /// Where the group commit's next settle step starts (after the last record it looked at),
-    /// so that records it cannot settle do not hold back those after them.
-    settle_cursor: Mutex<Option<sled::IVec>>,
-}
-
-/// What deletions still owe the disk. The index marker `M erase-profiles`, written in each
-/// deletion's own batch, says the same across a restart; it is removed, under this lock, only
-/// when nothing is queued or in flight.
-#[derive(Default)]
-struct EraseQueue {
-    chats: HashSet<ChatId>,
-    /// Deletions between their batch and their queueing.
-    in_flight: usize,
-}
-
-impl Default for ProfileState {
-    fn default() -> Self {
-        ProfileState {
-            lock: Mutex::new(()),
-            cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(CACHED_CHUNKS).expect("non-zero"),
-            )),
-            // An open does not count them: the first commit looks.
-            unsettled: AtomicU64::new(SETTLE_AFTER),
-            erase: Mutex::default(),
-            settle_cursor: Mutex::default(),
-        }
-    }
-}
 
 /// One chunk as found in the index.
 pub(super) struct ChunkPointer {

@@ -3,7 +3,8 @@
 
 use super::model::*;
 use super::postings::PostingRef;
-use super::{lock, Result, Shared, Store};
+use super::shared::{lock, Shared, Store};
+use super::Result;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 

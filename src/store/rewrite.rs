@@ -5,25 +5,18 @@
 //! that held the deleted messages, so that their bytes leave the disk, not just the index.
 
 use super::chat::{ChatState, MAX_BLOCK_LEN, SEAL_LEN};
-use super::commit::{IndexWrites, WritePlan};
+use super::commit::{BlockEdit, IndexWrites, WritePlan};
 use super::directory::BlockMeta;
 use super::layout;
 use super::model::{key_of, ChatId, Message, MessageId, MessageRef, Timestamp, UserId};
 use super::postings::PostingRef;
-use super::{lock, posting_of, Result, Shared, Store};
+use super::shared::{lock, posting_of, Shared, Store};
+use super::Result;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{MutexGuard, RwLockReadGuard};
 
 /// The guards of [`Shared::lock_for_rewrite`].
 pub(super) type RewriteLocks<'a> = (RwLockReadGuard<'a, ()>, MutexGuard<'a, ()>);
-
-/// Changes to one sealed block.
-#[derive(Default)]
-pub(super) struct BlockEdit {
-    pub remove_ids: HashSet<MessageId>,
-    pub remove_before: Option<Timestamp>,
-    pub insert: Vec<MessageRef>,
-}
 
 impl Store {
     /// Deletes every message of `user` in every chat, with their postings, counters and name;

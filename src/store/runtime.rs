@@ -11,7 +11,7 @@
 //! every build. Threads outside any runtime (the command line, the commit thread, the chart
 //! painter) are never refused.
 
-use super::Store;
+use super::shared::Store;
 use std::cell::Cell;
 
 thread_local! {

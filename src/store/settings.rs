@@ -4,7 +4,8 @@
 //! format-version byte, and backups copy them. Profiles are many, so most of them live in chunks
 //! in a log of their own (`profiles.rs`); this API hides where.
 
-use super::{codec, layout, ChatId, Result, Store, UserId};
+use super::shared::Store;
+use super::{codec, layout, ChatId, Result, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::atomic::Ordering;
 
