@@ -20,8 +20,9 @@ const ALERT_AFTER: usize = 5;
 const ALERT_EVERY: Duration = Duration::from_secs(1800);
 
 impl Alerts {
-    /// Records an error; returns the alert text when one is due.
-    pub fn record(&self, what: String, now: Instant) -> Option<String> {
+    /// Records an error; returns the alert when one is due: how many errors within how many
+    /// minutes, and the last one.
+    pub fn record(&self, what: String, now: Instant) -> Option<(usize, u64, String)> {
         let mut state = self.0.lock().expect("alerts");
         state.recent.push_back(now);
         while state
@@ -39,11 +40,7 @@ impl Alerts {
             return None;
         }
         state.last_alert = Some(now);
-        Some(format!(
-            "{} errors in the last {} minutes; the last one: {what}",
-            state.recent.len(),
-            ALERT_WINDOW.as_secs() / 60
-        ))
+        Some((state.recent.len(), ALERT_WINDOW.as_secs() / 60, what))
     }
 }
 
@@ -61,10 +58,7 @@ mod tests {
         let alert = alerts
             .record("timeout".into(), t0)
             .expect("fifth error alerts");
-        assert!(
-            alert.contains("5 errors") && alert.contains("timeout"),
-            "{alert}"
-        );
+        assert_eq!(alert, (5, 5, "timeout".to_string()));
         assert_eq!(
             alerts.record("again".into(), t0 + Duration::from_secs(60)),
             None

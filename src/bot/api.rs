@@ -2,6 +2,7 @@
 //! errors pile up.
 
 use super::ctx::Ctx;
+use crate::texts;
 use std::time::{Duration, Instant};
 use teloxide::prelude::*;
 use teloxide::requests::{Output, Request};
@@ -43,11 +44,12 @@ impl Ctx {
     /// Remembers an error; when errors pile up, tells the admins (at most once per half hour).
     pub fn note_error(&self, what: String) {
         tracing::error!(error = %what, "bot error");
-        if let Some(summary) = self.alerts.record(what, Instant::now()) {
+        if let Some((errors, minutes, last)) = self.alerts.record(what, Instant::now()) {
             let ctx = self.clone();
+            let text = texts::alert(errors, minutes, &last);
             tokio::spawn(async move {
                 for &admin in &ctx.config.admins {
-                    let text = format!("⚠️ chatkeeper: {summary}");
+                    let text = text.clone();
                     // Not `call`: an alert about failing calls must not retry into more alerts.
                     let _ = ctx.bot.send_message(ChatId(admin), text).await;
                 }

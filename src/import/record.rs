@@ -261,10 +261,18 @@ impl Record {
 /// (`2024-01-15T10:30:00`), taken as UTC; other tools write an exact time with its zone
 /// (`2024-01-15T10:30:00Z`, `…+02:00`, RFC 3339), which needs no guess.
 pub fn parse_date(s: &str) -> Option<(Timestamp, TimeSource)> {
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(s) {
+    let zoned = chrono::DateTime::parse_from_rfc3339(s)
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"));
+    if let Ok(time) = zoned {
         return Some((time.timestamp(), TimeSource::Exact));
     }
-    let local = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    // Anything after the seconds that is not a zone is left out, as earlier versions did.
+    let local = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .or_else(|| {
+            let seconds = s.get(..19)?;
+            chrono::NaiveDateTime::parse_from_str(seconds, "%Y-%m-%dT%H:%M:%S").ok()
+        })?;
     Some((local.and_utc().timestamp(), TimeSource::LocalTakenAsUtc))
 }
 
@@ -442,13 +450,15 @@ mod tests {
             local("2024-01-15T07:30:00-03:00"),
             Some((1705314600, false))
         );
-        for bad in [
-            "2024-13-01T00:00:00",
-            "2024-01-15",
-            "2024-01-15T10:30:00+25:00",
-            "",
-            "зараз",
-        ] {
+        assert_eq!(local("2024-01-15T12:30:00+0200"), Some((1705314600, false)));
+        // Anything after the seconds that is no zone is left out, as earlier versions did: the
+        // message is kept.
+        assert_eq!(
+            local("2024-01-15T10:30:00 (local)"),
+            Some((1705314600, true))
+        );
+        assert_eq!(local("2024-01-15T10:30:00+25:00"), Some((1705314600, true)));
+        for bad in ["2024-13-01T00:00:00", "2024-01-15", "", "зараз"] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }

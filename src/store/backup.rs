@@ -14,7 +14,7 @@ use super::codec;
 use super::layout;
 use super::model::*;
 use super::settings::SettingKey;
-use super::shared::{lock, Shared, Store};
+use super::shared::{lock, Commit, Shared, Store};
 use super::{Result, StoreConfig, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -61,6 +61,8 @@ impl Store {
         let io_err = |e: std::io::Error| {
             StoreError::Invalid(format!("cannot write the backup {}: {e}", file.display()))
         };
+        // User records queued for the group commit are in the index once this returns.
+        self.shared.commit(Commit::Sync)?;
         let partial = file.with_extension("partial");
         let out = std::fs::File::create(&partial).map_err(io_err)?;
         let result = self.shared.write_backup(out);

@@ -252,11 +252,13 @@ impl Shared {
                     }
                 }
             }
-            self.stage_renamed();
             // A seal-only commit leaves its changes staged (their tails stay referenced, so
             // nothing is at risk): syncing the logs every few milliseconds would slow it down
             // enough to let tails pile up in memory.
             if kind != Commit::Seal || lock(&self.staged).blocks >= APPLY_AFTER_BLOCKS {
+                // User records leave their queue only in a commit that applies them: until
+                // then the queue is what reads see.
+                self.stage_renamed();
                 self.apply_staged()?;
                 // On close, so that the next open has no pending postings to read from blocks.
                 let pending = lock(&self.postings.pending).refs;
@@ -893,5 +895,43 @@ mod tests {
         let store = open(dir.path());
         assert_eq!(store.global_stats().total_messages, 300);
         assert_eq!(store.verify().unwrap().problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn user_records_stay_readable_through_a_seal_only_commit_and_go_with_their_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let info = UserInfo {
+            display_name: "user 7".into(),
+            username: Some("olya".into()),
+        };
+        store.set_user_info(7, info.clone()).unwrap();
+        // A seal-only commit applies nothing to the index: the record stays queued and read.
+        store.shared.commit(Commit::Seal).unwrap();
+        assert_eq!(store.user_info(7), Some(info.clone()));
+        let mut renamed = Message::text_for_test(-1_009, 1, 1_700_000_000, 7, "привіт");
+        renamed.sender_name = "Оля".into();
+        store.save_batch(vec![renamed]).unwrap();
+        store.flush().unwrap();
+        assert_eq!(
+            store.user_info(7),
+            Some(info),
+            "the given record wins its commit"
+        );
+        // Deleting the user takes a queued record with them.
+        store
+            .set_user_info(
+                7,
+                UserInfo {
+                    display_name: "Оля".into(),
+                    username: Some("olya2".into()),
+                },
+            )
+            .unwrap();
+        store.delete_user(7).unwrap();
+        assert_eq!(store.user_info(7), None);
+        store.flush().unwrap();
+        drop(store);
+        assert_eq!(open(dir.path()).user_info(7), None);
     }
 }

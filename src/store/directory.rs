@@ -164,9 +164,10 @@ pub struct Directory {
     stale: Vec<MsgKey>,
     /// The run read last, kept for the next access.
     recent: Option<usize>,
-    /// No run before this one holds entries that changed since the last stage or wait for
-    /// the index (`None`: none does), so that staging and releasing look at the few runs that
-    /// may, not at the whole directory on every seal.
+    /// No run before this one holds entries that changed since the last stage, wait for the
+    /// index, or were kept as the last run until a push passed them (`None`: none does), so
+    /// that staging and releasing look at the few runs that may, not at the whole directory on
+    /// every seal.
     first_held: Option<usize>,
 }
 
@@ -386,7 +387,8 @@ impl Directory {
                 self.summarize(r);
             }
             _ => {
-                self.hold(self.runs.len());
+                // The run that was last stops being kept for that: the next release looks at it.
+                self.hold(self.runs.len().saturating_sub(1));
                 let run = Run::new(self.len, vec![meta]);
                 self.runs.push(run);
             }
@@ -590,7 +592,8 @@ impl Directory {
         }
     }
 
-    /// Notes that run `r` holds entries that are changed or wait for the index.
+    /// Notes that run `r` holds entries that are changed, wait for the index, or were kept as
+    /// the last run.
     fn hold(&mut self, r: usize) {
         self.first_held = Some(self.first_held.map_or(r, |first| first.min(r)));
     }
@@ -955,7 +958,10 @@ mod tests {
         let mut directory = Directory::new(-1);
         for n in 0..10_000 {
             directory.push(block(n * 10, n as u64 + 1), &index).unwrap();
-            if n % 100 == 0 {
+            // Staged as commits stage: often, and again by commits that seal nothing here. A
+            // run that filled up, was staged and is then passed by a push must be let go like
+            // any other.
+            for _ in 0..(n % 3) {
                 index.stage(&mut directory);
                 index.apply();
             }

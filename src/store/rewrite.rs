@@ -245,6 +245,8 @@ impl Shared {
             if only_chat.is_none() {
                 self.postings.forget_user(user);
                 self.user_shard(user).remove(&user);
+                // A record queued for the next commit would bring their name back.
+                lock(&self.renamed).remove(&user);
             }
             self.db.flush().map_err(|e| self.io(e))?;
             (deleted, chats)

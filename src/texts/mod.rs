@@ -16,6 +16,6 @@ pub use menu::{help, menu, start, COMMANDS};
 pub use names::{emotion, messages};
 pub use phrases::Phrase;
 pub use reports::{
-    analytics, chat_stats, global, health, import_failed, import_summary, me, settings_view, top,
-    words, BotHealth, ChatSettingsView, UserSettingsView,
+    alert, analytics, chat_stats, global, health, import_failed, import_summary, me, settings_view,
+    top, words, BotHealth, ChatSettingsView, UserSettingsView,
 };

@@ -232,7 +232,7 @@ pub fn global(lang: Lang, global: &GlobalStats, active_chats: usize) -> String {
 }
 
 /// The bot's own figures for `/health`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct BotHealth {
     pub uptime_secs: u64,
     /// Mean time to store and flush a batch of updates.
@@ -249,42 +249,34 @@ pub struct BotHealth {
 pub fn health(lang: Lang, store: &StoreHealth, bot: &BotHealth) -> String {
     let (hours, minutes) = (bot.uptime_secs / 3600, bot.uptime_secs % 3600 / 60);
     let size = store.size_on_disk as f64 / 1e6;
-    let commits = (
+    let (commits, last, max) = (
         store.commits,
         store.last_commit_micros,
         store.max_commit_micros,
     );
+    let BotHealth {
+        flush_mean_ms: flush,
+        updates,
+        handlers_running: running,
+        replies,
+        api_errors,
+        store_errors,
+        offline_models: models,
+        ..
+    } = *bot;
     match lang {
         Lang::Uk => format!(
-            "працюю {hours} год {minutes} хв · сховище {size:.1} МБ · записів {} (останній {} мкс, \
-             найдовший {} мкс) · пакет оновлень зберігається в середньому {:.1} мс · оновлень {} · \
-             обробників зараз {} · відповідей {} · помилок API {} · помилок сховища {} · \
-             офлайн-моделей {}",
-            commits.0,
-            commits.1,
-            commits.2,
-            bot.flush_mean_ms,
-            bot.updates,
-            bot.handlers_running,
-            bot.replies,
-            bot.api_errors,
-            bot.store_errors,
-            bot.offline_models,
+            "працюю {hours} год {minutes} хв · сховище {size:.1} МБ · записів {commits} (останній \
+             {last} мкс, найдовший {max} мкс) · пакет оновлень зберігається в середньому \
+             {flush:.1} мс · оновлень {updates} · обробників зараз {running} · відповідей \
+             {replies} · помилок API {api_errors} · помилок сховища {store_errors} · \
+             офлайн-моделей {models}"
         ),
         Lang::En => format!(
-            "uptime {hours}h {minutes}m · store {size:.1} MB · commits {} (last {} µs, max {} µs) \
-             · batch flush mean {:.1} ms · updates {} · handlers running {} · replies {} · API \
-             errors {} · store errors {} · offline models {}",
-            commits.0,
-            commits.1,
-            commits.2,
-            bot.flush_mean_ms,
-            bot.updates,
-            bot.handlers_running,
-            bot.replies,
-            bot.api_errors,
-            bot.store_errors,
-            bot.offline_models,
+            "uptime {hours}h {minutes}m · store {size:.1} MB · commits {commits} (last {last} µs, \
+             max {max} µs) · batch flush mean {flush:.1} ms · updates {updates} · handlers \
+             running {running} · replies {replies} · API errors {api_errors} · store errors \
+             {store_errors} · offline models {models}"
         ),
     }
 }
@@ -423,5 +415,14 @@ pub fn import_failed(lang: Lang, error: &str) -> String {
     format!(
         "❌ {} {error}",
         lang.pick("Не вдалося імпортувати:", "The import failed:")
+    )
+}
+
+/// The admins' alert when errors pile up: `errors` within `minutes`, and the last one. In both
+/// languages, one under the other: the bot does not know an admin's language.
+pub fn alert(errors: usize, minutes: u64, last: &str) -> String {
+    format!(
+        "⚠️ chatkeeper: помилок за останні {minutes} хв: {errors}; остання: {last}\n\
+         ⚠️ chatkeeper: {errors} errors in the last {minutes} minutes; the last one: {last}"
     )
 }
