@@ -4,6 +4,7 @@ use super::alerts::Alerts;
 use super::limits::RateLimiter;
 use super::metrics::Metrics;
 use super::policy;
+use super::settings::Settings;
 use crate::analyzer::cache::AnalysisCache;
 use crate::analyzer::profile::Profiles;
 use crate::analyzer::trends::Trends;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub profiles: Profiles,
     /// Draws the charts, one at a time on one canvas.
     pub painter: Painter,
+    /// Chats' and users' settings, held in memory and written through.
+    pub settings: Settings,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
     pub started: Instant,

@@ -138,6 +138,7 @@ pub async fn run(
     let ctx = Ctx(Arc::new(ctx::Shared {
         profiles: Profiles::new(store.clone(), PROFILE_CACHE_ENTRIES, opted_out),
         painter: Painter::start().context("cannot start the chart painter")?,
+        settings: settings::Settings::default(),
         limiter: RateLimiter::new(config.limits.chat_per_minute, config.limits.user_per_minute),
         bot: bot.throttle(Limits::default()),
         analysis: AnalysisCache::new(Analyzer::default(), ANALYSIS_CACHE_ENTRIES),

@@ -2,7 +2,6 @@
 //! tone of the chat's mood and a hint of how the person answered writes.
 
 use super::ctx::Ctx;
-use super::settings;
 use crate::reply::Prompt;
 use crate::store::MessageRef;
 use crate::texts::Lang;
@@ -38,7 +37,7 @@ pub async fn prompt(
                         Some(user) => match hidden.get(&user) {
                             Some(&left_out) => left_out,
                             None => {
-                                let left_out = settings::user(&ctx.store, user)?.no_mentions;
+                                let left_out = ctx.settings.user(&ctx.store, user)?.no_mentions;
                                 hidden.insert(user, left_out);
                                 left_out
                             }

@@ -3,7 +3,7 @@
 use super::ctx::Ctx;
 use super::outbox::record_own;
 use super::prompts::prompt;
-use super::{api, record, settings};
+use super::{api, record};
 use crate::reply::EngineError;
 use crate::store::MessageRef;
 use crate::texts::Lang;
@@ -31,14 +31,20 @@ pub async fn on_message(
     }
     let user = from.id.0 as i64;
     let chat = msg.chat.id.0;
-    let (user_settings, chat_settings) = ctx
-        .blocking(move |ctx| {
-            Ok((
-                settings::user(&ctx.store, user)?,
-                settings::chat(&ctx.store, chat)?,
-            ))
-        })
-        .await?;
+    // From memory; the store is read (off the runtime) only for a chat or person not held.
+    let (user_settings, chat_settings) = match ctx.settings.cached(user, chat) {
+        Some(held) => held,
+        None => {
+            ctx.blocking(move |ctx| {
+                let settings = &ctx.settings;
+                Ok((
+                    settings.user(&ctx.store, user)?,
+                    settings.chat(&ctx.store, chat)?,
+                ))
+            })
+            .await?
+        }
+    };
     let mood = ctx.mood(chat);
     if !user_settings.no_reactions
         && mood.reactions_fit()

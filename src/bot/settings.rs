@@ -3,7 +3,10 @@
 
 use crate::config::QuietHours;
 use crate::store::{SettingKey, Store};
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// A chat's choices, changed by its administrators.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +91,120 @@ pub fn user(store: &Store, user: i64) -> crate::store::Result<UserSettings> {
     }
 }
 
+/// Chats' and users' settings kept in memory: read through from the store, written through to
+/// it, so that handling an ordinary message reads no disk. Every change of settings in the bot
+/// goes through here. A miss or a change holds its map's lock while it reads or writes the
+/// store (off the runtime), so that a read cannot put back what a change replaced.
+pub struct Settings {
+    chats: Mutex<LruCache<i64, ChatSettings>>,
+    users: Mutex<LruCache<i64, UserSettings>>,
+}
+
+/// Chats and users held (a few dozen bytes each: well under 1 MiB together).
+const CACHED_CHATS: usize = 2_048;
+const CACHED_USERS: usize = 8_192;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            chats: Mutex::new(LruCache::new(capacity(CACHED_CHATS))),
+            users: Mutex::new(LruCache::new(capacity(CACHED_USERS))),
+        }
+    }
+}
+
+impl Settings {
+    /// A user's and a chat's settings if memory holds both, for async code: it never waits,
+    /// not even for a lock held by a miss reading the store (that counts as not held).
+    pub fn cached(&self, user: i64, chat: i64) -> Option<(UserSettings, ChatSettings)> {
+        let user = self.users.try_lock().ok()?.get(&user).cloned()?;
+        let chat = self.chats.try_lock().ok()?.get(&chat).cloned()?;
+        Some((user, chat))
+    }
+
+    /// A chat's settings (defaults when none were stored). Blocking on a miss.
+    pub fn chat(&self, store: &Store, id: i64) -> crate::store::Result<ChatSettings> {
+        let mut chats = locked(&self.chats);
+        if let Some(held) = chats.get(&id) {
+            return Ok(held.clone());
+        }
+        let read = chat(store, id)?;
+        chats.put(id, read.clone());
+        Ok(read)
+    }
+
+    /// A user's settings (defaults when none were stored). Blocking on a miss.
+    pub fn user(&self, store: &Store, id: i64) -> crate::store::Result<UserSettings> {
+        let mut users = locked(&self.users);
+        if let Some(held) = users.get(&id) {
+            return Ok(held.clone());
+        }
+        let read = user(store, id)?;
+        users.put(id, read.clone());
+        Ok(read)
+    }
+
+    /// Changes a chat's settings with `change` and stores them. Blocking.
+    pub fn change_chat(
+        &self,
+        store: &Store,
+        id: i64,
+        change: impl FnOnce(&mut ChatSettings),
+    ) -> crate::store::Result<ChatSettings> {
+        let mut chats = locked(&self.chats);
+        let mut settings = match chats.get(&id) {
+            Some(held) => held.clone(),
+            None => chat(store, id)?,
+        };
+        change(&mut settings);
+        store.put_setting(SettingKey::Chat(id), &settings)?;
+        chats.put(id, settings.clone());
+        Ok(settings)
+    }
+
+    /// Changes a user's settings with `change` and stores them. Blocking.
+    pub fn change_user(
+        &self,
+        store: &Store,
+        id: i64,
+        change: impl FnOnce(&mut UserSettings),
+    ) -> crate::store::Result<UserSettings> {
+        let mut users = locked(&self.users);
+        let mut settings = match users.get(&id) {
+            Some(held) => held.clone(),
+            None => user(store, id)?,
+        };
+        change(&mut settings);
+        store.put_setting(SettingKey::User(id), &settings)?;
+        users.put(id, settings.clone());
+        Ok(settings)
+    }
+
+    /// Removes a user's stored settings when they are the defaults (after they deleted their
+    /// data: their opt-outs stay, so that the bot keeps respecting them). Blocking.
+    pub fn forget_user_if_default(&self, store: &Store, id: i64) -> crate::store::Result<()> {
+        let mut users = locked(&self.users);
+        let settings = match users.get(&id) {
+            Some(held) => held.clone(),
+            None => user(store, id)?,
+        };
+        if settings == UserSettings::default() {
+            store.remove_setting(SettingKey::User(id))?;
+        }
+        users.put(id, settings);
+        Ok(())
+    }
+}
+
+fn capacity(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Locks a map of [`Settings`]: a panic elsewhere leaves it a valid cache.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The users who asked not to be profiled. Someone whose settings cannot be read counts as
 /// opted out (the safe side for privacy) and is logged, rather than stopping the bot.
 pub fn profile_opt_outs(store: &Store) -> crate::store::Result<Vec<i64>> {
@@ -153,5 +270,34 @@ mod tests {
         assert_eq!(parse_quiet_hours("off"), Some(None));
         assert_eq!(parse_quiet_hours("25-3"), None);
         assert_eq!(parse_quiet_hours("вечір"), None);
+    }
+
+    #[test]
+    fn settings_are_read_through_and_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::StoreConfig::new(dir.path())).unwrap();
+        let settings = Settings::default();
+        assert_eq!(settings.cached(5, -100), None);
+        assert_eq!(settings.user(&store, 5).unwrap(), UserSettings::default());
+        assert!(settings.chat(&store, -100).unwrap().replies);
+        assert!(settings.cached(5, -100).is_some(), "held after a read");
+        settings
+            .change_chat(&store, -100, |c| c.replies = false)
+            .unwrap();
+        settings
+            .change_user(&store, 5, |u| u.no_reactions = true)
+            .unwrap();
+        let (user_held, chat_held) = settings.cached(5, -100).unwrap();
+        assert!(user_held.no_reactions && !chat_held.replies);
+        // Written through: the store has them, for the next start.
+        assert!(user(&store, 5).unwrap().no_reactions);
+        assert!(!chat(&store, -100).unwrap().replies);
+        settings.forget_user_if_default(&store, 5).unwrap();
+        assert!(user(&store, 5).unwrap().no_reactions, "opt-outs stay");
+        settings
+            .change_user(&store, 5, |u| u.no_reactions = false)
+            .unwrap();
+        settings.forget_user_if_default(&store, 5).unwrap();
+        assert!(store.users_with_settings().unwrap().is_empty());
     }
 }

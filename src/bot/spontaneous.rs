@@ -3,9 +3,7 @@
 use super::ctx::Ctx;
 use super::outbox::record_own;
 use super::prompts::prompt;
-use super::settings;
 use crate::reply::EngineError;
-use crate::store::SettingKey;
 use crate::texts::Lang;
 use std::sync::atomic::Ordering::Relaxed;
 use teloxide::prelude::*;
@@ -38,7 +36,7 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
             if !busy {
                 continue;
             }
-            let s = settings::chat(store, chat.chat_id)?;
+            let s = ctx.settings.chat(store, chat.chat_id)?;
             let quiet = s.quiet_hours_or(quiet_default);
             let cooled = s.last_spontaneous.is_none_or(|t| now - t >= cooldown);
             if s.spontaneous && s.replies && cooled && !quiet.contains(local_hour) {
@@ -80,9 +78,8 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
     // The cooldown is written before posting: a crash after the post must not post again.
     let title = ctx
         .blocking(move |ctx| {
-            let mut s = settings::chat(&ctx.store, chat_id)?;
-            s.last_spontaneous = Some(now);
-            ctx.store.put_setting(SettingKey::Chat(chat_id), &s)?;
+            ctx.settings
+                .change_chat(&ctx.store, chat_id, |s| s.last_spontaneous = Some(now))?;
             Ok(ctx.store.chat_info(chat_id).map(|info| info.title))
         })
         .await?

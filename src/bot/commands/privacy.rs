@@ -4,8 +4,6 @@
 use crate::bot::buttons::Button;
 use crate::bot::ctx::Ctx;
 use crate::bot::outbox::{replace_text, say_with};
-use crate::bot::settings::{self, UserSettings};
-use crate::store::SettingKey;
 use crate::texts::{self, Lang, Phrase};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, User};
@@ -60,9 +58,7 @@ pub async fn forget_everywhere(
             ctx.profiles.forget(None, Some(user))?;
             // Their opt-outs stay, so that the bot keeps respecting them; nothing else of
             // theirs does.
-            if settings::user(store, user)? == UserSettings::default() {
-                store.remove_setting(SettingKey::User(user))?;
-            }
+            ctx.settings.forget_user_if_default(store, user)?;
             store.flush()?;
             Ok(n)
         })

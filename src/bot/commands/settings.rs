@@ -5,7 +5,6 @@ use crate::bot::buttons::{Button, Toggle};
 use crate::bot::ctx::Ctx;
 use crate::bot::outbox::{say, say_with};
 use crate::bot::settings::{self, ChatSettings, UserSettings};
-use crate::store::SettingKey;
 use crate::texts::{self, ChatSettingsView, Lang, Phrase, UserSettingsView};
 use teloxide::prelude::*;
 use teloxide::types::{Chat, InlineKeyboardButton, InlineKeyboardMarkup, User};
@@ -69,9 +68,7 @@ pub async fn toggle(
     // apply in order; turning profiles off deletes them at once.
     ctx.blocking(move |ctx| {
         ctx.profiles.change_opt_out(id, || {
-            let mut mine = settings::user(&ctx.store, id)?;
-            flip_mine(&mut mine);
-            ctx.store.put_setting(SettingKey::User(id), &mine)?;
+            let mine = ctx.settings.change_user(&ctx.store, id, flip_mine)?;
             anyhow::Ok(mine.no_profile)
         })
     })
@@ -92,16 +89,15 @@ async fn redraw(ctx: &Ctx, message: &Message, user: &User, lang: Lang) -> anyhow
     Ok(Phrase::Saved.text(lang).into())
 }
 
-/// Reads a chat's settings, changes them and stores them, in one step off the runtime.
+/// Changes a chat's settings and stores them, off the runtime.
 async fn change_chat(
     ctx: &Ctx,
     chat: i64,
     change: Box<dyn FnOnce(&mut ChatSettings) + Send>,
 ) -> anyhow::Result<()> {
     ctx.blocking(move |ctx| {
-        let mut settings = settings::chat(&ctx.store, chat)?;
-        change(&mut settings);
-        Ok(ctx.store.put_setting(SettingKey::Chat(chat), &settings)?)
+        ctx.settings.change_chat(&ctx.store, chat, change)?;
+        Ok(())
     })
     .await
 }
@@ -117,10 +113,10 @@ async fn view(
     let (mine, theirs) = ctx
         .blocking(move |ctx| {
             let chat = match group {
-                true => Some(settings::chat(&ctx.store, chat_id)?),
+                true => Some(ctx.settings.chat(&ctx.store, chat_id)?),
                 false => None,
             };
-            Ok((settings::user(&ctx.store, user_id)?, chat))
+            Ok((ctx.settings.user(&ctx.store, user_id)?, chat))
         })
         .await?;
     let mine = UserSettingsView {
