@@ -6,7 +6,7 @@ use crate::store::{SettingKey, Store};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 /// A chat's choices, changed by its administrators.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,8 +117,8 @@ impl Settings {
     /// A user's and a chat's settings if memory holds both, for async code: it never waits,
     /// not even for a lock held by a miss reading the store (that counts as not held).
     pub fn cached(&self, user: i64, chat: i64) -> Option<(UserSettings, ChatSettings)> {
-        let user = self.users.try_lock().ok()?.get(&user).cloned()?;
-        let chat = self.chats.try_lock().ok()?.get(&chat).cloned()?;
+        let user = try_locked(&self.users)?.get(&user).cloned()?;
+        let chat = try_locked(&self.chats)?.get(&chat).cloned()?;
         Some((user, chat))
     }
 
@@ -203,6 +203,15 @@ fn capacity(n: usize) -> NonZeroUsize {
 /// Locks a map of [`Settings`]: a panic elsewhere leaves it a valid cache.
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Locks a map of [`Settings`] if it is free (poisoned counts as free, as in [`locked`]).
+fn try_locked<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
 /// The users who asked not to be profiled. Someone whose settings cannot be read counts as

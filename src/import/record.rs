@@ -262,7 +262,7 @@ impl Record {
 /// (`2024-01-15T10:30:00Z`, `…+02:00`, RFC 3339), which needs no guess.
 pub fn parse_date(s: &str) -> Option<(Timestamp, TimeSource)> {
     let zoned = chrono::DateTime::parse_from_rfc3339(s)
-        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"));
+        .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%#z"));
     if let Ok(time) = zoned {
         return Some((time.timestamp(), TimeSource::Exact));
     }

@@ -21,5 +21,6 @@ pub use engine::{EngineError, ReplyEngine};
 pub use gemini::GeminiEngine;
 pub use markov::MarkovEngine;
 pub use openai::OpenAiEngine;
+pub(crate) use prompt::one_line;
 pub use prompt::{Language, Prompt, Tone, CONTEXT_MESSAGES, MESSAGE_CHARS};
 pub use responder::{Reply, Responder};

@@ -61,8 +61,13 @@ impl Store {
         let io_err = |e: std::io::Error| {
             StoreError::Invalid(format!("cannot write the backup {}: {e}", file.display()))
         };
-        // User records queued for the group commit are in the index once this returns.
-        self.shared.commit(Commit::Sync)?;
+        // User records queued for the group commit are in the index once this returns. A
+        // halted index takes no commit: the backup then holds what the index has, which is
+        // when an admin needs one most.
+        match self.shared.commit(Commit::Sync) {
+            Ok(()) | Err(StoreError::Halted { .. }) => {}
+            Err(e) => return Err(e),
+        }
         let partial = file.with_extension("partial");
         let out = std::fs::File::create(&partial).map_err(io_err)?;
         let result = self.shared.write_backup(out);

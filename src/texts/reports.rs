@@ -418,9 +418,14 @@ pub fn import_failed(lang: Lang, error: &str) -> String {
     )
 }
 
+/// How much of the last error an alert quotes.
+const ALERT_ERROR_CHARS: usize = 1_000;
+
 /// The admins' alert when errors pile up: `errors` within `minutes`, and the last one. In both
 /// languages, one under the other: the bot does not know an admin's language.
 pub fn alert(errors: usize, minutes: u64, last: &str) -> String {
+    // Twice within Telegram's 4,096 characters, whatever the error says.
+    let last = crate::reply::one_line(last, ALERT_ERROR_CHARS);
     format!(
         "⚠️ chatkeeper: помилок за останні {minutes} хв: {errors}; остання: {last}\n\
          ⚠️ chatkeeper: {errors} errors in the last {minutes} minutes; the last one: {last}"
