@@ -96,8 +96,8 @@ pub fn user(store: &Store, user: i64) -> crate::store::Result<UserSettings> {
 /// goes through here. A miss or a change holds its map's lock while it reads or writes the
 /// store (off the runtime), so that a read cannot put back what a change replaced.
 pub struct Settings {
-    chats: Mutex<LruCache<i64, ChatSettings>>,
-    users: Mutex<LruCache<i64, UserSettings>>,
+    chats: Held<ChatSettings>,
+    users: Held<UserSettings>,
 }
 
 /// Chats and users held (a few dozen bytes each: well under 1 MiB together).
@@ -107,8 +107,8 @@ const CACHED_USERS: usize = 8_192;
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            chats: Mutex::new(LruCache::new(capacity(CACHED_CHATS))),
-            users: Mutex::new(LruCache::new(capacity(CACHED_USERS))),
+            chats: Held::new(CACHED_CHATS, chat, SettingKey::Chat),
+            users: Held::new(CACHED_USERS, user, SettingKey::User),
         }
     }
 }
@@ -117,31 +117,19 @@ impl Settings {
     /// A user's and a chat's settings if memory holds both, for async code: it never waits,
     /// not even for a lock held by a miss reading the store (that counts as not held).
     pub fn cached(&self, user: i64, chat: i64) -> Option<(UserSettings, ChatSettings)> {
-        let user = try_locked(&self.users)?.get(&user).cloned()?;
-        let chat = try_locked(&self.chats)?.get(&chat).cloned()?;
+        let user = try_locked(&self.users.map)?.get(&user).cloned()?;
+        let chat = try_locked(&self.chats.map)?.get(&chat).cloned()?;
         Some((user, chat))
     }
 
     /// A chat's settings (defaults when none were stored). Blocking on a miss.
     pub fn chat(&self, store: &Store, id: i64) -> crate::store::Result<ChatSettings> {
-        let mut chats = locked(&self.chats);
-        if let Some(held) = chats.get(&id) {
-            return Ok(held.clone());
-        }
-        let read = chat(store, id)?;
-        chats.put(id, read.clone());
-        Ok(read)
+        self.chats.get(store, id)
     }
 
     /// A user's settings (defaults when none were stored). Blocking on a miss.
     pub fn user(&self, store: &Store, id: i64) -> crate::store::Result<UserSettings> {
-        let mut users = locked(&self.users);
-        if let Some(held) = users.get(&id) {
-            return Ok(held.clone());
-        }
-        let read = user(store, id)?;
-        users.put(id, read.clone());
-        Ok(read)
+        self.users.get(store, id)
     }
 
     /// Changes a chat's settings with `change` and stores them. Blocking.
@@ -151,15 +139,7 @@ impl Settings {
         id: i64,
         change: impl FnOnce(&mut ChatSettings),
     ) -> crate::store::Result<ChatSettings> {
-        let mut chats = locked(&self.chats);
-        let mut settings = match chats.get(&id) {
-            Some(held) => held.clone(),
-            None => chat(store, id)?,
-        };
-        change(&mut settings);
-        store.put_setting(SettingKey::Chat(id), &settings)?;
-        chats.put(id, settings.clone());
-        Ok(settings)
+        self.chats.change(store, id, change)
     }
 
     /// Changes a user's settings with `change` and stores them. Blocking.
@@ -169,30 +149,67 @@ impl Settings {
         id: i64,
         change: impl FnOnce(&mut UserSettings),
     ) -> crate::store::Result<UserSettings> {
-        let mut users = locked(&self.users);
-        let mut settings = match users.get(&id) {
-            Some(held) => held.clone(),
-            None => user(store, id)?,
-        };
-        change(&mut settings);
-        store.put_setting(SettingKey::User(id), &settings)?;
-        users.put(id, settings.clone());
-        Ok(settings)
+        self.users.change(store, id, change)
     }
 
     /// Removes a user's stored settings when they are the defaults (after they deleted their
     /// data: their opt-outs stay, so that the bot keeps respecting them). Blocking.
     pub fn forget_user_if_default(&self, store: &Store, id: i64) -> crate::store::Result<()> {
-        let mut users = locked(&self.users);
-        let settings = match users.get(&id) {
-            Some(held) => held.clone(),
-            None => user(store, id)?,
-        };
+        let mut users = locked(&self.users.map);
+        let settings = self.users.read(&mut users, store, id)?;
         if settings == UserSettings::default() {
             store.remove_setting(SettingKey::User(id))?;
         }
-        users.put(id, settings);
         Ok(())
+    }
+}
+
+/// One kind of settings held: where they are stored and how they are read.
+struct Held<V> {
+    map: Mutex<LruCache<i64, V>>,
+    load: fn(&Store, i64) -> crate::store::Result<V>,
+    key: fn(i64) -> SettingKey,
+}
+
+impl<V: Clone + Serialize> Held<V> {
+    fn new(
+        entries: usize,
+        load: fn(&Store, i64) -> crate::store::Result<V>,
+        key: fn(i64) -> SettingKey,
+    ) -> Self {
+        Held {
+            map: Mutex::new(LruCache::new(capacity(entries))),
+            load,
+            key,
+        }
+    }
+
+    /// The settings of `id`, from `map` (its lock held) or read from the store into it.
+    fn read(&self, map: &mut LruCache<i64, V>, store: &Store, id: i64) -> crate::store::Result<V> {
+        if let Some(held) = map.get(&id) {
+            return Ok(held.clone());
+        }
+        let read = (self.load)(store, id)?;
+        map.put(id, read.clone());
+        Ok(read)
+    }
+
+    fn get(&self, store: &Store, id: i64) -> crate::store::Result<V> {
+        self.read(&mut locked(&self.map), store, id)
+    }
+
+    fn change(
+        &self,
+        store: &Store,
+        id: i64,
+        change: impl FnOnce(&mut V),
+    ) -> crate::store::Result<V> {
+        let mut map = locked(&self.map);
+        let mut settings = self.read(&mut map, store, id)?;
+        change(&mut settings);
+        store.put_setting((self.key)(id), &settings)?;
+        map.put(id, settings.clone());
+        Ok(settings)
     }
 }
 
