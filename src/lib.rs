@@ -14,3 +14,4 @@ pub mod memory;
 pub mod reply;
 pub mod store;
 pub mod texts;
+pub mod tokens;

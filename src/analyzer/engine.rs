@@ -2,7 +2,8 @@
 
 use super::analysis::{Analysis, Emotion, Language, Style, Topic};
 use super::lexicon::{self, EmojiSignal, Lexicon};
-use super::normalize::{self, fold_into, is_cyrillic, is_emoji, is_word_char};
+use super::normalize;
+use crate::tokens::{fold_into, is_cyrillic, is_emoji, is_letter, tokens, Kind};
 
 /// Flags that make a word carry sentiment or emotion.
 const SIGNALS: u32 = lexicon::POSITIVE | lexicon::NEGATIVE | (0b11_1111 << lexicon::EMOTION_SHIFT);
@@ -32,40 +33,32 @@ impl Analyzer {
     /// Analyses one text.
     pub fn analyze(&self, text: &str) -> Analysis {
         let mut scan = Scan::default();
-        let mut word = String::new();
         let mut folded = String::new();
-        let mut chars = text.chars().peekable();
-        let mut parens = 0;
-        while let Some(c) = chars.next() {
-            // `))` is the chats' smile: casual and warm.
-            parens = if c == ')' { parens + 1 } else { 0 };
-            if parens == 2 {
-                scan.smiles += 1;
-            }
-            if is_word_char(c) {
-                if scan.words == 0 {
-                    scan.starts_upper = c.is_uppercase();
-                }
-                word.clear();
-                word.push(c);
-                while let Some(&next) = chars.peek() {
-                    if !is_word_char(next) {
-                        break;
+        for token in tokens(text) {
+            match token.kind {
+                Kind::Word => {
+                    if scan.words == 0 {
+                        scan.starts_upper = token.text.starts_with(char::is_uppercase);
                     }
-                    word.push(next);
-                    chars.next();
+                    self.word(token.text, &mut folded, &mut scan);
                 }
-                self.word(&word, &mut folded, &mut scan);
-            } else if is_emoji(c) {
-                scan.emoji += 1;
-                scan.humour |= LAUGHING_EMOJI.contains(&c);
-                if let Some(signal) = self.lexicon.emoji(c) {
-                    scan.signal(signal, EMOJI_WEIGHT);
+                Kind::Emoji => {
+                    for c in token.text.chars().filter(|&c| is_emoji(c)) {
+                        scan.emoji += 1;
+                        scan.humour |= LAUGHING_EMOJI.contains(&c);
+                        if let Some(signal) = self.lexicon.emoji(c) {
+                            scan.signal(signal, EMOJI_WEIGHT);
+                        }
+                        scan.modifier = Modifier::None;
+                    }
                 }
-                scan.modifier = Modifier::None;
-            } else if c == '!' || c == '?' {
-                scan.exclaim += u32::from(c == '!');
-                scan.question |= c == '?';
+                Kind::SentenceEnd => {
+                    scan.exclaim += token.text.bytes().filter(|&b| b == b'!').count() as u32;
+                    scan.question |= token.text.contains('?');
+                }
+                // `))` (or more) is the chats' smile: casual and warm.
+                Kind::Symbol => scan.smiles += u32::from(token.text.starts_with("))")),
+                Kind::ClauseMark => {}
             }
         }
         scan.ends_with_period = text.trim_end().ends_with('.');
@@ -73,7 +66,27 @@ impl Analyzer {
     }
 
     fn word(&self, word: &str, folded: &mut String, scan: &mut Scan) {
+        fold_into(word, folded);
+        // Before stemming, which would clip "хаха".
+        let laughter = normalize::is_laughter(folded);
+        let whole = self.lexicon.flags(folded);
+        let len = folded.len();
+        self.lexicon.stemmer.stem_in_place(folded);
+        let flags = if folded.len() == len {
+            whole
+        } else {
+            whole | self.lexicon.flags(folded)
+        };
+        if flags == 0 && word.contains('-') {
+            // The lists hold single words and a few compounds ("wi-fi"); any other compound
+            // ("будь-ласка") is read as its parts.
+            for part in word.split('-') {
+                self.word(part, folded, scan);
+            }
+            return;
+        }
         scan.words += 1;
+        scan.humour |= laughter;
         for c in word.chars() {
             if is_cyrillic(c) {
                 scan.cyrillic += 1;
@@ -88,21 +101,10 @@ impl Analyzer {
                 }
             } else if c.is_ascii_alphabetic() {
                 scan.latin += 1;
-            } else if normalize::is_letter(c) {
+            } else if is_letter(c) {
                 scan.other_letters += 1;
             }
         }
-        fold_into(word, folded);
-        // Before stemming, which would clip "хаха".
-        scan.humour |= normalize::is_laughter(folded);
-        let whole = self.lexicon.flags(folded);
-        let len = folded.len();
-        self.lexicon.stemmer.stem_in_place(folded);
-        let flags = if folded.len() == len {
-            whole
-        } else {
-            whole | self.lexicon.flags(folded)
-        };
         // Only a word on one language's lists tells the language ("хватит" yes, "страшно" no).
         let languages = (flags >> lexicon::LANG_SHIFT) & 0b111;
         if languages.count_ones() == 1 {
@@ -153,7 +155,7 @@ impl Analyzer {
         }
         if flags & lexicon::STOP == 0
             && word.chars().count() >= 3
-            && word.chars().all(normalize::is_letter)
+            && word.chars().all(is_letter)
             && scan.keywords.len() < MAX_KEYWORDS
         {
             let mut keyword = String::new();

@@ -4,7 +4,8 @@
 //! list it is on, so analysing a word is one lookup.
 
 use super::analysis::{Emotion, Topic};
-use super::normalize::{fold_into, Stemmer};
+use super::normalize::Stemmer;
+use crate::tokens::fold_into;
 use rustc_hash::FxHashMap;
 use std::path::Path;
 

@@ -1,6 +1,13 @@
 //! Per-chat and per-user reply limits (sliding one-minute windows), so that a busy chat or one
 //! persistent user cannot make the bot flood. Sharded: handlers of different chats rarely meet on
 //! one lock, and no lock is held across an `.await`.
+//!
+//! Kept instead of `governor`, whose semantics do not fit: its GCRA with a burst of N lets up to
+//! 2N − 1 replies through in one minute (a full burst, then one cell back every 60/N s), while
+//! `chat_per_minute = 6` promises at most 6 in any minute; and a reply takes a slot from two
+//! budgets at once, so a user's refusal must give the chat's slot back, which GCRA cannot. The
+//! window holds at most N instants per key (6 and 3 by default), and time is a parameter, so the
+//! tests step it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

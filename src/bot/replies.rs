@@ -7,6 +7,7 @@ use super::{api, record};
 use crate::reply::EngineError;
 use crate::store::MessageRef;
 use crate::texts::Lang;
+use crate::tokens;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use teloxide::prelude::*;
@@ -93,7 +94,7 @@ pub async fn on_message(
 
 /// Whether the message speaks to the bot: a private chat, a reply to one of its messages, its
 /// @username, or one of its configured names as a whole word.
-pub fn is_addressed(me: &Me, names: &[String], msg: &Message) -> bool {
+fn is_addressed(me: &Me, names: &[String], msg: &Message) -> bool {
     if msg.chat.is_private() {
         return true;
     }
@@ -104,23 +105,21 @@ pub fn is_addressed(me: &Me, names: &[String], msg: &Message) -> bool {
     {
         return true;
     }
-    let text = msg
-        .text()
-        .or(msg.caption())
-        .unwrap_or_default()
-        .to_lowercase();
+    let text = tokens::fold(msg.text().or(msg.caption()).unwrap_or_default());
     if let Some(username) = me.username.as_deref() {
         if text.contains(&format!("@{}", username.to_lowercase())) {
             return true;
         }
     }
-    let words: Vec<&str> = text
-        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’' || c == 'ʼ'))
-        .filter(|w| !w.is_empty())
-        .collect();
+    calls_by_name(&text, names)
+}
+
+/// Whether folded `text` holds one of `names` as a word, also with a Ukrainian case ending
+/// ("Кіпере", "Кіперу") or inside a compound ("Кіпер-бот").
+fn calls_by_name(text: &str, names: &[String]) -> bool {
+    let words: Vec<&str> = tokens::words(text).flat_map(|w| w.split('-')).collect();
     names.iter().any(|name| {
-        let name = name.to_lowercase();
-        // A name may take Ukrainian case endings: "Кіпере", "Кіперу".
+        let name = tokens::fold(name);
         words.iter().any(|w| {
             *w == name || (w.starts_with(&name) && w.chars().count() <= name.chars().count() + 2)
         })
@@ -141,5 +140,28 @@ async fn react(ctx: &Ctx, msg: &Message) {
             ctx.metrics.reactions_sent.fetch_add(1, Relaxed);
         }
         Err(e) => ctx.metrics.api_error(api::error_kind(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_calls_the_bot_as_a_word_with_an_ending_or_in_a_compound() {
+        let names = ["Кіпер".to_string(), "keeper".to_string()];
+        let calls = |text: &str| calls_by_name(&tokens::fold(text), &names);
+        for text in [
+            "Кіпер, привіт",
+            "кіпере!",
+            "Дякую, Кіперу",
+            "Кіпер-бот, ну",
+            "hey KEEPER",
+        ] {
+            assert!(calls(text), "{text}");
+        }
+        for text in ["Кіперчиками", "skeeper", "кіп ер", "про кіпарис"] {
+            assert!(!calls(text), "{text}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use super::config::OfflineConfig;
 use super::engine::{EngineError, ReplyEngine, MIN_MESSAGES};
 use super::prompt::{Prompt, Tone};
 use crate::store::{ChatId, MessageKind, MessageRef, Store};
+use crate::tokens::{fold, tokens, Kind, CLAUSE_MARKS, SENTENCE_ENDS};
 use futures::future::BoxFuture;
 use lru::LruCache;
 use rand::rngs::SmallRng;
@@ -649,7 +650,7 @@ impl Chain {
 
 /// The hash `by_norm` is keyed by: of the word's normalised form.
 fn norm_hash(word: &str) -> u64 {
-    stable_hash(normalize(word))
+    stable_hash(fold(word))
 }
 
 /// A hash of a token sequence, to recognise trained sentences.
@@ -663,13 +664,6 @@ fn stable_hash(value: impl Hash) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
 }
 
-/// Apostrophes Ukrainian is typed with: ASCII, typographic and the modifier letter.
-const APOSTROPHES: [char; 3] = ['\'', '’', 'ʼ'];
-/// Marks that end a sentence (runs like `?!` or `...` stay one token).
-const SENTENCE_ENDS: [char; 4] = ['.', '!', '?', '…'];
-/// Marks kept inside a sentence.
-const CLAUSE_MARKS: [char; 3] = [',', ';', ':'];
-
 /// `text` as sentences of tokens: words (letters, digits, inner apostrophes and hyphens, `3.5`),
 /// emoji runs, and punctuation marks. Links, mentions and e-mail addresses are left out: a reply
 /// must not ping people or spread links. Other symbols (quotes, brackets) separate words.
@@ -681,12 +675,17 @@ fn sentences(text: &str) -> Vec<Vec<String>> {
             continue;
         }
         for token in tokens(chunk) {
-            if is_punctuation(&token) && current.is_empty() {
+            let text = match token.kind {
+                Kind::Symbol => continue,
+                // `,,,` is one comma (clause marks are ASCII).
+                Kind::ClauseMark => &token.text[..1],
+                Kind::Word | Kind::Emoji | Kind::SentenceEnd => token.text,
+            };
+            if is_punctuation(text) && current.is_empty() {
                 continue;
             }
-            let ends = token.starts_with(SENTENCE_ENDS);
-            current.push(token);
-            if ends {
+            current.push(text.to_owned());
+            if token.kind == Kind::SentenceEnd {
                 all.push(std::mem::take(&mut current));
             }
         }
@@ -711,65 +710,6 @@ fn is_link_or_mention(chunk: &str) -> bool {
     })
 }
 
-/// The tokens of one chunk without spaces.
-fn tokens(chunk: &str) -> Vec<String> {
-    let chars: Vec<char> = chunk.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let start = i;
-        if c.is_alphanumeric() {
-            i += 1;
-            while i < chars.len() {
-                let joins = i + 1 < chars.len()
-                    && chars[i - 1].is_alphanumeric()
-                    && chars[i + 1].is_alphanumeric()
-                    && (APOSTROPHES.contains(&chars[i])
-                        || chars[i] == '-'
-                        || (chars[i] == '.'
-                            && chars[i - 1].is_ascii_digit()
-                            && chars[i + 1].is_ascii_digit()));
-                if chars[i].is_alphanumeric() || joins {
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-        } else if is_emoji(c) {
-            while i < chars.len() && (is_emoji(chars[i]) || is_emoji_joiner(chars[i])) {
-                i += 1;
-            }
-        } else if SENTENCE_ENDS.contains(&c) {
-            while i < chars.len() && SENTENCE_ENDS.contains(&chars[i]) {
-                i += 1;
-            }
-        } else if CLAUSE_MARKS.contains(&c) {
-            // `,,,` is one comma.
-            while i < chars.len() && chars[i] == c {
-                i += 1;
-            }
-            out.push(c.to_string());
-            continue;
-        } else {
-            i += 1;
-            continue;
-        }
-        out.push(chars[start..i].iter().collect());
-    }
-    out
-}
-
-/// Pictographs, symbols and flags (regional indicators).
-fn is_emoji(c: char) -> bool {
-    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0x2300..=0x23FF)
-}
-
-/// Characters that glue emoji into one picture (zero-width joiner, variation selector, keycap).
-fn is_emoji_joiner(c: char) -> bool {
-    matches!(c, '\u{200D}' | '\u{FE0F}' | '\u{20E3}')
-}
-
 /// Whether a token is a punctuation mark rather than a word.
 fn is_punctuation(token: &str) -> bool {
     token.starts_with(SENTENCE_ENDS) || token.starts_with(CLAUSE_MARKS)
@@ -778,14 +718,6 @@ fn is_punctuation(token: &str) -> bool {
 /// Whether a token is a mark that cannot end a reply.
 fn is_clause_mark(token: &str) -> bool {
     token.starts_with(CLAUSE_MARKS)
-}
-
-/// The form words are matched by: lower case, one apostrophe.
-fn normalize(word: &str) -> String {
-    word.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if APOSTROPHES.contains(&c) { '\'' } else { c })
-        .collect()
 }
 
 #[cfg(test)]
@@ -831,9 +763,9 @@ mod tests {
 
     #[test]
     fn normalizes_case_and_apostrophes() {
-        assert_eq!(normalize("М’ЯСО"), "м'ясо");
-        assert_eq!(normalize("пʼять"), normalize("П'ять"));
-        assert_eq!(normalize("Hello"), "hello");
+        assert_eq!(fold("М’ЯСО"), "м'ясо");
+        assert_eq!(fold("пʼять"), fold("П'ять"));
+        assert_eq!(fold("Hello"), "hello");
     }
 
     #[test]
