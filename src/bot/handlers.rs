@@ -5,7 +5,7 @@ use super::commands::{self, Command};
 use super::ctx::Ctx;
 use super::replies;
 use crate::store::MessageRef;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use prometheus_client::metrics::gauge::Gauge;
 use std::time::Instant;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
 use teloxide::prelude::*;
@@ -51,17 +51,17 @@ pub async fn dispatch(
 }
 
 /// Counts a running handler; the count drops even if the handler panics or is cancelled.
-struct InFlight<'a>(&'a AtomicU64);
+struct InFlight<'a>(&'a Gauge);
 
 impl<'a> InFlight<'a> {
-    fn new(gauge: &'a AtomicU64) -> Self {
-        gauge.fetch_add(1, Relaxed);
+    fn new(gauge: &'a Gauge) -> Self {
+        gauge.inc();
         InFlight(gauge)
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
+        self.0.dec();
     }
 }

@@ -1,12 +1,14 @@
 //! `/healthz` and `/metrics` on a local address, for Prometheus and uptime checks.
 
 use super::ctx::Ctx;
+use super::metrics::{self, Scraped};
 use anyhow::Context as _;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use prometheus_client::registry::Unit;
 
 /// Binds the configured address and serves until shutdown. Binding errors are returned (a
 /// second instance on the same port should fail loudly, not run without metrics).
@@ -54,66 +56,67 @@ async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     let Ok((health, global)) = figures.await else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             String::from("reading the store's figures failed\n"),
         );
     };
     let analysis = ctx.analysis.stats();
-    let body = ctx.metrics.render(&[
+    let offline = ctx.responder.offline();
+    let body = ctx.metrics.render(vec![
         (
-            "chatkeeper_store_bytes",
-            "Size of the store on disk.",
-            health.size_on_disk as f64,
+            "chatkeeper_store",
+            "Size of the store on disk",
+            Scraped::Gauge(health.size_on_disk as f64, Some(Unit::Bytes)),
         ),
         (
             "chatkeeper_store_messages",
-            "Messages in the store that count for users.",
-            global.total_messages as f64,
+            "Messages in the store that count for users",
+            Scraped::Gauge(global.total_messages as f64, None),
         ),
         (
-            "chatkeeper_store_commits_total",
-            "Group commits since start.",
-            health.commits as f64,
+            "chatkeeper_store_commits",
+            "Group commits since start",
+            Scraped::Counter(health.commits),
         ),
         (
-            "chatkeeper_store_last_commit_seconds",
-            "Duration of the last group commit.",
-            health.last_commit_micros as f64 / 1e6,
+            "chatkeeper_store_last_commit",
+            "Duration of the last group commit",
+            Scraped::Gauge(health.last_commit_micros as f64 / 1e6, Some(Unit::Seconds)),
         ),
         (
             "chatkeeper_offline_models",
-            "Per-chat offline reply models in memory.",
-            ctx.responder.offline().models() as f64,
+            "Per-chat offline reply models in memory",
+            Scraped::Gauge(offline.models() as f64, None),
         ),
         (
-            "chatkeeper_offline_model_bytes",
-            "Memory of the offline reply models in memory.",
-            ctx.responder.offline().model_bytes() as f64,
+            "chatkeeper_offline_model",
+            "Memory of the offline reply models in memory",
+            Scraped::Gauge(offline.model_bytes() as f64, Some(Unit::Bytes)),
         ),
         (
             "chatkeeper_analysis_cache_hits",
-            "Analyses answered from memory since start.",
-            analysis.hits as f64,
+            "Analyses answered from memory since start",
+            Scraped::Counter(analysis.hits),
         ),
         (
             "chatkeeper_analysis_cache_misses",
-            "Texts analysed since start.",
-            analysis.misses as f64,
+            "Texts analysed since start",
+            Scraped::Counter(analysis.misses),
         ),
         (
             "chatkeeper_analysis_cache_entries",
-            "Analyses in memory.",
-            analysis.entries as f64,
+            "Analyses in memory",
+            Scraped::Gauge(analysis.entries as f64, None),
         ),
         (
-            "chatkeeper_uptime_seconds",
-            "Seconds since the bot started.",
-            ctx.started.elapsed().as_secs_f64(),
+            "chatkeeper_uptime",
+            "Time since the bot started",
+            Scraped::Gauge(ctx.started.elapsed().as_secs_f64(), Some(Unit::Seconds)),
         ),
     ]);
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         body,
     )
 }

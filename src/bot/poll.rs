@@ -10,7 +10,6 @@ use super::handlers::{self, Tree};
 use super::{api, record};
 use crate::store::{ChatInfo, Message, MessageRef, UserInfo};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use teloxide::prelude::*;
@@ -75,9 +74,7 @@ pub async fn run(ctx: &Ctx, tree: Tree) {
             continue;
         };
         let received = Instant::now();
-        ctx.metrics
-            .updates_received
-            .fetch_add(updates.len() as u64, Relaxed);
+        ctx.metrics.updates_received.inc_by(updates.len() as u64);
         let last = last.id.as_offset();
         let batch = Batch::of(&updates);
         let stored = batch.stored.clone();
@@ -144,12 +141,12 @@ async fn store_durably(ctx: &Ctx, batch: Batch) -> bool {
         match result {
             Ok(()) => {
                 ctx.metrics.flush_latency.observe(started.elapsed());
-                ctx.metrics.messages_stored.fetch_add(count, Relaxed);
-                ctx.metrics.batches_stored.fetch_add(1, Relaxed);
+                ctx.metrics.messages_stored.inc_by(count);
+                ctx.metrics.batches_stored.inc();
                 return true;
             }
             Err(e) => {
-                ctx.metrics.store_errors.fetch_add(1, Relaxed);
+                ctx.metrics.store_errors.inc();
                 ctx.note_error(format!("storing updates: {e:#}"));
             }
         }

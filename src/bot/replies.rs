@@ -8,7 +8,6 @@ use crate::reply::EngineError;
 use crate::store::MessageRef;
 use crate::texts::Lang;
 use crate::tokens;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use teloxide::prelude::*;
 use teloxide::types::{Me, ReactionType, ReplyParameters};
@@ -137,7 +136,7 @@ async fn react(ctx: &Ctx, msg: &Message) {
         }]);
     match request.await {
         Ok(_) => {
-            ctx.metrics.reactions_sent.fetch_add(1, Relaxed);
+            ctx.metrics.reactions_sent.inc();
         }
         Err(e) => ctx.metrics.api_error(api::error_kind(&e)),
     }

@@ -5,7 +5,6 @@ use super::outbox::record_own;
 use super::prompts::prompt;
 use crate::reply::EngineError;
 use crate::texts::Lang;
-use std::sync::atomic::Ordering::Relaxed;
 use teloxide::prelude::*;
 
 /// Looks for one eligible chat and posts into it. Returns the chat posted to, if any.
@@ -93,7 +92,7 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
     let sent = ctx
         .call(ctx.bot.send_message(ChatId(chat_id), reply.text))
         .await?;
-    ctx.metrics.spontaneous_posts.fetch_add(1, Relaxed);
+    ctx.metrics.spontaneous_posts.inc();
     ctx.metrics.reply_sent(reply.engine);
     record_own(ctx, &sent).await?;
     tracing::info!(chat = chat_id, engine = reply.engine, "spontaneous post");

@@ -8,7 +8,6 @@ use crate::bot::outbox::{cannot_reach_privately, replace_text, say, say_privatel
 use crate::import::{import_file, ImportOptions, ProfileUpdate};
 use crate::texts::{self, BotHealth, Lang, Phrase};
 use anyhow::Context as _;
-use std::sync::atomic::Ordering::Relaxed;
 use teloxide::net::Download;
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile, User};
@@ -33,11 +32,11 @@ pub async fn health(ctx: &Ctx, msg: &Message, lang: Lang) -> anyhow::Result<()> 
     let bot = BotHealth {
         uptime_secs: ctx.started.elapsed().as_secs(),
         flush_mean_ms: metrics.flush_latency.mean().as_secs_f64() * 1e3,
-        updates: metrics.updates_received.load(Relaxed),
-        handlers_running: metrics.handlers_in_flight.load(Relaxed),
+        updates: metrics.updates_received.get(),
+        handlers_running: metrics.handlers_in_flight.get().max(0) as u64,
         replies: metrics.replies_total(),
         api_errors: metrics.api_errors_total(),
-        store_errors: metrics.store_errors.load(Relaxed),
+        store_errors: metrics.store_errors.get(),
         offline_models: ctx.responder.offline().models(),
     };
     say_privately(ctx, msg, lang, texts::health(lang, &store, &bot)).await
