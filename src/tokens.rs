@@ -66,7 +66,7 @@ impl<'a> Iterator for Tokens<'a> {
             loop {
                 let before = chars.clone();
                 let Some(c) = chars.next() else { break };
-                if !is_word_start(c) {
+                if !is_word_char(c) {
                     // A joiner needs a word character on both sides; only then look ahead.
                     let joiner =
                         is_apostrophe(c) || c == '-' || (c == '.' && previous.is_ascii_digit());
@@ -113,9 +113,15 @@ fn run(chars: &mut std::str::Chars, keep: impl Fn(char) -> bool) {
     }
 }
 
-/// Whether `c` starts or continues a word: a letter or a digit.
+/// Whether `c` starts a word: a letter or a digit.
 fn is_word_start(c: char) -> bool {
     is_letter(c) || c.is_numeric()
+}
+
+/// Whether `c` continues a word: a letter, a digit, or a combining mark (a stress mark in
+/// "за́мок", the dots of a decomposed "ї").
+fn is_word_char(c: char) -> bool {
+    is_word_start(c) || matches!(c, '\u{0300}'..='\u{036F}')
 }
 
 /// Whether `c` is one of the apostrophes of [`APOSTROPHES`].
@@ -134,13 +140,15 @@ pub fn is_letter(c: char) -> bool {
 }
 
 /// Whether `c` is a pictograph: the emoji blocks, the symbols and dingbats, and the few emoji
-/// among technical symbols and arrows (⌚ ⏰ ⬅ ⭐ ⭕). Skin tones and joiners are not pictographs
+/// among punctuation, technical symbols, shapes and arrows (‼ ⁉ ⌚ ⏰ ▶ ⬅ ⭐ ⭕). Skin tones and joiners are not pictographs
 /// of their own (see [`is_emoji_joiner`]).
 pub fn is_emoji(c: char) -> bool {
     matches!(c as u32,
         0x1F000..=0x1F3FA | 0x1F400..=0x1FAFF | 0x2600..=0x27BF
+        | 0x203C | 0x2049 | 0x2139 | 0x24C2 | 0x25AA | 0x25AB | 0x25B6 | 0x25C0 | 0x25FB..=0x25FE
         | 0x231A | 0x231B | 0x2328 | 0x23CF | 0x23E9..=0x23F3 | 0x23F8..=0x23FA
-        | 0x2B05..=0x2B07 | 0x2B1B | 0x2B1C | 0x2B50 | 0x2B55)
+        | 0x2934 | 0x2935 | 0x2B05..=0x2B07 | 0x2B1B | 0x2B1C | 0x2B50 | 0x2B55
+        | 0x3030 | 0x303D | 0x3297 | 0x3299)
 }
 
 /// Characters that combine pictographs into one picture: the zero-width joiner, the emoji
@@ -202,6 +210,11 @@ mod tests {
             words("будь-ласка, 3.5 кг! 'радий' -- так-").collect::<Vec<_>>(),
             ["будь-ласка", "3.5", "кг", "радий", "так"]
         );
+        // Combining marks stay inside the word: a stress mark, a decomposed "ї".
+        assert_eq!(
+            words("за\u{301}мок i\u{308}жак").collect::<Vec<_>>(),
+            ["за\u{301}мок", "i\u{308}жак"]
+        );
         // A point between words ends a sentence; between digits it is a decimal point.
         assert_eq!(
             all("так.ні 2.5."),
@@ -240,7 +253,7 @@ mod tests {
 
     #[test]
     fn emoji_are_pictographs_not_their_modifiers() {
-        for c in ['😀', '🇺', '☀', '⭐', '❤', '⌚', '⬅', '🫠'] {
+        for c in ['😀', '🇺', '☀', '⭐', '❤', '⌚', '⬅', '🫠', '‼', '⁉', '▶'] {
             assert!(is_emoji(c), "{c}");
         }
         for c in ['a', 'я', '!', '\u{1F3FB}', '\u{200D}', '€', '→', '©'] {

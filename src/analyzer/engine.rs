@@ -80,6 +80,7 @@ impl Analyzer {
         if flags == 0 && word.contains('-') {
             // The lists hold single words and a few compounds ("wi-fi"); any other compound
             // ("будь-ласка") is read as its parts.
+            scan.humour |= laughter;
             for part in word.split('-') {
                 self.word(part, folded, scan);
             }

@@ -190,3 +190,36 @@ fn entries(text: &str) -> impl Iterator<Item = &str> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::{self, is_emoji, Kind};
+
+    #[test]
+    fn every_listed_emoji_is_one_the_tokenizer_finds() {
+        let lexicon = Lexicon::embedded();
+        let missed: Vec<char> = lexicon
+            .emoji
+            .keys()
+            .copied()
+            .filter(|&c| !is_emoji(c))
+            .collect();
+        assert!(missed.is_empty(), "{missed:?}");
+    }
+
+    #[test]
+    fn every_listed_word_is_one_word_to_the_tokenizer() {
+        // Lists and texts must split alike, or an entry could never match.
+        let mut unmatched = Vec::new();
+        for (lang, name, text) in EMBEDDED.iter().copied().flatten() {
+            for word in entries(text).flat_map(str::split_whitespace) {
+                let found: Vec<_> = tokens::tokens(word).collect();
+                if !(found.len() == 1 && found[0].kind == Kind::Word && found[0].text == word) {
+                    unmatched.push(format!("{lang}/{name}: {word}"));
+                }
+            }
+        }
+        assert!(unmatched.is_empty(), "{unmatched:#?}");
+    }
+}

@@ -215,6 +215,8 @@ pub fn is_laughter(word: &str) -> bool {
         match c {
             'х' | 'h' => h += 1,
             'а' | 'е' | 'a' | 'e' => {}
+            // "ха-ха-ха"
+            '-' => continue,
             _ => return false,
         }
         letters += 1;
@@ -256,6 +258,7 @@ mod tests {
     #[test]
     fn laughter_is_recognised() {
         assert!(is_laughter("хахаха") && is_laughter("ахах") && is_laughter("hahaha"));
+        assert!(is_laughter("ха-ха-ха") && !is_laughter("ха-"));
         assert!(!is_laughter("хата") && !is_laughter("ha") && !is_laughter("ahead"));
     }
 }

@@ -1,6 +1,7 @@
 //! Counters and latency histograms of the running bot, exposed in the OpenMetrics text format
-//! for `/metrics` (by `prometheus-client`) and summarised by `/health`. Updating them never
-//! blocks a handler: counters and gauges are atomics.
+//! for `/metrics` (by `prometheus-client`) and summarised by `/health`. Counters, gauges and
+//! histograms are atomics; a labelled family takes a short read lock (a write lock the first
+//! time a label is seen), never held across an `.await`.
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
@@ -78,9 +79,10 @@ impl EncodeMetric for Histogram {
             .zip(&self.0.buckets)
             .map(|(&bound, bucket)| (bound, bucket.load(Relaxed)))
             .collect();
-        let count = self.count();
         let bounded: u64 = buckets.iter().map(|(_, n)| n).sum();
-        buckets.push((f64::MAX, count.saturating_sub(bounded)));
+        // An observation in progress may be in its bucket and not yet in the count.
+        let count = self.count().max(bounded);
+        buckets.push((f64::MAX, count - bounded));
         let sum = self.0.sum_micros.load(Relaxed) as f64 / 1e6;
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }

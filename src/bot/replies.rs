@@ -116,7 +116,13 @@ fn is_addressed(me: &Me, names: &[String], msg: &Message) -> bool {
 /// Whether folded `text` holds one of `names` as a word, also with a Ukrainian case ending
 /// ("Кіпере", "Кіперу") or inside a compound ("Кіпер-бот").
 fn calls_by_name(text: &str, names: &[String]) -> bool {
-    let words: Vec<&str> = tokens::words(text).flat_map(|w| w.split('-')).collect();
+    let mut words = Vec::new();
+    for word in tokens::words(text) {
+        words.push(word);
+        if word.contains('-') {
+            words.extend(word.split('-'));
+        }
+    }
     names.iter().any(|name| {
         let name = tokens::fold(name);
         words.iter().any(|w| {
@@ -148,7 +154,11 @@ mod tests {
 
     #[test]
     fn a_name_calls_the_bot_as_a_word_with_an_ending_or_in_a_compound() {
-        let names = ["Кіпер".to_string(), "keeper".to_string()];
+        let names = [
+            "Кіпер".to_string(),
+            "keeper".to_string(),
+            "Бот-друг".to_string(),
+        ];
         let calls = |text: &str| calls_by_name(&tokens::fold(text), &names);
         for text in [
             "Кіпер, привіт",
@@ -159,7 +169,13 @@ mod tests {
         ] {
             assert!(calls(text), "{text}");
         }
-        for text in ["Кіперчиками", "skeeper", "кіп ер", "про кіпарис"] {
+        for text in [
+            "Кіперчиками",
+            "skeeper",
+            "кіп ер",
+            "про кіпарис",
+            "бот друг",
+        ] {
             assert!(!calls(text), "{text}");
         }
     }

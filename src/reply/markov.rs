@@ -677,8 +677,11 @@ fn sentences(text: &str) -> Vec<Vec<String>> {
         for token in tokens(chunk) {
             let text = match token.kind {
                 Kind::Symbol => continue,
-                // `,,,` is one comma (clause marks are ASCII).
-                Kind::ClauseMark => &token.text[..1],
+                // `,,,` is one comma.
+                Kind::ClauseMark => {
+                    let first = token.text.chars().next().map_or(0, char::len_utf8);
+                    &token.text[..first]
+                }
                 Kind::Word | Kind::Emoji | Kind::SentenceEnd => token.text,
             };
             if is_punctuation(text) && current.is_empty() {
