@@ -117,6 +117,7 @@ fn live_path(c: &mut Criterion) {
                     reply_to: None,
                     forwarded_from: None,
                     is_bot: false,
+                    topic: None,
                 };
                 (message, i)
             })

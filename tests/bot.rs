@@ -427,6 +427,7 @@ fn seed_history_with(store: &Store, chat: i64, text: impl Fn(i32) -> String) {
         reply_to: None,
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     });
     store.save_batch(history.collect()).unwrap();
 }

@@ -105,6 +105,7 @@ fn message(id: i32, time: i64, user: i64) -> Message {
         reply_to: None,
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     }
 }
 

@@ -167,6 +167,7 @@ fn importing_a_chat_the_bot_records_merges_without_duplicates() {
                 reply_to: None,
                 forwarded_from: None,
                 is_bot: false,
+                topic: None,
             })
             .unwrap();
     }

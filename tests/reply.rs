@@ -39,6 +39,7 @@ fn msg(chat: i64, id: i32, user: i64, name: &str, text: &str) -> Message {
         reply_to: None,
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     }
 }
 

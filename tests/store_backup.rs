@@ -29,6 +29,7 @@ fn msg(i: u32) -> Message {
         reply_to: (i % 4 == 0).then_some(i as i32),
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn msg(chat: i64, id: i32, time: i64, user: i64, text: &str) -> Message {
         reply_to: None,
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     }
 }
 

@@ -40,6 +40,7 @@ fn nth(i: u64) -> Message {
         reply_to: None,
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     }
 }
 

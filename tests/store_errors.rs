@@ -25,6 +25,7 @@ fn filled(dir: &Path) {
         reply_to: None,
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     });
     store.save_batch(messages.collect()).unwrap();
     store.flush().unwrap();

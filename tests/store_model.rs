@@ -63,6 +63,7 @@ fn message(chat: i64, id: i32, time: i64, user: Option<i64>, service: bool, text
         reply_to: (text % 4 == 0).then_some(id - 1),
         forwarded_from: (text % 9 == 0).then(|| "Новини".to_string()),
         is_bot: text % 11 == 0,
+        topic: (text % 5 < 2).then_some(1 + (text % 5) as i32),
     }
 }
 

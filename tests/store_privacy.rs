@@ -25,6 +25,7 @@ fn message(chat: i64, id: i32, user: i64, text: String) -> Message {
         reply_to: None,
         forwarded_from: None,
         is_bot: false,
+        topic: None,
     }
 }
 

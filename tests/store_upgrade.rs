@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 const CHATS: [i64; 3] = [-1_001_500_000_001, -77, 5150];
 
-/// Message `i` of the fixture: 12,000 messages, enough sealed blocks that the later ones use a
-/// trained compression dictionary.
-fn nth(i: u32) -> Message {
+/// Message `i` of the fixture of `format`: 12,000 messages, enough sealed blocks that the later
+/// ones use a trained compression dictionary. From format 5 on, a third of the first chat's
+/// messages are in one of two forum topics.
+fn nth(i: u32, format: u8) -> Message {
     let chat = CHATS[(i % 7 % 3) as usize];
     Message {
         chat_id: chat,
@@ -41,14 +42,15 @@ fn nth(i: u32) -> Message {
         reply_to: (i % 6 == 0 && i > 0).then_some(i as i32),
         forwarded_from: (i % 29 == 0).then(|| "Канал новин".to_string()),
         is_bot: i % 31 == 0,
+        topic: (format >= 5 && chat == CHATS[0] && i % 3 == 0).then_some(1 + (i % 2) as i32),
     }
 }
 
 const MESSAGES: u32 = 12_000;
 
-/// Everything the fixture store holds, as the build that wrote it was asked to store it.
-fn fixture_content() -> Vec<Message> {
-    let mut all: Vec<Message> = (0..MESSAGES).map(nth).collect();
+/// Everything the fixture store of `format` holds, as the build that wrote it was asked to store it.
+fn fixture_content(format: u8) -> Vec<Message> {
+    let mut all: Vec<Message> = (0..MESSAGES).map(|i| nth(i, format)).collect();
     for m in all.iter_mut() {
         let i = m.message_id as u32 - 1;
         if i % 97 == 5 {
@@ -68,9 +70,9 @@ fn fixture_dir(format: u8) -> PathBuf {
 }
 
 /// The fixtures: store format 1 (everything inside sled), 2 (the logs, profiles as sled
-/// records), 3 (profiles in their own log, one still a sled record) and 4 (the directory in runs
-/// keyed by their first message).
-const FORMATS: [u8; 4] = [1, 2, 3, 4];
+/// records), 3 (profiles in their own log, one still a sled record), 4 (the directory in runs
+/// keyed by their first message) and 5 (forum topics).
+const FORMATS: [u8; 5] = [1, 2, 3, 4, 5];
 
 /// Profiles beyond the first that the fixtures of `format` hold: format 1 has one, later ones
 /// enough (`(chat, 1000 + n)` → `(n, "en")` for `n < 120` in each chat) to fill many profile
@@ -99,7 +101,7 @@ fn write_fixture() {
     let mut config = StoreConfig::new(&data);
     config.flush = FlushPolicy::Manual;
     let store = Store::open(config).unwrap();
-    let all: Vec<Message> = (0..MESSAGES).map(nth).collect();
+    let all: Vec<Message> = (0..MESSAGES).map(|i| nth(i, format)).collect();
     for chunk in all.chunks(1_000) {
         store.save_batch(chunk.to_vec()).unwrap();
         // Commits train the dictionary once enough blocks exist.
@@ -107,7 +109,7 @@ fn write_fixture() {
     }
     // Edits of sealed messages rewrite blocks; the newest ones sit in the tail.
     for i in (0..MESSAGES).filter(|i| i % 97 == 5) {
-        let mut m = nth(i);
+        let mut m = nth(i, format);
         m.text = format!("виправлено {i}");
         m.edit_time = Some(m.time + 100);
         store.save_message(m).unwrap();
@@ -196,7 +198,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Checks `store` holds the fixture's content; `restored` when it came from the backup.
 fn check_content(store: &Store, format: u8, restored: bool) {
-    let want = fixture_content();
+    let want = fixture_content(format);
     let got = owned(
         store
             .time_range(i64::MIN, i64::MAX)

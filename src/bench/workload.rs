@@ -143,6 +143,7 @@ impl Workload {
             reply_to,
             forwarded_from: None,
             is_bot: false,
+            topic: None,
         }
     }
 }

@@ -20,6 +20,12 @@ pub fn to_stored(message: &tg::Message) -> Message {
         reply_to: message.reply_to_message().map(|m| m.id.0),
         forwarded_from: message.forward_origin().map(origin_name),
         is_bot,
+        // Supergroups also number reply threads; only a forum topic is a topic.
+        topic: message
+            .is_topic_message
+            .then_some(message.thread_id)
+            .flatten()
+            .map(|thread| thread.0 .0),
     }
 }
 

@@ -223,6 +223,7 @@ impl Record {
             forwarded_from: self.forwarded_from.clone().map(Option::unwrap_or_default),
             // Exports do not say whether a sender is a bot.
             is_bot: false,
+            topic: None,
         };
         Ok((message, source))
     }

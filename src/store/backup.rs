@@ -21,7 +21,9 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 16] = b"CHATKEEPER-BKUP\n";
-const BACKUP_VERSION: u8 = 1;
+/// Version 2 added the messages' forum topics; version 1 backups restore as messages in no topic.
+const BACKUP_VERSION: u8 = 2;
+const BACKUP_VERSION_1: u8 = 1;
 /// First byte of every record header.
 const RECORD_TAG: u8 = 1;
 const MESSAGES_PER_RECORD: usize = 1024;
@@ -30,12 +32,12 @@ const PROFILES_PER_WRITE: usize = 16_384;
 /// No record of ours is larger; a larger length means a damaged file.
 const MAX_RECORD: u32 = 256 << 20;
 
-/// One record of a backup.
+/// One record of a backup; `M` is the message of the backup's version.
 #[derive(Debug, Serialize, Deserialize)]
-enum Record {
+enum Record<M = Message> {
     Chat(ChatId, ChatInfo),
     User(UserId, UserInfo),
-    Messages(Vec<Message>),
+    Messages(Vec<M>),
     End {
         records: u64,
         messages: u64,
@@ -43,6 +45,53 @@ enum Record {
     /// A raw setting (key and value of the settings family); after `End` in the enum so that
     /// older backups keep their variant numbers.
     Setting(Vec<u8>, Vec<u8>),
+}
+
+/// A message as backup format 1 wrote it: before forum topics.
+#[derive(Debug, Deserialize)]
+struct MessageV1 {
+    chat_id: ChatId,
+    message_id: MessageId,
+    time: Timestamp,
+    edit_time: Option<Timestamp>,
+    user_id: Option<UserId>,
+    sender_name: String,
+    text: String,
+    kind: MessageKind,
+    reply_to: Option<MessageId>,
+    forwarded_from: Option<String>,
+    is_bot: bool,
+}
+
+impl Record<MessageV1> {
+    /// The record as the current format has it: its messages in no topic.
+    fn upgrade(self) -> Record {
+        match self {
+            Record::Chat(id, info) => Record::Chat(id, info),
+            Record::User(id, info) => Record::User(id, info),
+            Record::Messages(messages) => Record::Messages(
+                messages
+                    .into_iter()
+                    .map(|m| Message {
+                        chat_id: m.chat_id,
+                        message_id: m.message_id,
+                        time: m.time,
+                        edit_time: m.edit_time,
+                        user_id: m.user_id,
+                        sender_name: m.sender_name,
+                        text: m.text,
+                        kind: m.kind,
+                        reply_to: m.reply_to,
+                        forwarded_from: m.forwarded_from,
+                        is_bot: m.is_bot,
+                        topic: None,
+                    })
+                    .collect(),
+            ),
+            Record::End { records, messages } => Record::End { records, messages },
+            Record::Setting(key, value) => Record::Setting(key, value),
+        }
+    }
 }
 
 /// What a backup or restore wrote.
@@ -263,10 +312,11 @@ fn read_backup(file: &Path, mut apply: impl FnMut(Record) -> Result<()>) -> Resu
     if &head[..16] != MAGIC {
         return Err(bad("it does not start with the backup header".into()));
     }
-    if head[16] != BACKUP_VERSION {
+    let version = head[16];
+    if version != BACKUP_VERSION && version != BACKUP_VERSION_1 {
         return Err(bad(format!(
-            "backup format {} is not {BACKUP_VERSION}",
-            head[16]
+            "backup format {version} is not one this build reads ({BACKUP_VERSION_1} or \
+             {BACKUP_VERSION}); restore it with the chatkeeper release that wrote it"
         )));
     }
     let mut stream = zstd::stream::Decoder::with_buffer(reader).map_err(|e| bad(e.to_string()))?;
@@ -294,8 +344,12 @@ fn read_backup(file: &Path, mut apply: impl FnMut(Record) -> Result<()>) -> Resu
         if crc32fast::hash(&payload) != crc {
             return Err(bad(format!("record {records} fails its checksum")));
         }
-        let record: Record =
-            codec::decode(&payload).map_err(|e| bad(format!("record {records}: {e}")))?;
+        let record = if version == BACKUP_VERSION_1 {
+            codec::decode::<Record<MessageV1>>(&payload).map(Record::upgrade)
+        } else {
+            codec::decode::<Record>(&payload)
+        }
+        .map_err(|e| bad(format!("record {records}: {e}")))?;
         match record {
             Record::End {
                 records: n,

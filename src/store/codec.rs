@@ -114,6 +114,10 @@ impl PackedInts {
 /// One frame's messages, column by column: similar values sit together and compress well.
 /// Times and ids are deltas from the previous message. The strings are borrowed from the
 /// messages: sealing copies each text once, into the encoding.
+///
+/// When a message of the frame is in a forum topic, a second value follows the columns: the
+/// topics column (`Vec<Option<i32>>`, one per message). Frames of chats without topics, and all
+/// frames of store format 4, end after the texts; they read as messages in no topic.
 #[derive(Serialize)]
 struct Columns<'a> {
     times: Vec<i64>,
@@ -167,6 +171,11 @@ pub fn encode_columns(messages: &[MessageRef]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text_bytes + messages.len() * 24);
     bincode::serde::encode_into_std_write(&c, &mut out, bincode_config())
         .expect("writing to a Vec cannot fail");
+    if messages.iter().any(|m| m.topic.is_some()) {
+        let topics: Vec<Option<MessageId>> = messages.iter().map(|m| m.topic).collect();
+        bincode::serde::encode_into_std_write(&topics, &mut out, bincode_config())
+            .expect("writing to a Vec cannot fail");
+    }
     out
 }
 
@@ -206,7 +215,20 @@ pub fn decode_matching(
         bincode::serde::borrow_decode_from_slice(bytes, bincode_config())
             .map_err(|e| CodecError::Malformed(e.to_string()))?;
     let n = c.times.len();
-    if used != bytes.len()
+    let topics: Vec<Option<MessageId>> = if used == bytes.len() {
+        vec![None; n]
+    } else {
+        let (topics, more): (Vec<Option<MessageId>>, usize) =
+            bincode::serde::decode_from_slice(&bytes[used..], bincode_config())
+                .map_err(|e| CodecError::Malformed(format!("topics column: {e}")))?;
+        if used + more != bytes.len() {
+            return Err(CodecError::Malformed(
+                "frame has bytes after its columns".into(),
+            ));
+        }
+        topics
+    };
+    if topics.len() != n
         || [
             c.ids.len(),
             c.users.len(),
@@ -257,6 +279,7 @@ pub fn decode_matching(
             reply_to: c.replies[i].map(|d| to_id(id - d)).transpose()?,
             forwarded_from: c.forwards[i].map(text).transpose()?,
             is_bot: c.bots[i],
+            topic: topics[i],
         }));
     }
     Ok(out)
@@ -564,6 +587,8 @@ mod tests {
             reply_to: (id % 4 == 0).then_some(id - 2),
             forwarded_from: (id % 6 == 0).then(|| "Канал новин".to_string()),
             is_bot: id % 9 == 0,
+            // Messages 17–32 (the second frame of 16) are in no topic.
+            topic: (!(17..=32).contains(&id) && id % 2 == 0).then_some(id % 3 + 1),
         })
     }
 
@@ -581,6 +606,38 @@ mod tests {
         ));
         assert!(decode::<(u32, String)>(&bytes[..bytes.len() - 1]).is_err());
         assert!(matches!(decode::<u32>(&[]), Err(CodecError::Empty)));
+    }
+
+    #[test]
+    fn a_frame_has_a_topics_column_only_when_a_message_is_in_a_topic() {
+        let in_topics: Vec<MessageRef> =
+            (1..=16).map(|i| message(i, i64::from(i), "так")).collect();
+        let in_none: Vec<MessageRef> = (17..=32).map(|i| message(i, i64::from(i), "так")).collect();
+        let bytes = encode_columns(&in_topics);
+        assert_eq!(decode_columns(-100, &bytes).unwrap(), in_topics);
+        // Without topics the frame is what store format 4 wrote: the columns and nothing after.
+        let plain = encode_columns(&in_none);
+        let (_, used): (RawColumns<'_>, usize) =
+            bincode::serde::borrow_decode_from_slice(&plain, bincode_config()).unwrap();
+        assert_eq!(used, plain.len());
+        assert!(decode_columns(-100, &plain)
+            .unwrap()
+            .iter()
+            .all(|m| m.topic.is_none()));
+        // A topics column of the wrong length, or bytes after it, are damage.
+        let mut short = plain.clone();
+        bincode::serde::encode_into_std_write(vec![Some(1); 3], &mut short, bincode_config())
+            .unwrap();
+        assert!(matches!(
+            decode_columns(-100, &short),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode_columns(-100, &trailing),
+            Err(CodecError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -331,6 +331,7 @@ mod tests {
             reply_to: None,
             forwarded_from: None,
             is_bot: false,
+            topic: None,
         }
     }
 

@@ -41,6 +41,9 @@
 //! | `S c chat`, `S u user` | the bot's settings |
 //! | `S p chat user` | a profile written since the last settle (it takes precedence over the chunk's) |
 //!
+//! Store format 4 had no forum topics: its frames end after the texts column (format 5 frames
+//! add a topics column when a message of the frame is in a topic); opening one only changes
+//! the format byte.
 //! Store format 3 kept the directory in runs of 16 blocks (the last one filling) under `I chat run` (run `n`
 //! holding blocks `16n…16n+15`, so an edit that added or dropped a block rewrote every later
 //! run); opening one re-keys the runs.
@@ -53,7 +56,7 @@
 use super::model::{ChatId, MsgKey, Timestamp, UserId};
 
 /// The store format this build writes (the `M format` record).
-pub const STORE_FORMAT: u8 = 4;
+pub const STORE_FORMAT: u8 = 5;
 /// Store metadata: format version, compression dictionaries.
 pub const META: u8 = b'M';
 /// The block directory: `I chat time id` → what and where the consecutive blocks of a run are,

@@ -34,6 +34,7 @@ use std::time::Instant;
 pub(super) const FORMAT_1: u8 = 1;
 pub(super) const FORMAT_2: u8 = 2;
 pub(super) const FORMAT_3: u8 = 3;
+pub(super) const FORMAT_4: u8 = 4;
 /// Format 1's blocks: `B seq` → block bytes.
 const V1_BLOCK: u8 = b'B';
 /// Format 1's directory: `D chat time id` → [`V1BlockMeta`].
@@ -274,7 +275,7 @@ pub(super) fn from_format_3(shared: &Shared) -> Result<()> {
     }
     shared
         .db
-        .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])
+        .insert(layout::meta_key("format"), &[FORMAT_4])
         .map_err(|e| shared.io(e))?;
     shared.db.flush().map_err(|e| shared.io(e))?;
     tracing::info!(
@@ -282,6 +283,19 @@ pub(super) fn from_format_3(shared: &Shared) -> Result<()> {
         seconds = started.elapsed().as_secs_f64(),
         "converted the data directory to store format 4"
     );
+    Ok(())
+}
+
+/// Converts format 4 to 5: nothing to rewrite. Format 5 frames may end with a column of forum
+/// topics, which format 4 frames lack (their messages are in no topic); the format byte changes
+/// so that a build that does not know the column refuses the store instead of misreading it.
+pub(super) fn from_format_4(shared: &Shared) -> Result<()> {
+    shared
+        .db
+        .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])
+        .map_err(|e| shared.io(e))?;
+    shared.db.flush().map_err(|e| shared.io(e))?;
+    tracing::info!("converted the data directory to store format 5");
     Ok(())
 }
 

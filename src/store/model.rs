@@ -121,6 +121,9 @@ pub struct Message {
     pub reply_to: Option<MessageId>,
     pub forwarded_from: Option<String>,
     pub is_bot: bool,
+    /// The forum topic the message is in (Telegram's `message_thread_id` of a topic message:
+    /// the id of the message that opened the topic); `None` outside forum topics.
+    pub topic: Option<MessageId>,
 }
 
 impl Message {
@@ -150,6 +153,7 @@ impl Message {
             reply_to: None,
             forwarded_from: None,
             is_bot: false,
+            topic: None,
         }
     }
 }

@@ -103,12 +103,18 @@ impl Shared {
                 migrate::from_format_1(&shared)?;
                 migrate::from_format_2(&shared)?;
                 migrate::from_format_3(&shared)?;
+                migrate::from_format_4(&shared)?;
             }
             Some(migrate::FORMAT_2) => {
                 migrate::from_format_2(&shared)?;
                 migrate::from_format_3(&shared)?;
+                migrate::from_format_4(&shared)?;
             }
-            Some(migrate::FORMAT_3) => migrate::from_format_3(&shared)?,
+            Some(migrate::FORMAT_3) => {
+                migrate::from_format_3(&shared)?;
+                migrate::from_format_4(&shared)?;
+            }
+            Some(migrate::FORMAT_4) => migrate::from_format_4(&shared)?,
             Some(other) => {
                 return Err(shared.corrupt_msg(format!(
                     "store format {other} is not {} (the one this build writes); use the \
