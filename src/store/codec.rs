@@ -255,7 +255,7 @@ pub fn decode_matching(
     };
     let mut out = Vec::with_capacity(n);
     let (mut time, mut id) = (0i64, 0i64);
-    for i in 0..n {
+    for (i, topic) in topics.into_iter().enumerate() {
         time = time.wrapping_add(c.times[i]);
         id += c.ids[i];
         let message_id = to_id(id)?;
@@ -279,7 +279,7 @@ pub fn decode_matching(
             reply_to: c.replies[i].map(|d| to_id(id - d)).transpose()?,
             forwarded_from: c.forwards[i].map(text).transpose()?,
             is_bot: c.bots[i],
-            topic: topics[i],
+            topic,
         }));
     }
     Ok(out)
