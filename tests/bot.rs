@@ -930,3 +930,60 @@ async fn prompts_carry_the_persons_profile_and_the_chats_mood() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
+    use chatkeeper::reply::{EngineKind, Secret};
+    use support::fake_llm::FakeLlm;
+    let llm = FakeLlm::openai().await;
+    llm.set_answer("їдьмо в Карпати");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.llm.engine = EngineKind::OpenAi;
+    config.llm.openai.base_url = llm.base_url();
+    config.llm.openai.api_key = Secret::new("test-key");
+    let h = start_in(dir, config, |_| {}).await;
+    let forum = Chat::supergroup(-1040, "Форум");
+    let taras = user(161, "Тарас", "uk");
+    let in_topic = |topic: i64, text: String| json!({"text": text, "message_thread_id": topic, "is_topic_message": true});
+    for i in 0..4 {
+        h.tg.push_message_with(&forum, &taras, in_topic(7, format!("похід у Карпати {i}")));
+        h.tg.push_message_with(&forum, &taras, in_topic(9, format!("футбол увечері {i}")));
+        // The General topic: no thread id.
+        h.tg.push_message(&forum, &taras, &format!("ремонт кухні {i}"));
+        // A reply thread of a supergroup is not a topic.
+        h.tg.push_message_with(
+            &forum,
+            &taras,
+            json!({"text": format!("ремонт кухні, гілка {i}"), "message_thread_id": 3}),
+        );
+    }
+    let (_, asked) = h.tg.push_message_with(
+        &forum,
+        &taras,
+        in_topic(7, format!("@{BOT_USERNAME} куди їдемо?")),
+    );
+    let sent = h.tg.wait_for("sendMessage", 1, WAIT).await;
+    assert_eq!(sent[0]["message_thread_id"], 7, "{}", sent[0]);
+    let prompt = llm.requests()[0].body.to_string();
+    assert!(prompt.contains("похід у Карпати 3"), "{prompt}");
+    assert!(
+        !prompt.contains("футбол") && !prompt.contains("ремонт"),
+        "{prompt}"
+    );
+    let reply_id = h.tg.sent_messages(-1040)[0]["message_id"].as_i64().unwrap() as i32;
+    let (_, store, _dir) = h.stop().await;
+    assert_eq!(stored(&store, -1040, asked).topic, Some(7));
+    assert_eq!(
+        stored(&store, -1040, reply_id).topic,
+        Some(7),
+        "the bot's reply is in the topic"
+    );
+    let general = store.recent_in_topic(-1040, None, 100).unwrap();
+    assert_eq!(
+        general.len(),
+        8,
+        "General and reply threads are in no topic"
+    );
+    assert!(general.iter().all(|m| m.text.starts_with("ремонт кухні")));
+}

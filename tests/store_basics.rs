@@ -77,6 +77,51 @@ fn recent_returns_the_last_messages_in_order_across_seals_and_reopen() {
 }
 
 #[test]
+fn recent_in_topic_reads_one_topic_across_blocks_and_looks_back_a_bounded_way() {
+    use chatkeeper::store::TOPIC_LOOKBACK;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let in_topic = |id: i32, topic: Option<i32>| Message {
+        topic,
+        ..msg(
+            GROUP,
+            id,
+            1_700_000_000 + i64::from(id),
+            7,
+            &format!("m{id}"),
+        )
+    };
+    // Topic 5's messages early on, then a long stretch of the General topic, then one more.
+    let early: Vec<Message> = (1..=30).map(|id| in_topic(id, Some(5))).collect();
+    store.save_batch(early).unwrap();
+    let general = TOPIC_LOOKBACK as i32;
+    let rest: Vec<Message> = (31..31 + general)
+        .map(|id| in_topic(id, (id % 2 == 0).then_some(6)))
+        .collect();
+    store.save_batch(rest).unwrap();
+    store.save_message(in_topic(31 + general, Some(5))).unwrap();
+    store.flush().unwrap();
+
+    let six = store.recent_in_topic(GROUP, Some(6), 40).unwrap();
+    assert_eq!(six.len(), 40);
+    assert!(
+        six.windows(2).all(|w| w[0].time < w[1].time),
+        "oldest first"
+    );
+    assert!(six.iter().all(|m| m.topic == Some(6)));
+    let newest_six = (31..31 + general).filter(|id| id % 2 == 0).max();
+    assert_eq!(six.last().map(|m| m.message_id), newest_six);
+    let none = store.recent_in_topic(GROUP, None, 3).unwrap();
+    assert!(none.iter().all(|m| m.topic.is_none()));
+    // Topic 5's early messages lie beyond the look-back: only its newest one is found.
+    let five = store.recent_in_topic(GROUP, Some(5), 10).unwrap();
+    assert_eq!(
+        five.iter().map(|m| m.message_id).collect::<Vec<_>>(),
+        [31 + general]
+    );
+}
+
+#[test]
 fn edits_replace_text_and_keep_counters_in_tail_and_sealed_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());

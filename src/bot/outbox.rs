@@ -29,6 +29,9 @@ pub async fn say_with(
         .bot
         .send_message(msg.chat.id, text.into())
         .reply_parameters(ReplyParameters::new(msg.id));
+    if let Some(topic) = record::topic(msg) {
+        request = request.message_thread_id(topic);
+    }
     if let Some(keyboard) = keyboard {
         request = request.reply_markup(keyboard);
     }

@@ -9,10 +9,12 @@ use std::collections::HashMap;
 
 /// The prompt for a reply (`replying_to`) or a spontaneous post, in a tone that fits the chat's
 /// mood and with a hint of how the person answered writes (unless they opted out of profiles);
-/// for spontaneous posts, messages of users who opted out of mentions are left out.
+/// for spontaneous posts, messages of users who opted out of mentions are left out. The context
+/// is the recent messages of `topic` (in a forum, the topic the conversation is in).
 pub async fn prompt(
     ctx: &Ctx,
     chat_id: i64,
+    topic: Option<i32>,
     chat_title: String,
     replying_to: Option<MessageRef>,
     lang: Lang,
@@ -28,7 +30,9 @@ pub async fn prompt(
                     .and_then(|p| p.hint(ctx.config.bot.utc_offset_hours)),
                 _ => None,
             };
-            let mut context = ctx.store.recent(chat_id, ctx.config.bot.context_messages)?;
+            let mut context =
+                ctx.store
+                    .recent_in_topic(chat_id, topic, ctx.config.bot.context_messages)?;
             if spontaneous {
                 let mut hidden = HashMap::new();
                 let mut keep = Vec::with_capacity(context.len());

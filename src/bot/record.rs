@@ -20,13 +20,14 @@ pub fn to_stored(message: &tg::Message) -> Message {
         reply_to: message.reply_to_message().map(|m| m.id.0),
         forwarded_from: message.forward_origin().map(origin_name),
         is_bot,
-        // Supergroups also number reply threads; only a forum topic is a topic.
-        topic: message
-            .is_topic_message
-            .then_some(message.thread_id)
-            .flatten()
-            .map(|thread| thread.0 .0),
+        topic: topic(message).map(|thread| thread.0 .0),
     }
+}
+
+/// The forum topic `message` is in. Supergroups also number reply threads (`thread_id` without
+/// `is_topic_message`); only a forum topic is a topic.
+pub fn topic(message: &tg::Message) -> Option<tg::ThreadId> {
+    message.thread_id.filter(|_| message.is_topic_message)
 }
 
 /// The chat's title and type as the store keeps them.

@@ -74,7 +74,8 @@ pub async fn on_message(
     }
     let lang = Lang::of(from.language_code.as_deref());
     let title = record::chat_info(&msg.chat).title;
-    let prompt = prompt(&ctx, chat, title, Some(stored), lang, false).await?;
+    let topic = stored.topic;
+    let prompt = prompt(&ctx, chat, topic, title, Some(stored), lang, false).await?;
     let reply = match ctx.responder.reply(&prompt).await {
         Ok(reply) => reply,
         // Too little history for the offline engine: staying silent is the right answer.
@@ -82,10 +83,13 @@ pub async fn on_message(
         Err(e) => return Err(e.into()),
     };
     ctx.metrics.reply_latency.observe(received.elapsed());
-    let request = ctx
+    let mut request = ctx
         .bot
         .send_message(msg.chat.id, reply.text)
         .reply_parameters(ReplyParameters::new(msg.id));
+    if let Some(topic) = record::topic(&msg) {
+        request = request.message_thread_id(topic);
+    }
     let sent = ctx.call(request).await?;
     ctx.metrics.reply_sent(reply.engine);
     record_own(&ctx, &sent).await

@@ -6,6 +6,7 @@ use super::prompts::prompt;
 use crate::reply::EngineError;
 use crate::texts::Lang;
 use teloxide::prelude::*;
+use teloxide::types::{MessageId, ThreadId};
 
 /// Looks for one eligible chat and posts into it. Returns the chat posted to, if any.
 ///
@@ -35,11 +36,13 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
             if !busy {
                 continue;
             }
+            // In a forum, the post joins the topic of the newest message.
+            let topic = recent.last().and_then(|m| m.topic);
             let s = ctx.settings.chat(store, chat.chat_id)?;
             let quiet = s.quiet_hours_or(quiet_default);
             let cooled = s.last_spontaneous.is_none_or(|t| now - t >= cooldown);
             if s.spontaneous && s.replies && cooled && !quiet.contains(local_hour) {
-                eligible.push(chat.chat_id);
+                eligible.push((chat.chat_id, topic));
             }
         }
         Ok(eligible)
@@ -48,7 +51,7 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
     // A tense chat is worth a calm word only from a language model: the offline engine has none
     // and would only use up the chat's cooldown.
     let calm_words = ctx.responder.has_language_model();
-    let moods: Vec<_> = eligible.iter().map(|&chat| ctx.mood(chat)).collect();
+    let moods: Vec<_> = eligible.iter().map(|&(chat, _)| ctx.mood(chat)).collect();
     let priorities: Vec<f64> = moods
         .iter()
         .map(|mood| {
@@ -67,13 +70,13 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
     else {
         return Ok(None);
     };
-    let first: Vec<i64> = eligible
+    let first: Vec<(i64, Option<i32>)> = eligible
         .iter()
         .zip(&priorities)
         .filter(|(_, &p)| p == best)
         .map(|(&chat, _)| chat)
         .collect();
-    let chat_id = first[rand::random_range(0..first.len())];
+    let (chat_id, topic) = first[rand::random_range(0..first.len())];
     // The cooldown is written before posting: a crash after the post must not post again.
     let title = ctx
         .blocking(move |ctx| {
@@ -83,15 +86,17 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
         })
         .await?
         .unwrap_or_default();
-    let prompt = prompt(ctx, chat_id, title, None, Lang::Uk, true).await?;
+    let prompt = prompt(ctx, chat_id, topic, title, None, Lang::Uk, true).await?;
     let reply = match ctx.responder.reply(&prompt).await {
         Ok(reply) => reply,
         Err(EngineError::NothingToSay) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let sent = ctx
-        .call(ctx.bot.send_message(ChatId(chat_id), reply.text))
-        .await?;
+    let mut request = ctx.bot.send_message(ChatId(chat_id), reply.text);
+    if let Some(topic) = topic {
+        request = request.message_thread_id(ThreadId(MessageId(topic)));
+    }
+    let sent = ctx.call(request).await?;
     ctx.metrics.spontaneous_posts.inc();
     ctx.metrics.reply_sent(reply.engine);
     record_own(ctx, &sent).await?;

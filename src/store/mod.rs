@@ -55,6 +55,7 @@ pub use counters::TOP_USERS;
 pub use error::{Result, StoreError};
 pub use ingest::Saved;
 pub use model::*;
+pub use read::TOPIC_LOOKBACK;
 pub use runtime::blocking;
 pub use scan::{ChatRange, TimeRange};
 pub use settings::SettingKey;

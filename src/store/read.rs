@@ -8,29 +8,68 @@ use super::Result;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+/// How many of a chat's newest messages [`Store::recent_in_topic`] looks through.
+pub const TOPIC_LOOKBACK: usize = 5_000;
+
 impl Store {
     /// The last `n` messages of a chat, oldest first: the context for a reply.
     pub fn recent(&self, chat: ChatId, n: usize) -> Result<Vec<MessageRef>> {
         self.check_thread();
+        self.recent_matching(chat, n, usize::MAX, |_| true)
+    }
+
+    /// The last `n` messages of one forum topic of a chat (`None`: those in no topic, which is
+    /// every message of a chat without topics), oldest first: the context for a reply in a
+    /// topic. Looks back at most [`TOPIC_LOOKBACK`] messages, so a topic quiet for long costs
+    /// a bounded read.
+    pub fn recent_in_topic(
+        &self,
+        chat: ChatId,
+        topic: Option<MessageId>,
+        n: usize,
+    ) -> Result<Vec<MessageRef>> {
+        self.check_thread();
+        self.recent_matching(chat, n, TOPIC_LOOKBACK, |m| m.topic == topic)
+    }
+
+    /// The last `n` messages that `keep` accepts among the chat's last `lookback`, oldest first.
+    fn recent_matching(
+        &self,
+        chat: ChatId,
+        n: usize,
+        lookback: usize,
+        keep: impl Fn(&Message) -> bool,
+    ) -> Result<Vec<MessageRef>> {
         let Some(handle) = self.shared.chat(chat) else {
             return Ok(Vec::new());
         };
         let mut guard = lock(&handle);
         let state = &mut *guard;
-        let mut newest_first: Vec<MessageRef> = state.tail.iter().rev().take(n).cloned().collect();
-        'blocks: for block in (0..state.directory.len()).rev() {
-            if newest_first.len() >= n {
-                break;
-            }
-            let meta = state.directory.get(block, &*self.shared)?;
-            let mut view = None;
-            for index in (0..meta.frame_count()).rev() {
-                if newest_first.len() >= n {
-                    break 'blocks;
+        let mut seen = 0usize;
+        let mut newest_first: Vec<MessageRef> = Vec::new();
+        let mut take = |frame: &mut dyn Iterator<Item = &MessageRef>| {
+            for m in frame {
+                if newest_first.len() >= n || seen >= lookback {
+                    return false;
                 }
-                let frame = self.shared.frame(chat, &meta, index, &mut view)?;
-                let want = n - newest_first.len();
-                newest_first.extend(frame.iter().rev().take(want).cloned());
+                seen += 1;
+                if keep(m) {
+                    newest_first.push(m.clone());
+                }
+            }
+            // Whether to decode the next frame.
+            newest_first.len() < n && seen < lookback
+        };
+        if take(&mut state.tail.iter().rev()) {
+            'blocks: for block in (0..state.directory.len()).rev() {
+                let meta = state.directory.get(block, &*self.shared)?;
+                let mut view = None;
+                for index in (0..meta.frame_count()).rev() {
+                    let frame = self.shared.frame(chat, &meta, index, &mut view)?;
+                    if !take(&mut frame.iter().rev()) {
+                        break 'blocks;
+                    }
+                }
             }
         }
         newest_first.reverse();

@@ -778,6 +778,11 @@ impl FakeState {
         if let Some(reply) = self.reply_target(chat_id, params) {
             msg["reply_to_message"] = reply;
         }
+        // A message sent into a forum topic comes back as a topic message, as Telegram has it.
+        if let Some(topic) = params.get("message_thread_id").and_then(loose_i64) {
+            msg["message_thread_id"] = json!(topic);
+            msg["is_topic_message"] = json!(true);
+        }
         if let Some(markup) = params
             .get("reply_markup")
             .filter(|m| m.get("inline_keyboard").is_some())

@@ -4,6 +4,7 @@
 use crate::analyzer::keywords;
 use crate::bot::ctx::{Ctx, TREND_WINDOW_SECS};
 use crate::bot::outbox::say;
+use crate::bot::record;
 use crate::chart::{ChartData, ChartLabels};
 use crate::store::ChatStats;
 use crate::texts::{self, Lang, Phrase};
@@ -153,6 +154,10 @@ async fn send_chart(
         return Ok(());
     };
     let photo = InputFile::memory(png).file_name("chart.png");
-    ctx.call(ctx.bot.send_photo(msg.chat.id, photo)).await?;
+    let mut request = ctx.bot.send_photo(msg.chat.id, photo);
+    if let Some(topic) = record::topic(msg) {
+        request = request.message_thread_id(topic);
+    }
+    ctx.call(request).await?;
     Ok(())
 }
