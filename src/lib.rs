@@ -12,6 +12,7 @@ pub mod config;
 pub mod import;
 pub mod memory;
 pub mod reply;
+pub mod search;
 pub mod store;
 pub mod texts;
 pub mod tokens;
