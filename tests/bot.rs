@@ -945,7 +945,19 @@ async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
     let h = start_in(dir, config, |_| {}).await;
     let forum = Chat::supergroup(-1040, "Форум");
     let taras = user(161, "Тарас", "uk");
-    let in_topic = |topic: i64, text: String| json!({"text": text, "message_thread_id": topic, "is_topic_message": true});
+    for (topic, name) in [(7, "Карпати"), (9, "Футбол")] {
+        h.tg.push_message_with(
+            &forum,
+            &taras,
+            json!({"message_id": topic, "message_thread_id": topic, "is_topic_message": true,
+                   "forum_topic_created": {"name": name, "icon_color": 7322096}}),
+        );
+    }
+    // As Telegram sends them: each topic message is a reply to the message that opened it.
+    let in_topic = |topic: i64, text: String| {
+        json!({"text": text, "message_thread_id": topic, "is_topic_message": true,
+               "reply_to_message": {"message_id": topic}})
+    };
     for i in 0..4 {
         h.tg.push_message_with(&forum, &taras, in_topic(7, format!("похід у Карпати {i}")));
         h.tg.push_message_with(&forum, &taras, in_topic(9, format!("футбол увечері {i}")));
@@ -973,7 +985,12 @@ async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
     );
     let reply_id = h.tg.sent_messages(-1040)[0]["message_id"].as_i64().unwrap() as i32;
     let (_, store, _dir) = h.stop().await;
-    assert_eq!(stored(&store, -1040, asked).topic, Some(7));
+    let asked = stored(&store, -1040, asked);
+    assert_eq!(asked.topic, Some(7));
+    assert_eq!(
+        asked.reply_to, None,
+        "the topic's first message is not what it answers"
+    );
     assert_eq!(
         stored(&store, -1040, reply_id).topic,
         Some(7),

@@ -162,6 +162,19 @@ fn damaged_or_truncated_backups_are_refused_and_write_nothing() {
         ("empty", Vec::new()),
         ("not a backup", b"{\"name\": \"chat\"}".to_vec()),
     ];
+    // A backup of a later format: the header says which release to use.
+    let mut later = good.clone();
+    later[16] = 3;
+    let bad = dir.path().join("later.ckb");
+    std::fs::write(&bad, later).unwrap();
+    let err = restore(&bad, &dir.path().join("later"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("backup format 3 is not one this build reads")
+            && err.contains("release that wrote it"),
+        "{err}"
+    );
     for at in [20, good.len() / 2, good.len() - 20] {
         let mut flipped = good.clone();
         flipped[at] ^= 0x40;

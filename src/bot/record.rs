@@ -17,7 +17,12 @@ pub fn to_stored(message: &tg::Message) -> Message {
         sender_name,
         text,
         kind,
-        reply_to: message.reply_to_message().map(|m| m.id.0),
+        // In a forum topic, Telegram makes every message a reply to the message that opened the
+        // topic; that is the topic, not a reply.
+        reply_to: message
+            .reply_to_message()
+            .filter(|m| m.forum_topic_created().is_none())
+            .map(|m| m.id.0),
         forwarded_from: message.forward_origin().map(origin_name),
         is_bot,
         topic: topic(message).map(|thread| thread.0 .0),

@@ -4,6 +4,7 @@ use super::ctx::Ctx;
 use super::outbox::record_own;
 use super::prompts::prompt;
 use crate::reply::EngineError;
+use crate::store::MessageKind;
 use crate::texts::Lang;
 use teloxide::prelude::*;
 use teloxide::types::{MessageId, ThreadId};
@@ -36,8 +37,13 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
             if !busy {
                 continue;
             }
-            // In a forum, the post joins the topic of the newest message.
-            let topic = recent.last().and_then(|m| m.topic);
+            // In a forum, the post joins the topic of the newest message people wrote (a service
+            // message may be the one that closed its topic).
+            let topic = recent
+                .iter()
+                .rev()
+                .find(|m| m.kind != MessageKind::Service)
+                .and_then(|m| m.topic);
             let s = ctx.settings.chat(store, chat.chat_id)?;
             let quiet = s.quiet_hours_or(quiet_default);
             let cooled = s.last_spontaneous.is_none_or(|t| now - t >= cooldown);

@@ -31,15 +31,16 @@ impl Shared {
         BlockView::parse_for(bytes, chat).map_err(|e| self.corrupt(block_name(chat, meta), e))
     }
 
-    /// Frame `index` of a block, from the cache or decoded (and then cached). The block is read
-    /// and parsed into `view` at the first frame the cache lacks, so that a caller walking
-    /// several frames of one block reads it once.
+    /// Frame `index` of a block, from the cache or decoded (and then cached when `keep`). The
+    /// block is read and parsed into `view` at the first frame the cache lacks, so that a caller
+    /// walking several frames of one block reads it once.
     pub(super) fn frame(
         &self,
         chat: ChatId,
         meta: &BlockMeta,
         index: usize,
         view: &mut Option<BlockView<Vec<u8>>>,
+        keep: bool,
     ) -> Result<Frame> {
         if let Some(frame) = self.frames.get(&(meta.seq, index as u32)) {
             return Ok(frame);
@@ -48,7 +49,7 @@ impl Shared {
             Some(view) => view,
             None => view.insert(self.block_view(chat, meta, self.block_bytes(chat, meta)?)?),
         };
-        self.frame_from(chat, meta, view, index, true)
+        self.frame_from(chat, meta, view, index, keep)
     }
 
     /// Frame `index` of an already parsed block, from the cache or decoded (and then cached

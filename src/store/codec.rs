@@ -215,8 +215,9 @@ pub fn decode_matching(
         bincode::serde::borrow_decode_from_slice(bytes, bincode_config())
             .map_err(|e| CodecError::Malformed(e.to_string()))?;
     let n = c.times.len();
-    let topics: Vec<Option<MessageId>> = if used == bytes.len() {
-        vec![None; n]
+    // Most frames have no topics column: no vector is made for them.
+    let topics: Option<Vec<Option<MessageId>>> = if used == bytes.len() {
+        None
     } else {
         let (topics, more): (Vec<Option<MessageId>>, usize) =
             bincode::serde::decode_from_slice(&bytes[used..], bincode_config())
@@ -226,9 +227,9 @@ pub fn decode_matching(
                 "frame has bytes after its columns".into(),
             ));
         }
-        topics
+        Some(topics)
     };
-    if topics.len() != n
+    if topics.as_ref().is_some_and(|t| t.len() != n)
         || [
             c.ids.len(),
             c.users.len(),
@@ -255,9 +256,10 @@ pub fn decode_matching(
     };
     let mut out = Vec::with_capacity(n);
     let (mut time, mut id) = (0i64, 0i64);
-    for (i, topic) in topics.into_iter().enumerate() {
+    let damaged_id = || CodecError::Malformed("message id out of range".into());
+    for i in 0..n {
         time = time.wrapping_add(c.times[i]);
-        id += c.ids[i];
+        id = id.checked_add(c.ids[i]).ok_or_else(damaged_id)?;
         let message_id = to_id(id)?;
         if !wanted(MsgKey {
             time,
@@ -276,10 +278,12 @@ pub fn decode_matching(
             sender_name: text(c.names[i])?,
             text: text(c.texts[i])?,
             kind,
-            reply_to: c.replies[i].map(|d| to_id(id - d)).transpose()?,
+            reply_to: c.replies[i]
+                .map(|d| id.checked_sub(d).ok_or_else(damaged_id).and_then(to_id))
+                .transpose()?,
             forwarded_from: c.forwards[i].map(text).transpose()?,
             is_bot: c.bots[i],
-            topic,
+            topic: topics.as_ref().and_then(|t| t[i]),
         }));
     }
     Ok(out)

@@ -1,5 +1,9 @@
 //! Conversion of a data directory from earlier store formats (`layout.rs` has them all).
 //!
+//! **Format 4 → 5**: nothing is rewritten. Format 5 frames end with a column of forum topics
+//! when one of their messages is in a topic; format 4 frames lack it and read as messages in no
+//! topic. Only the marker changes, so that a build without the column refuses the store.
+//!
 //! **Format 3 → 4**: the directory's runs, 16 blocks each under `I chat run`, are re-keyed by
 //! their first block (`I chat time id`, `directory.rs`), a step of runs per sled batch; a crash
 //! between steps leaves a store still marked format 3, whose converted runs the next open skips.
@@ -35,6 +39,9 @@ pub(super) const FORMAT_1: u8 = 1;
 pub(super) const FORMAT_2: u8 = 2;
 pub(super) const FORMAT_3: u8 = 3;
 pub(super) const FORMAT_4: u8 = 4;
+const FORMAT_5: u8 = 5;
+// The last conversion writes format 5: a new format adds its own step after it.
+const _: () = assert!(layout::STORE_FORMAT == FORMAT_5);
 /// Format 1's blocks: `B seq` → block bytes.
 const V1_BLOCK: u8 = b'B';
 /// Format 1's directory: `D chat time id` → [`V1BlockMeta`].
@@ -292,7 +299,7 @@ pub(super) fn from_format_3(shared: &Shared) -> Result<()> {
 pub(super) fn from_format_4(shared: &Shared) -> Result<()> {
     shared
         .db
-        .insert(layout::meta_key("format"), &[layout::STORE_FORMAT])
+        .insert(layout::meta_key("format"), &[FORMAT_5])
         .map_err(|e| shared.io(e))?;
     shared.db.flush().map_err(|e| shared.io(e))?;
     tracing::info!("converted the data directory to store format 5");

@@ -1,6 +1,7 @@
 //! Queries. Statistics come from counters; messages from the tail, the decoded-frame cache, or
 //! one frame of one block. Walks of history are in `scan.rs`.
 
+use super::codec;
 use super::model::*;
 use super::postings::PostingRef;
 use super::shared::{lock, Shared, Store};
@@ -60,12 +61,18 @@ impl Store {
             // Whether to decode the next frame.
             newest_first.len() < n && seen < lookback
         };
+        // The frames a plain `recent` of `n` would read are cached (they are the next reply's
+        // context too); a look-back past them is a one-off and must not push others out.
+        let cached_frames = n / codec::FRAME_LEN + 1;
+        let mut decoded = 0;
         if take(&mut state.tail.iter().rev()) {
             'blocks: for block in (0..state.directory.len()).rev() {
                 let meta = state.directory.get(block, &*self.shared)?;
                 let mut view = None;
                 for index in (0..meta.frame_count()).rev() {
-                    let frame = self.shared.frame(chat, &meta, index, &mut view)?;
+                    decoded += 1;
+                    let keep = decoded <= cached_frames;
+                    let frame = self.shared.frame(chat, &meta, index, &mut view, keep)?;
                     if !take(&mut frame.iter().rev()) {
                         break 'blocks;
                     }
