@@ -118,6 +118,7 @@ fn store_with(dir: &Path, messages: Vec<Message>) {
             ChatInfo {
                 title: "Кавовий чат".into(),
                 kind: "supergroup".into(),
+                username: None,
             },
         )
         .unwrap();

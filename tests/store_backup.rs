@@ -47,6 +47,7 @@ fn filled(dir: &Path) -> Store {
             ChatInfo {
                 title: "Група 55".into(),
                 kind: "group".into(),
+                username: None,
             },
         )
         .unwrap();

@@ -64,6 +64,12 @@ fn fixture_content(format: u8) -> Vec<Message> {
     all
 }
 
+/// The public username of `chat` in the fixture of `format` (from format 5 on, the first chat
+/// is public).
+fn public_name(format: u8, chat: i64) -> Option<String> {
+    (format >= 5 && chat == CHATS[0]).then(|| "podil_neighbours".to_string())
+}
+
 /// The fixture of store format `format`.
 fn fixture_dir(format: u8) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store_v{format}"))
@@ -71,7 +77,7 @@ fn fixture_dir(format: u8) -> PathBuf {
 
 /// The fixtures: store format 1 (everything inside sled), 2 (the logs, profiles as sled
 /// records), 3 (profiles in their own log, one still a sled record), 4 (the directory in runs
-/// keyed by their first message) and 5 (forum topics).
+/// keyed by their first message) and 5 (forum topics, chats' public usernames).
 const FORMATS: [u8; 5] = [1, 2, 3, 4, 5];
 
 /// Profiles beyond the first that the fixtures of `format` hold: format 1 has one, later ones
@@ -126,6 +132,7 @@ fn write_fixture() {
                 ChatInfo {
                     title: title.into(),
                     kind: kind.into(),
+                    username: public_name(format, chat),
                 },
             )
             .unwrap();
@@ -212,6 +219,12 @@ fn check_content(store: &Store, format: u8, restored: bool) {
     );
     let stats = store.chat_stats(CHATS[0]).unwrap();
     assert_eq!(stats.title, "Сусіди з Подолу");
+    for chat in CHATS {
+        assert_eq!(
+            store.chat_info(chat).and_then(|info| info.username),
+            public_name(format, chat)
+        );
+    }
     assert_eq!(
         stats.total_messages,
         want.iter()

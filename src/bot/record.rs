@@ -57,6 +57,11 @@ pub fn chat_info(chat: &tg::Chat) -> ChatInfo {
     ChatInfo {
         title,
         kind: kind.into(),
+        // A private chat's username is the person's; links are for groups and channels.
+        username: chat
+            .username()
+            .filter(|_| !chat.is_private())
+            .map(str::to_owned),
     }
 }
 
@@ -139,4 +144,28 @@ fn names(users: &[tg::User]) -> String {
         .map(|u| u.full_name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(json: serde_json::Value) -> tg::Chat {
+        serde_json::from_value(json).expect("a Bot API chat")
+    }
+
+    #[test]
+    fn a_public_group_keeps_its_username_and_a_person_does_not() {
+        let public = chat(serde_json::json!({
+            "id": -1_001_234_567_890i64, "type": "supergroup", "title": "Походи",
+            "username": "KyivHikers"
+        }));
+        let info = chat_info(&public);
+        assert_eq!(info.username.as_deref(), Some("KyivHikers"));
+        assert_eq!(info.kind, "supergroup");
+        let person = chat(serde_json::json!({
+            "id": 5150, "type": "private", "first_name": "Мирослава", "username": "myro"
+        }));
+        assert_eq!(chat_info(&person).username, None);
+    }
 }

@@ -161,7 +161,12 @@ pub fn import_file(
             for batch in rx {
                 let Some(store) = store else { continue };
                 match batch {
-                    Batch::Chat(id, info) => store.set_chat_info(id, info)?,
+                    Batch::Chat(id, mut info) => {
+                        info.username = info
+                            .username
+                            .or_else(|| store.chat_info(id).and_then(|known| known.username));
+                        store.set_chat_info(id, info)?
+                    }
                     Batch::Messages(messages) => {
                         let saved = store.save_batch(messages)?;
                         if profiles.is_some() && fresh_tx.send(saved.fresh).is_err() {
@@ -284,6 +289,8 @@ impl Sink for StoreSink<'_> {
         let info = ChatInfo {
             title: header.name.clone().unwrap_or_default(),
             kind: record::chat_kind(kind).into(),
+            // Exports do not give it; the bot fills it in (the import keeps one it knows).
+            username: None,
         };
         self.send(Batch::Chat(id, info))
     }

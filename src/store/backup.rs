@@ -21,7 +21,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 16] = b"CHATKEEPER-BKUP\n";
-/// Version 2 added the messages' forum topics; version 1 backups restore as messages in no topic.
+/// Version 2 added the messages' forum topics and the chats' public usernames; version 1 backups
+/// restore as messages in no topic, of chats without a username.
 const BACKUP_VERSION: u8 = 2;
 const BACKUP_VERSION_1: u8 = 1;
 /// First byte of every record header.
@@ -32,10 +33,10 @@ const PROFILES_PER_WRITE: usize = 16_384;
 /// No record of ours is larger; a larger length means a damaged file.
 const MAX_RECORD: u32 = 256 << 20;
 
-/// One record of a backup; `M` is the message of the backup's version.
+/// One record of a backup; `M` and `C` are the message and chat of the backup's version.
 #[derive(Debug, Serialize, Deserialize)]
-enum Record<M = Message> {
-    Chat(ChatId, ChatInfo),
+enum Record<M = Message, C = ChatInfo> {
+    Chat(ChatId, C),
     User(UserId, UserInfo),
     Messages(Vec<M>),
     End {
@@ -47,7 +48,8 @@ enum Record<M = Message> {
     Setting(Vec<u8>, Vec<u8>),
 }
 
-/// A message as backup format 1 wrote it: before forum topics.
+/// A message as backup format 1 wrote it: before forum topics (its chats are [`ChatInfoV1`],
+/// before public usernames).
 #[derive(Debug, Deserialize)]
 struct MessageV1 {
     chat_id: ChatId,
@@ -63,11 +65,12 @@ struct MessageV1 {
     is_bot: bool,
 }
 
-impl Record<MessageV1> {
-    /// The record as the current format has it: its messages in no topic.
+impl Record<MessageV1, ChatInfoV1> {
+    /// The record as the current format has it: its messages in no topic, its chat without a
+    /// public username.
     fn upgrade(self) -> Record {
         match self {
-            Record::Chat(id, info) => Record::Chat(id, info),
+            Record::Chat(id, info) => Record::Chat(id, info.into()),
             Record::User(id, info) => Record::User(id, info),
             Record::Messages(messages) => Record::Messages(
                 messages
@@ -345,7 +348,7 @@ fn read_backup(file: &Path, mut apply: impl FnMut(Record) -> Result<()>) -> Resu
             return Err(bad(format!("record {records} fails its checksum")));
         }
         let record = if version == BACKUP_VERSION_1 {
-            codec::decode::<Record<MessageV1>>(&payload).map(Record::upgrade)
+            codec::decode::<Record<MessageV1, ChatInfoV1>>(&payload).map(Record::upgrade)
         } else {
             codec::decode::<Record>(&payload)
         }

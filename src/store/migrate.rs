@@ -1,8 +1,9 @@
 //! Conversion of a data directory from earlier store formats (`layout.rs` has them all).
 //!
-//! **Format 4 → 5**: nothing is rewritten. Format 5 frames end with a column of forum topics
-//! when one of their messages is in a topic; format 4 frames lack it and read as messages in no
-//! topic. Only the marker changes, so that a build without the column refuses the store.
+//! **Format 4 → 5**: the chat records (`H chat`) gain a public username, rewritten in one sled
+//! batch with the new marker (a store has a few thousand chats at most). Frames are not
+//! rewritten: format 5 frames end with a column of forum topics when one of their messages is
+//! in a topic; format 4 frames lack it and read as messages in no topic.
 //!
 //! **Format 3 → 4**: the directory's runs, 16 blocks each under `I chat run`, are re-keyed by
 //! their first block (`I chat time id`, `directory.rs`), a step of runs per sled batch; a crash
@@ -27,7 +28,7 @@ use super::chunks::ChunkPointer;
 use super::counters::Checkpoint;
 use super::directory::{BlockMeta, RUN_BLOCKS};
 use super::layout;
-use super::model::{ChatId, MessageId, MsgKey};
+use super::model::{ChatId, ChatInfo, ChatInfoV1, MessageId, MsgKey};
 use super::postings;
 use super::shared::Shared;
 use super::{codec, Result};
@@ -293,14 +294,19 @@ pub(super) fn from_format_3(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// Converts format 4 to 5: nothing to rewrite. Format 5 frames may end with a column of forum
-/// topics, which format 4 frames lack (their messages are in no topic); the format byte changes
-/// so that a build that does not know the column refuses the store instead of misreading it.
+/// Converts format 4 to 5: the chat records gain a public username (none yet), in the same
+/// sled batch as the new format marker, so that a crash leaves one format or the other. Frames
+/// are not rewritten: format 5 frames may end with a column of forum topics, which format 4
+/// frames lack (their messages are in no topic).
 pub(super) fn from_format_4(shared: &Shared) -> Result<()> {
-    shared
-        .db
-        .insert(layout::meta_key("format"), &[FORMAT_5])
-        .map_err(|e| shared.io(e))?;
+    let mut batch = sled::Batch::default();
+    for item in shared.db.scan_prefix([layout::CHAT_INFO]) {
+        let (key, value) = item.map_err(|e| shared.io(e))?;
+        let old: ChatInfoV1 = codec::decode(&value).map_err(|e| shared.corrupt("chat info", e))?;
+        batch.insert(key, codec::encode(&ChatInfo::from(old)));
+    }
+    batch.insert(layout::meta_key("format"), &[FORMAT_5]);
+    shared.db.apply_batch(batch).map_err(|e| shared.io(e))?;
     shared.db.flush().map_err(|e| shared.io(e))?;
     tracing::info!("converted the data directory to store format 5");
     Ok(())

@@ -164,6 +164,26 @@ pub struct ChatInfo {
     pub title: String,
     /// `private`, `group`, `supergroup` or `channel` (free text: the Bot API may add kinds).
     pub kind: String,
+    /// The public `@username` of a public group or channel (without the `@`): links to its
+    /// messages use it. Store format 5 added it.
+    pub username: Option<String>,
+}
+
+/// [`ChatInfo`] as store format 4 and backup format 1 kept it, before public usernames.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatInfoV1 {
+    title: String,
+    kind: String,
+}
+
+impl From<ChatInfoV1> for ChatInfo {
+    fn from(old: ChatInfoV1) -> ChatInfo {
+        ChatInfo {
+            title: old.title,
+            kind: old.kind,
+            username: None,
+        }
+    }
 }
 
 /// What the store knows about a user besides their messages.
