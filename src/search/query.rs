@@ -23,6 +23,8 @@ pub struct Query {
     pub phrases: Vec<Vec<String>>,
     /// Words no result may contain.
     pub excluded: Vec<String>,
+    /// Phrases no result may contain.
+    pub excluded_phrases: Vec<Vec<String>>,
     pub from: Option<Author>,
     /// First day included (UTC dates; the caller shifts them to the chat's time zone).
     pub since: Option<NaiveDate>,
@@ -66,13 +68,16 @@ pub enum QueryError {
     BadDate(String),
     #[error("the filter {0:?} needs a value")]
     EmptyFilter(String),
+    #[error("{0:?} is not a @username")]
+    BadUsername(String),
     #[error("since is after until")]
     EmptyRange,
     #[error("nothing to look for besides filters and exclusions")]
     NothingToFind,
 }
 
-/// The filters a query may use, for the error that names them.
+/// The filters a query may use, for the error that names them (Ukrainian keys work too:
+/// `від:`, `з:`/`після:`, `до:`).
 pub const FILTERS: [&str; 3] = ["from:", "since:", "until:"];
 
 impl Query {
@@ -88,42 +93,47 @@ impl Query {
         let mut first = true;
         while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
             rest = &rest[start..];
-            if let Some(quoted) = rest.strip_prefix(['"', '“', '«', '„']) {
-                let end = quoted
-                    .find(['"', '”', '»', '“'])
-                    .ok_or(QueryError::UnbalancedQuote)?;
-                let words: Vec<String> = tokens::words(&quoted[..end]).map(tokens::fold).collect();
-                match words.len() {
-                    0 => {}
-                    1 => query.words.extend(words.into_iter().map(|text| Word {
+            // `-word`, `-"a phrase"`; a dash that a phone typed for the hyphen counts too.
+            let negated = rest
+                .strip_prefix(['-', '–', '—'])
+                .filter(|after| after.starts_with(|c: char| !c.is_whitespace()));
+            let body = negated.unwrap_or(rest);
+            if let Some((inside, after)) = quoted(body)? {
+                let words: Vec<String> = tokens::words(inside).map(tokens::fold).collect();
+                match (negated.is_some(), words.len()) {
+                    (_, 0) => {}
+                    (true, 1) => query.excluded.extend(words),
+                    (true, _) => query.excluded_phrases.push(words),
+                    (false, 1) => query.words.extend(words.into_iter().map(|text| Word {
                         text,
                         prefix: false,
                     })),
-                    _ => query.phrases.push(words),
+                    (false, _) => query.phrases.push(words),
                 }
-                let closing = quoted[end..].chars().next().map_or(0, char::len_utf8);
-                rest = &quoted[end + closing..];
+                rest = after;
                 first = false;
                 continue;
             }
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            let part = &rest[..end];
-            rest = &rest[end..];
-            if first && part.eq_ignore_ascii_case("all") {
+            let end = body.find(char::is_whitespace).unwrap_or(body.len());
+            let part = &body[..end];
+            rest = &body[end..];
+            if negated.is_some() {
+                query.excluded.extend(tokens::words(part).map(tokens::fold));
+            } else if first && part.eq_ignore_ascii_case("all") {
                 query.whole_chat = true;
-                first = false;
-                continue;
+            } else {
+                query.part(part)?;
             }
             first = false;
-            query.part(part)?;
         }
         let looked_for = query.words.len() + query.phrases.len();
-        if looked_for + query.excluded.len() > MAX_PARTS {
+        let excluded = query.excluded.len() + query.excluded_phrases.len();
+        if looked_for + excluded > MAX_PARTS {
             return Err(QueryError::TooManyParts);
         }
         if looked_for == 0 {
             let filtered = query.from.is_some() || query.since.is_some() || query.until.is_some();
-            return Err(if filtered || !query.excluded.is_empty() {
+            return Err(if filtered || excluded > 0 {
                 QueryError::NothingToFind
             } else {
                 QueryError::Empty
@@ -137,48 +147,44 @@ impl Query {
         Ok(query)
     }
 
-    /// One whitespace-separated part outside quotes.
+    /// One whitespace-separated part outside quotes, not excluded.
     fn part(&mut self, part: &str) -> Result<(), QueryError> {
-        if let Some((key, value)) = filter(part) {
+        if let Some((filter, key, value)) = filter(part)? {
             let value_error = || QueryError::EmptyFilter(format!("{key}:"));
-            match key.to_lowercase().as_str() {
-                "from" => {
-                    let name = value.trim_start_matches('@');
-                    if name.is_empty() {
-                        return Err(value_error());
+            if value.is_empty() {
+                return Err(value_error());
+            }
+            match filter {
+                Filter::From => {
+                    if value.eq_ignore_ascii_case("me") || value == "я" {
+                        self.from = Some(Author::Me);
+                        return Ok(());
                     }
-                    self.from = Some(
-                        if name.eq_ignore_ascii_case("me") && !value.starts_with('@') {
-                            Author::Me
-                        } else {
-                            Author::Username(name.to_lowercase())
-                        },
-                    );
+                    let name = value.strip_prefix('@').unwrap_or(value);
+                    // Telegram usernames are Latin letters, digits and underscores.
+                    if name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(QueryError::BadUsername(value.to_string()));
+                    }
+                    self.from = Some(Author::Username(name.to_lowercase()));
                 }
-                "since" | "until" => {
-                    if value.is_empty() {
-                        return Err(value_error());
-                    }
+                Filter::Since | Filter::Until => {
                     let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
                         .map_err(|_| QueryError::BadDate(value.to_string()))?;
-                    if key.eq_ignore_ascii_case("since") {
+                    if filter == Filter::Since {
                         self.since = Some(date);
                     } else {
                         self.until = Some(date);
                     }
                 }
-                _ => return Err(QueryError::UnknownFilter(format!("{key}:"))),
             }
             return Ok(());
         }
-        if let Some(excluded) = part.strip_prefix('-') {
-            self.excluded
-                .extend(tokens::words(excluded).map(tokens::fold));
-            return Ok(());
-        }
-        let prefix = part.ends_with('*');
         let words: Vec<&str> = tokens::words(part).collect();
         let last = words.len().saturating_sub(1);
+        // A one-letter prefix matches half the vocabulary: it is a word.
+        let prefix = part.ends_with('*') && words.last().is_some_and(|w| w.chars().count() >= 2);
         for (i, word) in words.into_iter().enumerate() {
             self.words.push(Word {
                 text: tokens::fold(word),
@@ -189,12 +195,53 @@ impl Query {
     }
 }
 
-/// `key:value` when `part` is written as a filter: a key of letters before the colon. Times
-/// (`10:30`) and links (`https://…`) are words, not filters.
-fn filter(part: &str) -> Option<(&str, &str)> {
-    let (key, value) = part.split_once(':')?;
-    let is_key = !key.is_empty() && key.chars().all(|c| c.is_alphabetic());
-    (is_key && !value.starts_with("//")).then_some((key, value))
+/// The filters, by the keys people type (English and Ukrainian).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Filter {
+    From,
+    Since,
+    Until,
+}
+
+/// The filter `part` is written as (`key:value`), with its key and value. A known key is a
+/// filter even with an empty value (an error then); an unknown key of Latin letters with a value
+/// is a mistyped filter (`form:@x`); anything else with a colon is words: "Увага:", "10:30",
+/// `https://…`, "ой:(".
+fn filter(part: &str) -> Result<Option<(Filter, &str, &str)>, QueryError> {
+    let Some((key, value)) = part.split_once(':') else {
+        return Ok(None);
+    };
+    let filter = match key.to_lowercase().as_str() {
+        "from" | "від" => Filter::From,
+        "since" | "з" | "після" => Filter::Since,
+        "until" | "до" => Filter::Until,
+        _ if !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_alphabetic())
+            && !value.is_empty()
+            && !value.starts_with("//") =>
+        {
+            return Err(QueryError::UnknownFilter(format!("{key}:")));
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((filter, key, value)))
+}
+
+/// When `text` starts with an opening quote: what is inside and what follows the closing one.
+/// Each opening quote has its own closers, so that `"a «b» c"` is one phrase.
+fn quoted(text: &str) -> Result<Option<(&str, &str)>, QueryError> {
+    let mut chars = text.chars();
+    let closers: &[char] = match chars.next() {
+        Some('"') => &['"'],
+        Some('«') => &['»'],
+        Some('„') => &['“', '”'],
+        Some('“') => &['”'],
+        _ => return Ok(None),
+    };
+    let inside = chars.as_str();
+    let end = inside.find(closers).ok_or(QueryError::UnbalancedQuote)?;
+    let closing = inside[end..].chars().next().map_or(0, char::len_utf8);
+    Ok(Some((&inside[..end], &inside[end + closing..])))
 }
 
 #[cfg(test)]
@@ -238,6 +285,31 @@ mod tests {
         // A time and a link are words, split as the tokenizer splits them.
         let words: Vec<&str> = q.words.iter().map(|w| w.text.as_str()).collect();
         assert_eq!(words, ["зустріч", "10", "30", "https", "t", "me", "x"]);
+        // Exclusions of phrases, dashes typed by phones, quotes inside quotes, Ukrainian keys,
+        // and colons that are not filters.
+        let q = Query::parse(
+            r#"-"у Карпати" –дощ "a «b» c" від:@Oksana з:2025-03-01 до:2025-03-02 Увага: ціна:100 ой:( в*"#,
+        )
+        .unwrap();
+        assert_eq!(
+            q.excluded_phrases,
+            [vec!["у".to_string(), "карпати".to_string()]]
+        );
+        assert_eq!(q.excluded, ["дощ"]);
+        assert_eq!(
+            q.phrases,
+            [vec!["a".to_string(), "b".to_string(), "c".to_string()]]
+        );
+        assert_eq!(q.from, Some(Author::Username("oksana".into())));
+        assert_eq!(q.since, NaiveDate::from_ymd_opt(2025, 3, 1));
+        assert_eq!(q.until, NaiveDate::from_ymd_opt(2025, 3, 2));
+        let words: Vec<&str> = q.words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(words, ["увага", "ціна", "100", "ой", "в"]);
+        assert!(
+            q.words.iter().all(|w| !w.prefix),
+            "a one-letter prefix is a word"
+        );
+        assert_eq!(Query::parse("слово від:я").unwrap().from, Some(Author::Me));
         // `all` later on is a word; `from:@me` is someone called "me".
         let q = Query::parse("все all from:@me").unwrap();
         assert!(!q.whole_chat);
@@ -262,9 +334,23 @@ mod tests {
                 QueryError::BadDate("2025-02-30".into()),
             ),
             ("слово from:", QueryError::EmptyFilter("from:".into())),
-            ("слово from:@", QueryError::EmptyFilter("from:".into())),
+            ("слово from:@", QueryError::BadUsername("@".into())),
+            (
+                "слово from:@Оксана",
+                QueryError::BadUsername("@Оксана".into()),
+            ),
+            (
+                r#"слово from:"Оксана Петренко""#,
+                QueryError::BadUsername("\"Оксана".into()),
+            ),
+            (
+                "слово form:@oksana",
+                QueryError::UnknownFilter("form:".into()),
+            ),
+            ("«у Карпати\"", QueryError::UnbalancedQuote),
             ("from:me", QueryError::NothingToFind),
             ("-дощ", QueryError::NothingToFind),
+            ("-\"у Карпати\"", QueryError::NothingToFind),
             (
                 "слово since:2025-03-02 until:2025-03-01",
                 QueryError::EmptyRange,
