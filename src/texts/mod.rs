@@ -10,6 +10,7 @@ mod menu;
 mod names;
 mod phrases;
 mod reports;
+mod search;
 
 pub use lang::Lang;
 pub use menu::{help, menu, start, COMMANDS};
@@ -19,3 +20,4 @@ pub use reports::{
     alert, analytics, chat_stats, global, health, import_failed, import_summary, me, settings_view,
     top, words, BotHealth, ChatSettingsView, UserSettingsView,
 };
+pub use search::search_refused;
