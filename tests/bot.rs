@@ -883,18 +883,26 @@ async fn an_angry_thread_gets_no_unprompted_replies_or_reactions() {
     h.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prompts_carry_the_persons_profile_and_the_chats_mood() {
+/// A bot whose replies come from the fake OpenAI server, which answers `answer`; `seed` fills
+/// the store before the bot starts.
+async fn start_with_openai(
+    answer: &str,
+    seed: impl FnOnce(&Store),
+) -> (Harness, support::fake_llm::FakeLlm) {
     use chatkeeper::reply::{EngineKind, Secret};
-    use support::fake_llm::FakeLlm;
-    let llm = FakeLlm::openai().await;
-    llm.set_answer("добре");
+    let llm = support::fake_llm::FakeLlm::openai().await;
+    llm.set_answer(answer);
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     config.llm.engine = EngineKind::OpenAi;
     config.llm.openai.base_url = llm.base_url();
     config.llm.openai.api_key = Secret::new("test-key");
-    let h = start_in(dir, config, |store| {
+    (start_in(dir, config, seed).await, llm)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_carry_the_persons_profile_and_the_chats_mood() {
+    let (h, llm) = start_with_openai("добре", |store| {
         seed_history_with(store, -1031, |i| {
             format!("я злий, це жахливо, ненавиджу цей безлад і бісить усе {i}")
         });
@@ -933,16 +941,7 @@ async fn prompts_carry_the_persons_profile_and_the_chats_mood() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
-    use chatkeeper::reply::{EngineKind, Secret};
-    use support::fake_llm::FakeLlm;
-    let llm = FakeLlm::openai().await;
-    llm.set_answer("їдьмо в Карпати");
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    config.llm.engine = EngineKind::OpenAi;
-    config.llm.openai.base_url = llm.base_url();
-    config.llm.openai.api_key = Secret::new("test-key");
-    let h = start_in(dir, config, |_| {}).await;
+    let (h, llm) = start_with_openai("їдьмо в Карпати", |_| {}).await;
     let forum = Chat::supergroup(-1040, "Форум");
     let taras = user(161, "Тарас", "uk");
     for (topic, name) in [(7, "Карпати"), (9, "Футбол")] {
