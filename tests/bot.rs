@@ -983,6 +983,13 @@ async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
         "{prompt}"
     );
     let reply_id = h.tg.sent_messages(-1040)[0]["message_id"].as_i64().unwrap() as i32;
+    // A command's answer and its chart go to the topic too.
+    h.tg.push_message_with(&forum, &taras, in_topic(7, "/stats".into()));
+    let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
+    let photos = h.tg.wait_for("sendPhoto", 1, WAIT).await;
+    let topic_of = |request: &Value| request["message_thread_id"].to_string().replace('"', "");
+    assert_eq!(topic_of(&sent[1]), "7", "{}", sent[1]);
+    assert_eq!(topic_of(&photos[0]), "7");
     let (_, store, _dir) = h.stop().await;
     let asked = stored(&store, -1040, asked);
     assert_eq!(asked.topic, Some(7));
