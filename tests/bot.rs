@@ -47,6 +47,17 @@ async fn start(configure: impl FnOnce(&mut Config)) -> Harness {
 }
 
 async fn start_in(dir: tempfile::TempDir, config: Config, seed: impl FnOnce(&Store)) -> Harness {
+    start_prepared(dir, config, seed, |_| {}).await
+}
+
+/// [`start_in`], with `prepare` given the fake before the bot starts (to queue faults for its
+/// first calls).
+async fn start_prepared(
+    dir: tempfile::TempDir,
+    config: Config,
+    seed: impl FnOnce(&Store),
+    prepare: impl FnOnce(&FakeTelegram),
+) -> Harness {
     // The bot's logs, shown for failing tests.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -56,6 +67,7 @@ async fn start_in(dir: tempfile::TempDir, config: Config, seed: impl FnOnce(&Sto
         .with_test_writer()
         .try_init();
     let tg = FakeTelegram::start().await;
+    prepare(&tg);
     let store = Store::open(StoreConfig::new(dir.path())).unwrap();
     seed(&store);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -1009,4 +1021,38 @@ async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
         "General and reply threads are in no topic"
     );
     assert!(general.iter().all(|m| m.text.starts_with("ремонт кухні")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spontaneous_post_joins_the_newest_topic_or_general_when_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.spontaneous.enabled = true;
+    config.spontaneous.check_every_minutes = 0.01;
+    config.spontaneous.min_messages = 5;
+    config.quiet_hours = chatkeeper::config::QuietHours { start: 0, end: 0 };
+    let seed = |store: &Store| {
+        seed_history(store, -1050);
+        // The newest message people wrote is in topic 9.
+        let newest = Message {
+            message_id: 1_000_200,
+            time: chrono::Utc::now().timestamp() - 60,
+            topic: Some(9),
+            ..stored(store, -1050, 1_000_199)
+        };
+        store.save_message(newest).unwrap();
+    };
+    let closed = |tg: &FakeTelegram| {
+        tg.inject(
+            "sendMessage",
+            Fault::BadRequest("Bad Request: TOPIC_CLOSED"),
+        )
+    };
+    let h = start_prepared(dir, config, seed, closed).await;
+    let posts = h.tg.wait_for("sendMessage", 2, WAIT).await;
+    assert_eq!(posts[0]["message_thread_id"], 9, "{}", posts[0]);
+    assert!(posts[1].get("message_thread_id").is_none(), "{}", posts[1]);
+    assert_eq!(posts[1]["chat_id"], -1050);
+    assert_eq!(h.tg.sent_messages(-1050).len(), 1, "one post, in General");
+    h.stop().await;
 }

@@ -8,6 +8,7 @@ use crate::store::MessageKind;
 use crate::texts::Lang;
 use teloxide::prelude::*;
 use teloxide::types::{MessageId, ThreadId};
+use teloxide::RequestError;
 
 /// Looks for one eligible chat and posts into it. Returns the chat posted to, if any.
 ///
@@ -98,11 +99,23 @@ pub async fn post_once(ctx: &Ctx) -> anyhow::Result<Option<i64>> {
         Err(EngineError::NothingToSay) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let mut request = ctx.bot.send_message(ChatId(chat_id), reply.text);
-    if let Some(topic) = topic {
-        request = request.message_thread_id(ThreadId(MessageId(topic)));
-    }
-    let sent = ctx.call(request).await?;
+    let request = ctx.bot.send_message(ChatId(chat_id), reply.text.clone());
+    let sent = match topic {
+        None => ctx.call(request).await?,
+        Some(topic) => {
+            let in_topic = request.message_thread_id(ThreadId(MessageId(topic)));
+            match ctx.call(in_topic).await {
+                // The topic was closed or deleted since: the post goes to the General topic
+                // rather than the chat losing its turn.
+                Err(RequestError::Api(e)) => {
+                    tracing::info!(chat = chat_id, topic, error = %e, "topic refused a post");
+                    ctx.call(ctx.bot.send_message(ChatId(chat_id), reply.text))
+                        .await?
+                }
+                other => other?,
+            }
+        }
+    };
     ctx.metrics.spontaneous_posts.inc();
     ctx.metrics.reply_sent(reply.engine);
     record_own(ctx, &sent).await?;

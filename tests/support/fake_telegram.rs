@@ -61,6 +61,8 @@ pub enum Fault {
     Slow(Duration),
     /// HTTP 200 with the truncated body `{"ok": tru`.
     Malformed,
+    /// HTTP 400 with this description, e.g. `Bad Request: TOPIC_CLOSED`.
+    BadRequest(&'static str),
 }
 
 /// A chat for pushed updates; describes only what tests need to vary.
@@ -1112,6 +1114,7 @@ fn fault_response(fault: &Fault) -> Response {
         )
             .into_response(),
         Fault::Malformed => json_response(200, r#"{"ok": tru"#.to_owned()),
+        Fault::BadRequest(description) => error_response(400, description),
         Fault::Slow(_) => unreachable!("slow faults answer normally"),
     }
 }
