@@ -671,14 +671,21 @@ async fn reactions_skip_users_who_opted_out() {
     h.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spontaneous_posts_go_to_active_chats_that_allow_them_once_per_cooldown() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
+/// A configuration that checks for spontaneous posts every 0.6 s, at any hour, in chats with
+/// five recent messages.
+fn spontaneous_config(dir: &Path) -> Config {
+    let mut config = test_config(dir);
     config.spontaneous.enabled = true;
     config.spontaneous.check_every_minutes = 0.01;
     config.spontaneous.min_messages = 5;
     config.quiet_hours = chatkeeper::config::QuietHours { start: 0, end: 0 };
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spontaneous_posts_go_to_active_chats_that_allow_them_once_per_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = spontaneous_config(dir.path());
     let h = start_in(dir, config, |store| {
         seed_history(store, -1013);
         seed_history(store, -1014);
@@ -1026,11 +1033,7 @@ async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spontaneous_post_joins_the_newest_topic_or_general_when_it_is_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(dir.path());
-    config.spontaneous.enabled = true;
-    config.spontaneous.check_every_minutes = 0.01;
-    config.spontaneous.min_messages = 5;
-    config.quiet_hours = chatkeeper::config::QuietHours { start: 0, end: 0 };
+    let config = spontaneous_config(dir.path());
     let seed = |store: &Store| {
         seed_history(store, -1050);
         // The newest message people wrote is in topic 9.
