@@ -2,7 +2,7 @@
 //! updates, so each one is stored here as it is sent, and the history (context, statistics) has
 //! both sides of the conversation.
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, TgBot};
 use super::record;
 use crate::texts::{Lang, Phrase};
 use teloxide::prelude::*;
@@ -25,18 +25,24 @@ pub async fn say_with(
     text: impl Into<String>,
     keyboard: Option<InlineKeyboardMarkup>,
 ) -> anyhow::Result<()> {
-    let mut request = ctx
-        .bot
-        .send_message(msg.chat.id, text.into())
-        .reply_parameters(ReplyParameters::new(msg.id));
-    if let Some(topic) = record::topic(msg) {
-        request = request.message_thread_id(topic);
-    }
+    let mut request = reply_request(ctx, msg, text.into());
     if let Some(keyboard) = keyboard {
         request = request.reply_markup(keyboard);
     }
     let sent = ctx.call(request).await?;
     record_own(ctx, &sent).await
+}
+
+/// The request that replies to `msg` with `text`, in the forum topic `msg` is in.
+pub fn reply_request(ctx: &Ctx, msg: &Message, text: String) -> <TgBot as Requester>::SendMessage {
+    let request = ctx
+        .bot
+        .send_message(msg.chat.id, text)
+        .reply_parameters(ReplyParameters::new(msg.id));
+    match record::topic(msg) {
+        Some(topic) => request.message_thread_id(topic),
+        None => request,
+    }
 }
 
 /// Answers an admin command: in a private chat directly; from a group, privately to the admin

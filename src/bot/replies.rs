@@ -1,7 +1,7 @@
 //! What the bot does with an ordinary message: maybe a reaction, maybe a reply.
 
 use super::ctx::Ctx;
-use super::outbox::record_own;
+use super::outbox::{record_own, reply_request};
 use super::prompts::prompt;
 use super::{api, record};
 use crate::reply::EngineError;
@@ -10,7 +10,7 @@ use crate::texts::Lang;
 use crate::tokens;
 use std::time::Instant;
 use teloxide::prelude::*;
-use teloxide::types::{Me, ReactionType, ReplyParameters};
+use teloxide::types::{Me, ReactionType};
 
 /// Emoji the bot reacts with (all are among Telegram's allowed reactions).
 const REACTIONS: [&str; 8] = ["👍", "❤", "🔥", "😁", "🤔", "👏", "🤝", "💯"];
@@ -52,12 +52,11 @@ pub async fn on_message(
     {
         react(&ctx, &msg).await;
     }
-    let addressed = is_addressed(&ctx.me, &ctx.config.bot.names, &msg);
     let reply = if msg.chat.is_private() {
         true
     } else if !chat_settings.replies {
         false
-    } else if addressed {
+    } else if is_addressed(&ctx.me, &ctx.config.bot.names, &msg) {
         true
     } else {
         let quiet = chat_settings.quiet_hours_or(ctx.config.quiet_hours);
@@ -83,14 +82,7 @@ pub async fn on_message(
         Err(e) => return Err(e.into()),
     };
     ctx.metrics.reply_latency.observe(received.elapsed());
-    let mut request = ctx
-        .bot
-        .send_message(msg.chat.id, reply.text)
-        .reply_parameters(ReplyParameters::new(msg.id));
-    if let Some(topic) = record::topic(&msg) {
-        request = request.message_thread_id(topic);
-    }
-    let sent = ctx.call(request).await?;
+    let sent = ctx.call(reply_request(&ctx, &msg, reply.text)).await?;
     ctx.metrics.reply_sent(reply.engine);
     record_own(&ctx, &sent).await
 }

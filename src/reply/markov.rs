@@ -684,7 +684,8 @@ fn sentences(text: &str) -> Vec<Vec<String>> {
                 }
                 Kind::Word | Kind::Emoji | Kind::SentenceEnd => token.text,
             };
-            if is_punctuation(text) && current.is_empty() {
+            let mark = matches!(token.kind, Kind::SentenceEnd | Kind::ClauseMark);
+            if mark && current.is_empty() {
                 continue;
             }
             current.push(text.to_owned());

@@ -76,10 +76,6 @@ pub enum QueryError {
     NothingToFind,
 }
 
-/// The filters a query may use, for the error that names them (Ukrainian keys work too:
-/// `від:`, `з:`/`після:`, `до:`).
-pub const FILTERS: [&str; 3] = ["from:", "since:", "until:"];
-
 impl Query {
     /// Parses `text`.
     pub fn parse(text: &str) -> Result<Query, QueryError> {

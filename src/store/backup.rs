@@ -65,6 +65,25 @@ struct MessageV1 {
     is_bot: bool,
 }
 
+impl From<MessageV1> for Message {
+    fn from(m: MessageV1) -> Message {
+        Message {
+            chat_id: m.chat_id,
+            message_id: m.message_id,
+            time: m.time,
+            edit_time: m.edit_time,
+            user_id: m.user_id,
+            sender_name: m.sender_name,
+            text: m.text,
+            kind: m.kind,
+            reply_to: m.reply_to,
+            forwarded_from: m.forwarded_from,
+            is_bot: m.is_bot,
+            topic: None,
+        }
+    }
+}
+
 impl Record<MessageV1, ChatInfoV1> {
     /// The record as the current format has it: its messages in no topic, its chat without a
     /// public username.
@@ -72,25 +91,9 @@ impl Record<MessageV1, ChatInfoV1> {
         match self {
             Record::Chat(id, info) => Record::Chat(id, info.into()),
             Record::User(id, info) => Record::User(id, info),
-            Record::Messages(messages) => Record::Messages(
-                messages
-                    .into_iter()
-                    .map(|m| Message {
-                        chat_id: m.chat_id,
-                        message_id: m.message_id,
-                        time: m.time,
-                        edit_time: m.edit_time,
-                        user_id: m.user_id,
-                        sender_name: m.sender_name,
-                        text: m.text,
-                        kind: m.kind,
-                        reply_to: m.reply_to,
-                        forwarded_from: m.forwarded_from,
-                        is_bot: m.is_bot,
-                        topic: None,
-                    })
-                    .collect(),
-            ),
+            Record::Messages(messages) => {
+                Record::Messages(messages.into_iter().map(Message::from).collect())
+            }
             Record::End { records, messages } => Record::End { records, messages },
             Record::Setting(key, value) => Record::Setting(key, value),
         }
