@@ -168,6 +168,14 @@ impl Lexicon {
         self.words.get(word).copied().unwrap_or(0)
     }
 
+    /// The normalised words that carry `flag` (for example [`STOP`]).
+    pub fn words_with(&self, flag: u32) -> impl Iterator<Item = &str> {
+        self.words
+            .iter()
+            .filter(move |(_, flags)| *flags & flag != 0)
+            .map(|(word, _)| &**word)
+    }
+
     /// What an emoji signals, if anything.
     pub fn emoji(&self, c: char) -> Option<EmojiSignal> {
         self.emoji.get(&c).copied()

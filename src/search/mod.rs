@@ -2,7 +2,10 @@
 //! ([`query`]) and where a found message is ([`link`]); the index and `/search` build on them.
 
 pub mod link;
+mod postings;
 pub mod query;
+mod segment;
+pub mod terms;
 
 pub use link::message_link;
 pub use query::{Author, Query, QueryError, Word};

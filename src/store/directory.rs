@@ -507,6 +507,44 @@ impl Directory {
         self.for_each_where(|s| s.max_seq > seq, source, each)
     }
 
+    /// Up to `limit` entries with a seq above `seq` among the blocks from the one starting at or
+    /// after `from`, in key order: a resumable walk of what a derived index has not seen (the
+    /// caller goes on after the last block returned).
+    pub fn newer_than_from(
+        &self,
+        seq: u64,
+        from: MsgKey,
+        limit: usize,
+        source: &impl RunSource,
+    ) -> Result<Vec<BlockMeta>> {
+        let mut found = Vec::new();
+        let start = self.runs.partition_point(|run| run.summary.last < from);
+        for (r, run) in self.runs.iter().enumerate().skip(start) {
+            if found.len() >= limit {
+                break;
+            }
+            if run.summary.max_seq <= seq {
+                continue;
+            }
+            let read;
+            let blocks = match &run.body {
+                Some(body) => &body.blocks,
+                None => {
+                    read = self.read(r, source)?;
+                    &read
+                }
+            };
+            found.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.seq > seq && b.first >= from)
+                    .take(limit - found.len())
+                    .cloned(),
+            );
+        }
+        Ok(found)
+    }
+
     fn for_each_where(
         &self,
         wanted: impl Fn(&Summary) -> bool,

@@ -25,6 +25,28 @@ pub struct MsgKey {
     pub id: MessageId,
 }
 
+impl MsgKey {
+    /// The smallest key.
+    pub const MIN: MsgKey = MsgKey {
+        time: Timestamp::MIN,
+        id: MessageId::MIN,
+    };
+
+    /// The smallest key after this one.
+    pub fn successor(self) -> MsgKey {
+        match self.id.checked_add(1) {
+            Some(id) => MsgKey {
+                time: self.time,
+                id,
+            },
+            None => MsgKey {
+                time: self.time.saturating_add(1),
+                id: MessageId::MIN,
+            },
+        }
+    }
+}
+
 /// The sort key of a message inside its chat.
 pub fn key_of(message: &Message) -> MsgKey {
     MsgKey {

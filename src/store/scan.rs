@@ -92,13 +92,7 @@ impl ChatRange {
 
     /// Moves past `key`.
     fn advance_past(&mut self, key: MsgKey) {
-        self.next = match key.id.checked_add(1) {
-            Some(id) => MsgKey { time: key.time, id },
-            None => MsgKey {
-                time: key.time.saturating_add(1),
-                id: MessageId::MIN,
-            },
-        };
+        self.next = key.successor();
     }
 
     /// Fills `ready` with the next messages, if any are left.
