@@ -168,14 +168,6 @@ impl Lexicon {
         self.words.get(word).copied().unwrap_or(0)
     }
 
-    /// The normalised words that carry `flag` (for example [`STOP`]).
-    pub fn words_with(&self, flag: u32) -> impl Iterator<Item = &str> {
-        self.words
-            .iter()
-            .filter(move |(_, flags)| *flags & flag != 0)
-            .map(|(word, _)| &**word)
-    }
-
     /// What an emoji signals, if anything.
     pub fn emoji(&self, c: char) -> Option<EmojiSignal> {
         self.emoji.get(&c).copied()
@@ -193,6 +185,18 @@ impl Lexicon {
 }
 
 /// The entries of a list: trimmed lines, without blanks and `#` comments.
+/// The words of list `name` (such as "stopwords") of every language compiled into the binary,
+/// as written (not normalised).
+pub fn embedded_words(name: &str) -> impl Iterator<Item = &'static str> + '_ {
+    EMBEDDED
+        .iter()
+        .copied()
+        .flatten()
+        .filter(move |(_, list, _)| *list == name)
+        .flat_map(|(_, _, text)| entries(text))
+        .flat_map(str::split_whitespace)
+}
+
 fn entries(text: &str) -> impl Iterator<Item = &str> {
     text.lines()
         .map(str::trim)

@@ -1,11 +1,59 @@
-//! Search over a chat's whole history (issue 12, in progress): what a query means
-//! ([`query`]) and where a found message is ([`link`]); the index and `/search` build on them.
+//! Search over a chat's whole history.
+//!
+//! - [`query`]: what a person typed, parsed (words, `word*`, phrases, exclusions, filters);
+//! - [`terms`]: the stemmed terms messages are indexed under;
+//! - the index ([`SearchIndex`], `index.rs`): segments of postings on disk (`segment.rs`,
+//!   `postings.rs`), merged in the background (`merge.rs`), and a buffer of the newest
+//!   (`buffer.rs`);
+//! - [`find`]: a query answered in one chat, every result checked against the store, ranked by
+//!   BM25 with a mild preference for recent messages, with a [`snippet`] and a [`link`].
 
+mod buffer;
+pub mod find;
+mod index;
 pub mod link;
+mod merge;
 mod postings;
 pub mod query;
 mod segment;
+pub mod snippet;
 pub mod terms;
 
+pub use find::{FindError, Found, Hit, Request};
+pub use index::{IndexStatus, IndexTask, SearchError, SearchIndex};
 pub use link::message_link;
 pub use query::{Author, Query, QueryError, Word};
+pub use snippet::Snippet;
+
+use crate::store::{Message, MessageKind};
+
+/// Whether a message is searched: it has text, and is not a service message.
+pub fn searchable(message: &Message) -> bool {
+    message.kind != MessageKind::Service && !message.text.is_empty()
+}
+
+/// What one query word looks for among terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// This term.
+    Term(String),
+    /// Any term starting so (`word*`: the stem of what was typed).
+    Prefix(String),
+}
+
+impl Want {
+    /// The term, or the start of the terms, looked for.
+    pub fn text(&self) -> &str {
+        match self {
+            Want::Term(text) | Want::Prefix(text) => text,
+        }
+    }
+
+    /// Whether `term` is one it looks for.
+    pub fn holds(&self, term: &str) -> bool {
+        match self {
+            Want::Term(text) => term == text,
+            Want::Prefix(start) => term.starts_with(start.as_str()),
+        }
+    }
+}

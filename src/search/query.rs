@@ -74,6 +74,15 @@ pub enum QueryError {
     EmptyRange,
     #[error("nothing to look for besides filters and exclusions")]
     NothingToFind,
+    /// Every word is one of the commonest (stop-words), which the index leaves out.
+    #[error("only common words, which are in nearly every message")]
+    OnlyCommonWords,
+    /// No one who wrote in the chat has this `@username`.
+    #[error("no one called @{0} has written here")]
+    UnknownUser(String),
+    /// `from:me` where there is no "me" (the command line).
+    #[error("from:me needs a person asking; give from:@username")]
+    NoOneAsking,
 }
 
 impl Query {

@@ -1,8 +1,9 @@
 //! The terms a message is indexed under and a query looks for: its words, folded and stemmed by
 //! the analyzer's normaliser (so that "радий" and "радію" meet), without stop-words (they are in
-//! most messages, so they would cost the most space and tell the least).
+//! most messages, so they would cost the most space and tell the least). A word is a stop-word
+//! by its folded form, not its stem: the stemmer cuts "намет" (tent) to "нам" (to us).
 
-use crate::analyzer::lexicon::{Lexicon, STOP};
+use crate::analyzer::lexicon;
 use crate::analyzer::normalize::Stemmer;
 use crate::tokens;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -21,10 +22,11 @@ impl Default for Terms {
     /// The lists compiled into the binary: the index must not change meaning with a lexicon
     /// directory set for tuning the analyzer.
     fn default() -> Self {
-        let lexicon = Lexicon::embedded();
         Terms {
             stemmer: Stemmer::default(),
-            stop: lexicon.words_with(STOP).map(Into::into).collect(),
+            stop: lexicon::embedded_words("stopwords")
+                .map(|word| tokens::fold(word).into_boxed_str())
+                .collect(),
         }
     }
 }
@@ -34,12 +36,21 @@ impl Terms {
     pub fn term(&self, word: &str) -> Option<String> {
         let mut term = String::with_capacity(word.len());
         tokens::fold_into(word, &mut term);
-        self.stemmer.stem_in_place(&mut term);
         if self.stop.contains(term.as_str()) {
             return None;
         }
+        self.stemmer.stem_in_place(&mut term);
         cut(&mut term);
         Some(term)
+    }
+
+    /// A word folded, stemmed and cut, stop-word or not (what a `word*` prefix is matched by).
+    pub fn stem(&self, word: &str) -> String {
+        let mut term = String::with_capacity(word.len());
+        tokens::fold_into(word, &mut term);
+        self.stemmer.stem_in_place(&mut term);
+        cut(&mut term);
+        term
     }
 
     /// The distinct terms of `text` with how often each occurs, and the number of its words
@@ -106,6 +117,9 @@ mod tests {
         assert_eq!(terms.term("зустрічі"), terms.term("зустріч"));
         assert_eq!(terms.term("books"), terms.term("book"));
         assert_eq!(terms.term("і"), None);
+        // Not a stop-word though its stem is one's.
+        assert_eq!(terms.term("намет"), Some(terms.stem("намет")));
+        assert_eq!(terms.term("нам"), None);
         assert_eq!(terms.term("the"), None);
         let (found, length) = terms.of_text("Я радий, дуже радий тебе бачити!");
         assert_eq!(length, 6);

@@ -6,7 +6,11 @@ use super::model::*;
 use super::postings::PostingRef;
 use super::shared::{lock, Shared, Store};
 use super::Result;
+use super::blocklog::{read_held, Segment};
+use super::blocks::block_name;
+use super::directory::BlockMeta;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// How many of a chat's newest messages [`Store::recent_in_topic`] looks through.
@@ -94,6 +98,96 @@ impl Store {
             return Ok(Some(state.tail[pos].clone()));
         }
         Ok(self.shared.find_sealed(&mut state, id)?.map(|(_, m)| m))
+    }
+
+    /// The messages of `chat` with the given ids, those that exist, in no particular order:
+    /// each block read and each frame decoded once however many of the ids it holds, frames
+    /// not cached (search checks scattered results this way).
+    pub fn messages_by_id(&self, chat: ChatId, ids: &[MessageId]) -> Result<Vec<MessageRef>> {
+        self.check_thread();
+        let Some(handle) = self.shared.chat(chat) else {
+            return Ok(Vec::new());
+        };
+        let mut wanted = ids.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut out = Vec::new();
+        let mut blocks: BTreeMap<u64, (BlockMeta, Option<Arc<Segment>>, Vec<MessageId>)> =
+            BTreeMap::new();
+        {
+            let mut guard = lock(&handle);
+            let state = &mut *guard;
+            for id in wanted {
+                if let Some(pos) = state.tail_position(id) {
+                    out.push(state.tail[pos].clone());
+                    continue;
+                }
+                if !state.blocks_may_hold(id) {
+                    continue;
+                }
+                for (_, meta) in state.directory.may_hold(id, &*self.shared)? {
+                    let entry = blocks.entry(meta.seq).or_insert_with(|| {
+                        let segment = self.shared.blocks.segment(meta.location.segment);
+                        (meta, segment, Vec::new())
+                    });
+                    entry.2.push(id);
+                }
+            }
+        }
+        for (meta, segment, ids) in blocks.values() {
+            let bytes = read_held(segment.as_deref(), meta.location)
+                .map_err(|e| self.shared.unreadable(block_name(chat, meta), e))?;
+            let view = self.shared.block_view(chat, meta, &bytes)?;
+            for (index, frame) in view.header.frames.iter().enumerate() {
+                let lo = ids.partition_point(|&id| id < frame.min_id);
+                if ids.get(lo).is_none_or(|&id| id > frame.max_id) {
+                    continue;
+                }
+                out.extend(
+                    view.frame_matching(&self.shared.compressor, index, |k| {
+                        ids.binary_search(&k.id).is_ok()
+                    })
+                    .map_err(|e| self.shared.corrupt(block_name(chat, meta), e))?,
+                );
+            }
+        }
+        out.sort_unstable_by_key(|m| m.message_id);
+        out.dedup_by_key(|m| m.message_id);
+        Ok(out)
+    }
+
+    /// The person of `chat` whose `@username` is `username` (any case), among those who wrote
+    /// there.
+    pub fn user_by_username(&self, chat: ChatId, username: &str) -> Option<UserId> {
+        self.check_thread();
+        let users: Vec<UserId> = {
+            let handle = self.shared.chat(chat)?;
+            let state = lock(&handle);
+            state.counters.users.iter().map(|(user, _)| user).collect()
+        };
+        users.into_iter().find(|&user| {
+            self.shared
+                .stored_user(user)
+                .and_then(|info| info.username)
+                .is_some_and(|name| name.eq_ignore_ascii_case(username))
+        })
+    }
+
+    /// The ids of the messages `user` wrote in `chat`, sorted (from the user's postings: the
+    /// memory is four bytes a message of theirs there).
+    pub fn user_message_ids(&self, user: UserId, chat: ChatId) -> Result<Vec<MessageId>> {
+        self.check_thread();
+        let mut ids: Vec<MessageId> = self
+            .shared
+            .chunk_refs(user, Timestamp::MIN, Timestamp::MAX)?
+            .into_iter()
+            .chain(self.shared.postings.in_memory(user))
+            .filter(|r| r.chat == chat)
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// Statistics of a chat, from counters: O(1) in its number of messages.

@@ -60,6 +60,22 @@ pub fn search_refused(lang: Lang, error: &QueryError) -> String {
                 "Besides filters and exclusions, give at least one word to look for.",
             )
             .to_string(),
+        QueryError::OnlyCommonWords => lang
+            .pick(
+                "Такі слова є майже в кожному повідомленні: додайте слово рідше, наприклад назву чи ім'я.",
+                "Those words are in nearly every message: add a rarer one, such as a name or a place.",
+            )
+            .to_string(),
+        QueryError::UnknownUser(name) => match lang {
+            Lang::Uk => format!("Тут не писав ніхто з ніком @{name}. Перевірте нік або пишіть from:me."),
+            Lang::En => format!("No one called @{name} has written here. Check the username, or write from:me."),
+        },
+        QueryError::NoOneAsking => lang
+            .pick(
+                "from:me працює в чаті; тут вкажіть from:@нік.",
+                "from:me works in a chat; here, give from:@username.",
+            )
+            .to_string(),
     }
 }
 
@@ -81,6 +97,9 @@ mod tests {
             (QueryError::BadUsername("@Оксана".into()), Some("@Оксана")),
             (QueryError::EmptyRange, None),
             (QueryError::NothingToFind, None),
+            (QueryError::OnlyCommonWords, None),
+            (QueryError::UnknownUser("oksana_k".into()), Some("@oksana_k")),
+            (QueryError::NoOneAsking, None),
         ];
         let mut seen = std::collections::HashSet::new();
         for (error, quoted) in &errors {

@@ -1,0 +1,427 @@
+//! A query answered in one chat.
+//!
+//! 1. Each query word becomes a [`Want`] (its stem, or a stem prefix for `word*`; the words of
+//!    phrases too; stop-words dropped).
+//! 2. The ids holding each want are gathered into a bitmap from every segment, the buffers, and
+//!    the messages the index has not read yet (the chat's tail and newer blocks, searched
+//!    directly). Bitmaps keep a chat's dense ids in about a bit each.
+//! 3. Candidates are the ids in all of them (and, with `from:`, the author's).
+//! 4. Candidates are read from the store newest first and checked: the message must still
+//!    exist and hold every word (an edit or a deletion leaves stale postings, which this drops:
+//!    privacy does not depend on the index), the phrases, none of the exclusions, and match
+//!    the filters. Up to [`RANKED`] are scored by BM25 over their real text (term frequency and
+//!    length) with a mild preference for recent messages; beyond that many matches, the newest
+//!    are the ones ranked.
+
+use super::index::{Result as IndexResult, SearchError, SearchIndex};
+use super::query::{Author, Query, QueryError};
+use super::snippet::Snippet;
+use super::{searchable, Want};
+use crate::store::{ChatId, MessageId, MessageRef, Timestamp, UserId};
+use crate::tokens;
+use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
+use std::ops::Range;
+
+/// Matches ranked by relevance (newest first beyond).
+pub const RANKED: usize = 300;
+/// Candidates read at most for one query (stale postings and filters reject some).
+const CHECKED: usize = 5_000;
+/// Blocks the index has not read yet that a query searches itself; with more, the answer says
+/// that results may be missing (the index is catching up).
+const UNREAD_BLOCKS: usize = 64;
+/// Candidates read from the store at once.
+const READ_BATCH: usize = 64;
+/// BM25 parameters (the usual ones).
+const K1: f64 = 1.2;
+const B: f64 = 0.75;
+/// A message of today scores up to this much more than an old one; the bonus halves every
+/// [`RECENCY_HALF_LIFE_DAYS`].
+const RECENCY_BONUS: f64 = 0.25;
+const RECENCY_HALF_LIFE_DAYS: f64 = 90.0;
+
+/// A search in one chat.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub query: &'a Query,
+    pub chat: ChatId,
+    /// Who asks (`from:me`); `None` on the command line.
+    pub asker: Option<UserId>,
+    /// The forum topic asked from: its results come first unless the query says `all`.
+    pub topic: Option<MessageId>,
+    /// Now, for the preference for recent messages.
+    pub now: Timestamp,
+    /// Results to skip (paging) and to return.
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// What a search found.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// The requested page, best first.
+    pub hits: Vec<Hit>,
+    /// Whether there are results after this page.
+    pub more: bool,
+    /// Whether results may be missing because the index is still reading the history.
+    pub incomplete: bool,
+}
+
+/// One result.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub message: MessageRef,
+    pub score: f64,
+    pub snippet: Snippet,
+}
+
+/// Why a search gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Index(#[from] SearchError),
+}
+
+impl From<crate::store::StoreError> for FindError {
+    fn from(e: crate::store::StoreError) -> Self {
+        FindError::Index(SearchError::Store(e))
+    }
+}
+
+/// An order-preserving map of message ids into a bitmap's `u32`s.
+fn bit(id: MessageId) -> u32 {
+    (id as u32) ^ 0x8000_0000
+}
+
+fn id_of(bit: u32) -> MessageId {
+    (bit ^ 0x8000_0000) as MessageId
+}
+
+/// What checking a candidate needs.
+struct Plan<'a> {
+    request: &'a Request<'a>,
+    wants: Vec<Want>,
+    /// Inverse document frequency of each want.
+    idf: Vec<f64>,
+    excluded: Vec<String>,
+    author: Option<UserId>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    average_words: f64,
+}
+
+impl SearchIndex {
+    /// Answers `request` (see the module's documentation).
+    pub fn find(&self, request: &Request) -> Result<Found, FindError> {
+        let store = self.store();
+        let query = request.query;
+        let chat = request.chat;
+        let wants = self.wants(query)?;
+        let author = match &query.from {
+            None => None,
+            Some(Author::Me) => Some(request.asker.ok_or(QueryError::NoOneAsking)?),
+            Some(Author::Username(name)) => Some(
+                store
+                    .user_by_username(chat, name)
+                    .ok_or_else(|| QueryError::UnknownUser(name.clone()))?,
+            ),
+        };
+
+        // The tail first, then the index, then blocks the index has not read: a block sealed
+        // meanwhile is seen twice rather than not at all.
+        let mut unread: FxHashMap<MessageId, MessageRef> = store
+            .unsealed(chat)
+            .into_iter()
+            .map(|m| (m.message_id, m))
+            .collect();
+        let mut bitmaps = vec![RoaringBitmap::new(); wants.len()];
+        let view = self.view(chat, &wants, |i, _, id| {
+            bitmaps[i].insert(bit(id));
+        })?;
+        for segment in &view.segments {
+            for (i, want) in wants.iter().enumerate() {
+                self.read_want(segment, chat, want, &mut bitmaps[i])?;
+            }
+        }
+        let mut incomplete = false;
+        for (n, block) in store
+            .sealed_in_chat(chat, view.read_upto, u64::MAX)
+            .enumerate()
+        {
+            if n == UNREAD_BLOCKS {
+                incomplete = true;
+                break;
+            }
+            for message in block?.messages {
+                unread.insert(message.message_id, message);
+            }
+        }
+        for message in unread.values() {
+            if !searchable(message) {
+                continue;
+            }
+            let (terms, _) = self.terms().of_text(&message.text);
+            for (i, want) in wants.iter().enumerate() {
+                if terms.keys().any(|term| want.holds(term)) {
+                    bitmaps[i].insert(bit(message.message_id));
+                }
+            }
+        }
+
+        let mut candidates = bitmaps
+            .iter()
+            .skip(1)
+            .fold(bitmaps[0].clone(), |all, next| all & next);
+        if let Some(author) = author {
+            let mine: RoaringBitmap = store
+                .user_message_ids(author, chat)?
+                .into_iter()
+                .chain(
+                    unread
+                        .values()
+                        .filter(|m| m.user_id == Some(author))
+                        .map(|m| m.message_id),
+                )
+                .map(bit)
+                .collect();
+            candidates &= mine;
+        }
+        let total = store
+            .chat_stats(chat)
+            .map_or(0, |s| s.total_messages)
+            .max(bitmaps.iter().map(|b| b.len()).max().unwrap_or(0))
+            as f64;
+        let plan = Plan {
+            request,
+            idf: bitmaps
+                .iter()
+                .map(|b| {
+                    let df = b.len() as f64;
+                    (1.0 + (total - df + 0.5) / (df + 0.5)).ln()
+                })
+                .collect(),
+            wants,
+            excluded: query
+                .excluded
+                .iter()
+                .map(|word| self.terms().stem(word))
+                .collect(),
+            author,
+            since: query.since.map(day_start),
+            until: query.until.map(|day| day_start(day) + 86_399),
+            average_words: view.average_words,
+        };
+        drop(bitmaps);
+
+        let wanted = (request.offset + request.limit + 1).max(RANKED);
+        let mut hits: Vec<(bool, Hit)> = Vec::new();
+        let mut newest_first = candidates.iter().rev().map(id_of).peekable();
+        let mut checked = 0;
+        while hits.len() < wanted && checked < CHECKED && newest_first.peek().is_some() {
+            let batch: Vec<MessageId> = newest_first.by_ref().take(READ_BATCH).collect();
+            checked += batch.len();
+            let stored: Vec<MessageId> = batch
+                .iter()
+                .copied()
+                .filter(|id| !unread.contains_key(id))
+                .collect();
+            let mut read: FxHashMap<MessageId, MessageRef> = store
+                .messages_by_id(chat, &stored)?
+                .into_iter()
+                .map(|m| (m.message_id, m))
+                .collect();
+            for id in batch {
+                let message = unread.get(&id).or_else(|| read.get(&id)).cloned();
+                read.remove(&id);
+                if let Some(hit) = message.and_then(|m| self.matches(&plan, m)) {
+                    hits.push(hit);
+                }
+            }
+        }
+        let more_unchecked = newest_first.peek().is_some();
+        hits.sort_by(|(a_topic, a), (b_topic, b)| {
+            b_topic
+                .cmp(a_topic)
+                .then(b.score.total_cmp(&a.score))
+                .then(b.message.message_id.cmp(&a.message.message_id))
+        });
+        let end = request.offset + request.limit;
+        let more = hits.len() > end || more_unchecked;
+        Ok(Found {
+            hits: hits
+                .into_iter()
+                .skip(request.offset)
+                .take(request.limit)
+                .map(|(_, hit)| hit)
+                .collect(),
+            more,
+            incomplete,
+        })
+    }
+
+    /// The wants of a query: its words and the words of its phrases, without stop-words.
+    fn wants(&self, query: &Query) -> Result<Vec<Want>, QueryError> {
+        let mut wants: Vec<Want> = Vec::new();
+        let words = query
+            .words
+            .iter()
+            .map(|w| (w.text.as_str(), w.prefix))
+            .chain(query.phrases.iter().flatten().map(|w| (w.as_str(), false)));
+        for (text, prefix) in words {
+            let want = if prefix {
+                Want::Prefix(self.terms().stem(text))
+            } else {
+                match self.terms().term(text) {
+                    Some(term) => Want::Term(term),
+                    None => continue,
+                }
+            };
+            if !wants.contains(&want) {
+                wants.push(want);
+            }
+        }
+        if wants.is_empty() {
+            return Err(QueryError::OnlyCommonWords);
+        }
+        Ok(wants)
+    }
+
+    /// Adds the ids of `chat` that `segment` holds for `want`.
+    fn read_want(
+        &self,
+        segment: &super::segment::Segment,
+        chat: ChatId,
+        want: &Want,
+        bitmap: &mut RoaringBitmap,
+    ) -> IndexResult<()> {
+        let damaged = |e: super::segment::SegmentError| self.found_damage(e.into());
+        let mut blocks = segment
+            .blocks_from(chat, want.text().as_bytes())
+            .map_err(damaged)?;
+        let mut ids = Vec::new();
+        while let Some(block) = blocks.next_block().map_err(damaged)? {
+            let mut records = block.records();
+            loop {
+                let record = match records.next_record() {
+                    Ok(Some(record)) => record,
+                    Ok(None) => break,
+                    Err(()) => {
+                        return Err(self.found_damage(SearchError::Damaged(format!(
+                            "{}: a malformed record",
+                            segment.path().display()
+                        ))))
+                    }
+                };
+                let term = std::str::from_utf8(record.term).unwrap_or("");
+                if want.holds(term) {
+                    ids.clear();
+                    record.decode_into(&mut ids).map_err(|e| {
+                        self.found_damage(SearchError::Damaged(format!(
+                            "{}: {e}",
+                            segment.path().display()
+                        )))
+                    })?;
+                    bitmap.extend(ids.iter().map(|&id| bit(id)));
+                } else if term > want.text() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The result `message` makes, if it still matches (see the module's documentation); with
+    /// whether it is in the topic asked from.
+    fn matches(&self, plan: &Plan, message: MessageRef) -> Option<(bool, Hit)> {
+        let request = plan.request;
+        let query = request.query;
+        if !searchable(&message) || message.chat_id != request.chat {
+            return None;
+        }
+        if plan.author.is_some_and(|a| message.user_id != Some(a))
+            || plan.since.is_some_and(|t| message.time < t)
+            || plan.until.is_some_and(|t| message.time > t)
+        {
+            return None;
+        }
+        let text = message.text.as_str();
+        // Each word's folded form, stem and place.
+        let words: Vec<(String, String, Range<usize>)> = tokens::words(text)
+            .map(|word| {
+                let start = word.as_ptr() as usize - text.as_ptr() as usize;
+                (
+                    tokens::fold(word),
+                    self.terms().stem(word),
+                    start..start + word.len(),
+                )
+            })
+            .collect();
+        let mut marks: Vec<Range<usize>> = Vec::new();
+        let mut score = 0.0;
+        let length = words.len().max(1) as f64;
+        for (want, idf) in plan.wants.iter().zip(&plan.idf) {
+            let places: Vec<&Range<usize>> = words
+                .iter()
+                .filter(|(folded, stem, _)| {
+                    want.holds(stem)
+                        || matches!(want, Want::Prefix(p) if folded.starts_with(p.as_str()))
+                })
+                .map(|(_, _, place)| place)
+                .collect();
+            if places.is_empty() {
+                return None;
+            }
+            let tf = places.len() as f64;
+            score += idf * tf * (K1 + 1.0)
+                / (tf + K1 * (1.0 - B + B * length / plan.average_words));
+            marks.extend(places.into_iter().cloned());
+        }
+        let folded: Vec<&str> = words.iter().map(|(f, _, _)| f.as_str()).collect();
+        for phrase in &query.phrases {
+            let at = find_phrase(&folded, phrase)?;
+            marks.extend(words[at..at + phrase.len()].iter().map(|(_, _, p)| p.clone()));
+        }
+        if words
+            .iter()
+            .any(|(_, stem, _)| plan.excluded.iter().any(|x| x == stem))
+            || query
+                .excluded_phrases
+                .iter()
+                .any(|phrase| find_phrase(&folded, phrase).is_some())
+        {
+            return None;
+        }
+        let age_days = (request.now - message.time).max(0) as f64 / 86_400.0;
+        score *= 1.0 + RECENCY_BONUS * 0.5f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
+        marks.sort_by_key(|m| m.start);
+        marks.dedup();
+        let in_topic =
+            request.topic.is_some() && !query.whole_chat && message.topic == request.topic;
+        Some((
+            in_topic,
+            Hit {
+                snippet: Snippet::new(text, &marks),
+                message,
+                score,
+            },
+        ))
+    }
+}
+
+/// Where `phrase` (folded words) starts in `words`, if it is there.
+fn find_phrase(words: &[&str], phrase: &[String]) -> Option<usize> {
+    if phrase.is_empty() || phrase.len() > words.len() {
+        return None;
+    }
+    words
+        .windows(phrase.len())
+        .position(|window| window.iter().zip(phrase).all(|(w, p)| *w == p))
+}
+
+/// The first second of a UTC day.
+fn day_start(day: chrono::NaiveDate) -> Timestamp {
+    day.and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp())
+}

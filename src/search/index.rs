@@ -1,0 +1,701 @@
+//! The search index: derived data, kept beside the store in `search/`.
+//!
+//! - **Segments** (`search/NNNNNNNNNN.seg`, `segment.rs`): immutable files of postings sorted by
+//!   chat and term, merged four of a size at a time (`merge.rs`), so a few dozen of them cover
+//!   any history.
+//! - **The buffer** (`buffer.rs`): postings of blocks read since the last segment was written.
+//! - **The manifest** (`search/manifest`, JSON, replaced atomically): the segments, and the
+//!   block seq up to which they cover the store (`covered`).
+//!
+//! The index reads what the store sealed: every block with a seq above what it has read
+//! (`Store::sealed_between`). A rewrite (an edit of an old message, a deletion, retention) gives
+//! a block a new seq, so the block is read again and an edited message is found by its new
+//! words; what the index still holds of old text or deleted messages, a search drops when it
+//! checks each result against the store (`find.rs`). Messages not yet in a block (a chat's tail)
+//! and blocks not yet read are searched directly. A crash loses the buffer, which the next open
+//! reads again from the blocks after `covered`; a missing, damaged or outdated index is thrown
+//! away and rebuilt in the background while searches say that results may be missing.
+
+use super::buffer::{Buffer, FLUSH_POSTINGS};
+use super::merge;
+use super::segment::{Segment, SegmentError, SegmentWriter};
+use super::terms::Terms;
+use super::Want;
+use crate::store::{ChatId, MessageId, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The manifest's format: another one is rebuilt from the messages.
+const FORMAT: u32 = 1;
+/// Segments of one size class merged at once.
+const MERGE_FACTOR: usize = 4;
+/// Block seqs read before the buffer is written out and the manifest moves on, while catching
+/// up with a large history: an interrupted rebuild starts again from there.
+const WINDOW_SEQS: u64 = 4096;
+/// How often the background task looks for new blocks.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Why the index cannot answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the search index is damaged ({0}); it is being rebuilt from the messages")]
+    Damaged(String),
+    #[error("search index in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<SegmentError> for SearchError {
+    fn from(e: SegmentError) -> Self {
+        SearchError::Damaged(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, SearchError>;
+
+/// What the manifest records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    /// [`Terms::fingerprint`] of the terms the segments hold.
+    terms: u32,
+    /// Every block with a seq up to this is in the segments.
+    covered: u64,
+    next_segment: u64,
+    segments: Vec<SegmentInfo>,
+    /// Messages and words indexed (the average length for ranking).
+    messages: u64,
+    words: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct SegmentInfo {
+    number: u64,
+    postings: u64,
+    bytes: u64,
+}
+
+/// What queries and the writer share.
+struct State {
+    manifest: Manifest,
+    segments: Vec<Arc<Segment>>,
+    buffer: Buffer,
+    /// A buffer being written out, still read by queries.
+    flushing: Option<Arc<Buffer>>,
+    /// Every block with a seq up to this is in the segments or the buffers.
+    read_upto: u64,
+    /// Why the index must be rebuilt, once a read found it damaged.
+    damaged: Option<String>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    store: Store,
+    terms: Terms,
+    state: Mutex<State>,
+    /// Held by whoever changes the index (catching up, writing, merging, rebuilding).
+    work: Mutex<()>,
+    /// Set to stop the background task.
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// A cheap handle to the index of one store.
+#[derive(Clone)]
+pub struct SearchIndex {
+    inner: Arc<Inner>,
+}
+
+/// Where the index stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexStatus {
+    /// The store's newest block seq and the one the index has read up to.
+    pub store_seq: u64,
+    pub read_upto: u64,
+    pub segments: usize,
+    pub bytes: u64,
+    pub postings: u64,
+}
+
+impl IndexStatus {
+    /// Whether every sealed block has been read.
+    pub fn is_current(&self) -> bool {
+        self.read_upto >= self.store_seq
+    }
+}
+
+/// What a query reads: the segments and buffers as of one instant.
+pub(super) struct View {
+    pub segments: Vec<Arc<Segment>>,
+    pub read_upto: u64,
+    pub average_words: f64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SearchIndex {
+    /// Opens the index of `store` (in its `search/` directory), starting afresh when it is
+    /// missing, damaged or of another format; [`SearchIndex::catch_up`] or the background
+    /// task then reads what it lacks.
+    pub fn open(store: &Store) -> Result<SearchIndex> {
+        let dir = store.path().join("search");
+        std::fs::create_dir_all(&dir).map_err(|source| SearchError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let terms = Terms::default();
+        let fingerprint = terms.fingerprint();
+        let (manifest, segments) = match load(&dir, fingerprint, store.seq_mark()) {
+            Ok(loaded) => loaded,
+            Err(why) => {
+                if dir.join("manifest").exists() {
+                    tracing::warn!("search index: {why}; rebuilding it from the messages");
+                }
+                clear(&dir)?;
+                (fresh(fingerprint), Vec::new())
+            }
+        };
+        let read_upto = manifest.covered;
+        let index = SearchIndex {
+            inner: Arc::new(Inner {
+                dir,
+                store: store.clone(),
+                terms,
+                state: Mutex::new(State {
+                    manifest,
+                    segments,
+                    buffer: Buffer::default(),
+                    flushing: None,
+                    read_upto,
+                    damaged: None,
+                }),
+                work: Mutex::new(()),
+                stop: Mutex::new(false),
+                wake: Condvar::new(),
+            }),
+        };
+        index.remove_strays()?;
+        Ok(index)
+    }
+
+    /// The store it indexes.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(super) fn terms(&self) -> &Terms {
+        &self.inner.terms
+    }
+
+    /// Where it stands.
+    pub fn status(&self) -> IndexStatus {
+        let state = lock(&self.inner.state);
+        IndexStatus {
+            store_seq: self.inner.store.seq_mark(),
+            read_upto: state.read_upto,
+            segments: state.segments.len(),
+            bytes: state.manifest.segments.iter().map(|s| s.bytes).sum(),
+            postings: state.manifest.segments.iter().map(|s| s.postings).sum(),
+        }
+    }
+
+    /// Reads every block sealed since the last call into the index (writing segments and
+    /// merging as it goes); rebuilds first if a read found the index damaged.
+    pub fn catch_up(&self) -> Result<()> {
+        let _work = lock(&self.inner.work);
+        if let Some(why) = lock(&self.inner.state).damaged.clone() {
+            tracing::warn!("search index: {why}; rebuilding it from the messages");
+            self.reset()?;
+        }
+        loop {
+            let from = lock(&self.inner.state).read_upto;
+            let mark = self.inner.store.seq_mark();
+            if from >= mark {
+                return Ok(());
+            }
+            let upto = mark.min(from + WINDOW_SEQS);
+            self.read_blocks(from, upto)?;
+            let full_window = upto < mark;
+            let mut state = lock(&self.inner.state);
+            state.read_upto = upto;
+            let buffered = state.buffer.postings();
+            drop(state);
+            // While catching up with much history, each window ends with a segment so that an
+            // interrupted rebuild goes on from there.
+            if full_window && buffered > 0 {
+                self.write_buffer()?;
+            }
+        }
+    }
+
+    /// Reads the blocks with `from < seq <= upto` into the buffer.
+    fn read_blocks(&self, from: u64, upto: u64) -> Result<()> {
+        let mut postings: Vec<(String, MessageId)> = Vec::new();
+        for block in self.inner.store.sealed_between(from, upto) {
+            let block = block?;
+            postings.clear();
+            let mut words = 0u64;
+            let mut messages = 0u64;
+            for message in &block.messages {
+                if !super::searchable(message) {
+                    continue;
+                }
+                let (terms, length) = self.inner.terms.of_text(&message.text);
+                messages += 1;
+                words += length as u64;
+                postings.extend(terms.into_keys().map(|term| (term, message.message_id)));
+            }
+            let full = {
+                let mut state = lock(&self.inner.state);
+                for (term, id) in &postings {
+                    state.buffer.add(block.chat, term, *id);
+                }
+                state.buffer.messages += messages;
+                state.buffer.words += words;
+                state.buffer.postings() >= FLUSH_POSTINGS
+            };
+            if full {
+                self.write_buffer()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer as a segment (the manifest then covers what was read before the
+    /// current window), then merges if a size class is full.
+    fn write_buffer(&self) -> Result<()> {
+        let (buffer, number, covered) = {
+            let mut state = lock(&self.inner.state);
+            if state.buffer.is_empty() {
+                return Ok(());
+            }
+            let buffer = Arc::new(std::mem::take(&mut state.buffer));
+            state.flushing = Some(buffer.clone());
+            state.manifest.next_segment += 1;
+            (buffer, state.manifest.next_segment, state.read_upto)
+        };
+        let path = segment_path(&self.inner.dir, number);
+        let written = (|| {
+            let mut writer = SegmentWriter::create(&path)?;
+            buffer.write(&mut writer)?;
+            let postings = writer.finish()?;
+            Ok::<_, SegmentError>((Segment::open(&path)?, postings))
+        })();
+        let mut state = lock(&self.inner.state);
+        state.flushing = None;
+        let (segment, postings) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                // The postings go back to the buffer for the next attempt.
+                let _ = std::fs::remove_file(&path);
+                let mut back = Arc::try_unwrap(buffer).unwrap_or_default();
+                std::mem::swap(&mut back, &mut state.buffer);
+                return Err(e.into());
+            }
+        };
+        let bytes = file_len(&path);
+        state.segments.push(Arc::new(segment));
+        state.manifest.segments.push(SegmentInfo {
+            number,
+            postings,
+            bytes,
+        });
+        state.manifest.covered = covered.max(state.manifest.covered);
+        state.manifest.messages += buffer.messages;
+        state.manifest.words += buffer.words;
+        self.save(&state.manifest)?;
+        drop(state);
+        self.merge_full_classes()
+    }
+
+    /// Merges segments while some size class holds [`MERGE_FACTOR`] of them.
+    fn merge_full_classes(&self) -> Result<()> {
+        loop {
+            let chosen = {
+                let state = lock(&self.inner.state);
+                choose_merge(&state.manifest.segments)
+            };
+            let Some(numbers) = chosen else {
+                return Ok(());
+            };
+            self.merge(&numbers)?;
+        }
+    }
+
+    /// Replaces segments `numbers` with their merge.
+    fn merge(&self, numbers: &[u64]) -> Result<()> {
+        let (inputs, number) = {
+            let mut state = lock(&self.inner.state);
+            let inputs: Vec<Arc<Segment>> = state
+                .manifest
+                .segments
+                .iter()
+                .zip(&state.segments)
+                .filter(|(info, _)| numbers.contains(&info.number))
+                .map(|(_, segment)| segment.clone())
+                .collect();
+            state.manifest.next_segment += 1;
+            (inputs, state.manifest.next_segment)
+        };
+        let path = segment_path(&self.inner.dir, number);
+        let chats: rustc_hash::FxHashSet<ChatId> = self.inner.store.chats().into_iter().collect();
+        let written = (|| {
+            let mut writer = SegmentWriter::create(&path)?;
+            let inputs: Vec<&Segment> = inputs.iter().map(|s| &**s).collect();
+            merge::merge(&inputs, &mut writer, |chat| chats.contains(&chat))?;
+            let postings = writer.finish()?;
+            Ok::<_, SegmentError>((Segment::open(&path)?, postings))
+        })();
+        let (segment, postings) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(self.found_damage(e.into()));
+            }
+        };
+        let mut state = lock(&self.inner.state);
+        let keep: Vec<bool> = state
+            .manifest
+            .segments
+            .iter()
+            .map(|info| !numbers.contains(&info.number))
+            .collect();
+        let mut flags = keep.iter();
+        state.segments.retain(|_| *flags.next().unwrap_or(&true));
+        state
+            .manifest
+            .segments
+            .retain(|info| !numbers.contains(&info.number));
+        state.segments.push(Arc::new(segment));
+        state.manifest.segments.push(SegmentInfo {
+            number,
+            postings,
+            bytes: file_len(&path),
+        });
+        self.save(&state.manifest)?;
+        drop(state);
+        // Queries still reading an input keep its open file; the name can go.
+        for old in numbers {
+            let _ = std::fs::remove_file(segment_path(&self.inner.dir, *old));
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer out so that the manifest covers everything read (on close).
+    pub fn flush(&self) -> Result<()> {
+        let _work = lock(&self.inner.work);
+        self.write_buffer()?;
+        let mut state = lock(&self.inner.state);
+        if state.buffer.is_empty() && state.manifest.covered < state.read_upto {
+            state.manifest.covered = state.read_upto;
+            self.save(&state.manifest)?;
+        }
+        Ok(())
+    }
+
+    /// Throws the index away and reads every block again (`verify --repair`).
+    pub fn rebuild(&self) -> Result<()> {
+        {
+            let _work = lock(&self.inner.work);
+            self.reset()?;
+        }
+        self.catch_up()?;
+        self.flush()
+    }
+
+    /// Empties the index (the caller holds `work`).
+    fn reset(&self) -> Result<()> {
+        let mut state = lock(&self.inner.state);
+        clear(&self.inner.dir)?;
+        state.manifest = fresh(self.inner.terms.fingerprint());
+        state.segments.clear();
+        state.buffer = Buffer::default();
+        state.flushing = None;
+        state.read_upto = 0;
+        state.damaged = None;
+        Ok(())
+    }
+
+    /// Notes damage found by a read, so that the next catch-up rebuilds; returns the error.
+    pub(super) fn found_damage(&self, error: SearchError) -> SearchError {
+        if let SearchError::Damaged(why) = &error {
+            lock(&self.inner.state).damaged = Some(why.clone());
+            self.inner.wake.notify_all();
+        }
+        error
+    }
+
+    /// The segments and buffers as of now, with the ids the buffers hold for each of `wants`
+    /// (passed to `each` with the want's index).
+    pub(super) fn view(
+        &self,
+        chat: ChatId,
+        wants: &[Want],
+        mut each: impl FnMut(usize, &str, MessageId),
+    ) -> Result<View> {
+        let state = lock(&self.inner.state);
+        if let Some(why) = &state.damaged {
+            return Err(SearchError::Damaged(why.clone()));
+        }
+        for (i, want) in wants.iter().enumerate() {
+            let mut found = |term: &str, id| each(i, term, id);
+            state.buffer.find(chat, want, &mut found);
+            if let Some(flushing) = &state.flushing {
+                flushing.find(chat, want, &mut found);
+            }
+        }
+        let messages = state.manifest.messages + state.buffer.messages;
+        let words = state.manifest.words + state.buffer.words;
+        Ok(View {
+            segments: state.segments.clone(),
+            read_upto: state.read_upto,
+            average_words: if messages == 0 {
+                10.0
+            } else {
+                (words as f64 / messages as f64).max(1.0)
+            },
+        })
+    }
+
+    /// Reads every segment back, checking each block; the problems found.
+    pub fn check(&self) -> Vec<String> {
+        let (segments, manifest) = {
+            let state = lock(&self.inner.state);
+            (state.segments.clone(), state.manifest.clone())
+        };
+        let mut problems = Vec::new();
+        if manifest.covered > self.inner.store.seq_mark() {
+            problems.push(format!(
+                "search index: it covers blocks up to seq {} but the store's newest is {}",
+                manifest.covered,
+                self.inner.store.seq_mark()
+            ));
+        }
+        for (segment, info) in segments.iter().zip(&manifest.segments) {
+            match segment.check() {
+                Ok(postings) if postings == info.postings => {}
+                Ok(postings) => problems.push(format!(
+                    "search index: {} holds {postings} postings, the manifest says {}",
+                    segment.path().display(),
+                    info.postings
+                )),
+                Err(e) => problems.push(format!("search index: {e}")),
+            }
+        }
+        problems
+    }
+
+    /// Starts the background task that keeps the index current; stop it with
+    /// [`IndexTask::stop`] before the store closes.
+    pub fn spawn(&self) -> IndexTask {
+        *lock(&self.inner.stop) = false;
+        let index = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("search-index".into())
+            .spawn(move || index.run())
+            .expect("spawning the search index thread");
+        IndexTask {
+            index: self.clone(),
+            thread: Some(thread),
+        }
+    }
+
+    fn run(&self) {
+        loop {
+            if let Err(e) = self.catch_up() {
+                tracing::error!("search index: {e}");
+            }
+            let stop = lock(&self.inner.stop);
+            let (stop, _) = self
+                .inner
+                .wake
+                .wait_timeout(stop, POLL)
+                .unwrap_or_else(|p| p.into_inner());
+            if *stop {
+                break;
+            }
+        }
+        if let Err(e) = self.catch_up().and_then(|()| self.flush()) {
+            tracing::error!("search index: {e}");
+        }
+    }
+
+    fn save(&self, manifest: &Manifest) -> Result<()> {
+        let io = |source| SearchError::Io {
+            path: self.inner.dir.join("manifest"),
+            source,
+        };
+        let temporary = self.inner.dir.join("manifest.new");
+        let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| io(e.into()))?;
+        std::fs::write(&temporary, bytes).map_err(io)?;
+        std::fs::File::open(&temporary)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&temporary, self.inner.dir.join("manifest")).map_err(io)?;
+        std::fs::File::open(&self.inner.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
+    }
+
+    /// Deletes files the manifest does not name (a segment written before a crash).
+    fn remove_strays(&self) -> Result<()> {
+        let state = lock(&self.inner.state);
+        let listed: Vec<PathBuf> = state
+            .manifest
+            .segments
+            .iter()
+            .map(|s| segment_path(&self.inner.dir, s.number))
+            .collect();
+        let entries = std::fs::read_dir(&self.inner.dir).map_err(|source| SearchError::Io {
+            path: self.inner.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if name != "manifest" && !listed.contains(&path) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The background task of [`SearchIndex::spawn`].
+pub struct IndexTask {
+    index: SearchIndex,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IndexTask {
+    /// Stops the task after it has read what was sealed and written its buffer out.
+    pub fn stop(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        *lock(&self.index.inner.stop) = true;
+        self.index.inner.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for IndexTask {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+fn fresh(terms: u32) -> Manifest {
+    Manifest {
+        format: FORMAT,
+        terms,
+        ..Manifest::default()
+    }
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:010}.seg"))
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The manifest and its segments, or why they cannot be used.
+fn load(dir: &Path, terms: u32, store_seq: u64) -> std::result::Result<(Manifest, Vec<Arc<Segment>>), String> {
+    let bytes = std::fs::read(dir.join("manifest")).map_err(|e| format!("no manifest ({e})"))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| format!("the manifest is unreadable ({e})"))?;
+    if manifest.format != FORMAT {
+        return Err(format!("index format {} (this build writes {FORMAT})", manifest.format));
+    }
+    if manifest.terms != terms {
+        return Err("it was built with other stemming or stop-words".into());
+    }
+    if manifest.covered > store_seq {
+        return Err("it covers blocks the store does not have (a store restored or replaced)".into());
+    }
+    let segments = manifest
+        .segments
+        .iter()
+        .map(|info| Segment::open(&segment_path(dir, info.number)).map(Arc::new))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Ok((manifest, segments))
+}
+
+/// Deletes every file of the index.
+fn clear(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SearchError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        std::fs::remove_file(entry.path()).map_err(|source| SearchError::Io {
+            path: entry.path(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Segments to merge: [`MERGE_FACTOR`] of the smallest size class that has that many. A class
+/// spans a factor of four in postings, so a posting is rewritten once per class it climbs.
+fn choose_merge(segments: &[SegmentInfo]) -> Option<Vec<u64>> {
+    let class = |postings: u64| {
+        let mut class = 0;
+        let mut bound = FLUSH_POSTINGS as u64 * 2;
+        while postings > bound {
+            bound *= MERGE_FACTOR as u64;
+            class += 1;
+        }
+        class
+    };
+    let mut by_class: std::collections::BTreeMap<u32, Vec<&SegmentInfo>> = Default::default();
+    for info in segments {
+        by_class.entry(class(info.postings)).or_default().push(info);
+    }
+    by_class
+        .into_values()
+        .find(|members| members.len() >= MERGE_FACTOR)
+        .map(|mut members| {
+            members.sort_by_key(|m| m.postings);
+            members
+                .iter()
+                .take(MERGE_FACTOR)
+                .map(|m| m.number)
+                .collect()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(number: u64, postings: u64) -> SegmentInfo {
+        SegmentInfo {
+            number,
+            postings,
+            bytes: 0,
+        }
+    }
+
+    #[test]
+    fn merges_take_four_of_the_smallest_full_class() {
+        let small = FLUSH_POSTINGS as u64;
+        assert_eq!(choose_merge(&[info(1, small), info(2, small), info(3, small)]), None);
+        let four = [info(1, small * 40), info(2, small), info(3, small), info(4, small / 2), info(5, small)];
+        assert_eq!(choose_merge(&four), Some(vec![4, 2, 3, 5]));
+    }
+}
