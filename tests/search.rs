@@ -120,9 +120,10 @@ fn word_forms_meet_and_results_are_this_chats_best_first() {
     let mut found = ids(&index, CHAT, "радий");
     found.sort_unstable();
     assert_eq!(found, [100, 2_000]);
-    let found = ids(&index, CHAT, "Карпати");
-    assert_eq!(found.len(), 3, "{found:?}");
-    assert!(!found.contains(&50));
+    // "Карпати" meets "карпатський" too.
+    let mut found = ids(&index, CHAT, "Карпати");
+    found.sort_unstable();
+    assert_eq!(found, [100, 2_000, 5_000, 19_000]);
     assert_eq!(ids(&index, OTHER_CHAT, "Карпати"), [50]);
     // Two mentions in one short message rank first.
     assert_eq!(ids(&index, CHAT, "намет")[0], 5_000);
@@ -131,4 +132,195 @@ fn word_forms_meet_and_results_are_this_chats_best_first() {
     assert!(!hit.snippet.marks.is_empty());
     let marked = hit.snippet.render("[", "]", str::to_string);
     assert!(marked.contains("[Радий]") || marked.contains("[радію]"), "{marked}");
+}
+
+#[test]
+fn filters_phrases_exclusions_prefixes_and_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, index) = prepared(dir.path());
+    // A prefix: "карп*" meets "Карпати" and "карпатський".
+    let mut found = ids(&index, CHAT, "карп*");
+    found.sort_unstable();
+    assert_eq!(found, [100, 2_000, 5_000, 19_000]);
+    // An exact phrase, and an excluded word.
+    assert_eq!(ids(&index, CHAT, "\"беру свій намет\""), [5_000]);
+    assert_eq!(ids(&index, CHAT, "\"свій беру намет\""), Vec::<i32>::new());
+    let mut found = ids(&index, CHAT, "намет -Оксана");
+    found.sort_unstable();
+    assert_eq!(found, [5_000]);
+    // Authors: by @username (any case), and "me" (the asker, user 1).
+    assert_eq!(ids(&index, CHAT, "Карпати from:@Oksana_K"), [2_000]);
+    assert_eq!(ids(&index, CHAT, "Карпати from:me"), [100]);
+    assert!(matches!(
+        search(&index, CHAT, "Карпати from:@nobody"),
+        Err(FindError::Query(QueryError::UnknownUser(name))) if name == "nobody"
+    ));
+    // Dates: message 2,000 is 2,000 hours after the start.
+    let day = |id: i64| {
+        chrono::DateTime::from_timestamp(START + id * 3_600, 0)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    assert_eq!(
+        ids(&index, CHAT, &format!("Карпати since:{} until:{}", day(1_000), day(3_000))),
+        [2_000]
+    );
+    // English and Russian word forms.
+    assert_eq!(ids(&index, CHAT, "carpathian"), [12_000]);
+    assert_eq!(ids(&index, CHAT, "суббота"), [15_000]);
+    let mut found = ids(&index, CHAT, "вокзале");
+    found.sort_unstable();
+    assert_eq!(found, [9_000, 15_000]);
+    // Only stop-words: a clear refusal.
+    assert!(matches!(
+        search(&index, CHAT, "і в на"),
+        Err(FindError::Query(QueryError::OnlyCommonWords))
+    ));
+    // Paging over a common filler word: pages do not overlap, and the last one says so.
+    let first = search_page(&index, CHAT, "кава5", 0, 10).unwrap();
+    assert_eq!(first.hits.len(), 10);
+    assert!(first.more);
+    let second = search_page(&index, CHAT, "кава5", 10, 10).unwrap();
+    assert!(second
+        .hits
+        .iter()
+        .all(|h| first.hits.iter().all(|f| f.message.message_id != h.message.message_id)));
+    let last = search_page(&index, CHAT, "намет", 0, 10).unwrap();
+    assert!(!last.more);
+}
+
+#[test]
+fn nothing_deleted_or_edited_away_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, index) = prepared(dir.path());
+    assert_eq!(ids(&index, CHAT, "вокзал").len(), 2);
+    // /forget_me of user 2 in this chat: message 9,000 goes (message 2,000 too).
+    store.delete_user_in_chat(2, CHAT).unwrap();
+    store.flush().unwrap();
+    assert_eq!(ids(&index, CHAT, "вокзал"), [15_000]);
+    assert_eq!(ids(&index, CHAT, "радий"), [100]);
+    // Forgetting rewrote every block of the chat (user 2 wrote in each): until the index has
+    // read them again, a search says that results may be missing.
+    assert!(search(&index, CHAT, "радий").unwrap().incomplete);
+    index.catch_up().unwrap();
+    assert!(!search(&index, CHAT, "радий").unwrap().incomplete);
+    assert_eq!(ids(&index, CHAT, "радий"), [100]);
+    // An edit: the old words are not found, the new ones are.
+    let mut edited = message(CHAT, 15_000, 1, "Збираємося біля пам'ятника");
+    edited.edit_time = Some(NOW);
+    store.save_message(edited).unwrap();
+    store.flush().unwrap();
+    assert_eq!(ids(&index, CHAT, "вокзал"), Vec::<i32>::new());
+    assert_eq!(ids(&index, CHAT, "пам'ятника"), [15_000]);
+    index.catch_up().unwrap();
+    assert_eq!(ids(&index, CHAT, "вокзал"), Vec::<i32>::new());
+    assert_eq!(ids(&index, CHAT, "пам'ятника"), [15_000]);
+    // Retention: everything before message 10,000's time.
+    store.purge_before(START + 10_000 * 3_600).unwrap();
+    store.flush().unwrap();
+    assert_eq!(ids(&index, CHAT, "радий"), Vec::<i32>::new());
+    let found = ids(&index, CHAT, "намет");
+    assert_eq!(found, [19_000]);
+    // The whole chat.
+    store.purge_chat(OTHER_CHAT).unwrap();
+    store.flush().unwrap();
+    assert_eq!(ids(&index, OTHER_CHAT, "Карпати"), Vec::<i32>::new());
+}
+
+#[test]
+fn new_messages_are_found_before_and_after_the_index_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, index) = prepared(dir.path());
+    // In the tail (not sealed), then sealed but not yet read, then read.
+    store.save_message(message(CHAT, 20_001, 1, "Новий чайник")).unwrap();
+    assert_eq!(ids(&index, CHAT, "чайник"), [20_001]);
+    let more: Vec<Message> = (20_002..20_400).map(|id| message(CHAT, id, 1, &filler(id))).collect();
+    store.save_batch(more).unwrap();
+    store.flush().unwrap();
+    assert!(!index.status().is_current());
+    assert_eq!(ids(&index, CHAT, "чайник"), [20_001]);
+    index.catch_up().unwrap();
+    assert!(index.status().is_current());
+    assert_eq!(ids(&index, CHAT, "чайник"), [20_001]);
+    // What was read survives a reopen (the buffer is written on flush).
+    index.flush().unwrap();
+    drop(index);
+    let index = SearchIndex::open(&store).unwrap();
+    assert!(index.status().is_current());
+    assert_eq!(ids(&index, CHAT, "чайник"), [20_001]);
+}
+
+/// Flips a byte in the middle of the largest segment.
+fn damage_largest_segment(dir: &Path) {
+    let largest = std::fs::read_dir(dir.join("search"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let middle = bytes.len() / 3;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&largest, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_or_missing_index_is_rebuilt_from_the_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, index) = prepared(dir.path());
+    index.flush().unwrap();
+    assert!(index.check().is_empty());
+    // Damage found by a search: the answer says so, and the next catch-up rebuilds.
+    damage_largest_segment(dir.path());
+    assert!(!index.check().is_empty());
+    let words = ["погода", "кава", "робота", "вечір", "новини", "музика", "кіно", "спорт"];
+    let damaged = (0..97)
+        .flat_map(|i| words.map(|w| format!("{w}{i}")))
+        .map(|word| search(&index, CHAT, &word))
+        .find(|r| r.is_err());
+    assert!(
+        matches!(damaged, Some(Err(FindError::Index(SearchError::Damaged(_))))),
+        "{damaged:?}"
+    );
+    index.catch_up().unwrap();
+    assert!(index.check().is_empty());
+    assert_eq!(ids(&index, CHAT, "намет").len(), 2);
+    // Damage found when opening; then no index at all.
+    index.flush().unwrap();
+    drop(index);
+    damage_largest_segment(dir.path());
+    std::fs::write(dir.path().join("search/manifest"), b"{ not json").unwrap();
+    let index = SearchIndex::open(&store).unwrap();
+    assert_eq!(index.status().segments, 0);
+    index.catch_up().unwrap();
+    assert_eq!(ids(&index, CHAT, "намет").len(), 2);
+    drop(index);
+    std::fs::remove_dir_all(dir.path().join("search")).unwrap();
+    let index = SearchIndex::open(&store).unwrap();
+    // Before it has read anything, a search says that results may be missing.
+    assert!(search(&index, CHAT, "намет").unwrap().incomplete);
+    index.rebuild().unwrap();
+    assert!(index.check().is_empty());
+    assert_eq!(ids(&index, CHAT, "намет").len(), 2);
+}
+
+#[test]
+fn a_restored_store_gets_its_index_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, index) = prepared(dir.path());
+    index.flush().unwrap();
+    let backup = dir.path().join("backup.ckb");
+    store.backup(&backup).unwrap();
+    let restored = tempfile::tempdir().unwrap();
+    let target = restored.path().join("data");
+    chatkeeper::store::restore(&backup, &target).unwrap();
+    assert!(!target.join("search").exists(), "the index is not in backups");
+    let store = open(&target);
+    let index = SearchIndex::open(&store).unwrap();
+    index.catch_up().unwrap();
+    assert_eq!(ids(&index, CHAT, "намет").len(), 2);
+    assert_eq!(ids(&index, OTHER_CHAT, "Карпати"), [50]);
 }

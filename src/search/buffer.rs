@@ -47,14 +47,16 @@ impl Buffer {
         let Some(lists) = self.lists.get(&chat) else {
             return;
         };
-        let from = (Bound::Included(want.text()), Bound::Unbounded);
-        for (term, ids) in lists.range::<str, _>(from) {
-            // The terms a prefix wants sort right after it.
-            if !want.holds(term) {
-                break;
-            }
-            for &id in ids {
-                out(term, id);
+        for looked_for in &want.terms {
+            let from = (Bound::Included(looked_for.as_str()), Bound::Unbounded);
+            for (term, ids) in lists.range::<str, _>(from) {
+                // The terms a prefix wants sort right after it.
+                if !want.holds_for(looked_for, term) {
+                    break;
+                }
+                for &id in ids {
+                    out(term, id);
+                }
             }
         }
     }

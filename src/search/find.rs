@@ -271,10 +271,16 @@ impl SearchIndex {
             .chain(query.phrases.iter().flatten().map(|w| (w.as_str(), false)));
         for (text, prefix) in words {
             let want = if prefix {
-                Want::Prefix(self.terms().stem(text))
+                Want {
+                    terms: vec![self.terms().stem(text)],
+                    prefix: true,
+                }
             } else {
-                match self.terms().term(text) {
-                    Some(term) => Want::Term(term),
+                match self.terms().forms(text) {
+                    Some(terms) => Want {
+                        terms,
+                        prefix: false,
+                    },
                     None => continue,
                 }
             };
@@ -297,35 +303,33 @@ impl SearchIndex {
         bitmap: &mut RoaringBitmap,
     ) -> IndexResult<()> {
         let damaged = |e: super::segment::SegmentError| self.found_damage(e.into());
-        let mut blocks = segment
-            .blocks_from(chat, want.text().as_bytes())
-            .map_err(damaged)?;
+        let malformed = |what: String| {
+            self.found_damage(SearchError::Damaged(format!(
+                "{}: {what}",
+                segment.path().display()
+            )))
+        };
         let mut ids = Vec::new();
-        while let Some(block) = blocks.next_block().map_err(damaged)? {
-            let mut records = block.records();
-            loop {
-                let record = match records.next_record() {
-                    Ok(Some(record)) => record,
-                    Ok(None) => break,
-                    Err(()) => {
-                        return Err(self.found_damage(SearchError::Damaged(format!(
-                            "{}: a malformed record",
-                            segment.path().display()
-                        ))))
+        for looked_for in &want.terms {
+            let mut blocks = segment
+                .blocks_from(chat, looked_for.as_bytes())
+                .map_err(damaged)?;
+            'blocks: while let Some(block) = blocks.next_block().map_err(damaged)? {
+                let mut records = block.records();
+                while let Some(record) = records
+                    .next_record()
+                    .map_err(|()| malformed("a malformed record".into()))?
+                {
+                    let term = std::str::from_utf8(record.term).unwrap_or("");
+                    if want.holds_for(looked_for, term) {
+                        ids.clear();
+                        record
+                            .decode_into(&mut ids)
+                            .map_err(|e| malformed(e.to_string()))?;
+                        bitmap.extend(ids.iter().map(|&id| bit(id)));
+                    } else if term > looked_for.as_str() {
+                        break 'blocks;
                     }
-                };
-                let term = std::str::from_utf8(record.term).unwrap_or("");
-                if want.holds(term) {
-                    ids.clear();
-                    record.decode_into(&mut ids).map_err(|e| {
-                        self.found_damage(SearchError::Damaged(format!(
-                            "{}: {e}",
-                            segment.path().display()
-                        )))
-                    })?;
-                    bitmap.extend(ids.iter().map(|&id| bit(id)));
-                } else if term > want.text() {
-                    return Ok(());
                 }
             }
         }
@@ -365,8 +369,7 @@ impl SearchIndex {
             let places: Vec<&Range<usize>> = words
                 .iter()
                 .filter(|(folded, stem, _)| {
-                    want.holds(stem)
-                        || matches!(want, Want::Prefix(p) if folded.starts_with(p.as_str()))
+                    want.holds(stem) || want.prefix && want.holds(folded)
                 })
                 .map(|(_, _, place)| place)
                 .collect();

@@ -211,7 +211,9 @@ impl SearchIndex {
     /// merging as it goes); rebuilds first if a read found the index damaged.
     pub fn catch_up(&self) -> Result<()> {
         let _work = lock(&self.inner.work);
-        if let Some(why) = lock(&self.inner.state).damaged.clone() {
+        // Bound first: a guard in an `if let` scrutinee lives through its block.
+        let damaged = lock(&self.inner.state).damaged.clone();
+        if let Some(why) = damaged {
             tracing::warn!("search index: {why}; rebuilding it from the messages");
             self.reset()?;
         }

@@ -34,26 +34,25 @@ pub fn searchable(message: &Message) -> bool {
 
 /// What one query word looks for among terms.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Want {
-    /// This term.
-    Term(String),
-    /// Any term starting so (`word*`: the stem of what was typed).
-    Prefix(String),
+pub struct Want {
+    /// The terms (the stems of the word's forms), or the starts of terms.
+    pub terms: Vec<String>,
+    /// `word*`: any term starting with one of `terms`.
+    pub prefix: bool,
 }
 
 impl Want {
-    /// The term, or the start of the terms, looked for.
-    pub fn text(&self) -> &str {
-        match self {
-            Want::Term(text) | Want::Prefix(text) => text,
-        }
-    }
-
     /// Whether `term` is one it looks for.
     pub fn holds(&self, term: &str) -> bool {
-        match self {
-            Want::Term(text) => term == text,
-            Want::Prefix(start) => term.starts_with(start.as_str()),
+        self.terms.iter().any(|t| self.holds_for(t, term))
+    }
+
+    /// Whether `term` is what `looked_for`, one of its terms, looks for.
+    pub fn holds_for(&self, looked_for: &str, term: &str) -> bool {
+        if self.prefix {
+            term.starts_with(looked_for)
+        } else {
+            term == looked_for
         }
     }
 }

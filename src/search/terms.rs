@@ -44,6 +44,48 @@ impl Terms {
         Some(term)
     }
 
+    /// The terms of a query word's forms: the analyzer's stemmer is light and does not always
+    /// bring a word's forms to one stem ("вокзал" → "вокза", "вокзалу" → "вокзал", "вокзала"
+    /// → "вокз"), so a query looks for the stems of the forms the word's inflections make. The
+    /// word's own term comes first; `None` for a stop-word.
+    pub fn forms(&self, word: &str) -> Option<Vec<String>> {
+        let own = self.term(word)?;
+        let folded = tokens::fold(word);
+        let endings = if folded.chars().any(tokens::is_cyrillic) {
+            CYRILLIC_ENDINGS
+        } else if folded.is_ascii() {
+            LATIN_ENDINGS
+        } else {
+            &[]
+        };
+        // The word, and the word without each ending it has that leaves a base to inflect.
+        let mut bases = vec![folded.as_str()];
+        for ending in endings {
+            if let Some(base) = folded.strip_suffix(ending) {
+                if base.chars().count() >= 3 && !bases.contains(&base) {
+                    bases.push(base);
+                }
+            }
+        }
+        let mut terms = vec![own];
+        let mut form = String::new();
+        for base in bases {
+            for ending in endings.iter().chain(std::iter::once(&"")) {
+                form.clear();
+                form.push_str(base);
+                form.push_str(ending);
+                if self.stop.contains(form.as_str()) {
+                    continue;
+                }
+                let term = self.stem(&form);
+                if !terms.contains(&term) {
+                    terms.push(term);
+                }
+            }
+        }
+        Some(terms)
+    }
+
     /// A word folded, stemmed and cut, stop-word or not (what a `word*` prefix is matched by).
     pub fn stem(&self, word: &str) -> String {
         let mut term = String::with_capacity(word.len());
@@ -89,6 +131,15 @@ impl Terms {
     }
 }
 
+/// Endings that make the forms of Ukrainian and Russian nouns, adjectives and verbs.
+const CYRILLIC_ENDINGS: &[&str] = &[
+    "а", "я", "у", "ю", "і", "и", "ы", "е", "є", "о", "ь", "ом", "ем", "ою", "ею", "ой", "ей",
+    "ам", "ям", "ах", "ях", "ами", "ями", "ів", "ов", "ий", "ій", "ого", "ому", "ої", "им", "их",
+    "ими", "ая", "ое", "ые", "ую", "ых", "ым", "ти", "ть", "ла", "ли", "в",
+];
+/// English forms.
+const LATIN_ENDINGS: &[&str] = &["s", "es", "ed", "ing", "er"];
+
 /// Words whose stems change when the stemmer's rules do.
 const STEMMER_SAMPLE: &[&str] = &[
     "радію", "зустрічаємося", "подорожували", "книжками", "вчительці", "говорили", "красивого",
@@ -125,6 +176,26 @@ mod tests {
         assert_eq!(length, 6);
         assert_eq!(found[&terms.term("радий").unwrap()], 2);
         assert!(!found.contains_key("я"));
+    }
+
+    #[test]
+    fn a_query_word_looks_for_the_stems_of_its_forms() {
+        let terms = Terms::default();
+        for (word, forms) in [
+            ("вокзал", &["вокзалу", "вокзала", "вокзале", "вокзалі", "вокзалом"][..]),
+            ("вокзала", &["вокзал", "вокзалу"]),
+            ("намет", &["намети", "наметом", "намету"]),
+            ("Карпати", &["Карпатах", "Карпат"]),
+            ("book", &["books", "booking"]),
+        ] {
+            let looked_for = terms.forms(word).unwrap();
+            assert_eq!(looked_for[0], terms.term(word).unwrap());
+            for form in forms {
+                let term = terms.term(form).unwrap();
+                assert!(looked_for.contains(&term), "{word}: {form} ({term}) not in {looked_for:?}");
+            }
+        }
+        assert_eq!(terms.forms("і"), None);
     }
 
     #[test]
