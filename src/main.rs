@@ -9,8 +9,9 @@ use chatkeeper::bot::settings;
 use chatkeeper::chart::{self, ChartData, ChartLabels};
 use chatkeeper::config::Config;
 use chatkeeper::import;
+use chatkeeper::search::{self, Query};
 use chatkeeper::store::{self, ChatStats, FlushPolicy, GlobalStats, Store, StoreConfig};
-use chatkeeper::texts::Lang;
+use chatkeeper::texts::{self, Lang};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -86,6 +87,25 @@ enum Command {
         /// ./chatkeeper.toml when it exists].
         #[arg(long, env = "CHATKEEPER_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Search the stored history with the engine of /search (the index first reads what it
+    /// lacks): `chatkeeper search "радий -дощ from:@oksana" --chat -100123`.
+    Search {
+        /// The query, quoted as one argument: words, word*, "phrases", -excluded,
+        /// from:@username, since:2025-03-01, until:2025-03-31.
+        #[arg(allow_hyphen_values = true)]
+        query: String,
+        /// Only this chat (the id as the Bot API writes it; groups are negative: -100…).
+        #[arg(long, allow_hyphen_values = true)]
+        chat: Option<i64>,
+        /// Results to show.
+        #[arg(long, default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+        /// Print JSON: each hit's chat id, message id, time, author, text, snippet, score and
+        /// link.
+        #[arg(long)]
+        json: bool,
     },
     /// Check every derived structure and counter against the messages.
     Verify {
@@ -258,6 +278,22 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// The store's search index, having read what it lacked (said on stderr when that is much).
+fn open_index(store: &Store) -> anyhow::Result<search::SearchIndex> {
+    let index = search::SearchIndex::open(store)?;
+    let status = index.status();
+    if status.store_seq > status.read_upto + 64 {
+        eprintln!(
+            "the search index is reading the history it lacks (blocks {} to {})…",
+            status.read_upto + 1,
+            status.store_seq
+        );
+    }
+    index.catch_up()?;
+    index.flush()?;
+    Ok(index)
+}
+
 fn open_existing(dir: &Path) -> anyhow::Result<Store> {
     if !dir.join("conf").exists() {
         anyhow::bail!(
@@ -361,13 +397,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 elapsed.as_secs_f64() * 1e3
             );
         }
+        Command::Search {
+            query,
+            chat,
+            limit,
+            json,
+        } => {
+            let query = match Query::parse(&query) {
+                Ok(query) => query,
+                Err(e) => anyhow::bail!("{}", texts::search_refused(Lang::En, &e)),
+            };
+            let store = open_existing(&data_dir)?;
+            let index = open_index(&store)?;
+            let chats = match chat {
+                Some(id) if store.chat_stats(id).is_some() => vec![id],
+                Some(id) => anyhow::bail!(
+                    "the store in {} has no chat {id}: pass the id as the Bot API writes it \
+                     (groups are negative: -100…), or leave --chat out to search every chat",
+                    data_dir.display()
+                ),
+                None => store.chats(),
+            };
+            let now = chrono::Utc::now().timestamp();
+            let results = match search::records::search_chats(&index, &query, &chats, limit as usize, now) {
+                Ok(results) => results,
+                Err(search::FindError::Query(e)) => {
+                    anyhow::bail!("{}", texts::search_refused(Lang::En, &e))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else if results.hits.is_empty() {
+                println!("nothing found");
+            } else {
+                for (n, hit) in results.hits.iter().enumerate() {
+                    print!("{}. {hit}", n + 1);
+                }
+            }
+        }
         Command::Verify { repair, json } => {
             let store = open_existing(&data_dir)?;
-            let report = if repair {
+            let mut report = if repair {
                 store.repair()?
             } else {
                 store.verify()?
             };
+            // The search index is derived too: checked, and rebuilt by --repair.
+            let index = search::SearchIndex::open(&store)?;
+            if repair {
+                index.rebuild()?;
+            } else {
+                report.problems.extend(index.check());
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

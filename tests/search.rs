@@ -77,6 +77,7 @@ fn search_page(
         asker: Some(1),
         topic: None,
         now: NOW,
+        utc_offset_secs: 0,
         offset,
         limit,
     })
@@ -323,4 +324,77 @@ fn a_restored_store_gets_its_index_rebuilt() {
     index.catch_up().unwrap();
     assert_eq!(ids(&index, CHAT, "намет").len(), 2);
     assert_eq!(ids(&index, OTHER_CHAT, "Карпати"), [50]);
+}
+
+/// Runs `chatkeeper --data-dir DIR ARGS…`; (success, stdout, stderr).
+fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatkeeper"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_command_line_searches_with_the_same_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, index) = prepared(dir.path());
+        store
+            .set_chat_info(
+                CHAT,
+                chatkeeper::store::ChatInfo {
+                    title: "Походи".into(),
+                    kind: "supergroup".into(),
+                    username: Some("pohody".into()),
+                },
+            )
+            .unwrap();
+        store.flush().unwrap();
+        // Left unflushed: the command line reads what the index lacks.
+        drop(index);
+    }
+    let chat = CHAT.to_string();
+    let (ok, out, err) = cli(dir.path(), &["search", "радий -Карпати", "--chat", &chat, "--json"]);
+    assert!(ok, "{err}");
+    let results: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hits = results["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 0, "both mention Карпати: {out}");
+    let (ok, out, err) = cli(dir.path(), &["search", "радий", "--json", "--chat", &chat]);
+    assert!(ok, "{err}");
+    let results: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hits = results["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    for hit in hits {
+        for field in ["chat_id", "message_id", "time", "author", "text", "snippet", "score", "link"] {
+            assert!(hit.get(field).is_some(), "{field} missing: {hit}");
+        }
+        let id = hit["message_id"].as_i64().unwrap();
+        assert_eq!(hit["link"], format!("https://t.me/pohody/{id}"));
+        assert!(hit["snippet"].as_str().unwrap().contains("**"));
+    }
+    // Every chat, as text.
+    let (ok, out, _) = cli(dir.path(), &["search", "Карпати", "--limit", "3"]);
+    assert!(ok);
+    assert_eq!(out.lines().filter(|l| l.contains(" · score ")).count(), 3, "{out}");
+    // Bad queries and arguments: a reason and what to do, and a failure status.
+    for (args, says) in [
+        (&["search", "\"Карпати"][..], "quotation mark"),
+        (&["search", "Карпати from:me"], "from:@username"),
+        (&["search", "Карпати from:@nobody"], "@nobody"),
+        (&["search", "і в"], "rarer"),
+        (&["search", "--chat", "-42", "Карпати"], "no chat -42"),
+    ] {
+        let (ok, _, err) = cli(dir.path(), args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let (ok, _, err) = cli(empty.path(), &["search", "Карпати"]);
+    assert!(!ok && err.contains("--data-dir"), "{err}");
 }

@@ -11,6 +11,9 @@ pub enum Button {
     PurgeChat { chat: i64 },
     /// Flip one of the settings `/settings` shows.
     Toggle(Toggle),
+    /// Show the page of `/search` results from `offset` (the query is the message the results
+    /// reply to).
+    SearchPage { offset: u32 },
 }
 
 /// A setting that a `/settings` button flips.
@@ -53,6 +56,7 @@ impl Button {
             Button::ForgetEverywhere { user } => format!("forget:{user}"),
             Button::PurgeChat { chat } => format!("purge:{chat}"),
             Button::Toggle(toggle) => format!("set:{}", toggle.code()),
+            Button::SearchPage { offset } => format!("search:{offset}"),
         }
     }
 
@@ -65,6 +69,9 @@ impl Button {
             }),
             "purge" => Some(Button::PurgeChat {
                 chat: rest.parse().ok()?,
+            }),
+            "search" => Some(Button::SearchPage {
+                offset: rest.parse().ok()?,
             }),
             "set" => Toggle::ALL
                 .iter()
@@ -89,6 +96,7 @@ mod tests {
             (Button::Toggle(Toggle::Profile), "set:u:profile"),
             (Button::Toggle(Toggle::Replies), "set:c:replies"),
             (Button::Toggle(Toggle::Spontaneous), "set:c:spontaneous"),
+            (Button::SearchPage { offset: 20 }, "search:20"),
         ];
         for (button, data) in buttons {
             assert_eq!(button.data(), data);
@@ -103,6 +111,7 @@ mod tests {
             "set:u:colour",
             "set",
             "other:1",
+            "search:-1",
         ] {
             assert_eq!(Button::parse(data), None, "{data}");
         }

@@ -11,6 +11,7 @@ use crate::analyzer::trends::Trends;
 use crate::chart::Painter;
 use crate::config::Config;
 use crate::reply::Responder;
+use crate::search::SearchIndex;
 use crate::store::Store;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub profiles: Profiles,
     /// Draws the charts, one at a time on one canvas.
     pub painter: Painter,
+    /// The search index of the store, kept current by its own thread.
+    pub search: SearchIndex,
     /// Chats' and users' settings, held in memory and written through.
     pub settings: Settings,
     pub limiter: RateLimiter,

@@ -41,6 +41,7 @@ use crate::analyzer::Analyzer;
 use crate::chart::Painter;
 use crate::config::Config;
 use crate::reply::Responder;
+use crate::search::SearchIndex;
 use crate::store::Store;
 use anyhow::{anyhow, bail, Context as _};
 use limits::RateLimiter;
@@ -135,7 +136,14 @@ pub async fn run(
     let opted_out = crate::store::blocking(move || settings::profile_opt_outs(&profile_store))
         .await
         .context("reading the profile opt-outs panicked")??;
+    let index_store = store.clone();
+    let search = crate::store::blocking(move || SearchIndex::open(&index_store))
+        .await
+        .context("opening the search index panicked")?
+        .context("opening the search index")?;
+    let indexing = search.spawn();
     let ctx = Ctx(Arc::new(ctx::Shared {
+        search,
         profiles: Profiles::new(store.clone(), PROFILE_CACHE_ENTRIES, opted_out),
         painter: Painter::start().context("cannot start the chart painter")?,
         settings: settings::Settings::default(),
@@ -174,6 +182,10 @@ pub async fn run(
     ctx.blocking(|ctx| Ok(ctx.store.flush()?))
         .await
         .context("the final flush")?;
+    // The index reads what the final flush sealed and writes its buffer out.
+    crate::store::blocking(move || indexing.stop())
+        .await
+        .context("stopping the search index panicked")?;
     tracing::info!("stopped; everything received is stored");
     Ok(())
 }

@@ -51,6 +51,8 @@ pub struct Request<'a> {
     pub topic: Option<MessageId>,
     /// Now, for the preference for recent messages.
     pub now: Timestamp,
+    /// The chat's time zone, seconds east of UTC: `since:` and `until:` days are its days.
+    pub utc_offset_secs: i64,
     /// Results to skip (paging) and to return.
     pub offset: usize,
     pub limit: usize,
@@ -209,8 +211,12 @@ impl SearchIndex {
                 .map(|word| self.terms().stem(word))
                 .collect(),
             author,
-            since: query.since.map(day_start),
-            until: query.until.map(|day| day_start(day) + 86_399),
+            since: query
+                .since
+                .map(|day| day_start(day) - request.utc_offset_secs),
+            until: query
+                .until
+                .map(|day| day_start(day) + 86_399 - request.utc_offset_secs),
             average_words: view.average_words,
         };
         drop(bitmaps);

@@ -15,6 +15,7 @@ pub mod link;
 mod merge;
 mod postings;
 pub mod query;
+pub mod records;
 mod segment;
 pub mod snippet;
 pub mod terms;

@@ -11,6 +11,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("stats", "Статистика цього чату", "Statistics of this chat"),
     ("top", "Найактивніші учасники", "Most active members"),
     (
+        "search",
+        "Пошук в історії чату: /search слова (from:@нік, since:2025-03-01, \"фраза\", -слово)",
+        "Search this chat's history: /search words (from:@user, since:2025-03-01, \"phrase\", -word)",
+    ),
+    (
         "words",
         "Слова дня в цьому чаті",
         "Words of the day in this chat",

@@ -2,6 +2,116 @@
 
 use super::lang::Lang;
 use crate::search::query::{QueryError, MAX_CHARS, MAX_PARTS};
+use crate::search::{Found, Hit};
+
+/// One result as `/search` shows it: the hit, and the link to its message if the chat has
+/// links.
+pub struct ResultLine<'a> {
+    pub hit: &'a Hit,
+    pub link: Option<String>,
+}
+
+/// A page of `/search` results in Telegram's HTML: a header with the query and the range shown,
+/// then per result its number, date (a link to the message where there is one), author and the
+/// snippet with the matched words in bold.
+pub fn search_results(
+    lang: Lang,
+    query: &str,
+    found: &Found,
+    lines: &[ResultLine],
+    offset: usize,
+    utc_offset_secs: i64,
+) -> String {
+    let query = escape(query.trim());
+    if lines.is_empty() {
+        let mut text = match (lang, offset) {
+            (Lang::Uk, 0) => format!("🔎 «{query}»: нічого не знайшов."),
+            (Lang::En, 0) => format!("🔎 \"{query}\": nothing found."),
+            (Lang::Uk, _) => format!("🔎 «{query}»: більше нічого."),
+            (Lang::En, _) => format!("🔎 \"{query}\": nothing more."),
+        };
+        if offset == 0 {
+            text.push_str(lang.pick(
+                " Спробуйте інші слова, word* для початку слова або /search all у темі форуму.",
+                " Try other words, word* for the start of a word, or /search all in a forum topic.",
+            ));
+        }
+        push_incomplete(&mut text, lang, found);
+        return text;
+    }
+    let (first, last) = (offset + 1, offset + lines.len());
+    let mut text = match lang {
+        Lang::Uk => format!("🔎 «{query}»: {first}–{last}"),
+        Lang::En => format!("🔎 \"{query}\": {first}–{last}"),
+    };
+    if found.more {
+        text.push_str(lang.pick(" (є ще)", " (more below)"));
+    }
+    text.push('\n');
+    for (n, line) in lines.iter().enumerate() {
+        let message = &line.hit.message;
+        let date = chrono::DateTime::from_timestamp(message.time + utc_offset_secs, 0)
+            .map(|t| t.format("%d.%m.%Y %H:%M").to_string())
+            .unwrap_or_default();
+        let date = match &line.link {
+            Some(link) => format!("<a href=\"{}\">{date}</a>", escape(link)),
+            None => date,
+        };
+        let author = if message.sender_name.is_empty() {
+            "—".to_string()
+        } else {
+            escape(&message.sender_name)
+        };
+        let snippet = line.hit.snippet.render("<b>", "</b>", escape);
+        text.push_str(&format!("\n{}. {date} · {author}\n{snippet}\n", offset + n + 1));
+    }
+    push_incomplete(&mut text, lang, found);
+    text
+}
+
+fn push_incomplete(text: &mut String, lang: Lang, found: &Found) {
+    if found.incomplete {
+        text.push_str(lang.pick(
+            "\n⏳ Пошук ще читає історію чату: частини результатів може бракувати.",
+            "\n⏳ Search is still reading the chat's history: some results may be missing.",
+        ));
+    }
+}
+
+/// The labels of the paging buttons under results.
+pub fn search_page_buttons(lang: Lang) -> (&'static str, &'static str) {
+    (lang.pick("◀ Назад", "◀ Back"), lang.pick("Далі ▶", "More ▶"))
+}
+
+/// What a paging button says when the `/search` it belongs to is gone.
+pub fn search_expired(lang: Lang) -> &'static str {
+    lang.pick(
+        "Цього пошуку вже немає: напишіть /search ще раз.",
+        "That search is gone: send /search again.",
+    )
+}
+
+/// What `/search` says when the index cannot answer now.
+pub fn search_unavailable(lang: Lang) -> &'static str {
+    lang.pick(
+        "Пошук зараз перебудовує свій індекс. Спробуйте за кілька хвилин.",
+        "Search is rebuilding its index. Try again in a few minutes.",
+    )
+}
+
+/// Telegram HTML's three special characters escaped.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Why a query was refused, and how to write it so that it works.
 pub fn search_refused(lang: Lang, error: &QueryError) -> String {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod privacy;
+mod search;
 mod settings;
 mod stats;
 
@@ -23,6 +24,7 @@ pub enum Command {
     Help,
     Stats,
     Top,
+    Search(String),
     Words,
     Analytics(String),
     Me,
@@ -77,6 +79,7 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> anyhow::Result<
         Command::Help => say(&ctx, &msg, texts::help(lang)).await,
         Command::Stats => stats::stats(&ctx, &msg, lang).await,
         Command::Top => stats::top(&ctx, &msg, lang).await,
+        Command::Search(args) => search::search(&ctx, &msg, lang, &args).await,
         Command::Analytics(span) => stats::analytics(&ctx, &msg, lang, &span).await,
         Command::Words => stats::words(&ctx, &msg, lang).await,
         Command::Me => stats::me(&ctx, &msg, lang).await,
@@ -105,6 +108,9 @@ pub async fn on_button(ctx: Ctx, query: CallbackQuery) -> anyhow::Result<()> {
         }
         Some(Button::PurgeChat { chat }) => {
             admin::purge(&ctx, &query.from, chat, message, lang).await
+        }
+        Some(Button::SearchPage { offset }) => {
+            search::turn_page(&ctx, message, lang, offset as usize).await
         }
         Some(Button::Toggle(toggle)) => match message {
             Some(message) => settings::toggle(&ctx, message, &query.from, lang, toggle).await,
