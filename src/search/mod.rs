@@ -28,9 +28,15 @@ pub use snippet::Snippet;
 
 use crate::store::{Message, MessageKind};
 
-/// Whether a message is searched: it has text, and is not a service message.
+/// Whether a message is searched: it has text, and is neither a service message nor a bot
+/// command (a `/search Карпати` is not what the next search for "Карпати" wants).
 pub fn searchable(message: &Message) -> bool {
-    message.kind != MessageKind::Service && !message.text.is_empty()
+    let command = message
+        .text
+        .strip_prefix('/')
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| c.is_ascii_alphabetic());
+    message.kind != MessageKind::Service && !message.text.is_empty() && !command
 }
 
 /// What one query word looks for among terms.
