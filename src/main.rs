@@ -175,6 +175,36 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Search benchmark: the search index against SQLite FTS5 over the same messages, in the
+    /// same run (build rate, bytes per message, query latency per class, peak RSS).
+    BenchSearch {
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// Queries per class (one word, two words, phrase, filtered).
+        #[arg(long, default_value_t = 2_000)]
+        queries: u64,
+        /// Keep the engines' files here instead of a temporary directory.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Leave FTS5 out.
+        #[arg(long)]
+        no_sqlite: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One engine of `bench-search` (run by it in a child process).
+    #[command(hide = true)]
+    BenchSearchEngine {
+        #[arg(long)]
+        engine: String,
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        queries: PathBuf,
+    },
     /// Runs one engine of `bench` (the benchmark starts this itself).
     #[command(hide = true)]
     BenchEngine {
@@ -581,6 +611,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchImportEngine { engine, file, dir } => {
             let run = bench::import::run_engine(&engine, &file, &dir)?;
             println!("{}", serde_json::to_string(&run)?);
+        }
+        Command::BenchSearch {
+            workload,
+            queries,
+            work_dir,
+            no_sqlite,
+            json,
+        } => {
+            let report = bench::search::run(&bench::search::SearchBenchOptions {
+                spec: workload.spec(),
+                queries,
+                work_dir,
+                sqlite: !no_sqlite,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::BenchSearchEngine {
+            engine,
+            store,
+            dir,
+            queries,
+        } => {
+            use bench::search::{run_engine, OurIndex};
+            let report = match engine.as_str() {
+                "chatkeeper" => run_engine::<OurIndex>(&store, &dir, &queries)?,
+                #[cfg(feature = "sqlite-baseline")]
+                "fts5" => run_engine::<bench::Fts5Index>(&store, &dir, &queries)?,
+                other => anyhow::bail!("unknown search engine {other}"),
+            };
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::BenchEngine {
             engine,

@@ -4,12 +4,17 @@
 //! reports is its own. Both ingest the identical generated workload, then answer the same queries.
 
 mod engine;
+#[cfg(feature = "sqlite-baseline")]
+mod fts;
 pub mod import;
+pub mod search;
 #[cfg(feature = "sqlite-baseline")]
 mod sqlite;
 pub mod workload;
 
 pub use engine::{Engine, StoreEngine};
+#[cfg(feature = "sqlite-baseline")]
+pub use fts::Fts5Index;
 #[cfg(feature = "sqlite-baseline")]
 pub use sqlite::SqliteEngine;
 
@@ -427,15 +432,15 @@ fn walk(
     Ok(op(name, count, started.elapsed(), &latencies))
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
 }
 
-fn record(h: &mut Histogram<u64>, started: Instant) {
+pub(crate) fn record(h: &mut Histogram<u64>, started: Instant) {
     let _ = h.record(started.elapsed().as_nanos().max(1) as u64);
 }
 
-fn op(name: &str, count: u64, elapsed: Duration, latencies: &Histogram<u64>) -> OpResult {
+pub(crate) fn op(name: &str, count: u64, elapsed: Duration, latencies: &Histogram<u64>) -> OpResult {
     OpResult {
         name: name.into(),
         count,

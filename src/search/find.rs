@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use std::ops::Range;
 
 /// Matches ranked by relevance (newest first beyond).
-pub const RANKED: usize = 300;
+pub const RANKED: usize = 50;
 /// Candidates read at most for one query (stale postings and filters reject some).
 const CHECKED: usize = 5_000;
 /// Blocks the index has not read yet that a query searches itself; with more, the answer says
@@ -316,9 +316,23 @@ impl SearchIndex {
             )))
         };
         let mut ids = Vec::new();
-        for looked_for in &want.terms {
+        // A word's forms mostly share their start ("вокз", "вокза", "вокзал"), so they sit
+        // together in the dictionary: one seek per group of terms with the same first three
+        // letters, then a walk to the group's last term.
+        let mut terms: Vec<&str> = want.terms.iter().map(String::as_str).collect();
+        terms.sort_unstable();
+        let mut groups: Vec<&[&str]> = Vec::new();
+        let mut rest = &terms[..];
+        while let Some(first) = rest.first() {
+            let start: String = first.chars().take(3).collect();
+            let n = rest.iter().take_while(|t| t.starts_with(start.as_str())).count();
+            groups.push(&rest[..n]);
+            rest = &rest[n..];
+        }
+        for group in groups {
+            let (first, last) = (group[0], group[group.len() - 1]);
             let mut blocks = segment
-                .blocks_from(chat, looked_for.as_bytes())
+                .blocks_from(chat, first.as_bytes())
                 .map_err(damaged)?;
             'blocks: while let Some(block) = blocks.next_block().map_err(damaged)? {
                 let mut records = block.records();
@@ -327,13 +341,13 @@ impl SearchIndex {
                     .map_err(|()| malformed("a malformed record".into()))?
                 {
                     let term = std::str::from_utf8(record.term).unwrap_or("");
-                    if want.holds_for(looked_for, term) {
+                    if group.iter().any(|looked_for| want.holds_for(looked_for, term)) {
                         ids.clear();
                         record
                             .decode_into(&mut ids)
                             .map_err(|e| malformed(e.to_string()))?;
                         bitmap.extend(ids.iter().map(|&id| bit(id)));
-                    } else if term > looked_for.as_str() {
+                    } else if term > last && !(want.prefix && term.starts_with(last)) {
                         break 'blocks;
                     }
                 }
@@ -357,15 +371,24 @@ impl SearchIndex {
             return None;
         }
         let text = message.text.as_str();
-        // Each word's folded form, stem and place.
-        let words: Vec<(String, String, Range<usize>)> = tokens::words(text)
+        // Each word's folded form and place, and its stem where it may matter: a stem is a
+        // start of the folded word, so a word no wanted or excluded term starts is not stemmed.
+        let words: Vec<(String, Range<usize>)> = tokens::words(text)
             .map(|word| {
                 let start = word.as_ptr() as usize - text.as_ptr() as usize;
-                (
-                    tokens::fold(word),
-                    self.terms().stem(word),
-                    start..start + word.len(),
-                )
+                (tokens::fold(word), start..start + word.len())
+            })
+            .collect();
+        let stems: Vec<Option<String>> = words
+            .iter()
+            .map(|(folded, _)| {
+                let relevant = plan
+                    .wants
+                    .iter()
+                    .flat_map(|w| &w.terms)
+                    .chain(&plan.excluded)
+                    .any(|term| folded.starts_with(term.as_str()));
+                relevant.then(|| self.terms().stem(folded))
             })
             .collect();
         let mut marks: Vec<Range<usize>> = Vec::new();
@@ -374,10 +397,12 @@ impl SearchIndex {
         for (want, idf) in plan.wants.iter().zip(&plan.idf) {
             let places: Vec<&Range<usize>> = words
                 .iter()
-                .filter(|(folded, stem, _)| {
-                    want.holds(stem) || want.prefix && want.holds(folded)
+                .zip(&stems)
+                .filter(|((folded, _), stem)| {
+                    stem.as_deref().is_some_and(|stem| want.holds(stem))
+                        || want.prefix && want.holds(folded)
                 })
-                .map(|(_, _, place)| place)
+                .map(|((_, place), _)| place)
                 .collect();
             if places.is_empty() {
                 return None;
@@ -387,14 +412,15 @@ impl SearchIndex {
                 / (tf + K1 * (1.0 - B + B * length / plan.average_words));
             marks.extend(places.into_iter().cloned());
         }
-        let folded: Vec<&str> = words.iter().map(|(f, _, _)| f.as_str()).collect();
+        let folded: Vec<&str> = words.iter().map(|(f, _)| f.as_str()).collect();
         for phrase in &query.phrases {
             let at = find_phrase(&folded, phrase)?;
-            marks.extend(words[at..at + phrase.len()].iter().map(|(_, _, p)| p.clone()));
+            marks.extend(words[at..at + phrase.len()].iter().map(|(_, p)| p.clone()));
         }
-        if words
+        if stems
             .iter()
-            .any(|(_, stem, _)| plan.excluded.iter().any(|x| x == stem))
+            .flatten()
+            .any(|stem| plan.excluded.iter().any(|x| x == stem))
             || query
                 .excluded_phrases
                 .iter()
