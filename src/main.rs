@@ -449,13 +449,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => store.chats(),
             };
             let now = chrono::Utc::now().timestamp();
-            let results = match search::records::search_chats(&index, &query, &chats, limit as usize, now) {
-                Ok(results) => results,
-                Err(search::FindError::Query(e)) => {
-                    anyhow::bail!("{}", texts::search_refused(Lang::En, &e))
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let results =
+                match search::records::search_chats(&index, &query, &chats, limit as usize, now) {
+                    Ok(results) => results,
+                    Err(search::FindError::Query(e)) => {
+                        anyhow::bail!("{}", texts::search_refused(Lang::En, &e))
+                    }
+                    Err(e) => return Err(e.into()),
+                };
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else if results.hits.is_empty() {

@@ -1063,20 +1063,23 @@ async fn a_spontaneous_post_joins_the_newest_topic_or_general_when_it_is_closed(
 /// Messages of chat `chat` from `start` on, one a minute, with the given senders and texts.
 fn seed_messages(store: &Store, chat: i64, first_id: i32, texts: &[(i64, &str, String)]) {
     let start = chrono::Utc::now().timestamp() - 86_400;
-    let messages = texts.iter().enumerate().map(|(i, (user, name, text))| Message {
-        chat_id: chat,
-        message_id: first_id + i as i32,
-        time: start + 60 * i as i64,
-        edit_time: None,
-        user_id: Some(*user),
-        sender_name: name.to_string(),
-        text: text.clone(),
-        kind: MessageKind::Text,
-        reply_to: None,
-        forwarded_from: None,
-        is_bot: false,
-        topic: None,
-    });
+    let messages = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (user, name, text))| Message {
+            chat_id: chat,
+            message_id: first_id + i as i32,
+            time: start + 60 * i as i64,
+            edit_time: None,
+            user_id: Some(*user),
+            sender_name: name.to_string(),
+            text: text.clone(),
+            kind: MessageKind::Text,
+            reply_to: None,
+            forwarded_from: None,
+            is_bot: false,
+            topic: None,
+        });
     store.save_batch(messages.collect()).unwrap();
 }
 
@@ -1095,19 +1098,30 @@ async fn search_finds_this_chats_history_with_links_filters_and_pages() {
             })
             .collect();
         seed_messages(store, PRIVATE, 1_000, &texts);
-        seed_messages(store, PUBLIC, 1_000, &[(73, "Ігор", "Карпати тільки в публічному".into())]);
+        seed_messages(
+            store,
+            PUBLIC,
+            1_000,
+            &[(73, "Ігор", "Карпати тільки в публічному".into())],
+        );
         store
-            .set_user_info(71, chatkeeper::store::UserInfo {
-                display_name: "Оксана".into(),
-                username: Some("oksana".into()),
-            })
+            .set_user_info(
+                71,
+                chatkeeper::store::UserInfo {
+                    display_name: "Оксана".into(),
+                    username: Some("oksana".into()),
+                },
+            )
             .unwrap();
         store
-            .set_chat_info(PUBLIC, chatkeeper::store::ChatInfo {
-                title: "Походи".into(),
-                kind: "supergroup".into(),
-                username: Some("pohody".into()),
-            })
+            .set_chat_info(
+                PUBLIC,
+                chatkeeper::store::ChatInfo {
+                    title: "Походи".into(),
+                    kind: "supergroup".into(),
+                    username: Some("pohody".into()),
+                },
+            )
             .unwrap();
     })
     .await;
@@ -1124,42 +1138,74 @@ async fn search_finds_this_chats_history_with_links_filters_and_pages() {
     let page = text_of(&sent[0]);
     assert_eq!(sent[0]["parse_mode"], "HTML");
     assert!(page.contains("1–10 (є ще)"), "{page}");
-    assert_eq!(page.matches("https://t.me/c/1600000001/").count(), 10, "{page}");
-    assert!(page.contains("<b>Карпати</b>") && page.contains("<b>Карпатах</b>"), "{page}");
+    assert_eq!(
+        page.matches("https://t.me/c/1600000001/").count(),
+        10,
+        "{page}"
+    );
+    assert!(
+        page.contains("<b>Карпати</b>") && page.contains("<b>Карпатах</b>"),
+        "{page}"
+    );
     assert!(!page.contains("публічному"));
     let button = &sent[0]["reply_markup"]["inline_keyboard"][0][0];
     assert_eq!(button["callback_data"], "search:10");
     // Anyone may page on; the message is edited in place.
-    let results_id = h.tg.sent_messages(PRIVATE)[0]["message_id"].as_i64().unwrap() as i32;
+    let results_id = h.tg.sent_messages(PRIVATE)[0]["message_id"]
+        .as_i64()
+        .unwrap() as i32;
     h.tg.push_callback_query(&private, &taras, results_id, "search:10");
     let edits = h.tg.wait_for("editMessageText", 1, WAIT).await;
     let second = text_of(&edits[0]);
-    assert!(second.contains("11–20") && !second.contains("(є ще)"), "{second}");
+    assert!(
+        second.contains("11–20") && !second.contains("(є ще)"),
+        "{second}"
+    );
     let buttons = &edits[0]["reply_markup"]["inline_keyboard"][0];
     assert_eq!(buttons[0]["callback_data"], "search:0");
-    assert_eq!(buttons.as_array().unwrap().len(), 1, "no page after the last");
+    assert_eq!(
+        buttons.as_array().unwrap().len(),
+        1,
+        "no page after the last"
+    );
 
     // Filters: an author by @username, "me", and dates.
     h.tg.push_message(&private, &taras, "/search Карпати from:@Oksana");
     let sent = h.tg.wait_for("sendMessage", 2, WAIT).await;
     let by_oksana = text_of(&sent[1]);
-    assert!(by_oksana.contains("1–10") && !by_oksana.contains("Тарас"), "{by_oksana}");
+    assert!(
+        by_oksana.contains("1–10") && !by_oksana.contains("Тарас"),
+        "{by_oksana}"
+    );
     h.tg.push_message(&private, &taras, "/search карпат* from:me -дощ");
     let sent = h.tg.wait_for("sendMessage", 3, WAIT).await;
-    assert!(text_of(&sent[2]).contains("nothing found"), "{}", text_of(&sent[2]));
+    assert!(
+        text_of(&sent[2]).contains("nothing found"),
+        "{}",
+        text_of(&sent[2])
+    );
     h.tg.push_message(&private, &taras, "/search Карпати since:2099-01-01");
     let sent = h.tg.wait_for("sendMessage", 4, WAIT).await;
     assert!(text_of(&sent[3]).contains("nothing found"));
     // A bad query gets the reason, in the asker's language.
     h.tg.push_message(&private, &taras, "/search \"Карпати");
     let sent = h.tg.wait_for("sendMessage", 5, WAIT).await;
-    assert!(text_of(&sent[4]).contains("quotation mark"), "{}", text_of(&sent[4]));
+    assert!(
+        text_of(&sent[4]).contains("quotation mark"),
+        "{}",
+        text_of(&sent[4])
+    );
     h.tg.push_message(&private, &oksana, "/search і в на");
     let sent = h.tg.wait_for("sendMessage", 6, WAIT).await;
-    assert!(text_of(&sent[5]).contains("майже в кожному"), "{}", text_of(&sent[5]));
+    assert!(
+        text_of(&sent[5]).contains("майже в кожному"),
+        "{}",
+        text_of(&sent[5])
+    );
 
     // A public group's links name it.
-    let public = json!({"id": PUBLIC, "type": "supergroup", "title": "Походи", "username": "pohody"});
+    let public =
+        json!({"id": PUBLIC, "type": "supergroup", "title": "Походи", "username": "pohody"});
     h.tg.push_message_with(
         &Chat::supergroup(PUBLIC, "Походи"),
         &oksana,
@@ -1167,7 +1213,10 @@ async fn search_finds_this_chats_history_with_links_filters_and_pages() {
     );
     let sent = h.tg.wait_for("sendMessage", 7, WAIT).await;
     let page = text_of(&sent[6]);
-    assert!(page.contains("https://t.me/pohody/1000") && page.contains("публічному"), "{page}");
+    assert!(
+        page.contains("https://t.me/pohody/1000") && page.contains("публічному"),
+        "{page}"
+    );
 
     // After /forget_me nothing of Oksana's is found here.
     h.tg.push_message(&private, &oksana, "/forget_me");
@@ -1178,7 +1227,11 @@ async fn search_finds_this_chats_history_with_links_filters_and_pages() {
     assert!(page.contains("1–10") && !page.contains("Оксана"), "{page}");
     h.tg.push_message(&private, &taras, "/search їдемо");
     let sent = h.tg.wait_for("sendMessage", 10, WAIT).await;
-    assert!(text_of(&sent[9]).contains("nothing found"), "{}", text_of(&sent[9]));
+    assert!(
+        text_of(&sent[9]).contains("nothing found"),
+        "{}",
+        text_of(&sent[9])
+    );
     h.stop().await;
 }
 
@@ -1201,7 +1254,11 @@ async fn search_in_a_forum_topic_shows_that_topic_first() {
         h.tg.push_message(&forum, &taras, &format!("Намет у загальній темі {i}"));
     }
     // Longer, so that it ranks below the others by relevance alone.
-    h.tg.push_message_with(&forum, &taras, in_topic("Намет у темі походу, беремо з собою завтра"));
+    h.tg.push_message_with(
+        &forum,
+        &taras,
+        in_topic("Намет у темі походу, беремо з собою завтра"),
+    );
     for i in 3..6 {
         h.tg.push_message(&forum, &taras, &format!("Намет у загальній темі {i}"));
     }

@@ -38,11 +38,27 @@ fn open(dir: &Path) -> Store {
 /// merges segments (about 60,000 postings make a segment).
 fn filler(i: i32) -> String {
     const WORDS: [&str; 12] = [
-        "погода", "кава", "робота", "вечір", "новини", "музика", "кіно", "спорт", "місто",
-        "машина", "дощик", "обід",
+        "погода",
+        "кава",
+        "робота",
+        "вечір",
+        "новини",
+        "музика",
+        "кіно",
+        "спорт",
+        "місто",
+        "машина",
+        "дощик",
+        "обід",
     ];
     (0..8)
-        .map(|k| format!("{}{}", WORDS[((i as usize) * 7 + k * 5) % 12], (i as usize + k) % 97))
+        .map(|k| {
+            format!(
+                "{}{}",
+                WORDS[((i as usize) * 7 + k * 5) % 12],
+                (i as usize + k) % 97
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -99,14 +115,31 @@ const SPECIAL: &[(i32, i64, &str)] = &[
     (9_000, 2, "Ми зустрінемося біля вокзалу о дев'ятій"),
     (12_000, 4, "Hiking in the Carpathians was wonderful"),
     (15_000, 1, "Встречаемся у вокзала в субботу"),
-    (19_000, 3, "Намет забрала Оксана, карпатський маршрут готовий"),
+    (
+        19_000,
+        3,
+        "Намет забрала Оксана, карпатський маршрут готовий",
+    ),
 ];
 
 fn prepared(dir: &Path) -> (Store, SearchIndex) {
     let store = open(dir);
     fill(&store, CHAT, 20_000, SPECIAL);
-    fill(&store, OTHER_CHAT, 300, &[(50, 9, "Карпати тільки для цього чату")]);
-    store.set_user_info(2, UserInfo { display_name: "Оксана".into(), username: Some("oksana_k".into()) }).unwrap();
+    fill(
+        &store,
+        OTHER_CHAT,
+        300,
+        &[(50, 9, "Карпати тільки для цього чату")],
+    );
+    store
+        .set_user_info(
+            2,
+            UserInfo {
+                display_name: "Оксана".into(),
+                username: Some("oksana_k".into()),
+            },
+        )
+        .unwrap();
     let index = SearchIndex::open(&store).unwrap();
     index.catch_up().unwrap();
     (store, index)
@@ -132,7 +165,10 @@ fn word_forms_meet_and_results_are_this_chats_best_first() {
     let hit = &search(&index, CHAT, "радий").unwrap().hits[0];
     assert!(!hit.snippet.marks.is_empty());
     let marked = hit.snippet.render("[", "]", str::to_string);
-    assert!(marked.contains("[Радий]") || marked.contains("[радію]"), "{marked}");
+    assert!(
+        marked.contains("[Радий]") || marked.contains("[радію]"),
+        "{marked}"
+    );
 }
 
 #[test]
@@ -164,7 +200,11 @@ fn filters_phrases_exclusions_prefixes_and_paging() {
             .to_string()
     };
     assert_eq!(
-        ids(&index, CHAT, &format!("Карпати since:{} until:{}", day(1_000), day(3_000))),
+        ids(
+            &index,
+            CHAT,
+            &format!("Карпати since:{} until:{}", day(1_000), day(3_000))
+        ),
         [2_000]
     );
     // English and Russian word forms.
@@ -183,10 +223,10 @@ fn filters_phrases_exclusions_prefixes_and_paging() {
     assert_eq!(first.hits.len(), 10);
     assert!(first.more);
     let second = search_page(&index, CHAT, "кава5", 10, 10).unwrap();
-    assert!(second
+    assert!(second.hits.iter().all(|h| first
         .hits
         .iter()
-        .all(|h| first.hits.iter().all(|f| f.message.message_id != h.message.message_id)));
+        .all(|f| f.message.message_id != h.message.message_id)));
     let last = search_page(&index, CHAT, "намет", 0, 10).unwrap();
     assert!(!last.more);
 }
@@ -234,9 +274,13 @@ fn new_messages_are_found_before_and_after_the_index_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     let (store, index) = prepared(dir.path());
     // In the tail (not sealed), then sealed but not yet read, then read.
-    store.save_message(message(CHAT, 20_001, 1, "Новий чайник")).unwrap();
+    store
+        .save_message(message(CHAT, 20_001, 1, "Новий чайник"))
+        .unwrap();
     assert_eq!(ids(&index, CHAT, "чайник"), [20_001]);
-    let more: Vec<Message> = (20_002..20_400).map(|id| message(CHAT, id, 1, &filler(id))).collect();
+    let more: Vec<Message> = (20_002..20_400)
+        .map(|id| message(CHAT, id, 1, &filler(id)))
+        .collect();
     store.save_batch(more).unwrap();
     store.flush().unwrap();
     assert!(!index.status().is_current());
@@ -277,13 +321,25 @@ fn a_damaged_or_missing_index_is_rebuilt_from_the_messages() {
     // Damage found by a search: the answer says so, and the next catch-up rebuilds.
     damage_largest_segment(dir.path());
     assert!(!index.check().is_empty());
-    let words = ["погода", "кава", "робота", "вечір", "новини", "музика", "кіно", "спорт"];
+    let words = [
+        "погода",
+        "кава",
+        "робота",
+        "вечір",
+        "новини",
+        "музика",
+        "кіно",
+        "спорт",
+    ];
     let damaged = (0..97)
         .flat_map(|i| words.map(|w| format!("{w}{i}")))
         .map(|word| search(&index, CHAT, &word))
         .find(|r| r.is_err());
     assert!(
-        matches!(damaged, Some(Err(FindError::Index(SearchError::Damaged(_))))),
+        matches!(
+            damaged,
+            Some(Err(FindError::Index(SearchError::Damaged(_))))
+        ),
         "{damaged:?}"
     );
     index.catch_up().unwrap();
@@ -318,7 +374,10 @@ fn a_restored_store_gets_its_index_rebuilt() {
     let restored = tempfile::tempdir().unwrap();
     let target = restored.path().join("data");
     chatkeeper::store::restore(&backup, &target).unwrap();
-    assert!(!target.join("search").exists(), "the index is not in backups");
+    assert!(
+        !target.join("search").exists(),
+        "the index is not in backups"
+    );
     let store = open(&target);
     let index = SearchIndex::open(&store).unwrap();
     index.catch_up().unwrap();
@@ -361,7 +420,10 @@ fn the_command_line_searches_with_the_same_engine() {
         drop(index);
     }
     let chat = CHAT.to_string();
-    let (ok, out, err) = cli(dir.path(), &["search", "радий -Карпати", "--chat", &chat, "--json"]);
+    let (ok, out, err) = cli(
+        dir.path(),
+        &["search", "радий -Карпати", "--chat", &chat, "--json"],
+    );
     assert!(ok, "{err}");
     let results: serde_json::Value = serde_json::from_str(&out).unwrap();
     let hits = results["hits"].as_array().unwrap();
@@ -372,7 +434,16 @@ fn the_command_line_searches_with_the_same_engine() {
     let hits = results["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 2);
     for hit in hits {
-        for field in ["chat_id", "message_id", "time", "author", "text", "snippet", "score", "link"] {
+        for field in [
+            "chat_id",
+            "message_id",
+            "time",
+            "author",
+            "text",
+            "snippet",
+            "score",
+            "link",
+        ] {
             assert!(hit.get(field).is_some(), "{field} missing: {hit}");
         }
         let id = hit["message_id"].as_i64().unwrap();
@@ -382,7 +453,11 @@ fn the_command_line_searches_with_the_same_engine() {
     // Every chat, as text.
     let (ok, out, _) = cli(dir.path(), &["search", "Карпати", "--limit", "3"]);
     assert!(ok);
-    assert_eq!(out.lines().filter(|l| l.contains(" · score ")).count(), 3, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" · score ")).count(),
+        3,
+        "{out}"
+    );
     // Bad queries and arguments: a reason and what to do, and a failure status.
     for (args, says) in [
         (&["search", "\"Карпати"][..], "quotation mark"),

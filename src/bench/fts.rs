@@ -4,7 +4,7 @@
 //! queries join on, as an external-content setup would.
 
 use super::search::{BenchQuery, SearchEngine};
-use crate::store::{Store, Timestamp};
+use crate::store::{MessageId, Store, Timestamp};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 
@@ -36,7 +36,8 @@ impl SearchEngine for Fts5Index {
         while messages.peek().is_some() {
             let tx = conn.unchecked_transaction()?;
             {
-                let mut text = tx.prepare_cached("INSERT INTO fts (rowid, text) VALUES (?1, ?2)")?;
+                let mut text =
+                    tx.prepare_cached("INSERT INTO fts (rowid, text) VALUES (?1, ?2)")?;
                 let mut meta = tx.prepare_cached(
                     "INSERT INTO meta.messages (rowid, chat, id, time) VALUES (?1, ?2, ?3, ?4)",
                 )?;
@@ -47,12 +48,19 @@ impl SearchEngine for Fts5Index {
                     }
                     rowid += 1;
                     text.execute(params![rowid, message.text])?;
-                    meta.execute(params![rowid, message.chat_id, message.message_id, message.time])?;
+                    meta.execute(params![
+                        rowid,
+                        message.chat_id,
+                        message.message_id,
+                        message.time
+                    ])?;
                 }
             }
             tx.commit()?;
         }
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA meta.wal_checkpoint(TRUNCATE);")?;
+        conn.execute_batch(
+            "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA meta.wal_checkpoint(TRUNCATE);",
+        )?;
         Ok(Fts5Index {
             conn,
             dir: dir.to_path_buf(),
@@ -63,24 +71,33 @@ impl SearchEngine for Fts5Index {
         Ok(std::fs::metadata(self.dir.join("fts.db"))?.len())
     }
 
-    fn run(&mut self, query: &BenchQuery) -> anyhow::Result<usize> {
+    fn run(&mut self, query: &BenchQuery) -> anyhow::Result<Vec<MessageId>> {
         let quoted = |w: &str| format!("\"{}\"", w.replace('"', "\"\""));
         let expression = if query.class == "phrase" {
             quoted(&query.words.join(" "))
         } else {
-            query.words.iter().map(|w| quoted(w)).collect::<Vec<_>>().join(" ")
+            query
+                .words
+                .iter()
+                .map(|w| quoted(w))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let mut statement = self.conn.prepare_cached(
             "SELECT m.id FROM fts JOIN meta.messages m ON m.rowid = fts.rowid
              WHERE fts MATCH ?1 AND m.chat = ?2 AND m.time >= ?3
              ORDER BY bm25(fts) LIMIT 10",
         )?;
-        let rows = statement
+        let ids = statement
             .query_map(
-                params![expression, query.chat, query.since.unwrap_or(Timestamp::MIN)],
-                |row| row.get::<_, i64>(0),
+                params![
+                    expression,
+                    query.chat,
+                    query.since.unwrap_or(Timestamp::MIN)
+                ],
+                |row| row.get::<_, MessageId>(0),
             )?
-            .count();
-        Ok(rows)
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ids)
     }
 }

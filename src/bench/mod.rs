@@ -440,7 +440,12 @@ pub(crate) fn record(h: &mut Histogram<u64>, started: Instant) {
     let _ = h.record(started.elapsed().as_nanos().max(1) as u64);
 }
 
-pub(crate) fn op(name: &str, count: u64, elapsed: Duration, latencies: &Histogram<u64>) -> OpResult {
+pub(crate) fn op(
+    name: &str,
+    count: u64,
+    elapsed: Duration,
+    latencies: &Histogram<u64>,
+) -> OpResult {
     OpResult {
         name: name.into(),
         count,

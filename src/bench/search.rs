@@ -10,7 +10,7 @@
 use super::workload::{Workload, WorkloadSpec};
 use super::{histogram, op, peak_rss, record, reset_peak_rss, OpResult};
 use crate::search::{Query, Request, SearchIndex};
-use crate::store::{ChatId, FlushPolicy, Store, StoreConfig, Timestamp};
+use crate::store::{ChatId, FlushPolicy, MessageId, Store, StoreConfig, Timestamp};
 use anyhow::{bail, Context};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -96,8 +96,8 @@ pub trait SearchEngine: Sized {
     fn build(store: &Store, dir: &Path) -> anyhow::Result<Self>;
     /// Its size on disk.
     fn bytes(&self) -> anyhow::Result<u64>;
-    /// Runs one query; returns how many results.
-    fn run(&mut self, query: &BenchQuery) -> anyhow::Result<usize>;
+    /// Runs one query; returns the ids of the results, best first.
+    fn run(&mut self, query: &BenchQuery) -> anyhow::Result<Vec<MessageId>>;
 }
 
 /// Ours.
@@ -131,7 +131,7 @@ impl SearchEngine for OurIndex {
         super::disk_bytes(&self.dir)
     }
 
-    fn run(&mut self, query: &BenchQuery) -> anyhow::Result<usize> {
+    fn run(&mut self, query: &BenchQuery) -> anyhow::Result<Vec<MessageId>> {
         let parsed = Query::parse(&query.text())?;
         let found = self.index.find(&Request {
             query: &parsed,
@@ -144,9 +144,9 @@ impl SearchEngine for OurIndex {
             limit: LIMIT,
         });
         match found {
-            Ok(found) => Ok(found.hits.len()),
+            Ok(found) => Ok(found.hits.iter().map(|h| h.message.message_id).collect()),
             // A sampled word that is a stop-word has no answer to time.
-            Err(crate::search::FindError::Query(_)) => Ok(0),
+            Err(crate::search::FindError::Query(_)) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
     }
@@ -273,7 +273,10 @@ fn run_child(
         .output()
         .with_context(|| format!("running the {engine} search benchmark process"))?;
     if !output.status.success() {
-        bail!("the {engine} search benchmark process failed ({})", output.status);
+        bail!(
+            "the {engine} search benchmark process failed ({})",
+            output.status
+        );
     }
     serde_json::from_slice(&output.stdout)
         .with_context(|| format!("reading the {engine} search benchmark's report"))
@@ -317,7 +320,7 @@ pub fn run_engine<E: SearchEngine>(
             elapsed += t.elapsed();
             record(&mut latencies, t);
             count += 1;
-            answered += u64::from(found > 0);
+            answered += u64::from(!found.is_empty());
         }
         classes.push(op(class, count, elapsed, &latencies));
     }
@@ -347,8 +350,9 @@ impl SearchBenchReport {
             "workload: {} messages in {} chats; {} queries per class, {} results each\n",
             self.messages, self.chats, self.queries_per_class, LIMIT
         );
-        let engines: Vec<&SearchEngineReport> =
-            std::iter::once(&self.ours).chain(self.fts5.as_ref()).collect();
+        let engines: Vec<&SearchEngineReport> = std::iter::once(&self.ours)
+            .chain(self.fts5.as_ref())
+            .collect();
         let _ = write!(out, "{:<28}", "");
         for e in &engines {
             let _ = write!(out, "{:>26}", e.engine);
@@ -356,8 +360,12 @@ impl SearchBenchReport {
         out.push('\n');
         let rows: [(&str, fn(&SearchEngineReport) -> String); 6] = [
             ("build (messages/s)", |e| format!("{:.0}", e.build_per_sec)),
-            ("build per message (µs)", |e| format!("{:.2}", e.micros_per_message)),
-            ("index (bytes/message)", |e| format!("{:.1}", e.bytes_per_message)),
+            ("build per message (µs)", |e| {
+                format!("{:.2}", e.micros_per_message)
+            }),
+            ("index (bytes/message)", |e| {
+                format!("{:.1}", e.bytes_per_message)
+            }),
             ("peak RSS build (MiB)", |e| {
                 format!("{:.1}", e.build_peak_rss_bytes as f64 / 1048576.0)
             }),
@@ -376,10 +384,13 @@ impl SearchBenchReport {
         for class in CLASSES {
             let _ = write!(out, "{:<28}", format!("{class} p50 / p99 (ms)"));
             for e in &engines {
-                let cell = e.classes.iter().find(|c| c.name == class).map_or(
-                    "-".to_string(),
-                    |c| format!("{:.3} / {:.3}", c.p50_micros / 1e3, c.p99_micros / 1e3),
-                );
+                let cell = e
+                    .classes
+                    .iter()
+                    .find(|c| c.name == class)
+                    .map_or("-".to_string(), |c| {
+                        format!("{:.3} / {:.3}", c.p50_micros / 1e3, c.p99_micros / 1e3)
+                    });
                 let _ = write!(out, "{cell:>26}");
             }
             out.push('\n');

@@ -1,11 +1,11 @@
 //! Postings of messages read since the last segment was written, in memory until there are
-//! [`FLUSH_POSTINGS`] of them (about 3 MiB); queries read them as they read a segment.
+//! [`FLUSH_POSTINGS`] of them (a few MiB); queries read them as they read a segment.
 
 use super::segment::{self, SegmentWriter};
 use super::Want;
 use crate::store::{ChatId, MessageId};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 /// Postings that make the buffer a segment.
 pub const FLUSH_POSTINGS: usize = 64 * 1024;
@@ -13,7 +13,7 @@ pub const FLUSH_POSTINGS: usize = 64 * 1024;
 /// See the module's documentation.
 #[derive(Default)]
 pub struct Buffer {
-    lists: BTreeMap<ChatId, BTreeMap<Box<str>, Vec<MessageId>>>,
+    lists: BTreeMap<ChatId, FxHashMap<Box<str>, Vec<MessageId>>>,
     postings: usize,
     /// Messages and words read (for the average message length that ranking uses).
     pub messages: u64,
@@ -21,16 +21,18 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// Adds message `id` of `chat` under `term`.
-    pub fn add(&mut self, chat: ChatId, term: &str, id: MessageId) {
+    /// Adds `postings` (term, message id) of `chat`.
+    pub fn add(&mut self, chat: ChatId, postings: &[(String, MessageId)]) {
         let lists = self.lists.entry(chat).or_default();
-        match lists.get_mut(term) {
-            Some(list) => list.push(id),
-            None => {
-                lists.insert(term.into(), vec![id]);
+        for (term, id) in postings {
+            match lists.get_mut(term.as_str()) {
+                Some(list) => list.push(*id),
+                None => {
+                    lists.insert(term.as_str().into(), vec![*id]);
+                }
             }
         }
-        self.postings += 1;
+        self.postings += postings.len();
     }
 
     /// Postings held.
@@ -47,15 +49,21 @@ impl Buffer {
         let Some(lists) = self.lists.get(&chat) else {
             return;
         };
-        for looked_for in &want.terms {
-            let from = (Bound::Included(looked_for.as_str()), Bound::Unbounded);
-            for (term, ids) in lists.range::<str, _>(from) {
-                // The terms a prefix wants sort right after it.
-                if !want.holds_for(looked_for, term) {
-                    break;
+        let mut add = |term: &str, ids: &[MessageId]| {
+            for &id in ids {
+                out(term, id);
+            }
+        };
+        if !want.starts.is_empty() {
+            for (term, ids) in lists {
+                if want.holds(term) {
+                    add(term, ids);
                 }
-                for &id in ids {
-                    out(term, id);
+            }
+        } else {
+            for term in &want.terms {
+                if let Some(ids) = lists.get(term.as_str()) {
+                    add(term, ids);
                 }
             }
         }
@@ -65,7 +73,9 @@ impl Buffer {
     pub fn write(&self, writer: &mut SegmentWriter) -> Result<(), segment::SegmentError> {
         let mut ids = Vec::new();
         for (chat, lists) in &self.lists {
-            for (term, list) in lists {
+            let mut terms: Vec<(&Box<str>, &Vec<MessageId>)> = lists.iter().collect();
+            terms.sort_unstable_by_key(|(term, _)| *term);
+            for (term, list) in terms {
                 ids.clone_from(list);
                 ids.sort_unstable();
                 ids.dedup();

@@ -25,8 +25,11 @@ use std::ops::Range;
 
 /// Matches ranked by relevance (newest first beyond).
 pub const RANKED: usize = 50;
-/// Candidates read at most for one query (stale postings and filters reject some).
+/// Candidates read at most for one query (stale postings, phrases and filters reject some).
 const CHECKED: usize = 5_000;
+/// Past this many candidates read, a query that has its page stops ranking more (a phrase
+/// whose words are common but seldom side by side would otherwise read thousands).
+const CHECK_BUDGET: usize = 256;
 /// Blocks the index has not read yet that a query searches itself; with more, the answer says
 /// that results may be missing (the index is catching up).
 const UNREAD_BLOCKS: usize = 64;
@@ -160,13 +163,14 @@ impl SearchIndex {
                 unread.insert(message.message_id, message);
             }
         }
+        let mut scratch = Vec::new();
         for message in unread.values() {
             if !searchable(message) {
                 continue;
             }
-            let (terms, _) = self.terms().of_text(&message.text);
+            let (terms, _) = self.terms().distinct_terms(&message.text, &mut scratch);
             for (i, want) in wants.iter().enumerate() {
-                if terms.keys().any(|term| want.holds(term)) {
+                if terms.iter().any(|term| want.holds(term)) {
                     bitmaps[i].insert(bit(message.message_id));
                 }
             }
@@ -193,8 +197,7 @@ impl SearchIndex {
         let total = store
             .chat_stats(chat)
             .map_or(0, |s| s.total_messages)
-            .max(bitmaps.iter().map(|b| b.len()).max().unwrap_or(0))
-            as f64;
+            .max(bitmaps.iter().map(|b| b.len()).max().unwrap_or(0)) as f64;
         let plan = Plan {
             request,
             idf: bitmaps
@@ -225,7 +228,12 @@ impl SearchIndex {
         let mut hits: Vec<(bool, Hit)> = Vec::new();
         let mut newest_first = candidates.iter().rev().map(id_of).peekable();
         let mut checked = 0;
-        while hits.len() < wanted && checked < CHECKED && newest_first.peek().is_some() {
+        let page_end = request.offset + request.limit + 1;
+        while hits.len() < wanted
+            && !(checked >= CHECK_BUDGET && hits.len() >= page_end)
+            && checked < CHECKED
+            && newest_first.peek().is_some()
+        {
             let batch: Vec<MessageId> = newest_first.by_ref().take(READ_BATCH).collect();
             checked += batch.len();
             let stored: Vec<MessageId> = batch
@@ -278,15 +286,12 @@ impl SearchIndex {
         for (text, prefix) in words {
             let want = if prefix {
                 Want {
-                    terms: vec![self.terms().stem(text)],
-                    prefix: true,
+                    terms: Vec::new(),
+                    starts: vec![self.terms().stem(text)],
                 }
             } else {
-                match self.terms().forms(text) {
-                    Some(terms) => Want {
-                        terms,
-                        prefix: false,
-                    },
+                match self.terms().want(text) {
+                    Some(want) => want,
                     None => continue,
                 }
             };
@@ -319,18 +324,21 @@ impl SearchIndex {
         // A word's forms mostly share their start ("вокз", "вокза", "вокзал"), so they sit
         // together in the dictionary: one seek per group of terms with the same first three
         // letters, then a walk to the group's last term.
-        let mut terms: Vec<&str> = want.terms.iter().map(String::as_str).collect();
-        terms.sort_unstable();
-        let mut groups: Vec<&[&str]> = Vec::new();
-        let mut rest = &terms[..];
-        while let Some(first) = rest.first() {
+        let mut looked_for: Vec<(&str, bool)> = want.looked_for().collect();
+        looked_for.sort_unstable();
+        let mut groups: Vec<&[(&str, bool)]> = Vec::new();
+        let mut rest = &looked_for[..];
+        while let Some((first, _)) = rest.first() {
             let start: String = first.chars().take(3).collect();
-            let n = rest.iter().take_while(|t| t.starts_with(start.as_str())).count();
+            let n = rest
+                .iter()
+                .take_while(|(t, _)| t.starts_with(start.as_str()))
+                .count();
             groups.push(&rest[..n]);
             rest = &rest[n..];
         }
         for group in groups {
-            let (first, last) = (group[0], group[group.len() - 1]);
+            let (first, last) = (group[0].0, group[group.len() - 1].0);
             let mut blocks = segment
                 .blocks_from(chat, first.as_bytes())
                 .map_err(damaged)?;
@@ -341,13 +349,16 @@ impl SearchIndex {
                     .map_err(|()| malformed("a malformed record".into()))?
                 {
                     let term = std::str::from_utf8(record.term).unwrap_or("");
-                    if group.iter().any(|looked_for| want.holds_for(looked_for, term)) {
+                    let in_a_start = group
+                        .iter()
+                        .any(|(start, is_start)| *is_start && term.starts_with(start));
+                    if in_a_start || group.iter().any(|(t, is_start)| !is_start && *t == term) {
                         ids.clear();
                         record
                             .decode_into(&mut ids)
                             .map_err(|e| malformed(e.to_string()))?;
                         bitmap.extend(ids.iter().map(|&id| bit(id)));
-                    } else if term > last && !(want.prefix && term.starts_with(last)) {
+                    } else if term > last && !in_a_start {
                         break 'blocks;
                     }
                 }
@@ -385,7 +396,7 @@ impl SearchIndex {
                 let relevant = plan
                     .wants
                     .iter()
-                    .flat_map(|w| &w.terms)
+                    .flat_map(|w| w.terms.iter().chain(&w.starts))
                     .chain(&plan.excluded)
                     .any(|term| folded.starts_with(term.as_str()));
                 relevant.then(|| self.terms().stem(folded))
@@ -400,7 +411,7 @@ impl SearchIndex {
                 .zip(&stems)
                 .filter(|((folded, _), stem)| {
                     stem.as_deref().is_some_and(|stem| want.holds(stem))
-                        || want.prefix && want.holds(folded)
+                        || want.starts.iter().any(|s| folded.starts_with(s.as_str()))
                 })
                 .map(|((_, place), _)| place)
                 .collect();
@@ -408,8 +419,8 @@ impl SearchIndex {
                 return None;
             }
             let tf = places.len() as f64;
-            score += idf * tf * (K1 + 1.0)
-                / (tf + K1 * (1.0 - B + B * length / plan.average_words));
+            score +=
+                idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length / plan.average_words));
             marks.extend(places.into_iter().cloned());
         }
         let folded: Vec<&str> = words.iter().map(|(f, _)| f.as_str()).collect();

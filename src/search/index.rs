@@ -138,7 +138,9 @@ pub(super) struct View {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SearchIndex {
@@ -241,25 +243,32 @@ impl SearchIndex {
     /// Reads the blocks with `from < seq <= upto` into the buffer.
     fn read_blocks(&self, from: u64, upto: u64) -> Result<()> {
         let mut postings: Vec<(String, MessageId)> = Vec::new();
+        let mut scratch = Vec::new();
         for block in self.inner.store.sealed_between(from, upto) {
             let block = block?;
-            postings.clear();
+            let mut used = 0;
             let mut words = 0u64;
             let mut messages = 0u64;
             for message in &block.messages {
                 if !super::searchable(message) {
                     continue;
                 }
-                let (terms, length) = self.inner.terms.of_text(&message.text);
+                let (terms, length) = self.inner.terms.distinct_terms(&message.text, &mut scratch);
                 messages += 1;
                 words += length as u64;
-                postings.extend(terms.into_keys().map(|term| (term, message.message_id)));
+                for term in terms {
+                    // The block's postings reuse their strings too.
+                    if used == postings.len() {
+                        postings.push((String::new(), 0));
+                    }
+                    postings[used].0.clone_from(term);
+                    postings[used].1 = message.message_id;
+                    used += 1;
+                }
             }
             let full = {
                 let mut state = lock(&self.inner.state);
-                for (term, id) in &postings {
-                    state.buffer.add(block.chat, term, *id);
-                }
+                state.buffer.add(block.chat, &postings[..used]);
                 state.buffer.messages += messages;
                 state.buffer.words += words;
                 state.buffer.postings() >= FLUSH_POSTINGS
@@ -615,18 +624,27 @@ fn file_len(path: &Path) -> u64 {
 }
 
 /// The manifest and its segments, or why they cannot be used.
-fn load(dir: &Path, terms: u32, store_seq: u64) -> std::result::Result<(Manifest, Vec<Arc<Segment>>), String> {
+fn load(
+    dir: &Path,
+    terms: u32,
+    store_seq: u64,
+) -> std::result::Result<(Manifest, Vec<Arc<Segment>>), String> {
     let bytes = std::fs::read(dir.join("manifest")).map_err(|e| format!("no manifest ({e})"))?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| format!("the manifest is unreadable ({e})"))?;
     if manifest.format != FORMAT {
-        return Err(format!("index format {} (this build writes {FORMAT})", manifest.format));
+        return Err(format!(
+            "index format {} (this build writes {FORMAT})",
+            manifest.format
+        ));
     }
     if manifest.terms != terms {
         return Err("it was built with other stemming or stop-words".into());
     }
     if manifest.covered > store_seq {
-        return Err("it covers blocks the store does not have (a store restored or replaced)".into());
+        return Err(
+            "it covers blocks the store does not have (a store restored or replaced)".into(),
+        );
     }
     let segments = manifest
         .segments
@@ -696,8 +714,17 @@ mod tests {
     #[test]
     fn merges_take_four_of_the_smallest_full_class() {
         let small = FLUSH_POSTINGS as u64;
-        assert_eq!(choose_merge(&[info(1, small), info(2, small), info(3, small)]), None);
-        let four = [info(1, small * 40), info(2, small), info(3, small), info(4, small / 2), info(5, small)];
+        assert_eq!(
+            choose_merge(&[info(1, small), info(2, small), info(3, small)]),
+            None
+        );
+        let four = [
+            info(1, small * 40),
+            info(2, small),
+            info(3, small),
+            info(4, small / 2),
+            info(5, small),
+        ];
         assert_eq!(choose_merge(&four), Some(vec![4, 2, 3, 5]));
     }
 }

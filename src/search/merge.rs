@@ -127,7 +127,11 @@ pub fn merge(
 mod tests {
     use super::*;
 
-    fn write(dir: &std::path::Path, name: &str, lists: &[(ChatId, &str, Vec<MessageId>)]) -> Segment {
+    fn write(
+        dir: &std::path::Path,
+        name: &str,
+        lists: &[(ChatId, &str, Vec<MessageId>)],
+    ) -> Segment {
         let path = dir.join(name);
         let mut writer = SegmentWriter::create(&path).unwrap();
         for (chat, term, ids) in lists {
@@ -144,8 +148,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let long: Vec<MessageId> = (0..3000).map(|i| i * 2).collect();
         let long_odd: Vec<MessageId> = (0..3000).map(|i| i * 2 + 1).collect();
-        let a = write(dir.path(), "a.seg", &[(1, "кіт", vec![1, 5, 9]), (1, "пес", long.clone()), (2, "кіт", vec![4])]);
-        let b = write(dir.path(), "b.seg", &[(1, "кіт", vec![5, 7]), (1, "пес", long_odd.clone()), (3, "сир", vec![1])]);
+        let a = write(
+            dir.path(),
+            "a.seg",
+            &[
+                (1, "кіт", vec![1, 5, 9]),
+                (1, "пес", long.clone()),
+                (2, "кіт", vec![4]),
+            ],
+        );
+        let b = write(
+            dir.path(),
+            "b.seg",
+            &[
+                (1, "кіт", vec![5, 7]),
+                (1, "пес", long_odd.clone()),
+                (3, "сир", vec![1]),
+            ],
+        );
         let out = dir.path().join("c.seg");
         let mut writer = SegmentWriter::create(&out).unwrap();
         merge(&[&a, &b], &mut writer, |chat| chat != 2).unwrap();
@@ -162,7 +182,10 @@ mod tests {
                 all.extend(ids.into_iter().map(|id| (block.chat, term.clone(), id)));
             }
         }
-        let mut expected: Vec<(ChatId, String, MessageId)> = [1, 5, 7, 9].iter().map(|&id| (1, "кіт".to_string(), id)).collect();
+        let mut expected: Vec<(ChatId, String, MessageId)> = [1, 5, 7, 9]
+            .iter()
+            .map(|&id| (1, "кіт".to_string(), id))
+            .collect();
         expected.extend((0..6000).map(|id| (1, "пес".to_string(), id)));
         expected.push((3, "сир".to_string(), 1));
         assert_eq!(all, expected);

@@ -40,26 +40,27 @@ pub fn searchable(message: &Message) -> bool {
 }
 
 /// What one query word looks for among terms.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Want {
-    /// The terms (the stems of the word's forms), or the starts of terms.
+    /// Terms looked for as they are (the stems of a word's forms).
     pub terms: Vec<String>,
-    /// `word*`: any term starting with one of `terms`.
-    pub prefix: bool,
+    /// Starts of terms: any term that starts so matches (`word*`, and a long word's own stem,
+    /// which meets the words made from it: "футбол" finds "футбольний").
+    pub starts: Vec<String>,
 }
 
 impl Want {
     /// Whether `term` is one it looks for.
     pub fn holds(&self, term: &str) -> bool {
-        self.terms.iter().any(|t| self.holds_for(t, term))
+        self.terms.iter().any(|t| t == term)
+            || self.starts.iter().any(|s| term.starts_with(s.as_str()))
     }
 
-    /// Whether `term` is what `looked_for`, one of its terms, looks for.
-    pub fn holds_for(&self, looked_for: &str, term: &str) -> bool {
-        if self.prefix {
-            term.starts_with(looked_for)
-        } else {
-            term == looked_for
-        }
+    /// Everything it looks for, each with whether it is a start.
+    pub fn looked_for(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.terms
+            .iter()
+            .map(|t| (t.as_str(), false))
+            .chain(self.starts.iter().map(|s| (s.as_str(), true)))
     }
 }

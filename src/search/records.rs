@@ -99,7 +99,11 @@ pub fn search_chats(
 impl std::fmt::Display for HitRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let time = self.time.get(..16).unwrap_or(&self.time).replace('T', " ");
-        let author = if self.author.is_empty() { "—" } else { &self.author };
+        let author = if self.author.is_empty() {
+            "—"
+        } else {
+            &self.author
+        };
         writeln!(
             f,
             "{time} · chat {} · message {} · {author} · score {:.2}",

@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! header   "CHATKEEPER-SRCH\n" and a version byte
-//! blocks   of about 4 KiB, each holding records of one chat; a record is
+//! blocks   of about 8 KiB, each holding records of one chat; a record is
 //!          varint shared-prefix length, varint suffix length, suffix bytes (the term, sharing
-//!          its start with the record before it in the block), varint posting count, varint
-//!          byte length, postings (`postings.rs`); a list longer than RECORD_POSTINGS is split
-//!          into several records of the same term
+//!          its start with the record before it in the block), varint posting count, then the
+//!          postings (`postings.rs`: one varint each, so their end is found by reading them);
+//!          a list longer than RECORD_POSTINGS is split into several records of the same term
 //! footer   one fixed-size entry per block: chat (i64), the block's first term (up to
 //!          KEY_BYTES bytes, zero-padded, and its length), offset (u64), length and CRC-32 of
 //!          the block (u32 each); all little-endian
@@ -31,7 +31,7 @@ const HEADER: u64 = 17;
 const END: &[u8; 8] = b"SRCH-END";
 const TRAILER: u64 = 24;
 /// A block is closed once it holds this many bytes.
-const BLOCK_BYTES: usize = 4096;
+const BLOCK_BYTES: usize = 8192;
 /// Postings per record at most: a block, and what a reader decodes at once, stays small.
 pub const RECORD_POSTINGS: usize = 1024;
 /// Bytes of a block's first term kept in its footer entry.
@@ -201,9 +201,8 @@ impl SegmentWriter {
             self.block.extend_from_slice(&value.encode_var_vec());
         }
         self.block.extend_from_slice(suffix);
-        for value in [self.record.len() as u64, self.scratch.len() as u64] {
-            self.block.extend_from_slice(&value.encode_var_vec());
-        }
+        self.block
+            .extend_from_slice(&(self.record.len() as u64).encode_var_vec());
         self.block.extend_from_slice(&self.scratch);
         self.last_term.clone_from(&self.term);
         self.record.clear();
@@ -249,7 +248,9 @@ impl SegmentWriter {
                 break;
             }
             crc.update(&chunk[..read]);
-            self.file.write_all(&chunk[..read]).map_err(|e| self.io(e))?;
+            self.file
+                .write_all(&chunk[..read])
+                .map_err(|e| self.io(e))?;
         }
         let mut trailer = Vec::with_capacity(TRAILER as usize);
         trailer.extend_from_slice(&footer_offset.to_le_bytes());
@@ -280,7 +281,10 @@ pub struct Record<'a> {
 
 impl Record<'_> {
     /// Its postings appended to `out`.
-    pub fn decode_into(&self, out: &mut Vec<MessageId>) -> std::result::Result<(), postings::Malformed> {
+    pub fn decode_into(
+        &self,
+        out: &mut Vec<MessageId>,
+    ) -> std::result::Result<(), postings::Malformed> {
         postings::decode(self.postings, self.count, out)
     }
 }
@@ -328,8 +332,17 @@ impl<'a> Records<'a> {
             self.term.truncate(shared);
             self.term.extend_from_slice(suffix);
             let count = self.varint()?;
-            let len = self.varint()?;
-            let postings = self.take(len)?;
+            // The postings are `count` varints: their last bytes have the high bit clear.
+            let start = self.at;
+            let mut ends = 0;
+            while ends < count {
+                let byte = *self.bytes.get(self.at)?;
+                self.at += 1;
+                if byte & 0x80 == 0 {
+                    ends += 1;
+                }
+            }
+            let postings = &self.bytes[start..self.at];
             Some((count, postings))
         };
         let (count, postings) = parse().ok_or(())?;
@@ -387,7 +400,8 @@ impl Segment {
             return Err(damaged(&format!("segment version {}", header[16])));
         }
         let mut trailer = [0u8; TRAILER as usize];
-        file.read_exact_at(&mut trailer, len - TRAILER).map_err(io)?;
+        file.read_exact_at(&mut trailer, len - TRAILER)
+            .map_err(io)?;
         if &trailer[16..] != END {
             return Err(damaged("the trailer is missing (a write cut short)"));
         }

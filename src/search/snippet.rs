@@ -55,7 +55,11 @@ impl Snippet {
         let shift = out.len();
         for c in text[start..end].chars() {
             // One line: a line break shows as a space (same byte length as `\n`, not `\r\n`).
-            out.push(if c == '\n' || c == '\r' || c == '\t' { ' ' } else { c });
+            out.push(if c == '\n' || c == '\r' || c == '\t' {
+                ' '
+            } else {
+                c
+            });
         }
         if end < text.len() {
             out.push('…');
@@ -99,16 +103,29 @@ mod tests {
         let text = "Їдемо в Карпати\nу суботу";
         let snippet = Snippet::new(text, &[range_of(text, "Карпати")]);
         assert_eq!(snippet.text, "Їдемо в Карпати у суботу");
-        assert_eq!(snippet.render("<b>", "</b>", str::to_string), "Їдемо в <b>Карпати</b> у суботу");
+        assert_eq!(
+            snippet.render("<b>", "</b>", str::to_string),
+            "Їдемо в <b>Карпати</b> у суботу"
+        );
     }
 
     #[test]
     fn a_long_message_is_cut_around_the_first_match_at_spaces() {
         let text = format!("{} Карпати {}", "слово ".repeat(100), "далі ".repeat(100));
         let snippet = Snippet::new(&text, &[range_of(&text, "Карпати")]);
-        assert!(snippet.text.starts_with("…слово") && snippet.text.ends_with('…'), "{}", snippet.text);
+        assert!(
+            snippet.text.starts_with("…слово") && snippet.text.ends_with('…'),
+            "{}",
+            snippet.text
+        );
         assert!(snippet.text.chars().count() <= SHOWN_CHARS + 2);
-        assert_eq!(snippet.render("[", "]", str::to_string).matches("[Карпати]").count(), 1);
+        assert_eq!(
+            snippet
+                .render("[", "]", str::to_string)
+                .matches("[Карпати]")
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -116,7 +133,9 @@ mod tests {
         let text = "a<b & Карпати>";
         let snippet = Snippet::new(text, &[range_of(text, "Карпати")]);
         let html = snippet.render("<b>", "</b>", |s| {
-            s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
         });
         assert_eq!(html, "a&lt;b &amp; <b>Карпати</b>&gt;");
     }

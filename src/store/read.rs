@@ -1,17 +1,17 @@
 //! Queries. Statistics come from counters; messages from the tail, the decoded-frame cache, or
 //! one frame of one block. Walks of history are in `scan.rs`.
 
+use super::blocklog::{read_held, Segment};
+use super::blocks::block_name;
 use super::codec;
+use super::directory::BlockMeta;
 use super::model::*;
 use super::postings::PostingRef;
 use super::shared::{lock, Shared, Store};
 use super::Result;
-use super::blocklog::{read_held, Segment};
-use super::blocks::block_name;
-use super::directory::BlockMeta;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// How many of a chat's newest messages [`Store::recent_in_topic`] looks through.
 pub const TOPIC_LOOKBACK: usize = 5_000;

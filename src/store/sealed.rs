@@ -30,7 +30,10 @@ pub struct SealedBlock {
 impl Store {
     /// The highest block seq handed out so far (see the module's documentation).
     pub fn seq_mark(&self) -> u64 {
-        self.shared.next_seq.load(Ordering::SeqCst).saturating_sub(1)
+        self.shared
+            .next_seq
+            .load(Ordering::SeqCst)
+            .saturating_sub(1)
     }
 
     /// Every block of every chat with `after < seq <= upto`, a chat at a time, in key order
@@ -45,7 +48,12 @@ impl Store {
     pub fn sealed_in_chat(&self, chat: ChatId, after: u64, upto: u64) -> SealedBlocks {
         self.check_thread();
         let chats = self.shared.chat(chat).map(|handle| (chat, handle));
-        SealedBlocks::new(self.shared.clone(), chats.into_iter().collect(), after, upto)
+        SealedBlocks::new(
+            self.shared.clone(),
+            chats.into_iter().collect(),
+            after,
+            upto,
+        )
     }
 
     /// The messages of a chat that no block holds yet (its tail), oldest first.

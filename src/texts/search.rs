@@ -63,7 +63,10 @@ pub fn search_results(
             escape(&message.sender_name)
         };
         let snippet = line.hit.snippet.render("<b>", "</b>", escape);
-        text.push_str(&format!("\n{}. {date} · {author}\n{snippet}\n", offset + n + 1));
+        text.push_str(&format!(
+            "\n{}. {date} · {author}\n{snippet}\n",
+            offset + n + 1
+        ));
     }
     push_incomplete(&mut text, lang, found);
     text
@@ -80,7 +83,10 @@ fn push_incomplete(text: &mut String, lang: Lang, found: &Found) {
 
 /// The labels of the paging buttons under results.
 pub fn search_page_buttons(lang: Lang) -> (&'static str, &'static str) {
-    (lang.pick("◀ Назад", "◀ Back"), lang.pick("Далі ▶", "More ▶"))
+    (
+        lang.pick("◀ Назад", "◀ Back"),
+        lang.pick("Далі ▶", "More ▶"),
+    )
 }
 
 /// What a paging button says when the `/search` it belongs to is gone.
@@ -208,7 +214,10 @@ mod tests {
             (QueryError::EmptyRange, None),
             (QueryError::NothingToFind, None),
             (QueryError::OnlyCommonWords, None),
-            (QueryError::UnknownUser("oksana_k".into()), Some("@oksana_k")),
+            (
+                QueryError::UnknownUser("oksana_k".into()),
+                Some("@oksana_k"),
+            ),
             (QueryError::NoOneAsking, None),
         ];
         let mut seen = std::collections::HashSet::new();

@@ -14,9 +14,7 @@ use crate::bot::record;
 use crate::search::{message_link, FindError, Found, Query, Request, SearchError};
 use crate::texts::{self, Lang, ResultLine};
 use teloxide::prelude::*;
-use teloxide::types::{
-    InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ParseMode,
-};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ParseMode};
 use teloxide::utils::command::BotCommands;
 
 /// Results a page.
