@@ -544,6 +544,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             progress.finish();
             let summary = summary?;
+            // The search index reads what was imported now, not at the bot's next start.
+            if let Some(store) = &store {
+                open_index(store)?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {

@@ -1008,6 +1008,10 @@ async fn a_reply_in_a_forum_topic_stays_in_it_and_hears_only_that_topic() {
     let photos = h.tg.wait_for("sendPhoto", 1, WAIT).await;
     let topic_of = |request: &Value| request["message_thread_id"].to_string().replace('"', "");
     assert_eq!(topic_of(&sent[1]), "7", "{}", sent[1]);
+    // Asked in a topic, /stats shows the topic too: its four messages and the /stats itself.
+    let stats = text_of(&sent[1]);
+    assert!(stats.contains("Ця тема: 6 з останніх 5000"), "{stats}");
+    assert!(stats.contains("Найактивніші тут: Тарас (6)"), "{stats}");
     assert_eq!(topic_of(&photos[0]), "7");
     let (_, store, _dir) = h.stop().await;
     let asked = stored(&store, -1040, asked);

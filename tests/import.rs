@@ -293,6 +293,13 @@ fn the_command_line_import_counts_the_imported_chat_in_its_profiles_once() {
         taras().language(),
         Some(chatkeeper::analyzer::Language::Ukrainian)
     );
+    // The search index has read the import already.
+    {
+        let store = open(&data);
+        let index = chatkeeper::search::SearchIndex::open(&store).unwrap();
+        assert!(index.status().is_current(), "{:?}", index.status());
+        assert!(data.join("search/manifest").exists());
+    }
     // The same file again: nothing is new to the store, so nothing is counted twice.
     let stdout = import();
     assert!(!stdout.contains("profiles updated"), "{stdout}");

@@ -230,11 +230,11 @@ fn recall_at_10_stays_above_its_floor_in_every_language() {
 
 /// Recall@10 per language: found relevant messages over all relevant ones; with the number of
 /// queries.
-fn recall<'q>(
-    queries: &'q [Labelled],
+fn recall(
+    queries: &[Labelled],
     relevant: impl Fn(&Labelled) -> Vec<i32>,
     mut run: impl FnMut(&Labelled) -> Vec<i32>,
-) -> BTreeMap<&'q str, (usize, f64)> {
+) -> BTreeMap<&str, (usize, f64)> {
     let mut totals: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     for q in queries {
         let found = run(q);

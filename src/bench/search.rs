@@ -358,7 +358,8 @@ impl SearchBenchReport {
             let _ = write!(out, "{:>26}", e.engine);
         }
         out.push('\n');
-        let rows: [(&str, fn(&SearchEngineReport) -> String); 6] = [
+        type Row = (&'static str, fn(&SearchEngineReport) -> String);
+        let rows: [Row; 6] = [
             ("build (messages/s)", |e| format!("{:.0}", e.build_per_sec)),
             ("build per message (µs)", |e| {
                 format!("{:.2}", e.micros_per_message)

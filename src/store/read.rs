@@ -112,8 +112,9 @@ impl Store {
         wanted.sort_unstable();
         wanted.dedup();
         let mut out = Vec::new();
-        let mut blocks: BTreeMap<u64, (BlockMeta, Option<Arc<Segment>>, Vec<MessageId>)> =
-            BTreeMap::new();
+        // Per block seq: its entry, its segment (held open) and the ids it may hold.
+        type Wanted = (BlockMeta, Option<Arc<Segment>>, Vec<MessageId>);
+        let mut blocks: BTreeMap<u64, Wanted> = BTreeMap::new();
         {
             let mut guard = lock(&handle);
             let state = &mut *guard;

@@ -18,7 +18,7 @@ pub use names::{emotion, messages};
 pub use phrases::Phrase;
 pub use reports::{
     alert, analytics, chat_stats, global, health, import_failed, import_summary, me, settings_view,
-    top, words, BotHealth, ChatSettingsView, UserSettingsView,
+    top, topic_stats, words, BotHealth, ChatSettingsView, UserSettingsView,
 };
 pub use search::{
     search_expired, search_page_buttons, search_refused, search_results, search_unavailable,

@@ -9,6 +9,24 @@ use crate::import::{format_utc, ImportSummary};
 use crate::store::{ChatStats, GlobalStats, StoreHealth};
 use std::fmt::Write as _;
 
+/// The lines `/stats` adds when asked in a forum topic: its share of the chat's recent
+/// messages and who wrote most of them.
+pub fn topic_stats(lang: Lang, messages: u64, lookback: usize, top: &[(String, u64)]) -> String {
+    let mut out = match lang {
+        Lang::Uk => format!("\n\n🧵 Ця тема: {messages} з останніх {lookback} повідомлень чату"),
+        Lang::En => format!("\n\n🧵 This topic: {messages} of the chat's last {lookback} messages"),
+    };
+    if !top.is_empty() {
+        let people: Vec<String> = top.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+        out.push_str(&format!(
+            "\n{}: {}",
+            lang.pick("Найактивніші тут", "Most active here"),
+            people.join(", ")
+        ));
+    }
+    out
+}
+
 /// `/stats`: totals, members, the top five and the three busiest hours, in local time
 /// (`utc_offset` hours from UTC).
 pub fn chat_stats(lang: Lang, stats: &ChatStats, utc_offset: i32) -> String {

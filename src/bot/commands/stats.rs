@@ -6,7 +6,7 @@ use crate::bot::ctx::{Ctx, TREND_WINDOW_SECS};
 use crate::bot::outbox::say;
 use crate::bot::record;
 use crate::chart::{ChartData, ChartLabels};
-use crate::store::ChatStats;
+use crate::store::{ChatStats, MessageKind, TOPIC_LOOKBACK};
 use crate::texts::{self, Lang, Phrase};
 use teloxide::prelude::*;
 use teloxide::types::InputFile;
@@ -18,16 +18,50 @@ const WORDS_HISTORY: usize = 3000;
 
 /// `/stats`: the chat's totals, top five and busiest hours, then its chart.
 pub async fn stats(ctx: &Ctx, msg: &Message, lang: Lang) -> anyhow::Result<()> {
-    let text = match people_stats(ctx, msg.chat.id.0).await? {
+    let mut text = match people_stats(ctx, msg.chat.id.0).await? {
         Some(stats) => texts::chat_stats(lang, &stats, ctx.config.bot.utc_offset_hours),
         None => Phrase::NoStatsYet.text(lang).into(),
     };
+    if let Some(topic) = record::topic(msg) {
+        let (messages, top) = topic_stats(ctx, msg.chat.id.0, topic.0 .0).await?;
+        text.push_str(&texts::topic_stats(lang, messages, TOPIC_LOOKBACK, &top));
+    }
     say(ctx, msg, text).await?;
     let now = chrono::Utc::now().timestamp();
     let week = ctx
         .trends
         .summary(msg.chat.id.0, now - TREND_WINDOW_SECS + 1, now);
     send_chart(ctx, msg, lang, week.emotions, STATS_CHART_DAYS).await
+}
+
+/// Of the chat's last [`TOPIC_LOOKBACK`] messages, how many people wrote in `topic` and who
+/// wrote most of them (counters are per chat; a topic's figures come from its recent messages).
+async fn topic_stats(
+    ctx: &Ctx,
+    chat: i64,
+    topic: i32,
+) -> anyhow::Result<(u64, Vec<(String, u64)>)> {
+    let me = ctx.me.id.0 as i64;
+    ctx.blocking(move |ctx| {
+        let recent = ctx.store.recent_in_topic(chat, Some(topic), TOPIC_LOOKBACK)?;
+        let mut by_person: std::collections::HashMap<i64, (String, u64)> = Default::default();
+        let mut total = 0;
+        for m in recent.iter().filter(|m| m.kind != MessageKind::Service) {
+            let Some(user) = m.user_id.filter(|&u| u != me) else {
+                continue;
+            };
+            total += 1;
+            let entry = by_person
+                .entry(user)
+                .or_insert_with(|| (m.sender_name.clone(), 0));
+            entry.1 += 1;
+        }
+        let mut top: Vec<(String, u64)> = by_person.into_values().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(3);
+        Ok((total, top))
+    })
+    .await
 }
 
 /// `/top`: the ten most active members with their shares.
