@@ -7,6 +7,7 @@ mod engine;
 #[cfg(feature = "sqlite-baseline")]
 mod fts;
 pub mod import;
+pub mod measure;
 pub mod search;
 #[cfg(feature = "sqlite-baseline")]
 mod sqlite;
@@ -15,12 +16,13 @@ pub mod workload;
 pub use engine::{Engine, StoreEngine};
 #[cfg(feature = "sqlite-baseline")]
 pub use fts::Fts5Index;
+pub use measure::{disk_bytes, peak_rss, peak_rss_of, reset_peak_rss, rss_of, OpResult};
+use measure::{histogram, op, record};
 #[cfg(feature = "sqlite-baseline")]
 pub use sqlite::SqliteEngine;
 
 use crate::store::Timestamp;
 use anyhow::{bail, Context};
-use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -38,18 +40,6 @@ pub struct BenchOptions {
     pub work_dir: Option<PathBuf>,
     /// Run SQLite too (leave it out of large runs: its one commit per message takes long).
     pub sqlite: bool,
-}
-
-/// One operation's figures.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct OpResult {
-    pub name: String,
-    pub count: u64,
-    pub per_sec: f64,
-    pub p50_micros: f64,
-    pub p99_micros: f64,
-    pub p999_micros: f64,
-    pub max_micros: f64,
 }
 
 /// One phase of an engine's run and the peak resident memory during it.
@@ -432,31 +422,6 @@ fn walk(
     Ok(op(name, count, started.elapsed(), &latencies))
 }
 
-pub(crate) fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
-}
-
-pub(crate) fn record(h: &mut Histogram<u64>, started: Instant) {
-    let _ = h.record(started.elapsed().as_nanos().max(1) as u64);
-}
-
-pub(crate) fn op(
-    name: &str,
-    count: u64,
-    elapsed: Duration,
-    latencies: &Histogram<u64>,
-) -> OpResult {
-    OpResult {
-        name: name.into(),
-        count,
-        per_sec: count as f64 / elapsed.as_secs_f64().max(1e-9),
-        p50_micros: latencies.value_at_quantile(0.5) as f64 / 1e3,
-        p99_micros: latencies.value_at_quantile(0.99) as f64 / 1e3,
-        p999_micros: latencies.value_at_quantile(0.999) as f64 / 1e3,
-        max_micros: latencies.max() as f64 / 1e3,
-    }
-}
-
 /// Runs `f` up to `count` times (at least 5, at most [`QUERY_BUDGET`]) and times each call.
 fn query(
     name: &str,
@@ -476,57 +441,6 @@ fn query(
         }
     }
     Ok(op(name, done, started.elapsed(), &latencies))
-}
-
-/// Bytes allocated on disk under `dir`.
-pub fn disk_bytes(dir: &Path) -> anyhow::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            disk_bytes(&entry.path())?
-        } else {
-            meta.blocks() * 512
-        };
-    }
-    Ok(total)
-}
-
-/// This process's peak resident memory (VmHWM), in bytes.
-pub fn peak_rss() -> u64 {
-    peak_rss_of("self")
-}
-
-/// Resets this process's peak resident memory to what is resident now (Linux: writing 5 to
-/// `/proc/self/clear_refs`), so that a later [`peak_rss`] is the peak since this call.
-pub fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// The peak resident set of process `pid` (a number, or `self`), from `/proc/PID/status`;
-/// 0 where that is not available.
-pub fn peak_rss_of(pid: &str) -> u64 {
-    status_figure(pid, "VmHWM:")
-}
-
-/// The resident set of process `pid` now.
-pub fn rss_of(pid: &str) -> u64 {
-    status_figure(pid, "VmRSS:")
-}
-
-/// A figure in kB from `/proc/PID/status`, in bytes.
-fn status_figure(pid: &str, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Reads one figure off an engine's report.

@@ -7,8 +7,8 @@
 //! phrase, and one word since a date. Each child builds its index from the store (timed: build
 //! rate, and per message the cost the live path pays), measures its size, and runs the queries.
 
+use super::measure::{disk_bytes, histogram, op, peak_rss, record, reset_peak_rss, OpResult};
 use super::workload::{Workload, WorkloadSpec};
-use super::{histogram, op, peak_rss, record, reset_peak_rss, OpResult};
 use crate::search::{Query, Request, SearchIndex};
 use crate::store::{ChatId, FlushPolicy, MessageId, Store, StoreConfig, Timestamp};
 use anyhow::{bail, Context};
@@ -128,7 +128,7 @@ impl SearchEngine for OurIndex {
     }
 
     fn bytes(&self) -> anyhow::Result<u64> {
-        super::disk_bytes(&self.dir)
+        disk_bytes(&self.dir)
     }
 
     fn run(&mut self, query: &BenchQuery) -> anyhow::Result<Vec<MessageId>> {

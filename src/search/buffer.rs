@@ -2,7 +2,7 @@
 //! [`FLUSH_POSTINGS`] of them (a few MiB); queries read them as they read a segment.
 
 use super::segment::{self, SegmentWriter};
-use super::Want;
+use super::want::Want;
 use crate::store::{ChatId, MessageId};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;

@@ -16,7 +16,8 @@
 use super::index::{Result as IndexResult, SearchError, SearchIndex};
 use super::query::{Author, Query, QueryError};
 use super::snippet::Snippet;
-use super::{searchable, Want};
+use super::terms::searchable;
+use super::want::Want;
 use crate::store::{ChatId, MessageId, MessageRef, Timestamp, UserId};
 use crate::tokens;
 use roaring::RoaringBitmap;

@@ -20,7 +20,7 @@ use super::buffer::{Buffer, FLUSH_POSTINGS};
 use super::merge;
 use super::segment::{Segment, SegmentError, SegmentWriter};
 use super::terms::Terms;
-use super::Want;
+use super::want::Want;
 use crate::store::{ChatId, MessageId, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -250,7 +250,7 @@ impl SearchIndex {
             let mut words = 0u64;
             let mut messages = 0u64;
             for message in &block.messages {
-                if !super::searchable(message) {
+                if !super::terms::searchable(message) {
                     continue;
                 }
                 let (terms, length) = self.inner.terms.distinct_terms(&message.text, &mut scratch);

@@ -1,8 +1,9 @@
 //! Results as the command line shows them (`chatkeeper search`, and its `--json`).
 
 use super::find::{FindError, Request};
+use super::index::SearchIndex;
+use super::link::message_link;
 use super::query::{Query, QueryError};
-use super::{message_link, SearchIndex};
 use crate::store::{ChatId, Timestamp};
 use serde::Serialize;
 

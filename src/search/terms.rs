@@ -3,11 +3,23 @@
 //! most messages, so they would cost the most space and tell the least). A word is a stop-word
 //! by its folded form, not its stem: the stemmer cuts "намет" (tent) to "нам" (to us).
 
-use super::Want;
+use super::want::Want;
 use crate::analyzer::lexicon;
 use crate::analyzer::normalize::Stemmer;
+use crate::store::{Message, MessageKind};
 use crate::tokens;
 use rustc_hash::FxHashSet;
+
+/// Whether a message is searched: it has text, and is neither a service message nor a bot
+/// command (a `/search Карпати` is not what the next search for "Карпати" wants).
+pub fn searchable(message: &Message) -> bool {
+    let command = message
+        .text
+        .strip_prefix('/')
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| c.is_ascii_alphabetic());
+    message.kind != MessageKind::Service && !message.text.is_empty() && !command
+}
 
 /// Stems longer than this many bytes are cut (at a character boundary): a 200-letter "word" is
 /// a URL or a key, and a long term would only bloat the dictionary.

@@ -17,7 +17,10 @@ pub fn topic_stats(lang: Lang, messages: u64, lookback: usize, top: &[(String, u
         Lang::En => format!("\n\n🧵 This topic: {messages} of the chat's last {lookback} messages"),
     };
     if !top.is_empty() {
-        let people: Vec<String> = top.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+        let people: Vec<String> = top
+            .iter()
+            .map(|(name, n)| format!("{name} ({n})"))
+            .collect();
         out.push_str(&format!(
             "\n{}: {}",
             lang.pick("Найактивніші тут", "Most active here"),

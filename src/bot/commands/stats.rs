@@ -43,7 +43,9 @@ async fn topic_stats(
 ) -> anyhow::Result<(u64, Vec<(String, u64)>)> {
     let me = ctx.me.id.0 as i64;
     ctx.blocking(move |ctx| {
-        let recent = ctx.store.recent_in_topic(chat, Some(topic), TOPIC_LOOKBACK)?;
+        let recent = ctx
+            .store
+            .recent_in_topic(chat, Some(topic), TOPIC_LOOKBACK)?;
         let mut by_person: std::collections::HashMap<i64, (String, u64)> = Default::default();
         let mut total = 0;
         for m in recent.iter().filter(|m| m.kind != MessageKind::Service) {
