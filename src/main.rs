@@ -449,14 +449,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => store.chats(),
             };
             let now = chrono::Utc::now().timestamp();
-            let results =
-                match search::records::search_chats(&index, &query, &chats, limit as usize, now) {
-                    Ok(results) => results,
-                    Err(search::FindError::Query(e)) => {
-                        anyhow::bail!("{}", texts::search_refused(Lang::En, &e))
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+            let run = || search::records::search_chats(&index, &query, &chats, limit as usize, now);
+            let results = match run() {
+                // Damage found by the search: rebuild the index now, and search again.
+                Err(search::FindError::Index(search::SearchError::Damaged(why))) => {
+                    eprintln!(
+                        "the search index is damaged ({why}); rebuilding it from the messages…"
+                    );
+                    index.catch_up()?;
+                    index.flush()?;
+                    run()
+                }
+                other => other,
+            };
+            let results = match results {
+                Ok(results) => results,
+                Err(search::FindError::Query(e)) => {
+                    anyhow::bail!("{}", texts::search_refused(Lang::En, &e))
+                }
+                Err(e) => return Err(e.into()),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else if results.hits.is_empty() {

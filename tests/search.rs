@@ -229,6 +229,19 @@ fn filters_phrases_exclusions_prefixes_and_paging() {
         .all(|f| f.message.message_id != h.message.message_id)));
     let last = search_page(&index, CHAT, "намет", 0, 10).unwrap();
     assert!(!last.more);
+    // Pages are slices of one list: three pages are the first thirty, past the ranked fifty too.
+    for word in ["кава5", "погода1"] {
+        let at = |offset, limit| -> Vec<i32> {
+            search_page(&index, CHAT, word, offset, limit)
+                .unwrap()
+                .hits
+                .iter()
+                .map(|h| h.message.message_id)
+                .collect()
+        };
+        let paged: Vec<i32> = (0..7).flat_map(|page| at(page * 10, 10)).collect();
+        assert_eq!(paged, at(0, 70), "{word}");
+    }
 }
 
 #[test]

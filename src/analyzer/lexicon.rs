@@ -184,7 +184,6 @@ impl Lexicon {
     }
 }
 
-/// The entries of a list: trimmed lines, without blanks and `#` comments.
 /// The words of list `name` (such as "stopwords") of every language compiled into the binary,
 /// as written (not normalised).
 pub fn embedded_words(name: &str) -> impl Iterator<Item = &'static str> + '_ {
@@ -197,6 +196,7 @@ pub fn embedded_words(name: &str) -> impl Iterator<Item = &'static str> + '_ {
         .flat_map(str::split_whitespace)
 }
 
+/// The entries of a list: trimmed lines, without blanks and `#` comments.
 fn entries(text: &str) -> impl Iterator<Item = &str> {
     text.lines()
         .map(str::trim)

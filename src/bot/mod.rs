@@ -141,7 +141,6 @@ pub async fn run(
         .await
         .context("opening the search index panicked")?
         .context("opening the search index")?;
-    let indexing = search.spawn();
     let ctx = Ctx(Arc::new(ctx::Shared {
         search,
         profiles: Profiles::new(store.clone(), PROFILE_CACHE_ENTRIES, opted_out),
@@ -175,17 +174,24 @@ pub async fn run(
         http::serve(ctx.clone()).await?;
     }
     let tasks = tasks::spawn(&ctx);
+    // Started last, and stopped on the blocking pool: stopping waits for its thread.
+    let indexing = ctx
+        .search
+        .spawn()
+        .context("starting the search index thread")?;
     poll::run(&ctx, handlers::tree()).await;
     for task in tasks {
         task.abort();
     }
-    ctx.blocking(|ctx| Ok(ctx.store.flush()?))
+    let flushed = ctx
+        .blocking(|ctx| Ok(ctx.store.flush()?))
         .await
-        .context("the final flush")?;
-    // The index reads what the final flush sealed and writes its buffer out.
+        .context("the final flush");
+    // The index writes its buffer out (what it has not read, the next start reads).
     crate::store::blocking(move || indexing.stop())
         .await
         .context("stopping the search index panicked")?;
+    flushed?;
     tracing::info!("stopped; everything received is stored");
     Ok(())
 }

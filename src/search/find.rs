@@ -28,8 +28,8 @@ use std::ops::Range;
 pub const RANKED: usize = 50;
 /// Candidates read at most for one query (stale postings, phrases and filters reject some).
 const CHECKED: usize = 5_000;
-/// Past this many candidates read, a query that has its page stops ranking more (a phrase
-/// whose words are common but seldom side by side would otherwise read thousands).
+/// Candidates read at most for the ranked matches (a phrase whose words are common but seldom
+/// side by side would otherwise read thousands); pages past them read on.
 const CHECK_BUDGET: usize = 256;
 /// Blocks the index has not read yet that a query searches itself; with more, the answer says
 /// that results may be missing (the index is catching up).
@@ -177,24 +177,12 @@ impl SearchIndex {
             }
         }
 
-        let mut candidates = bitmaps
+        let candidates = bitmaps
             .iter()
             .skip(1)
             .fold(bitmaps[0].clone(), |all, next| all & next);
-        if let Some(author) = author {
-            let mine: RoaringBitmap = store
-                .user_message_ids(author, chat)?
-                .into_iter()
-                .chain(
-                    unread
-                        .values()
-                        .filter(|m| m.user_id == Some(author))
-                        .map(|m| m.message_id),
-                )
-                .map(bit)
-                .collect();
-            candidates &= mine;
-        }
+        // The author is checked on each candidate: a prefilter from the person's postings
+        // would read all of their history.
         let total = store
             .chat_stats(chat)
             .map_or(0, |s| s.total_messages)
@@ -225,45 +213,61 @@ impl SearchIndex {
         };
         drop(bitmaps);
 
-        let wanted = (request.offset + request.limit + 1).max(RANKED);
-        let mut hits: Vec<(bool, Hit)> = Vec::new();
+        // What is ranked does not depend on the page asked for, so that pages neither repeat
+        // nor skip: the newest candidates are read until RANKED of them match (or
+        // CHECK_BUDGET were read), and those are ranked; a page past them goes on with later
+        // matches, newest first.
+        let page_end = request.offset + request.limit;
+        let mut ranked: Vec<(bool, Hit)> = Vec::new();
+        let mut later: Vec<Hit> = Vec::new();
         let mut newest_first = candidates.iter().rev().map(id_of).peekable();
         let mut checked = 0;
-        let page_end = request.offset + request.limit + 1;
-        while hits.len() < wanted
-            && !(checked >= CHECK_BUDGET && hits.len() >= page_end)
-            && checked < CHECKED
-            && newest_first.peek().is_some()
+        let mut ranking = true;
+        while ranked.len() + later.len() <= page_end
+            || ranking && ranked.len() < RANKED && checked < CHECK_BUDGET
         {
+            if checked >= CHECKED || newest_first.peek().is_none() {
+                break;
+            }
             let batch: Vec<MessageId> = newest_first.by_ref().take(READ_BATCH).collect();
-            checked += batch.len();
             let stored: Vec<MessageId> = batch
                 .iter()
                 .copied()
                 .filter(|id| !unread.contains_key(id))
                 .collect();
-            let mut read: FxHashMap<MessageId, MessageRef> = store
+            let read: FxHashMap<MessageId, MessageRef> = store
                 .messages_by_id(chat, &stored)?
                 .into_iter()
                 .map(|m| (m.message_id, m))
                 .collect();
             for id in batch {
+                checked += 1;
+                if ranking && (ranked.len() >= RANKED || checked > CHECK_BUDGET) {
+                    ranking = false;
+                }
                 let message = unread.get(&id).or_else(|| read.get(&id)).cloned();
-                read.remove(&id);
-                if let Some(hit) = message.and_then(|m| self.matches(&plan, m)) {
-                    hits.push(hit);
+                let Some(hit) = message.and_then(|m| self.matches(&plan, m)) else {
+                    continue;
+                };
+                if ranking {
+                    ranked.push(hit);
+                } else {
+                    later.push(hit.1);
                 }
             }
         }
-        let more_unchecked = newest_first.peek().is_some();
-        hits.sort_by(|(a_topic, a), (b_topic, b)| {
+        ranked.sort_by(|(a_topic, a), (b_topic, b)| {
             b_topic
                 .cmp(a_topic)
                 .then(b.score.total_cmp(&a.score))
                 .then(b.message.message_id.cmp(&a.message.message_id))
         });
-        let end = request.offset + request.limit;
-        let more = hits.len() > end || more_unchecked;
+        let unchecked = newest_first.peek().is_some() && checked < CHECKED;
+        let hits: Vec<(bool, Hit)> = ranked
+            .into_iter()
+            .chain(later.into_iter().map(|hit| (false, hit)))
+            .collect();
+        let more = hits.len() > page_end || unchecked;
         Ok(Found {
             hits: hits
                 .into_iter()

@@ -222,11 +222,13 @@ impl SearchIndex {
         loop {
             let from = lock(&self.inner.state).read_upto;
             let mark = self.inner.store.seq_mark();
-            if from >= mark {
+            if from >= mark || self.stopping() {
                 return Ok(());
             }
             let upto = mark.min(from + WINDOW_SEQS);
-            self.read_blocks(from, upto)?;
+            if !self.read_blocks(from, upto)? {
+                return Ok(());
+            }
             let full_window = upto < mark;
             let mut state = lock(&self.inner.state);
             state.read_upto = upto;
@@ -240,11 +242,22 @@ impl SearchIndex {
         }
     }
 
-    /// Reads the blocks with `from < seq <= upto` into the buffer.
-    fn read_blocks(&self, from: u64, upto: u64) -> Result<()> {
+    /// Whether the background task is asked to stop.
+    fn stopping(&self) -> bool {
+        *lock(&self.inner.stop)
+    }
+
+    /// Reads the blocks with `from < seq <= upto` into the buffer; false if a shutdown cut it
+    /// short.
+    fn read_blocks(&self, from: u64, upto: u64) -> Result<bool> {
         let mut postings: Vec<(String, MessageId)> = Vec::new();
         let mut scratch = Vec::new();
         for block in self.inner.store.sealed_between(from, upto) {
+            // A shutdown does not wait for a large history to be read: the manifest still
+            // covers what it covered, and the next start reads on from there.
+            if self.stopping() {
+                return Ok(false);
+            }
             let block = block?;
             let mut used = 0;
             let mut words = 0u64;
@@ -277,7 +290,7 @@ impl SearchIndex {
                 self.write_buffer()?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Writes the buffer as a segment (the manifest then covers what was read before the
@@ -506,17 +519,16 @@ impl SearchIndex {
 
     /// Starts the background task that keeps the index current; stop it with
     /// [`IndexTask::stop`] before the store closes.
-    pub fn spawn(&self) -> IndexTask {
+    pub fn spawn(&self) -> std::io::Result<IndexTask> {
         *lock(&self.inner.stop) = false;
         let index = self.clone();
         let thread = std::thread::Builder::new()
             .name("search-index".into())
-            .spawn(move || index.run())
-            .expect("spawning the search index thread");
-        IndexTask {
+            .spawn(move || index.run())?;
+        Ok(IndexTask {
             index: self.clone(),
             thread: Some(thread),
-        }
+        })
     }
 
     fn run(&self) {
@@ -534,7 +546,7 @@ impl SearchIndex {
                 break;
             }
         }
-        if let Err(e) = self.catch_up().and_then(|()| self.flush()) {
+        if let Err(e) = self.flush() {
             tracing::error!("search index: {e}");
         }
     }
@@ -646,6 +658,15 @@ fn load(
             "it covers blocks the store does not have (a store restored or replaced)".into(),
         );
     }
+    let mut manifest = manifest;
+    // A new segment's number must not be a listed one's, whatever the manifest says.
+    let highest = manifest
+        .segments
+        .iter()
+        .map(|s| s.number)
+        .max()
+        .unwrap_or(0);
+    manifest.next_segment = manifest.next_segment.max(highest);
     let segments = manifest
         .segments
         .iter()

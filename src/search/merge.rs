@@ -47,8 +47,11 @@ impl Input<'_> {
             what: "a malformed record".into(),
         };
         while let Some(record) = records.next_record().map_err(|()| malformed())? {
-            let mut ids = Vec::with_capacity(record.count);
+            let mut ids = Vec::with_capacity(record.count.min(super::segment::RECORD_POSTINGS));
             record.decode_into(&mut ids).map_err(|_| malformed())?;
+            if ids.is_empty() {
+                return Err(malformed());
+            }
             let term = String::from_utf8(record.term.to_vec()).map_err(|_| malformed())?;
             self.records.push_back(Record {
                 chat: block.chat,

@@ -84,16 +84,16 @@ pub fn search_chats(
                 link: message_link(chat, info.as_ref(), m.message_id, m.topic),
             }
         }));
+        results
+            .hits
+            .sort_by(|a, b| b.score.total_cmp(&a.score).then(b.time.cmp(&a.time)));
+        results.hits.truncate(limit);
     }
     if searched == 0 {
         if let Some(e) = unknown_user {
             return Err(e.into());
         }
     }
-    results
-        .hits
-        .sort_by(|a, b| b.score.total_cmp(&a.score).then(b.time.cmp(&a.time)));
-    results.hits.truncate(limit);
     Ok(results)
 }
 

@@ -408,7 +408,12 @@ impl Segment {
         let footer_offset = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
         let entries = u32::from_le_bytes(trailer[8..12].try_into().unwrap_or_default()) as u64;
         let crc = u32::from_le_bytes(trailer[12..16].try_into().unwrap_or_default());
-        if footer_offset < HEADER || footer_offset + entries * ENTRY + TRAILER != len {
+        let fits = entries
+            .checked_mul(ENTRY)
+            .and_then(|footer| footer.checked_add(footer_offset))
+            .and_then(|end| end.checked_add(TRAILER))
+            == Some(len);
+        if footer_offset < HEADER || !fits {
             return Err(damaged("the footer does not fit the file"));
         }
         let segment = Segment {
@@ -458,6 +463,14 @@ impl Segment {
     }
 
     fn read_block(&self, entry: &Entry) -> Result<Block> {
+        let inside = entry.offset >= HEADER
+            && entry
+                .offset
+                .checked_add(u64::from(entry.len))
+                .is_some_and(|end| end <= self.footer_offset);
+        if !inside {
+            return Err(self.damaged(format!("a block at {} outside the blocks", entry.offset)));
+        }
         let mut bytes = vec![0u8; entry.len as usize];
         self.file
             .read_exact_at(&mut bytes, entry.offset)

@@ -3,9 +3,9 @@
 use std::ops::Range;
 
 /// Characters of a message shown at most.
-const SHOWN_CHARS: usize = 200;
+const SHOWN_CHARS: usize = 160;
 /// Characters shown before the first match when the message is cut.
-const LEAD_CHARS: usize = 60;
+const LEAD_CHARS: usize = 50;
 
 /// An excerpt of a message and where its matches are.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -131,13 +131,16 @@ impl SealedBlocks {
                     .collect::<Vec<_>>()
             };
             match found.last() {
-                Some((last, _)) => {
+                Some((last, _)) if last.last.successor() > last.last => {
                     self.from = last.last.successor();
                     let upto = self.upto;
                     self.queue
                         .extend(found.into_iter().filter(|(meta, _)| meta.seq <= upto));
                 }
-                None => {
+                // The chat's blocks are read (or the last ends at the largest key there is).
+                _ => {
+                    self.queue
+                        .extend(found.into_iter().filter(|(meta, _)| meta.seq <= self.upto));
                     self.chats.pop_front();
                     self.from = MsgKey::MIN;
                 }

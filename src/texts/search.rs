@@ -4,6 +4,10 @@ use super::lang::Lang;
 use crate::search::query::{QueryError, MAX_CHARS, MAX_PARTS};
 use crate::search::{Found, Hit};
 
+/// What a results message may take of Telegram's 4,096 UTF-16 units (the rest is for the
+/// note that results may be missing).
+const MAX_UNITS: usize = 3_900;
+
 /// One result as `/search` shows it: the hit, and the link to its message if the chat has
 /// links.
 pub struct ResultLine<'a> {
@@ -48,6 +52,10 @@ pub fn search_results(
         text.push_str(lang.pick(" (є ще)", " (more below)"));
     }
     text.push('\n');
+    // Telegram takes up to 4,096 UTF-16 units. Snippets (160 characters) and names (40) are
+    // short enough for ten results; should emoji-heavy ones still pass the limit, the page ends
+    // early rather than fail to send.
+    let mut units = text.encode_utf16().count();
     for (n, line) in lines.iter().enumerate() {
         let message = &line.hit.message;
         let date = chrono::DateTime::from_timestamp(message.time + utc_offset_secs, 0)
@@ -60,18 +68,21 @@ pub fn search_results(
         let author = if message.sender_name.is_empty() {
             "—".to_string()
         } else {
-            escape(&message.sender_name)
+            escape(&message.sender_name.chars().take(40).collect::<String>())
         };
         let snippet = line.hit.snippet.render("<b>", "</b>", escape);
-        text.push_str(&format!(
-            "\n{}. {date} · {author}\n{snippet}\n",
-            offset + n + 1
-        ));
+        let entry = format!("\n{}. {date} · {author}\n{snippet}\n", offset + n + 1);
+        units += entry.encode_utf16().count();
+        if units > MAX_UNITS {
+            break;
+        }
+        text.push_str(&entry);
     }
     push_incomplete(&mut text, lang, found);
     text
 }
 
+/// Adds the note that results may be missing, when they may.
 fn push_incomplete(text: &mut String, lang: Lang, found: &Found) {
     if found.incomplete {
         text.push_str(lang.pick(

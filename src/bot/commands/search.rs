@@ -70,8 +70,13 @@ pub async fn turn_page(
     if let Some(keyboard) = keyboard {
         request = request.reply_markup(keyboard);
     }
-    ctx.call(request).await?;
-    Ok(String::new())
+    match ctx.call(request).await {
+        // The same page pressed twice: nothing to change.
+        Err(teloxide::RequestError::Api(teloxide::ApiError::MessageNotModified)) | Ok(_) => {
+            Ok(String::new())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The results of `args` asked by `asked` at `offset`: the text and buttons, or why not.
