@@ -34,23 +34,25 @@ fn open(dir: &Path) -> Store {
     Store::open(config).unwrap()
 }
 
+/// The words of [`filler`].
+const WORDS: [&str; 12] = [
+    "погода",
+    "кава",
+    "робота",
+    "вечір",
+    "новини",
+    "музика",
+    "кіно",
+    "спорт",
+    "місто",
+    "машина",
+    "дощик",
+    "обід",
+];
+
 /// Filler that matches none of the tests' queries: enough of it that the index writes and
 /// merges segments (about 60,000 postings make a segment).
 fn filler(i: i32) -> String {
-    const WORDS: [&str; 12] = [
-        "погода",
-        "кава",
-        "робота",
-        "вечір",
-        "новини",
-        "музика",
-        "кіно",
-        "спорт",
-        "місто",
-        "машина",
-        "дощик",
-        "обід",
-    ];
     (0..8)
         .map(|k| {
             format!(
@@ -334,18 +336,9 @@ fn a_damaged_or_missing_index_is_rebuilt_from_the_messages() {
     // Damage found by a search: the answer says so, and the next catch-up rebuilds.
     damage_largest_segment(dir.path());
     assert!(!index.check().is_empty());
-    let words = [
-        "погода",
-        "кава",
-        "робота",
-        "вечір",
-        "новини",
-        "музика",
-        "кіно",
-        "спорт",
-    ];
+
     let damaged = (0..97)
-        .flat_map(|i| words.map(|w| format!("{w}{i}")))
+        .flat_map(|i| WORDS.map(|w| format!("{w}{i}")))
         .map(|word| search(&index, CHAT, &word))
         .find(|r| r.is_err());
     assert!(

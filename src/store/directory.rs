@@ -526,14 +526,7 @@ impl Directory {
             if run.summary.max_seq <= seq {
                 continue;
             }
-            let read;
-            let blocks = match &run.body {
-                Some(body) => &body.blocks,
-                None => {
-                    read = self.read(r, source)?;
-                    &read
-                }
-            };
+            let blocks = self.entries_of(r, source)?;
             found.extend(
                 blocks
                     .iter()
@@ -543,6 +536,18 @@ impl Directory {
             );
         }
         Ok(found)
+    }
+
+    /// The entries of run `r`: those memory holds, or read (not kept).
+    fn entries_of(
+        &self,
+        r: usize,
+        source: &impl RunSource,
+    ) -> Result<std::borrow::Cow<'_, [BlockMeta]>> {
+        Ok(match &self.runs[r].body {
+            Some(body) => std::borrow::Cow::Borrowed(&body.blocks),
+            None => std::borrow::Cow::Owned(self.read(r, source)?),
+        })
     }
 
     fn for_each_where(
@@ -555,14 +560,7 @@ impl Directory {
             if !wanted(&run.summary) {
                 continue;
             }
-            let read;
-            let blocks = match &run.body {
-                Some(body) => &body.blocks,
-                None => {
-                    read = self.read(r, source)?;
-                    &read
-                }
-            };
+            let blocks = self.entries_of(r, source)?;
             for (i, meta) in blocks.iter().enumerate() {
                 if !each(run.start + i, meta)? {
                     return Ok(());
