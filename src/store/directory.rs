@@ -91,6 +91,8 @@ struct Summary {
     min_id: MessageId,
     max_id: MessageId,
     max_seq: u64,
+    /// Its oldest block's seq: a walk of a window of seqs skips runs outside it.
+    min_seq: u64,
     len: u32,
     /// The block log segments its blocks are in (compaction looks for a segment's blocks).
     min_segment: u32,
@@ -106,6 +108,7 @@ impl Summary {
             min_id: blocks.iter().map(|b| b.min_id).min().unwrap_or(0),
             max_id: blocks.iter().map(|b| b.max_id).max().unwrap_or(0),
             max_seq: blocks.iter().map(|b| b.seq).max().unwrap_or(0),
+            min_seq: blocks.iter().map(|b| b.seq).min().unwrap_or(0),
             len: blocks.len() as u32,
             min_segment: blocks.iter().map(|b| b.location.segment).min().unwrap_or(0),
             max_segment: blocks.iter().map(|b| b.location.segment).max().unwrap_or(0),
@@ -507,12 +510,13 @@ impl Directory {
         self.for_each_where(|s| s.max_seq > seq, source, each)
     }
 
-    /// Up to `limit` entries with a seq above `seq` among the blocks from the one starting at or
-    /// after `from`, in key order: a resumable walk of what a derived index has not seen (the
-    /// caller goes on after the last block returned).
+    /// Up to `limit` entries with `after < seq <= upto` among the blocks from the one starting
+    /// at or after `from`, in key order: a resumable walk of what a derived index has not seen
+    /// (the caller goes on after the last block returned). Runs wholly outside the seqs are not
+    /// read, so walking a long history window by window reads each run about once.
     pub fn newer_than_from(
         &self,
-        seq: u64,
+        (after, upto): (u64, u64),
         from: MsgKey,
         limit: usize,
         source: &impl RunSource,
@@ -523,14 +527,14 @@ impl Directory {
             if found.len() >= limit {
                 break;
             }
-            if run.summary.max_seq <= seq {
+            if run.summary.max_seq <= after || run.summary.min_seq > upto {
                 continue;
             }
             let blocks = self.entries_of(r, source)?;
             found.extend(
                 blocks
                     .iter()
-                    .filter(|b| b.seq > seq && b.first >= from)
+                    .filter(|b| after < b.seq && b.seq <= upto && b.first >= from)
                     .take(limit - found.len())
                     .cloned(),
             );

@@ -121,7 +121,7 @@ impl SealedBlocks {
                 let metas =
                     state
                         .directory
-                        .newer_than_from(self.after, self.from, STEP, &*self.shared)?;
+                        .newer_than_from((self.after, self.upto), self.from, STEP, &*self.shared)?;
                 metas
                     .into_iter()
                     .map(|meta| {
