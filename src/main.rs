@@ -486,12 +486,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 store.verify()?
             };
-            // The search index is derived too: checked, and rebuilt by --repair.
-            let index = search::SearchIndex::open(&store)?;
+            // The search index is derived too: checked as it is on disk, rebuilt by --repair.
             if repair {
-                index.rebuild()?;
+                search::SearchIndex::open(&store)?.rebuild()?;
             } else {
-                report.problems.extend(index.check());
+                report.problems.extend(search::SearchIndex::inspect(&store));
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

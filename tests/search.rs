@@ -355,7 +355,13 @@ fn a_damaged_or_missing_index_is_rebuilt_from_the_messages() {
     index.flush().unwrap();
     drop(index);
     damage_largest_segment(dir.path());
+    assert!(
+        !SearchIndex::inspect(&store).is_empty(),
+        "verify sees the damage"
+    );
     std::fs::write(dir.path().join("search/manifest"), b"{ not json").unwrap();
+    let problems = SearchIndex::inspect(&store);
+    assert!(problems[0].contains("manifest"), "{problems:?}");
     let index = SearchIndex::open(&store).unwrap();
     assert_eq!(index.status().segments, 0);
     index.catch_up().unwrap();

@@ -495,26 +495,21 @@ impl SearchIndex {
             let state = lock(&self.inner.state);
             (state.segments.clone(), state.manifest.clone())
         };
-        let mut problems = Vec::new();
-        if manifest.covered > self.inner.store.seq_mark() {
-            problems.push(format!(
-                "search index: it covers blocks up to seq {} but the store's newest is {}",
-                manifest.covered,
-                self.inner.store.seq_mark()
-            ));
+        check_segments(&segments, &manifest)
+    }
+
+    /// What is wrong with the index of `store` on disk, read without changing anything (an open
+    /// would start afresh from what it cannot use): `verify` reports it, `verify --repair`
+    /// rebuilds. No index at all is not wrong: it is built when first needed.
+    pub fn inspect(store: &Store) -> Vec<String> {
+        let dir = store.path().join("search");
+        if !dir.join("manifest").exists() {
+            return Vec::new();
         }
-        for (segment, info) in segments.iter().zip(&manifest.segments) {
-            match segment.check() {
-                Ok(postings) if postings == info.postings => {}
-                Ok(postings) => problems.push(format!(
-                    "search index: {} holds {postings} postings, the manifest says {}",
-                    segment.path().display(),
-                    info.postings
-                )),
-                Err(e) => problems.push(format!("search index: {e}")),
-            }
+        match load(&dir, Terms::default().fingerprint(), store.seq_mark()) {
+            Ok((manifest, segments)) => check_segments(&segments, &manifest),
+            Err(why) => vec![format!("search index: {why}")],
         }
-        problems
     }
 
     /// Starts the background task that keeps the index current; stop it with
@@ -617,6 +612,23 @@ impl Drop for IndexTask {
     fn drop(&mut self) {
         self.stop_and_join();
     }
+}
+
+/// Every segment read back and counted against the manifest.
+fn check_segments(segments: &[Arc<Segment>], manifest: &Manifest) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (segment, info) in segments.iter().zip(&manifest.segments) {
+        match segment.check() {
+            Ok(postings) if postings == info.postings => {}
+            Ok(postings) => problems.push(format!(
+                "search index: {} holds {postings} postings, the manifest says {}",
+                segment.path().display(),
+                info.postings
+            )),
+            Err(e) => problems.push(format!("search index: {e}")),
+        }
+    }
+    problems
 }
 
 fn fresh(terms: u32) -> Manifest {

@@ -118,10 +118,12 @@ impl SealedBlocks {
             };
             let found = {
                 let state = lock(handle);
-                let metas =
-                    state
-                        .directory
-                        .newer_than_from((self.after, self.upto), self.from, STEP, &*self.shared)?;
+                let metas = state.directory.newer_than_from(
+                    (self.after, self.upto),
+                    self.from,
+                    STEP,
+                    &*self.shared,
+                )?;
                 metas
                     .into_iter()
                     .map(|meta| {
