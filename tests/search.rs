@@ -282,6 +282,22 @@ fn nothing_deleted_or_edited_away_is_found() {
     store.purge_chat(OTHER_CHAT).unwrap();
     store.flush().unwrap();
     assert_eq!(ids(&index, OTHER_CHAT, "Карпати"), Vec::<i32>::new());
+    // Told of the deletions, the index rebuilds: its files then hold exactly what an index
+    // built afresh from the remaining messages holds, nothing of the deleted ones.
+    index.catch_up().unwrap();
+    index.flush().unwrap();
+    let before = index.status().postings;
+    index.forget_deleted();
+    index.catch_up().unwrap();
+    index.flush().unwrap();
+    let rebuilt = index.status().postings;
+    assert!(rebuilt < before, "{rebuilt} postings, {before} before");
+    drop(index);
+    std::fs::remove_dir_all(dir.path().join("search")).unwrap();
+    let fresh = SearchIndex::open(&store).unwrap();
+    fresh.catch_up().unwrap();
+    fresh.flush().unwrap();
+    assert_eq!(fresh.status().postings, rebuilt);
 }
 
 #[test]

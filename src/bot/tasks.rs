@@ -129,6 +129,7 @@ async fn retention(ctx: Ctx) -> anyhow::Result<()> {
         .await?;
     if purged > 0 {
         ctx.responder.offline().trim(0);
+        ctx.search.forget_deleted();
     }
     tracing::info!(purged, days, "retention purge");
     Ok(())

@@ -92,6 +92,8 @@ struct State {
     read_upto: u64,
     /// Why the index must be rebuilt, once a read found it damaged.
     damaged: Option<String>,
+    /// Messages were deleted: the index is rebuilt so that its files keep nothing of them.
+    deleted: bool,
 }
 
 struct Inner {
@@ -178,6 +180,7 @@ impl SearchIndex {
                     flushing: None,
                     read_upto,
                     damaged: None,
+                    deleted: false,
                 }),
                 work: Mutex::new(()),
                 stop: Mutex::new(false),
@@ -214,9 +217,15 @@ impl SearchIndex {
     pub fn catch_up(&self) -> Result<()> {
         let _work = lock(&self.inner.work);
         // Bound first: a guard in an `if let` scrutinee lives through its block.
-        let damaged = lock(&self.inner.state).damaged.clone();
+        let (damaged, deleted) = {
+            let state = lock(&self.inner.state);
+            (state.damaged.clone(), state.deleted)
+        };
         if let Some(why) = damaged {
             tracing::warn!("search index: {why}; rebuilding it from the messages");
+            self.reset()?;
+        } else if deleted {
+            tracing::info!("search index: messages were deleted; rebuilding it without them");
             self.reset()?;
         }
         loop {
@@ -445,7 +454,17 @@ impl SearchIndex {
         state.flushing = None;
         state.read_upto = 0;
         state.damaged = None;
+        state.deleted = false;
         Ok(())
+    }
+
+    /// Notes that messages were deleted (`/forget_me`, a purge, retention): the index is
+    /// rebuilt from the messages at its next catch-up, so that its files keep no trace of them
+    /// (searches never show them anyway: every result is checked against the store). Until the
+    /// rebuild has read a chat, its searches say that results may be missing.
+    pub fn forget_deleted(&self) {
+        lock(&self.inner.state).deleted = true;
+        self.inner.wake.notify_all();
     }
 
     /// Notes damage found by a read, so that the next catch-up rebuilds; returns the error.

@@ -185,6 +185,7 @@ pub async fn purge(
             Ok(n)
         })
         .await?;
+    ctx.search.forget_deleted();
     ctx.history_changed(Some(chat)).await?;
     let text = format!("{} {deleted}", Phrase::PurgeDone.text(lang));
     replace_text(ctx, message, &text).await;

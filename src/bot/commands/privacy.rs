@@ -30,6 +30,7 @@ pub async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> anyhow::Result<(
             Ok(n)
         })
         .await?;
+    ctx.search.forget_deleted();
     ctx.history_changed(Some(chat)).await?;
     let text = format!(
         "{} ({})",
@@ -63,6 +64,7 @@ pub async fn forget_everywhere(
             Ok(n)
         })
         .await?;
+    ctx.search.forget_deleted();
     ctx.history_changed(None).await?;
     let text = format!(
         "{} ({})",
