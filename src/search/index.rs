@@ -546,6 +546,7 @@ impl SearchIndex {
     }
 
     fn run(&self) {
+        lower_priority();
         loop {
             if let Err(e) = self.catch_up() {
                 tracing::error!("search index: {e}");
@@ -648,6 +649,16 @@ fn check_segments(segments: &[Arc<Segment>], manifest: &Manifest) -> Vec<String>
         }
     }
     problems
+}
+
+/// Lowers this thread's scheduling priority (Linux: a thread's own nice value), so that a long
+/// build of the index takes the CPU the bot's recording and replies leave.
+fn lower_priority() {
+    // SAFETY: plain system calls on this thread's own id; a failure only leaves the priority.
+    unsafe {
+        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, thread, 10);
+    }
 }
 
 fn fresh(terms: u32) -> Manifest {
