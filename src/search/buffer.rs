@@ -79,9 +79,7 @@ impl Buffer {
                 ids.clone_from(list);
                 ids.sort_unstable();
                 ids.dedup();
-                for &id in &ids {
-                    writer.push(*chat, term, id)?;
-                }
+                writer.push_run(*chat, term.as_bytes(), &ids)?;
             }
         }
         Ok(())

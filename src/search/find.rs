@@ -112,6 +112,9 @@ struct Plan<'a> {
     /// Inverse document frequency of each want.
     idf: Vec<f64>,
     excluded: Vec<String>,
+    /// The shortest starts of every wanted and excluded term: only words they start are
+    /// stemmed.
+    relevant: Vec<String>,
     author: Option<UserId>,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
@@ -187,8 +190,19 @@ impl SearchIndex {
             .chat_stats(chat)
             .map_or(0, |s| s.total_messages)
             .max(bitmaps.iter().map(|b| b.len()).max().unwrap_or(0)) as f64;
+        let excluded: Vec<String> = query
+            .excluded
+            .iter()
+            .map(|word| self.terms().stem(word))
+            .collect();
         let plan = Plan {
             request,
+            relevant: shortest_starts(
+                wants
+                    .iter()
+                    .flat_map(|w| w.terms.iter().chain(&w.starts))
+                    .chain(&excluded),
+            ),
             idf: bitmaps
                 .iter()
                 .map(|b| {
@@ -197,11 +211,7 @@ impl SearchIndex {
                 })
                 .collect(),
             wants,
-            excluded: query
-                .excluded
-                .iter()
-                .map(|word| self.terms().stem(word))
-                .collect(),
+            excluded,
             author,
             since: query
                 .since
@@ -223,6 +233,7 @@ impl SearchIndex {
         let mut newest_first = candidates.iter().rev().map(id_of).peekable();
         let mut checked = 0;
         let mut ranking = true;
+        let mut buffers = Scratch::default();
         while ranked.len() + later.len() <= page_end
             || ranking && ranked.len() < RANKED && checked < CHECK_BUDGET
         {
@@ -246,7 +257,7 @@ impl SearchIndex {
                     ranking = false;
                 }
                 let message = unread.get(&id).or_else(|| read.get(&id)).cloned();
-                let Some(hit) = message.and_then(|m| self.matches(&plan, m)) else {
+                let Some(hit) = message.and_then(|m| self.matches(&plan, m, &mut buffers)) else {
                     continue;
                 };
                 if ranking {
@@ -362,7 +373,12 @@ impl SearchIndex {
                         record
                             .decode_into(&mut ids)
                             .map_err(|e| malformed(e.to_string()))?;
-                        bitmap.extend(ids.iter().map(|&id| bit(id)));
+                        // A record's postings are ascending: built as one, they join the
+                        // bitmap a container at a time rather than an id at a time.
+                        match RoaringBitmap::from_sorted_iter(ids.iter().map(|&id| bit(id))) {
+                            Ok(record) => *bitmap |= record,
+                            Err(_) => bitmap.extend(ids.iter().map(|&id| bit(id))),
+                        }
                     } else if term > last && !in_a_start {
                         break 'blocks;
                     }
@@ -374,7 +390,12 @@ impl SearchIndex {
 
     /// The result `message` makes, if it still matches (see the module's documentation); with
     /// whether it is in the topic asked from.
-    fn matches(&self, plan: &Plan, message: MessageRef) -> Option<(bool, Hit)> {
+    fn matches(
+        &self,
+        plan: &Plan,
+        message: MessageRef,
+        scratch: &mut Scratch,
+    ) -> Option<(bool, Hit)> {
         let request = plan.request;
         let query = request.query;
         if !searchable(&message) || message.chat_id != request.chat {
@@ -387,62 +408,74 @@ impl SearchIndex {
             return None;
         }
         let text = message.text.as_str();
-        // Each word's folded form and place, and its stem where it may matter: a stem is a
-        // start of the folded word, so a word no wanted or excluded term starts is not stemmed.
-        let words: Vec<(String, Range<usize>)> = tokens::words(text)
-            .map(|word| {
-                let start = word.as_ptr() as usize - text.as_ptr() as usize;
-                (tokens::fold(word), start..start + word.len())
-            })
-            .collect();
+        // Each word's folded form (in one reused buffer: a candidate costs few allocations,
+        // and a phrase query may read thousands) and place in the text.
+        let Scratch {
+            folded,
+            word,
+            places,
+        } = scratch;
+        folded.clear();
+        places.clear();
+        for w in tokens::words(text) {
+            let start = w.as_ptr() as usize - text.as_ptr() as usize;
+            tokens::fold_into(w, word);
+            places.push((
+                folded.len()..folded.len() + word.len(),
+                start..start + w.len(),
+            ));
+            folded.push_str(word);
+        }
+        let words: Vec<&str> = places.iter().map(|(f, _)| &folded[f.clone()]).collect();
+        let mut marks: Vec<Range<usize>> = Vec::new();
+        for phrase in &query.phrases {
+            let at = find_phrase(&words, phrase)?;
+            marks.extend(places[at..at + phrase.len()].iter().map(|(_, p)| p.clone()));
+        }
+        if query
+            .excluded_phrases
+            .iter()
+            .any(|phrase| find_phrase(&words, phrase).is_some())
+        {
+            return None;
+        }
+        // A stem is a start of the folded word, so a word that no wanted or excluded term
+        // starts is not stemmed.
         let stems: Vec<Option<String>> = words
             .iter()
-            .map(|(folded, _)| {
-                let relevant = plan
-                    .wants
-                    .iter()
-                    .flat_map(|w| w.terms.iter().chain(&w.starts))
-                    .chain(&plan.excluded)
-                    .any(|term| folded.starts_with(term.as_str()));
+            .map(|folded| {
+                let relevant = plan.relevant.iter().any(|start| folded.starts_with(start));
                 relevant.then(|| self.terms().stem(folded))
             })
             .collect();
-        let mut marks: Vec<Range<usize>> = Vec::new();
-        let mut score = 0.0;
-        let length = words.len().max(1) as f64;
-        for (want, idf) in plan.wants.iter().zip(&plan.idf) {
-            let places: Vec<&Range<usize>> = words
-                .iter()
-                .zip(&stems)
-                .filter(|((folded, _), stem)| {
-                    stem.as_deref().is_some_and(|stem| want.holds(stem))
-                        || want.starts.iter().any(|s| folded.starts_with(s.as_str()))
-                })
-                .map(|((_, place), _)| place)
-                .collect();
-            if places.is_empty() {
-                return None;
-            }
-            let tf = places.len() as f64;
-            score +=
-                idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length / plan.average_words));
-            marks.extend(places.into_iter().cloned());
-        }
-        let folded: Vec<&str> = words.iter().map(|(f, _)| f.as_str()).collect();
-        for phrase in &query.phrases {
-            let at = find_phrase(&folded, phrase)?;
-            marks.extend(words[at..at + phrase.len()].iter().map(|(_, p)| p.clone()));
-        }
         if stems
             .iter()
             .flatten()
             .any(|stem| plan.excluded.iter().any(|x| x == stem))
-            || query
-                .excluded_phrases
-                .iter()
-                .any(|phrase| find_phrase(&folded, phrase).is_some())
         {
             return None;
+        }
+        let mut score = 0.0;
+        let length = words.len().max(1) as f64;
+        for (want, idf) in plan.wants.iter().zip(&plan.idf) {
+            let before = marks.len();
+            marks.extend(
+                words
+                    .iter()
+                    .zip(&stems)
+                    .zip(places.iter())
+                    .filter(|((folded, stem), _)| {
+                        stem.as_deref().is_some_and(|stem| want.holds(stem))
+                            || want.starts.iter().any(|s| folded.starts_with(s.as_str()))
+                    })
+                    .map(|(_, (_, place))| place.clone()),
+            );
+            let tf = (marks.len() - before) as f64;
+            if tf == 0.0 {
+                return None;
+            }
+            score +=
+                idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length / plan.average_words));
         }
         let age_days = (request.now - message.time).max(0) as f64 / 86_400.0;
         score *= 1.0 + RECENCY_BONUS * 0.5f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
@@ -459,6 +492,31 @@ impl SearchIndex {
             },
         ))
     }
+}
+
+/// Buffers reused from candidate to candidate.
+#[derive(Default)]
+struct Scratch {
+    /// The candidate's folded words, one after another.
+    folded: String,
+    /// One folded word.
+    word: String,
+    /// Each word's place in `folded` and in the text.
+    places: Vec<(Range<usize>, Range<usize>)>,
+}
+
+/// The shortest of `terms` that no other one starts: a word that none of them starts is not
+/// one of the terms (nor has one as its start).
+fn shortest_starts<'a>(terms: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut terms: Vec<&String> = terms.collect();
+    terms.sort_unstable_by_key(|t| t.len());
+    let mut starts: Vec<String> = Vec::new();
+    for term in terms {
+        if !starts.iter().any(|s| term.starts_with(s.as_str())) {
+            starts.push(term.clone());
+        }
+    }
+    starts
 }
 
 /// Where `phrase` (folded words) starts in `words`, if it is there.

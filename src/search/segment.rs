@@ -38,6 +38,13 @@ pub const RECORD_POSTINGS: usize = 1024;
 const KEY_BYTES: usize = 23;
 const ENTRY: u64 = 8 + KEY_BYTES as u64 + 1 + 8 + 4 + 4;
 
+/// Appends `value` as a varint.
+fn put_varint(out: &mut Vec<u8>, value: u64) {
+    let mut buf = [0u8; 10];
+    let len = value.encode_var(&mut buf);
+    out.extend_from_slice(&buf[..len]);
+}
+
 /// Why a segment cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
@@ -156,21 +163,26 @@ impl SegmentWriter {
         }
     }
 
-    /// Adds one posting. Keys must come in order, and ids in order within a key.
-    pub fn push(&mut self, chat: ChatId, term: &str, id: MessageId) -> Result<()> {
-        if chat != self.chat || term.as_bytes() != self.term || self.record.len() >= RECORD_POSTINGS
-        {
+    /// Adds postings of one key: keys must come in order, and ids ascending within a key (a
+    /// key's ids may come in several runs).
+    pub fn push_run(&mut self, chat: ChatId, term: &[u8], ids: &[MessageId]) -> Result<()> {
+        if chat != self.chat || term != self.term {
             self.end_record()?;
             self.chat = chat;
             self.term.clear();
-            self.term.extend_from_slice(term.as_bytes());
+            self.term.extend_from_slice(term);
         }
-        if self.record.last().is_some_and(|&last| last >= id) {
-            debug_assert!(false, "postings out of order");
-            return Ok(());
+        for &id in ids {
+            if self.record.last().is_some_and(|&last| last >= id) {
+                debug_assert!(false, "postings out of order");
+                continue;
+            }
+            if self.record.len() >= RECORD_POSTINGS {
+                self.end_record()?;
+            }
+            self.record.push(id);
+            self.postings += 1;
         }
-        self.record.push(id);
-        self.postings += 1;
         Ok(())
     }
 
@@ -197,12 +209,10 @@ impl SegmentWriter {
             .take_while(|(a, b)| a == b)
             .count();
         let suffix = &self.term[shared..];
-        for value in [shared as u64, suffix.len() as u64] {
-            self.block.extend_from_slice(&value.encode_var_vec());
-        }
+        put_varint(&mut self.block, shared as u64);
+        put_varint(&mut self.block, suffix.len() as u64);
         self.block.extend_from_slice(suffix);
-        self.block
-            .extend_from_slice(&(self.record.len() as u64).encode_var_vec());
+        put_varint(&mut self.block, self.record.len() as u64);
         self.block.extend_from_slice(&self.scratch);
         self.last_term.clone_from(&self.term);
         self.record.clear();
@@ -616,9 +626,7 @@ mod tests {
                 // One long list that spans several records and blocks.
                 let n = if t == 17 { 5_000 } else { 1 + t % 7 };
                 let ids: Vec<i32> = (0..n).map(|i| i * 3 + t).collect();
-                for &id in &ids {
-                    writer.push(chat, &term, id).unwrap();
-                }
+                writer.push_run(chat, term.as_bytes(), &ids).unwrap();
                 expected.push((chat, term, ids));
             }
         }
@@ -650,7 +658,9 @@ mod tests {
         let path = dir.path().join("1.seg");
         let mut writer = SegmentWriter::create(&path).unwrap();
         for t in 0..2000 {
-            writer.push(1, &format!("t{t:05}"), t).unwrap();
+            writer
+                .push_run(1, format!("t{t:05}").as_bytes(), &[t])
+                .unwrap();
         }
         writer.finish().unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
