@@ -125,11 +125,27 @@ async fn retention(ctx: Ctx) -> anyhow::Result<()> {
     let days = ctx.config.retention.days;
     let before = chrono::Utc::now().timestamp() - days as i64 * 86_400;
     let purged = ctx
-        .blocking(move |ctx| Ok(ctx.store.purge_before(before)?))
+        .blocking(move |ctx| {
+            let store = &ctx.store;
+            let old: Vec<i64> = store
+                .chats()
+                .into_iter()
+                .filter(|&chat| {
+                    store
+                        .chat_stats(chat)
+                        .and_then(|s| s.first_activity)
+                        .is_some_and(|first| first < before)
+                })
+                .collect();
+            let purged = store.purge_before(before)?;
+            if purged > 0 {
+                ctx.search.forget_deleted(old)?;
+            }
+            Ok(purged)
+        })
         .await?;
     if purged > 0 {
         ctx.responder.offline().trim(0);
-        ctx.search.forget_deleted();
     }
     tracing::info!(purged, days, "retention purge");
     Ok(())

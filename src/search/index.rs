@@ -4,25 +4,29 @@
 //!   chat and term, merged four of a size at a time (`merge.rs`), so a few dozen of them cover
 //!   any history.
 //! - **The buffer** (`buffer.rs`): postings of blocks read since the last segment was written.
-//! - **The manifest** (`search/manifest`, JSON, replaced atomically): the segments, and the
-//!   block seq up to which they cover the store (`covered`).
+//! - **The manifest** (`search/manifest`, JSON, replaced atomically): the segments, the block
+//!   seq up to which they cover the store (`covered`), and chats waiting to be written again.
 //!
 //! The index reads what the store sealed: every block with a seq above what it has read
 //! (`Store::sealed_between`). A rewrite (an edit of an old message, a deletion, retention) gives
 //! a block a new seq, so the block is read again and an edited message is found by its new
 //! words; what the index still holds of old text or deleted messages, a search drops when it
-//! checks each result against the store (`find.rs`). Messages not yet in a block (a chat's tail)
-//! and blocks not yet read are searched directly. A crash loses the buffer, which the next open
-//! reads again from the blocks after `covered`; a missing, damaged or outdated index is thrown
-//! away and rebuilt in the background while searches say that results may be missing.
+//! checks each result against the store (`find.rs`), and after deletions the chats concerned
+//! have their postings written again ([`SearchIndex::forget_deleted`]). Messages not yet in a
+//! block (a chat's tail) and blocks not yet read are searched directly. A crash loses the
+//! buffer, which the next open reads again from the blocks after `covered`; a missing, damaged
+//! or outdated index is thrown away and rebuilt in the background while searches say that
+//! results may be missing.
 
 use super::buffer::{Buffer, FLUSH_POSTINGS};
 use super::merge;
 use super::segment::{Segment, SegmentError, SegmentWriter};
 use super::terms::Terms;
 use super::want::Want;
-use crate::store::{ChatId, MessageId, Store, StoreError};
+use crate::store::{ChatId, MessageId, SealedBlock, Store, StoreError};
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -72,6 +76,10 @@ struct Manifest {
     /// Messages and words indexed (the average length for ranking).
     messages: u64,
     words: u64,
+    /// Chats whose messages were deleted: their postings are written again from what is left
+    /// (kept here so that a restart still does it).
+    #[serde(default)]
+    reindex: BTreeSet<ChatId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +100,6 @@ struct State {
     read_upto: u64,
     /// Why the index must be rebuilt, once a read found it damaged.
     damaged: Option<String>,
-    /// Messages were deleted: the index is rebuilt so that its files keep nothing of them.
-    deleted: bool,
 }
 
 struct Inner {
@@ -180,7 +186,6 @@ impl SearchIndex {
                     flushing: None,
                     read_upto,
                     damaged: None,
-                    deleted: false,
                 }),
                 work: Mutex::new(()),
                 stop: Mutex::new(false),
@@ -213,20 +218,24 @@ impl SearchIndex {
     }
 
     /// Reads every block sealed since the last call into the index (writing segments and
-    /// merging as it goes); rebuilds first if a read found the index damaged.
+    /// merging as it goes); rebuilds first if a read found the index damaged, and writes again
+    /// the postings of chats whose messages were deleted.
     pub fn catch_up(&self) -> Result<()> {
         let _work = lock(&self.inner.work);
         // Bound first: a guard in an `if let` scrutinee lives through its block.
-        let (damaged, deleted) = {
+        let (damaged, reindex) = {
             let state = lock(&self.inner.state);
-            (state.damaged.clone(), state.deleted)
+            (state.damaged.clone(), state.manifest.reindex.clone())
         };
         if let Some(why) = damaged {
             tracing::warn!("search index: {why}; rebuilding it from the messages");
             self.reset()?;
-        } else if deleted {
-            tracing::info!("search index: messages were deleted; rebuilding it without them");
-            self.reset()?;
+        } else if !reindex.is_empty() {
+            tracing::info!(
+                chats = reindex.len(),
+                "search index: messages were deleted; writing those chats' postings again"
+            );
+            self.reindex(&reindex)?;
         }
         loop {
             let from = lock(&self.inner.state).read_upto;
@@ -259,40 +268,17 @@ impl SearchIndex {
     /// Reads the blocks with `from < seq <= upto` into the buffer; false if a shutdown cut it
     /// short.
     fn read_blocks(&self, from: u64, upto: u64) -> Result<bool> {
-        let mut postings: Vec<(String, MessageId)> = Vec::new();
-        let mut scratch = Vec::new();
+        let mut reader = BlockReader::default();
         for block in self.inner.store.sealed_between(from, upto) {
             // A shutdown does not wait for a large history to be read: the manifest still
             // covers what it covered, and the next start reads on from there.
             if self.stopping() {
                 return Ok(false);
             }
-            let block = block?;
-            let mut used = 0;
-            let mut words = 0u64;
-            let mut messages = 0u64;
-            for message in &block.messages {
-                if !super::terms::searchable(message) {
-                    continue;
-                }
-                let (terms, length) = self.inner.terms.distinct_terms(&message.text, &mut scratch);
-                messages += 1;
-                words += length as u64;
-                for term in terms {
-                    // The block's postings reuse their strings too.
-                    if used == postings.len() {
-                        postings.push((String::new(), 0));
-                    }
-                    postings[used].0.clone_from(term);
-                    postings[used].1 = message.message_id;
-                    used += 1;
-                }
-            }
+            reader.read(&self.inner.terms, &block?);
             let full = {
                 let mut state = lock(&self.inner.state);
-                state.buffer.add(block.chat, &postings[..used]);
-                state.buffer.messages += messages;
-                state.buffer.words += words;
+                reader.add_to(&mut state.buffer);
                 state.buffer.postings() >= FLUSH_POSTINGS
             };
             if full {
@@ -315,32 +301,20 @@ impl SearchIndex {
             state.manifest.next_segment += 1;
             (buffer, state.manifest.next_segment, state.read_upto)
         };
-        let path = segment_path(&self.inner.dir, number);
-        let written = (|| {
-            let mut writer = SegmentWriter::create(&path)?;
-            buffer.write(&mut writer)?;
-            let postings = writer.finish()?;
-            Ok::<_, SegmentError>((Segment::open(&path)?, postings))
-        })();
+        let written = self.write_segment(number, |writer| buffer.write(writer));
         let mut state = lock(&self.inner.state);
         state.flushing = None;
-        let (segment, postings) = match written {
+        let (info, segment) = match written {
             Ok(written) => written,
             Err(e) => {
                 // The postings go back to the buffer for the next attempt.
-                let _ = std::fs::remove_file(&path);
                 let mut back = Arc::try_unwrap(buffer).unwrap_or_default();
                 std::mem::swap(&mut back, &mut state.buffer);
                 return Err(e.into());
             }
         };
-        let bytes = file_len(&path);
-        state.segments.push(Arc::new(segment));
-        state.manifest.segments.push(SegmentInfo {
-            number,
-            postings,
-            bytes,
-        });
+        state.segments.push(segment);
+        state.manifest.segments.push(info);
         state.manifest.covered = covered.max(state.manifest.covered);
         state.manifest.messages += buffer.messages;
         state.manifest.words += buffer.words;
@@ -378,22 +352,13 @@ impl SearchIndex {
             state.manifest.next_segment += 1;
             (inputs, state.manifest.next_segment)
         };
-        let path = segment_path(&self.inner.dir, number);
-        let chats: rustc_hash::FxHashSet<ChatId> = self.inner.store.chats().into_iter().collect();
-        let written = (|| {
-            let mut writer = SegmentWriter::create(&path)?;
-            let inputs: Vec<&Segment> = inputs.iter().map(|s| &**s).collect();
-            merge::merge(&inputs, &mut writer, |chat| chats.contains(&chat))?;
-            let postings = writer.finish()?;
-            Ok::<_, SegmentError>((Segment::open(&path)?, postings))
-        })();
-        let (segment, postings) = match written {
-            Ok(written) => written,
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(self.found_damage(e.into()));
-            }
-        };
+        let chats: FxHashSet<ChatId> = self.inner.store.chats().into_iter().collect();
+        let inputs: Vec<&Segment> = inputs.iter().map(|s| &**s).collect();
+        let (info, segment) = self
+            .write_segment(number, |writer| {
+                merge::merge(&inputs, writer, |chat| chats.contains(&chat))
+            })
+            .map_err(|e| self.found_damage(e.into()))?;
         let mut state = lock(&self.inner.state);
         let keep: Vec<bool> = state
             .manifest
@@ -407,12 +372,8 @@ impl SearchIndex {
             .manifest
             .segments
             .retain(|info| !numbers.contains(&info.number));
-        state.segments.push(Arc::new(segment));
-        state.manifest.segments.push(SegmentInfo {
-            number,
-            postings,
-            bytes: file_len(&path),
-        });
+        state.segments.push(segment);
+        state.manifest.segments.push(info);
         self.save(&state.manifest)?;
         drop(state);
         // Queries still reading an input keep its open file; the name can go.
@@ -422,9 +383,160 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Writes segment `number` with what `fill` writes; its manifest entry and the open
+    /// segment. A failed write leaves no file.
+    fn write_segment(
+        &self,
+        number: u64,
+        fill: impl FnOnce(&mut SegmentWriter) -> std::result::Result<(), SegmentError>,
+    ) -> std::result::Result<(SegmentInfo, Arc<Segment>), SegmentError> {
+        let path = segment_path(&self.inner.dir, number);
+        let written = (|| {
+            let mut writer = SegmentWriter::create(&path)?;
+            fill(&mut writer)?;
+            let postings = writer.finish()?;
+            Ok((postings, Segment::open(&path)?))
+        })();
+        match written {
+            Ok((postings, segment)) => Ok((
+                SegmentInfo {
+                    number,
+                    postings,
+                    bytes: file_len(&path),
+                },
+                Arc::new(segment),
+            )),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(path.with_extension("footer"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes again the postings of `chats` from their messages as they are now, dropping
+    /// what the segments held of them (deleted messages, old text of edited ones); the caller
+    /// holds `work`. Segments that hold none of them stay as they are, and until the new ones
+    /// replace the old, searches read the old (each result is checked against the store).
+    fn reindex(&self, chats: &BTreeSet<ChatId>) -> Result<()> {
+        self.write_all()?;
+        let (segments, covered) = {
+            let state = lock(&self.inner.state);
+            let segments: Vec<(u64, Arc<Segment>)> = state
+                .manifest
+                .segments
+                .iter()
+                .map(|info| info.number)
+                .zip(state.segments.iter().cloned())
+                .collect();
+            (segments, state.manifest.covered)
+        };
+        let existing: FxHashSet<ChatId> = self.inner.store.chats().into_iter().collect();
+        let keep = |chat: ChatId| existing.contains(&chat) && !chats.contains(&chat);
+        let mut replaced: Vec<u64> = Vec::new();
+        let mut written: Vec<(SegmentInfo, Arc<Segment>)> = Vec::new();
+        let outcome = (|| {
+            // The segments without those chats.
+            for (number, segment) in &segments {
+                let mut holds = false;
+                for &chat in chats {
+                    holds |= segment.blocks_from(chat, b"")?.next_block()?.is_some();
+                }
+                if !holds {
+                    continue;
+                }
+                let new = self.write_segment(self.next_number(), |writer| {
+                    merge::merge(&[&**segment], writer, keep)
+                })?;
+                replaced.push(*number);
+                written.push(new);
+            }
+            // Their messages as they are, up to what the segments cover (later blocks are
+            // read by the catch-up, as always).
+            let mut buffer = Buffer::default();
+            let mut reader = BlockReader::default();
+            for &chat in chats {
+                for block in self.inner.store.sealed_in_chat(chat, 0, covered) {
+                    if self.stopping() {
+                        return Ok(false);
+                    }
+                    reader.read(&self.inner.terms, &block?);
+                    reader.add_to(&mut buffer);
+                    if buffer.postings() >= FLUSH_POSTINGS {
+                        let full = std::mem::take(&mut buffer);
+                        written.push(self.write_segment(self.next_number(), |w| full.write(w))?);
+                    }
+                }
+            }
+            if !buffer.is_empty() {
+                written.push(self.write_segment(self.next_number(), |w| buffer.write(w))?);
+            }
+            Ok::<_, SearchError>(true)
+        })();
+        let discard = |written: &[(SegmentInfo, Arc<Segment>)]| {
+            for (info, _) in written {
+                let _ = std::fs::remove_file(segment_path(&self.inner.dir, info.number));
+            }
+        };
+        match outcome {
+            Ok(true) => {}
+            // Stopping: the chats stay in the manifest, and the next start does it again.
+            Ok(false) => {
+                discard(&written);
+                return Ok(());
+            }
+            Err(e) => {
+                discard(&written);
+                return Err(self.found_damage(e));
+            }
+        }
+        let mut state = lock(&self.inner.state);
+        let State {
+            manifest,
+            segments: open,
+            ..
+        } = &mut *state;
+        let mut gone = manifest
+            .segments
+            .iter()
+            .map(|info| replaced.contains(&info.number));
+        open.retain(|_| !gone.next().unwrap_or(false));
+        manifest
+            .segments
+            .retain(|info| !replaced.contains(&info.number));
+        for (info, segment) in written {
+            // An empty segment (a purged chat's only one) is not kept.
+            if info.postings == 0 {
+                let _ = std::fs::remove_file(segment_path(&self.inner.dir, info.number));
+                continue;
+            }
+            manifest.segments.push(info);
+            open.push(segment);
+        }
+        manifest.reindex.retain(|chat| !chats.contains(chat));
+        self.save(manifest)?;
+        drop(state);
+        for number in replaced {
+            let _ = std::fs::remove_file(segment_path(&self.inner.dir, number));
+        }
+        self.merge_full_classes()
+    }
+
+    /// A number for a new segment.
+    fn next_number(&self) -> u64 {
+        let mut state = lock(&self.inner.state);
+        state.manifest.next_segment += 1;
+        state.manifest.next_segment
+    }
+
     /// Writes the buffer out so that the manifest covers everything read (on close).
     pub fn flush(&self) -> Result<()> {
         let _work = lock(&self.inner.work);
+        self.write_all()
+    }
+
+    /// [`SearchIndex::flush`] for a caller that holds `work`.
+    fn write_all(&self) -> Result<()> {
         self.write_buffer()?;
         let mut state = lock(&self.inner.state);
         if state.buffer.is_empty() && state.manifest.covered < state.read_upto {
@@ -454,17 +566,23 @@ impl SearchIndex {
         state.flushing = None;
         state.read_upto = 0;
         state.damaged = None;
-        state.deleted = false;
         Ok(())
     }
 
-    /// Notes that messages were deleted (`/forget_me`, a purge, retention): the index is
-    /// rebuilt from the messages at its next catch-up, so that its files keep no trace of them
-    /// (searches never show them anyway: every result is checked against the store). Until the
-    /// rebuild has read a chat, its searches say that results may be missing.
-    pub fn forget_deleted(&self) {
-        lock(&self.inner.state).deleted = true;
-        self.inner.wake.notify_all();
+    /// Notes that messages of `chats` were deleted (`/forget_me`, a purge, retention): their
+    /// postings are written again from the messages left at the next catch-up, so that the
+    /// index's files keep no trace of them (searches never show them anyway: every result is
+    /// checked against the store). The note is saved at once, so that a restart still does it;
+    /// call it off the async runtime.
+    pub fn forget_deleted(&self, chats: impl IntoIterator<Item = ChatId>) -> Result<()> {
+        let mut state = lock(&self.inner.state);
+        let before = state.manifest.reindex.len();
+        state.manifest.reindex.extend(chats);
+        if state.manifest.reindex.len() > before {
+            self.save(&state.manifest)?;
+            self.inner.wake.notify_all();
+        }
+        Ok(())
     }
 
     /// Notes damage found by a read, so that the next catch-up rebuilds; returns the error.
@@ -658,6 +776,51 @@ fn lower_priority() {
     unsafe {
         let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, thread, 10);
+    }
+}
+
+/// The postings of one block, in strings reused from block to block so that indexing
+/// allocates almost nothing.
+#[derive(Default)]
+struct BlockReader {
+    chat: ChatId,
+    postings: Vec<(String, MessageId)>,
+    used: usize,
+    messages: u64,
+    words: u64,
+    scratch: Vec<String>,
+}
+
+impl BlockReader {
+    /// Turns `block`'s searchable messages into postings.
+    fn read(&mut self, terms: &Terms, block: &SealedBlock) {
+        self.chat = block.chat;
+        self.used = 0;
+        self.messages = 0;
+        self.words = 0;
+        for message in &block.messages {
+            if !super::terms::searchable(message) {
+                continue;
+            }
+            let (distinct, length) = terms.distinct_terms(&message.text, &mut self.scratch);
+            self.messages += 1;
+            self.words += length as u64;
+            for term in distinct {
+                if self.used == self.postings.len() {
+                    self.postings.push((String::new(), 0));
+                }
+                self.postings[self.used].0.clone_from(term);
+                self.postings[self.used].1 = message.message_id;
+                self.used += 1;
+            }
+        }
+    }
+
+    /// Adds the postings of the block read last to `buffer`.
+    fn add_to(&self, buffer: &mut Buffer) {
+        buffer.add(self.chat, &self.postings[..self.used]);
+        buffer.messages += self.messages;
+        buffer.words += self.words;
     }
 }
 

@@ -182,10 +182,10 @@ pub async fn purge(
             let n = ctx.store.purge_chat(chat)?;
             ctx.profiles.forget(Some(chat), None)?;
             ctx.store.flush()?;
+            ctx.search.forget_deleted([chat])?;
             Ok(n)
         })
         .await?;
-    ctx.search.forget_deleted();
     ctx.history_changed(Some(chat)).await?;
     let text = format!("{} {deleted}", Phrase::PurgeDone.text(lang));
     replace_text(ctx, message, &text).await;

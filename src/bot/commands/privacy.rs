@@ -27,10 +27,10 @@ pub async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> anyhow::Result<(
             let n = ctx.store.delete_user_in_chat(user, chat)?;
             ctx.profiles.forget(Some(chat), Some(user))?;
             ctx.store.flush()?;
+            ctx.search.forget_deleted([chat])?;
             Ok(n)
         })
         .await?;
-    ctx.search.forget_deleted();
     ctx.history_changed(Some(chat)).await?;
     let text = format!(
         "{} ({})",
@@ -55,16 +55,21 @@ pub async fn forget_everywhere(
     let deleted = ctx
         .blocking(move |ctx| {
             let store = &ctx.store;
+            let chats: Vec<i64> = store
+                .chats()
+                .into_iter()
+                .filter(|&chat| store.user_total_in_chat(chat, user) > 0)
+                .collect();
             let n = store.delete_user(user)?;
             ctx.profiles.forget(None, Some(user))?;
             // Their opt-outs stay, so that the bot keeps respecting them; nothing else of
             // theirs does.
             ctx.settings.forget_user_if_default(store, user)?;
             store.flush()?;
+            ctx.search.forget_deleted(chats)?;
             Ok(n)
         })
         .await?;
-    ctx.search.forget_deleted();
     ctx.history_changed(None).await?;
     let text = format!(
         "{} ({})",
