@@ -8,12 +8,16 @@
 //! and `/stats` in 20 chats (what walks the most history), the first and last at rest (once the
 //! bot's periodic release of freed memory ran), and (4) its peak RSS overall. Run with
 //! `cargo bench --bench bot` (`-- --messages N --updates N --replies N` to change the sizes).
+//! The store's search index is built before the bot starts, as a bot that has run a while has
+//! it; `--index-at-start` leaves it to the bot (its first start after the upgrade that brought
+//! search, or after the index was lost).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use chatkeeper::bench::workload::{Workload, WorkloadSpec};
 use chatkeeper::bench::{peak_rss_of, rss_of};
+use chatkeeper::search::SearchIndex;
 use chatkeeper::store::{Store, StoreConfig};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
@@ -30,6 +34,7 @@ struct Args {
     messages: u64,
     updates: usize,
     replies: usize,
+    index_at_start: bool,
 }
 
 fn args() -> Args {
@@ -37,6 +42,7 @@ fn args() -> Args {
         messages: 1_000_000,
         updates: 50_000,
         replies: 200,
+        index_at_start: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,6 +51,7 @@ fn args() -> Args {
             "--messages" => args.messages = value(),
             "--updates" => args.updates = value() as usize,
             "--replies" => args.replies = value() as usize,
+            "--index-at-start" => args.index_at_start = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -71,11 +78,21 @@ fn main() {
             store.save_batch(batch).unwrap();
         }
         store.flush().unwrap();
+        if !args.index_at_start {
+            let index = SearchIndex::open(&store).unwrap();
+            index.catch_up().unwrap();
+            index.flush().unwrap();
+        }
     }
     println!(
-        "store filled with {} messages in {:.1} s",
+        "store filled with {} messages in {:.1} s{}",
         args.messages,
-        filled.elapsed().as_secs_f64()
+        filled.elapsed().as_secs_f64(),
+        if args.index_at_start {
+            "; the bot builds the search index at start"
+        } else {
+            ", search index built"
+        }
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

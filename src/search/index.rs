@@ -100,6 +100,9 @@ struct State {
     read_upto: u64,
     /// Why the index must be rebuilt, once a read found it damaged.
     damaged: Option<String>,
+    /// Chats noted while their postings were being written again: a deletion then may have
+    /// come after their blocks were read, so they are written again once more.
+    noted_meanwhile: Option<BTreeSet<ChatId>>,
 }
 
 struct Inner {
@@ -186,6 +189,7 @@ impl SearchIndex {
                     flushing: None,
                     read_upto,
                     damaged: None,
+                    noted_meanwhile: None,
                 }),
                 work: Mutex::new(()),
                 stop: Mutex::new(false),
@@ -420,6 +424,14 @@ impl SearchIndex {
     /// replace the old, searches read the old (each result is checked against the store).
     fn reindex(&self, chats: &BTreeSet<ChatId>) -> Result<()> {
         self.write_all()?;
+        lock(&self.inner.state).noted_meanwhile = Some(BTreeSet::new());
+        let outcome = self.write_again(chats);
+        lock(&self.inner.state).noted_meanwhile = None;
+        outcome
+    }
+
+    /// [`SearchIndex::reindex`] once the buffer is written out.
+    fn write_again(&self, chats: &BTreeSet<ChatId>) -> Result<()> {
         let (segments, covered) = {
             let state = lock(&self.inner.state);
             let segments: Vec<(u64, Arc<Segment>)> = state
@@ -494,6 +506,7 @@ impl SearchIndex {
         let State {
             manifest,
             segments: open,
+            noted_meanwhile,
             ..
         } = &mut *state;
         let mut gone = manifest
@@ -513,7 +526,10 @@ impl SearchIndex {
             manifest.segments.push(info);
             open.push(segment);
         }
-        manifest.reindex.retain(|chat| !chats.contains(chat));
+        let again = noted_meanwhile.take().unwrap_or_default();
+        manifest
+            .reindex
+            .retain(|chat| !chats.contains(chat) || again.contains(chat));
         self.save(manifest)?;
         drop(state);
         for number in replaced {
@@ -576,6 +592,10 @@ impl SearchIndex {
     /// call it off the async runtime.
     pub fn forget_deleted(&self, chats: impl IntoIterator<Item = ChatId>) -> Result<()> {
         let mut state = lock(&self.inner.state);
+        let chats: Vec<ChatId> = chats.into_iter().collect();
+        if let Some(meanwhile) = &mut state.noted_meanwhile {
+            meanwhile.extend(chats.iter().copied());
+        }
         let before = state.manifest.reindex.len();
         state.manifest.reindex.extend(chats);
         if state.manifest.reindex.len() > before {
