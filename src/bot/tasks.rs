@@ -6,6 +6,7 @@
 
 use super::ctx::Ctx;
 use super::spontaneous;
+use crate::search::Deletion;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -139,7 +140,7 @@ async fn retention(ctx: Ctx) -> anyhow::Result<()> {
                 .collect();
             let purged = store.purge_before(before)?;
             if purged > 0 {
-                ctx.search.forget_deleted(old)?;
+                ctx.search.forget_deleted(old, Deletion::Expired);
             }
             Ok(purged)
         })

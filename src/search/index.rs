@@ -40,6 +40,8 @@ const MERGE_FACTOR: usize = 4;
 const WINDOW_SEQS: u64 = 4096;
 /// How often the background task looks for new blocks.
 const POLL: Duration = Duration::from_millis(500);
+/// The longest wait before trying again after a failure.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 /// Why the index cannot answer.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +59,12 @@ pub enum SearchError {
 
 impl From<SegmentError> for SearchError {
     fn from(e: SegmentError) -> Self {
-        SearchError::Damaged(e.to_string())
+        match e {
+            // A full disk or a missing permission is not damage: the work is tried again
+            // rather than the index thrown away.
+            SegmentError::Io { path, source } => SearchError::Io { path, source },
+            SegmentError::Damaged { .. } => SearchError::Damaged(e.to_string()),
+        }
     }
 }
 
@@ -76,10 +83,39 @@ struct Manifest {
     /// Messages and words indexed (the average length for ranking).
     messages: u64,
     words: u64,
-    /// Chats whose messages were deleted: their postings are written again from what is left
-    /// (kept here so that a restart still does it).
+    /// Chats whose messages someone deleted: their postings are written again from what is
+    /// left at the next catch-up (kept here so that a restart still does it).
     #[serde(default)]
     reindex: BTreeSet<ChatId>,
+    /// Chats whose old messages retention deleted, written again once a day at most (retention
+    /// runs every hour), and since when the first of them waits (Unix seconds).
+    #[serde(default)]
+    expired: BTreeSet<ChatId>,
+    #[serde(default)]
+    expired_since: Option<i64>,
+}
+
+/// Why messages were deleted, which says how soon the index drops them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// Someone asked (`/forget_me`, `/purge_chat`): at the next catch-up.
+    Asked,
+    /// Retention: within [`EXPIRED_WAIT_SECS`].
+    Expired,
+}
+
+/// How long chats noted by retention wait before their postings are written again.
+pub const EXPIRED_WAIT_SECS: i64 = 86_400;
+
+/// Whether chats noted by retention since `since` are due at `now`.
+fn expired_due(since: Option<i64>, now: i64) -> bool {
+    since.is_some_and(|since| now - since >= EXPIRED_WAIT_SECS)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,7 +265,11 @@ impl SearchIndex {
         // Bound first: a guard in an `if let` scrutinee lives through its block.
         let (damaged, reindex) = {
             let state = lock(&self.inner.state);
-            (state.damaged.clone(), state.manifest.reindex.clone())
+            let mut chats = state.manifest.reindex.clone();
+            if expired_due(state.manifest.expired_since, unix_now()) {
+                chats.extend(&state.manifest.expired);
+            }
+            (state.damaged.clone(), chats)
         };
         if let Some(why) = damaged {
             tracing::warn!("search index: {why}; rebuilding it from the messages");
@@ -450,6 +490,9 @@ impl SearchIndex {
         let outcome = (|| {
             // The segments without those chats.
             for (number, segment) in &segments {
+                if self.stopping() {
+                    return Ok(false);
+                }
                 let mut holds = false;
                 for &chat in chats {
                     holds |= segment.blocks_from(chat, b"")?.next_block()?.is_some();
@@ -477,6 +520,9 @@ impl SearchIndex {
                     if buffer.postings() >= FLUSH_POSTINGS {
                         let full = std::mem::take(&mut buffer);
                         written.push(self.write_segment(self.next_number(), |w| full.write(w))?);
+                        // Merged as they come, like the index's own: a large chat read again
+                        // leaves a few segments, not hundreds.
+                        self.merge_private(&mut written)?;
                     }
                 }
             }
@@ -527,15 +573,41 @@ impl SearchIndex {
             open.push(segment);
         }
         let again = noted_meanwhile.take().unwrap_or_default();
-        manifest
-            .reindex
-            .retain(|chat| !chats.contains(chat) || again.contains(chat));
+        let done = |chat: &ChatId| chats.contains(chat) && !again.contains(chat);
+        manifest.reindex.retain(|chat| !done(chat));
+        manifest.expired.retain(|chat| !done(chat));
+        if manifest.expired.is_empty() {
+            manifest.expired_since = None;
+        }
         self.save(manifest)?;
         drop(state);
         for number in replaced {
             let _ = std::fs::remove_file(segment_path(&self.inner.dir, number));
         }
         self.merge_full_classes()
+    }
+
+    /// Merges segments not yet in the manifest while a size class holds [`MERGE_FACTOR`] of
+    /// them (the inputs' files go).
+    fn merge_private(&self, segments: &mut Vec<(SegmentInfo, Arc<Segment>)>) -> Result<()> {
+        loop {
+            let infos: Vec<SegmentInfo> = segments.iter().map(|(info, _)| info.clone()).collect();
+            let Some(numbers) = choose_merge(&infos) else {
+                return Ok(());
+            };
+            let inputs: Vec<&Segment> = segments
+                .iter()
+                .filter(|(info, _)| numbers.contains(&info.number))
+                .map(|(_, segment)| &**segment)
+                .collect();
+            let merged =
+                self.write_segment(self.next_number(), |w| merge::merge(&inputs, w, |_| true))?;
+            segments.retain(|(info, _)| !numbers.contains(&info.number));
+            segments.push(merged);
+            for number in numbers {
+                let _ = std::fs::remove_file(segment_path(&self.inner.dir, number));
+            }
+        }
     }
 
     /// A number for a new segment.
@@ -585,24 +657,35 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Notes that messages of `chats` were deleted (`/forget_me`, a purge, retention): their
-    /// postings are written again from the messages left at the next catch-up, so that the
-    /// index's files keep no trace of them (searches never show them anyway: every result is
-    /// checked against the store). The note is saved at once, so that a restart still does it;
-    /// call it off the async runtime.
-    pub fn forget_deleted(&self, chats: impl IntoIterator<Item = ChatId>) -> Result<()> {
+    /// Notes that messages of `chats` were deleted: their postings are written again from the
+    /// messages left, so that the index's files keep no trace of them (searches never show
+    /// them anyway: every result is checked against the store); at the next catch-up when
+    /// someone asked, within a day for retention. The note is saved at once, so that a restart
+    /// still does it; call it off the async runtime. A failed save is logged: the note stays
+    /// in memory and goes with the next save.
+    pub fn forget_deleted(&self, chats: impl IntoIterator<Item = ChatId>, why: Deletion) {
         let mut state = lock(&self.inner.state);
         let chats: Vec<ChatId> = chats.into_iter().collect();
         if let Some(meanwhile) = &mut state.noted_meanwhile {
             meanwhile.extend(chats.iter().copied());
         }
-        let before = state.manifest.reindex.len();
-        state.manifest.reindex.extend(chats);
-        if state.manifest.reindex.len() > before {
-            self.save(&state.manifest)?;
-            self.inner.wake.notify_all();
+        let manifest = &mut state.manifest;
+        let noted = match why {
+            Deletion::Asked => &mut manifest.reindex,
+            Deletion::Expired => &mut manifest.expired,
+        };
+        let before = noted.len();
+        noted.extend(chats);
+        if noted.len() == before {
+            return;
         }
-        Ok(())
+        if why == Deletion::Expired && manifest.expired_since.is_none() {
+            manifest.expired_since = Some(unix_now());
+        }
+        if let Err(e) = self.save(&state.manifest) {
+            tracing::error!("search index: noting deleted messages: {e}");
+        }
+        self.inner.wake.notify_all();
     }
 
     /// Notes damage found by a read, so that the next catch-up rebuilds; returns the error.
@@ -685,15 +768,21 @@ impl SearchIndex {
 
     fn run(&self) {
         lower_priority();
+        let mut pause = POLL;
         loop {
-            if let Err(e) = self.catch_up() {
-                tracing::error!("search index: {e}");
-            }
+            // After a failure (a full disk, say), it waits longer each time before trying again.
+            pause = match self.catch_up() {
+                Ok(()) => POLL,
+                Err(e) => {
+                    tracing::error!("search index: {e}");
+                    (pause * 2).min(MAX_PAUSE)
+                }
+            };
             let stop = lock(&self.inner.stop);
             let (stop, _) = self
                 .inner
                 .wake
-                .wait_timeout(stop, POLL)
+                .wait_timeout(stop, pause)
                 .unwrap_or_else(|p| p.into_inner());
             if *stop {
                 break;
@@ -955,6 +1044,13 @@ mod tests {
             postings,
             bytes: 0,
         }
+    }
+
+    #[test]
+    fn retention_notes_wait_a_day() {
+        assert!(!expired_due(None, 1_000_000));
+        assert!(!expired_due(Some(1_000_000), 1_000_000 + EXPIRED_WAIT_SECS - 1));
+        assert!(expired_due(Some(1_000_000), 1_000_000 + EXPIRED_WAIT_SECS));
     }
 
     #[test]

@@ -259,13 +259,16 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
         /// Whatever the inputs (overlapping, interleaved or disjoint ids, keys in some inputs
-        /// only, lists longer than a record), the merge is their sorted union without repeats.
+        /// only, lists longer than a record or a block), the merge is their sorted union
+        /// without repeats.
         #[test]
         fn a_merge_is_the_union_of_its_inputs(
             inputs in proptest::collection::vec(
                 proptest::collection::btree_map(
                     (1..4i64, proptest::sample::select(vec!["а", "аб", "б", "ві", "віз"])),
-                    proptest::collection::btree_set(0..3_000i32, 1..1_500),
+                    // Up to 5,000 ids over a wide range: a key's list spans several records
+                    // and blocks of an input.
+                    proptest::collection::btree_set(0..100_000i32, 1..5_000),
                     1..6,
                 ),
                 1..5,

@@ -22,7 +22,7 @@ pub mod terms;
 mod want;
 
 pub use find::{FindError, Found, Hit, Request};
-pub use index::{IndexStatus, IndexTask, SearchError, SearchIndex};
+pub use index::{Deletion, IndexStatus, IndexTask, SearchError, SearchIndex};
 pub use link::message_link;
 pub use query::{Author, Query, QueryError, Word};
 pub use snippet::Snippet;

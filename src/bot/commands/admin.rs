@@ -6,6 +6,7 @@ use crate::bot::buttons::Button;
 use crate::bot::ctx::Ctx;
 use crate::bot::outbox::{cannot_reach_privately, replace_text, say, say_privately, say_with};
 use crate::import::{import_file, ImportOptions, ProfileUpdate};
+use crate::search::Deletion;
 use crate::texts::{self, BotHealth, Lang, Phrase};
 use anyhow::Context as _;
 use teloxide::net::Download;
@@ -182,7 +183,7 @@ pub async fn purge(
             let n = ctx.store.purge_chat(chat)?;
             ctx.profiles.forget(Some(chat), None)?;
             ctx.store.flush()?;
-            ctx.search.forget_deleted([chat])?;
+            ctx.search.forget_deleted([chat], Deletion::Asked);
             Ok(n)
         })
         .await?;

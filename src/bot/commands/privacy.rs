@@ -4,6 +4,7 @@
 use crate::bot::buttons::Button;
 use crate::bot::ctx::Ctx;
 use crate::bot::outbox::{replace_text, say_with};
+use crate::search::Deletion;
 use crate::texts::{self, Lang, Phrase};
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, User};
@@ -27,7 +28,7 @@ pub async fn forget_me(ctx: &Ctx, msg: &Message, lang: Lang) -> anyhow::Result<(
             let n = ctx.store.delete_user_in_chat(user, chat)?;
             ctx.profiles.forget(Some(chat), Some(user))?;
             ctx.store.flush()?;
-            ctx.search.forget_deleted([chat])?;
+            ctx.search.forget_deleted([chat], Deletion::Asked);
             Ok(n)
         })
         .await?;
@@ -66,7 +67,7 @@ pub async fn forget_everywhere(
             // theirs does.
             ctx.settings.forget_user_if_default(store, user)?;
             store.flush()?;
-            ctx.search.forget_deleted(chats)?;
+            ctx.search.forget_deleted(chats, Deletion::Asked);
             Ok(n)
         })
         .await?;
