@@ -1049,7 +1049,10 @@ mod tests {
     #[test]
     fn retention_notes_wait_a_day() {
         assert!(!expired_due(None, 1_000_000));
-        assert!(!expired_due(Some(1_000_000), 1_000_000 + EXPIRED_WAIT_SECS - 1));
+        assert!(!expired_due(
+            Some(1_000_000),
+            1_000_000 + EXPIRED_WAIT_SECS - 1
+        ));
         assert!(expired_due(Some(1_000_000), 1_000_000 + EXPIRED_WAIT_SECS));
     }
 
