@@ -92,20 +92,30 @@ impl Buffer {
         let Some(list) = self.lists.get(&chat) else {
             return;
         };
-        // The terms it holds: looked up, or for starts found among the distinct terms.
-        let mut wanted: Vec<u32> = if want.starts.is_empty() {
-            want.terms.iter().filter_map(|t| self.index_of(t)).collect()
-        } else {
-            (0..self.terms.len() as u32)
-                .filter(|&i| want.holds(self.term(i)))
-                .collect()
-        };
-        if wanted.is_empty() {
+        // The terms it holds, marked by index: its forms looked up, and for starts the
+        // distinct terms that begin so (a few thousand prefix tests at most).
+        let mut wanted = vec![false; self.terms.len()];
+        let mut any = false;
+        for term in &want.terms {
+            if let Some(i) = self.index_of(term) {
+                wanted[i as usize] = true;
+                any = true;
+            }
+        }
+        if !want.starts.is_empty() {
+            for (i, mark) in wanted.iter_mut().enumerate() {
+                let term = self.term(i as u32);
+                if want.starts.iter().any(|s| term.starts_with(s.as_str())) {
+                    *mark = true;
+                    any = true;
+                }
+            }
+        }
+        if !any {
             return;
         }
-        wanted.sort_unstable();
         for &(term, id) in list {
-            if wanted.binary_search(&term).is_ok() {
+            if wanted[term as usize] {
                 out(self.term(term), id);
             }
         }

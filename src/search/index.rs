@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The manifest's format: another one is rebuilt from the messages.
 const FORMAT: u32 = 1;
@@ -42,6 +42,8 @@ const WINDOW_SEQS: u64 = 4096;
 const POLL: Duration = Duration::from_millis(500);
 /// The longest wait before trying again after a failure.
 const MAX_PAUSE: Duration = Duration::from_secs(60);
+/// The wait before a failed rewrite of chats after deletions is tried again.
+const REINDEX_RETRY: Duration = Duration::from_secs(600);
 
 /// Why the index cannot answer.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,16 @@ impl From<SegmentError> for SearchError {
         match e {
             // A full disk or a missing permission is not damage: the work is tried again
             // rather than the index thrown away.
+            // A file cut short or unreadable as data is damage; a full disk or a missing
+            // permission is not: the work is tried again rather than the index thrown away.
+            SegmentError::Io { ref source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+                ) =>
+            {
+                SearchError::Damaged(e.to_string())
+            }
             SegmentError::Io { path, source } => SearchError::Io { path, source },
             SegmentError::Damaged { .. } => SearchError::Damaged(e.to_string()),
         }
@@ -99,9 +111,9 @@ struct Manifest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deletion {
     /// Someone asked (`/forget_me`, `/purge_chat`): at the next catch-up.
-    Asked,
+    Asked = 0,
     /// Retention: within [`EXPIRED_WAIT_SECS`].
-    Expired,
+    Expired = 1,
 }
 
 /// How long chats noted by retention wait before their postings are written again.
@@ -138,7 +150,10 @@ struct State {
     damaged: Option<String>,
     /// Chats noted while their postings were being written again: a deletion then may have
     /// come after their blocks were read, so they are written again once more.
-    noted_meanwhile: Option<BTreeSet<ChatId>>,
+    noted_meanwhile: Option<[BTreeSet<ChatId>; 2]>,
+    /// When a failed rewrite of chats after deletions (a full disk, say) is tried again; new
+    /// blocks are read meanwhile.
+    reindex_after: Option<Instant>,
 }
 
 struct Inner {
@@ -226,6 +241,7 @@ impl SearchIndex {
                     read_upto,
                     damaged: None,
                     noted_meanwhile: None,
+                    reindex_after: None,
                 }),
                 work: Mutex::new(()),
                 stop: Mutex::new(false),
@@ -269,6 +285,12 @@ impl SearchIndex {
             if expired_due(state.manifest.expired_since, unix_now()) {
                 chats.extend(&state.manifest.expired);
             }
+            if state
+                .reindex_after
+                .is_some_and(|after| Instant::now() < after)
+            {
+                chats.clear();
+            }
             (state.damaged.clone(), chats)
         };
         if let Some(why) = damaged {
@@ -279,7 +301,12 @@ impl SearchIndex {
                 chats = reindex.len(),
                 "search index: messages were deleted; writing those chats' postings again"
             );
-            self.reindex(&reindex)?;
+            if let Err(e) = self.reindex(&reindex) {
+                // Damage is rebuilt at the next catch-up; anything else is tried again later,
+                // and new blocks are read meanwhile.
+                tracing::error!("search index: writing chats again after deletions: {e}");
+                lock(&self.inner.state).reindex_after = Some(Instant::now() + REINDEX_RETRY);
+            }
         }
         loop {
             let from = lock(&self.inner.state).read_upto;
@@ -351,9 +378,10 @@ impl SearchIndex {
         let (info, segment) = match written {
             Ok(written) => written,
             Err(e) => {
-                // The postings go back to the buffer for the next attempt.
-                let mut back = Arc::try_unwrap(buffer).unwrap_or_default();
-                std::mem::swap(&mut back, &mut state.buffer);
+                // What the buffer held is read again from the blocks after `covered` (keeping
+                // it would count its messages twice when the window is read again).
+                state.buffer = Buffer::default();
+                state.read_upto = state.manifest.covered;
                 return Err(e.into());
             }
         };
@@ -364,7 +392,16 @@ impl SearchIndex {
         state.manifest.words += buffer.words;
         self.save(&state.manifest)?;
         drop(state);
-        self.merge_full_classes()
+        self.merge_or_log();
+        Ok(())
+    }
+
+    /// Merges full size classes once new segments are in; a failed merge (damage is noted for
+    /// a rebuild) is tried again after the next segment, and the work that wrote them goes on.
+    fn merge_or_log(&self) {
+        if let Err(e) = self.merge_full_classes() {
+            tracing::error!("search index: merging segments: {e}");
+        }
     }
 
     /// Merges segments while some size class holds [`MERGE_FACTOR`] of them.
@@ -464,7 +501,7 @@ impl SearchIndex {
     /// replace the old, searches read the old (each result is checked against the store).
     fn reindex(&self, chats: &BTreeSet<ChatId>) -> Result<()> {
         self.write_all()?;
-        lock(&self.inner.state).noted_meanwhile = Some(BTreeSet::new());
+        lock(&self.inner.state).noted_meanwhile = Some(Default::default());
         let outcome = self.write_again(chats);
         lock(&self.inner.state).noted_meanwhile = None;
         outcome
@@ -572,10 +609,13 @@ impl SearchIndex {
             manifest.segments.push(info);
             open.push(segment);
         }
-        let again = noted_meanwhile.take().unwrap_or_default();
-        let done = |chat: &ChatId| chats.contains(chat) && !again.contains(chat);
-        manifest.reindex.retain(|chat| !done(chat));
-        manifest.expired.retain(|chat| !done(chat));
+        let [asked_again, expired_again] = noted_meanwhile.take().unwrap_or_default();
+        manifest
+            .reindex
+            .retain(|chat| !chats.contains(chat) || asked_again.contains(chat));
+        manifest
+            .expired
+            .retain(|chat| !chats.contains(chat) || expired_again.contains(chat));
         if manifest.expired.is_empty() {
             manifest.expired_since = None;
         }
@@ -584,7 +624,8 @@ impl SearchIndex {
         for number in replaced {
             let _ = std::fs::remove_file(segment_path(&self.inner.dir, number));
         }
-        self.merge_full_classes()
+        self.merge_or_log();
+        Ok(())
     }
 
     /// Merges segments not yet in the manifest while a size class holds [`MERGE_FACTOR`] of
@@ -667,7 +708,7 @@ impl SearchIndex {
         let mut state = lock(&self.inner.state);
         let chats: Vec<ChatId> = chats.into_iter().collect();
         if let Some(meanwhile) = &mut state.noted_meanwhile {
-            meanwhile.extend(chats.iter().copied());
+            meanwhile[why as usize].extend(chats.iter().copied());
         }
         let manifest = &mut state.manifest;
         let noted = match why {
@@ -779,6 +820,10 @@ impl SearchIndex {
                 }
             };
             let stop = lock(&self.inner.stop);
+            // A stop asked for while it worked has already been notified.
+            if *stop {
+                break;
+            }
             let (stop, _) = self
                 .inner
                 .wake
