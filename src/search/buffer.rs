@@ -148,7 +148,7 @@ impl Buffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::segment::Segment;
+    use crate::search::segment::{read_all, Segment};
 
     fn postings(list: &[(&str, MessageId)]) -> Vec<(String, MessageId)> {
         list.iter().map(|&(t, id)| (t.to_string(), id)).collect()
@@ -188,21 +188,7 @@ mod tests {
         let mut writer = SegmentWriter::create(&path).unwrap();
         buffer.write(&mut writer).unwrap();
         assert_eq!(writer.finish().unwrap(), 6);
-        let segment = Segment::open(&path).unwrap();
-        let mut all = Vec::new();
-        let mut blocks = segment.all_blocks();
-        while let Some(block) = blocks.next_block().unwrap() {
-            let mut records = block.records();
-            while let Some(record) = records.next_record().unwrap() {
-                let mut ids = Vec::new();
-                record.decode_into(&mut ids).unwrap();
-                all.push((
-                    block.chat,
-                    String::from_utf8(record.term.to_vec()).unwrap(),
-                    ids,
-                ));
-            }
-        }
+        let all = read_all(&Segment::open(&path).unwrap());
         assert_eq!(
             all,
             [

@@ -196,19 +196,11 @@ mod tests {
     }
 
     /// Every posting of a segment, in order.
-    fn read_all(segment: &Segment) -> Vec<(ChatId, String, MessageId)> {
-        let mut all = Vec::new();
-        let mut blocks = segment.all_blocks();
-        while let Some(block) = blocks.next_block().unwrap() {
-            let mut records = block.records();
-            while let Some(record) = records.next_record().unwrap() {
-                let mut ids = Vec::new();
-                record.decode_into(&mut ids).unwrap();
-                let term = String::from_utf8(record.term.to_vec()).unwrap();
-                all.extend(ids.into_iter().map(|id| (block.chat, term.clone(), id)));
-            }
-        }
-        all
+    fn postings_of(segment: &Segment) -> Vec<(ChatId, String, MessageId)> {
+        crate::search::segment::read_all(segment)
+            .into_iter()
+            .flat_map(|(chat, term, ids)| ids.into_iter().map(move |id| (chat, term.clone(), id)))
+            .collect()
     }
 
     fn merged(
@@ -220,7 +212,7 @@ mod tests {
         let mut writer = SegmentWriter::create(&out).unwrap();
         merge(inputs, &mut writer, keep).unwrap();
         writer.finish().unwrap();
-        read_all(&Segment::open(&out).unwrap())
+        postings_of(&Segment::open(&out).unwrap())
     }
 
     #[test]

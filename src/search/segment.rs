@@ -590,29 +590,30 @@ impl BlockCursor<'_> {
     }
 }
 
+/// Every (chat, term, ids) of a segment, read back block by block (tests).
+#[cfg(test)]
+pub(super) fn read_all(segment: &Segment) -> Vec<(ChatId, String, Vec<MessageId>)> {
+    let mut out: Vec<(ChatId, String, Vec<MessageId>)> = Vec::new();
+    let mut blocks = segment.all_blocks();
+    while let Some(block) = blocks.next_block().unwrap() {
+        let mut records = block.records();
+        while let Some(record) = records.next_record().unwrap() {
+            let mut list = Vec::new();
+            record.decode_into(&mut list).unwrap();
+            let term = String::from_utf8(record.term.to_vec()).unwrap();
+            let ids = list.iter().copied();
+            match out.last_mut() {
+                Some(last) if last.0 == block.chat && last.1 == term => last.2.extend(ids),
+                _ => out.push((block.chat, term, ids.collect())),
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every (chat, term, ids) of a segment, read back block by block.
-    fn read_all(segment: &Segment) -> Vec<(ChatId, String, Vec<i32>)> {
-        let mut out: Vec<(ChatId, String, Vec<i32>)> = Vec::new();
-        let mut blocks = segment.all_blocks();
-        while let Some(block) = blocks.next_block().unwrap() {
-            let mut records = block.records();
-            while let Some(record) = records.next_record().unwrap() {
-                let mut list = Vec::new();
-                record.decode_into(&mut list).unwrap();
-                let term = String::from_utf8(record.term.to_vec()).unwrap();
-                let ids = list.iter().copied();
-                match out.last_mut() {
-                    Some(last) if last.0 == block.chat && last.1 == term => last.2.extend(ids),
-                    _ => out.push((block.chat, term, ids.collect())),
-                }
-            }
-        }
-        out
-    }
 
     #[test]
     fn a_segment_reads_back_what_was_written_and_finds_each_term() {
