@@ -11,6 +11,7 @@ pub mod chart;
 pub mod config;
 pub mod import;
 pub mod memory;
+pub mod recall;
 pub mod reply;
 pub mod search;
 pub mod store;

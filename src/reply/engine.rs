@@ -1,6 +1,7 @@
 //! What every reply engine is: the trait the [`Responder`](super::Responder) holds them by, and
 //! why an engine has no answer.
 
+use super::completion::Completion;
 use super::prompt::Prompt;
 use futures::future::BoxFuture;
 
@@ -16,6 +17,14 @@ pub trait ReplyEngine: Send + Sync {
 
     /// The text to post, without the bot's name in front.
     fn reply<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Result<String, EngineError>>;
+}
+
+/// A language model: besides chat replies, it does what only a model can (summaries, answers
+/// from history) with a [`Completion`] of the caller's making.
+pub trait LanguageModel: ReplyEngine {
+    /// The model's text for `request`, as it came.
+    fn complete<'a>(&'a self, request: &'a Completion)
+        -> BoxFuture<'a, Result<String, EngineError>>;
 }
 
 /// Why an engine has no answer. None of these carries an API key.

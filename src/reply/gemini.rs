@@ -1,17 +1,13 @@
 //! Google Gemini through its REST API (`models/{model}:generateContent`).
 
 use super::config::{GeminiConfig, Secret};
-use super::engine::{EngineError, ReplyEngine};
+use super::completion::Completion;
+use super::engine::{EngineError, LanguageModel, ReplyEngine};
 use super::http;
 use super::prompt::Prompt;
 use futures::future::BoxFuture;
 use reqwest::header::HeaderValue;
 use serde_json::{json, Value};
-
-/// Tokens a reply may take: a chat message is short, and a cap keeps slow models fast.
-const MAX_OUTPUT_TOKENS: u32 = 300;
-/// Chat talk wants variety more than precision.
-const TEMPERATURE: f64 = 0.9;
 
 /// Writes replies with a Gemini model. The key travels only in the `x-goog-api-key` header (not
 /// in the URL, where proxies and error messages would show it).
@@ -49,13 +45,17 @@ impl GeminiEngine {
         })
     }
 
-    async fn generate(&self, prompt: &Prompt) -> Result<String, EngineError> {
+    async fn generate_owned(&self, request: Completion) -> Result<String, EngineError> {
+        self.generate(&request).await
+    }
+
+    async fn generate(&self, request: &Completion) -> Result<String, EngineError> {
         let body = json!({
-            "systemInstruction": { "parts": [{ "text": prompt.system_text() }] },
-            "contents": [{ "role": "user", "parts": [{ "text": prompt.transcript() }] }],
+            "systemInstruction": { "parts": [{ "text": request.system }] },
+            "contents": [{ "role": "user", "parts": [{ "text": request.content }] }],
             "generationConfig": {
-                "maxOutputTokens": MAX_OUTPUT_TOKENS,
-                "temperature": TEMPERATURE,
+                "maxOutputTokens": request.max_tokens,
+                "temperature": request.temperature,
             },
         });
         let request = self
@@ -73,7 +73,16 @@ impl ReplyEngine for GeminiEngine {
     }
 
     fn reply<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Result<String, EngineError>> {
-        Box::pin(self.generate(prompt))
+        Box::pin(self.generate_owned(prompt.completion()))
+    }
+}
+
+impl LanguageModel for GeminiEngine {
+    fn complete<'a>(
+        &'a self,
+        request: &'a Completion,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        Box::pin(self.generate(request))
     }
 }
 

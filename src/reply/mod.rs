@@ -4,6 +4,7 @@
 //!
 //! [`Responder`] is what the bot holds; [`Prompt`] is what it asks with.
 
+mod completion;
 mod config;
 mod engine;
 pub mod gemini;
@@ -17,7 +18,8 @@ pub use config::{
     EngineKind, GeminiConfig, LlmConfig, OfflineConfig, OpenAiConfig, Secret, GEMINI_KEY_ENV,
     OPENAI_KEY_ENV,
 };
-pub use engine::{EngineError, ReplyEngine};
+pub use completion::Completion;
+pub use engine::{EngineError, LanguageModel, ReplyEngine};
 pub use gemini::GeminiEngine;
 pub use markov::MarkovEngine;
 pub use openai::OpenAiEngine;

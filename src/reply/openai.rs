@@ -2,17 +2,13 @@
 //! vLLM) and gateways (OpenRouter) speak.
 
 use super::config::{OpenAiConfig, Secret};
-use super::engine::{EngineError, ReplyEngine};
+use super::completion::Completion;
+use super::engine::{EngineError, LanguageModel, ReplyEngine};
 use super::http;
 use super::prompt::Prompt;
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::{json, Value};
-
-/// Tokens a reply may take: a chat message is short, and a cap keeps slow local models fast.
-const MAX_TOKENS: u32 = 300;
-/// Chat talk wants variety more than precision.
-const TEMPERATURE: f64 = 0.9;
 
 /// Writes replies with an OpenAI-compatible server. The key, when set, travels only in the
 /// `Authorization: Bearer` header.
@@ -56,15 +52,19 @@ impl OpenAiEngine {
         })
     }
 
-    async fn generate(&self, prompt: &Prompt) -> Result<String, EngineError> {
+    async fn generate_owned(&self, request: Completion) -> Result<String, EngineError> {
+        self.generate(&request).await
+    }
+
+    async fn generate(&self, request: &Completion) -> Result<String, EngineError> {
         let body = json!({
             "model": self.model,
             "messages": [
-                { "role": "system", "content": prompt.system_text() },
-                { "role": "user", "content": prompt.transcript() },
+                { "role": "system", "content": request.system },
+                { "role": "user", "content": request.content },
             ],
-            "max_tokens": MAX_TOKENS,
-            "temperature": TEMPERATURE,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
         });
         let mut request = self.client.post(&self.url).json(&body);
         if let Some(auth) = &self.auth {
@@ -80,7 +80,16 @@ impl ReplyEngine for OpenAiEngine {
     }
 
     fn reply<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Result<String, EngineError>> {
-        Box::pin(self.generate(prompt))
+        Box::pin(self.generate_owned(prompt.completion()))
+    }
+}
+
+impl LanguageModel for OpenAiEngine {
+    fn complete<'a>(
+        &'a self,
+        request: &'a Completion,
+    ) -> BoxFuture<'a, Result<String, EngineError>> {
+        Box::pin(self.generate(request))
     }
 }
 

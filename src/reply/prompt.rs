@@ -1,6 +1,7 @@
 //! What an engine is asked: one rendering of the persona, the rules and the chat context, shared by
 //! every language-model engine so that they all see the same conversation.
 
+use super::completion::Completion;
 use crate::store::{Message, MessageKind, MessageRef};
 use std::fmt::Write;
 
@@ -9,6 +10,10 @@ use std::fmt::Write;
 pub const CONTEXT_MESSAGES: usize = 40;
 /// Characters kept of one message (and of the hint); the rest becomes `…`.
 pub const MESSAGE_CHARS: usize = 400;
+/// Tokens a reply may take: a chat message is short, and a cap keeps slow models fast.
+const REPLY_TOKENS: u32 = 300;
+/// Chat talk wants variety more than precision.
+const REPLY_TEMPERATURE: f64 = 0.9;
 
 /// The language the bot answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +109,17 @@ pub struct Prompt {
 }
 
 impl Prompt {
+    /// The request a language model answers: [`Prompt::system_text`] and
+    /// [`Prompt::transcript`].
+    pub fn completion(&self) -> Completion {
+        Completion {
+            system: self.system_text(),
+            content: self.transcript(),
+            max_tokens: REPLY_TOKENS,
+            temperature: REPLY_TEMPERATURE,
+        }
+    }
+
     /// The system instruction: persona, role, language and length rules.
     pub fn system_text(&self) -> String {
         let mut text = String::new();

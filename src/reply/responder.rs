@@ -1,7 +1,8 @@
 //! [`Responder`]: the configured engine first, the offline engine when it fails.
 
 use super::config::{EngineKind, LlmConfig, GEMINI_KEY_ENV, OPENAI_KEY_ENV};
-use super::engine::{EngineError, ReplyEngine};
+use super::completion::Completion;
+use super::engine::{EngineError, LanguageModel, ReplyEngine};
 use super::gemini::GeminiEngine;
 use super::http;
 use super::markov::MarkovEngine;
@@ -34,7 +35,7 @@ pub struct Responder {
 
 struct Inner {
     /// `None` when the offline engine is the configured one.
-    primary: Option<Box<dyn ReplyEngine>>,
+    primary: Option<Box<dyn LanguageModel>>,
     offline: MarkovEngine,
     timeout: Duration,
 }
@@ -51,7 +52,7 @@ impl Responder {
             );
         }
         let timeout = Duration::from_secs(config.timeout_secs);
-        let primary: Option<Box<dyn ReplyEngine>> = match config.engine {
+        let primary: Option<Box<dyn LanguageModel>> = match config.engine {
             EngineKind::Offline => None,
             EngineKind::Gemini => {
                 let mut gemini = config.gemini.clone();
@@ -115,6 +116,22 @@ impl Responder {
             engine: self.inner.offline.name(),
             fell_back,
         })
+    }
+
+    /// The language model's answer to `request` within the timeout, tidied like a reply;
+    /// `None` when no language model is configured (the caller has an offline way). Failures
+    /// are logged here and returned, so that the caller falls back to its offline way.
+    pub async fn complete(&self, request: &Completion) -> Option<Result<String, EngineError>> {
+        let primary = self.inner.primary.as_ref()?;
+        let answer = match tokio::time::timeout(self.inner.timeout, primary.complete(request)).await
+        {
+            Ok(answer) => answer.and_then(|text| tidy(&text, "")),
+            Err(_) => Err(EngineError::Timeout),
+        };
+        if let Err(error) = &answer {
+            tracing::warn!(engine = primary.name(), %error, "the language model failed");
+        }
+        Some(answer)
     }
 
     /// The offline engine, for maintenance (trimming models, forgetting a chat) and metrics.

@@ -108,6 +108,7 @@ fn id_of(bit: u32) -> MessageId {
 /// What checking a candidate needs.
 struct Plan<'a> {
     request: &'a Request<'a>,
+    mode: Mode,
     wants: Vec<Want>,
     /// Inverse document frequency of each want.
     idf: Vec<f64>,
@@ -121,23 +122,51 @@ struct Plan<'a> {
     average_words: f64,
 }
 
+/// Which candidates a search takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Messages holding every word (`/search`), newest first beyond the ranked ones.
+    All,
+    /// Messages holding at least `min_held` of the words, those holding the rarest ones first
+    /// (a question asked in words of its own: `/ask`, and what a reply remembers).
+    Any { min_held: usize },
+}
+
+/// Messages read at most to answer [`Mode::Any`]: those that hold the most of the rarest words.
+const ANY_CANDIDATES: usize = 256;
+/// Postings gathered at most to choose [`Mode::Any`]'s candidates: the rarest words' first
+/// (a common word adds little and would cost a map entry per message).
+const ANY_POSTINGS: u64 = 200_000;
+
+/// The ids holding each want in one chat, and what the index has not read yet.
+struct Gathered {
+    bitmaps: Vec<RoaringBitmap>,
+    /// Messages of the tail and of blocks the index has not read, by id.
+    unread: FxHashMap<MessageId, MessageRef>,
+    /// Whether more unread blocks were left than a query searches itself.
+    incomplete: bool,
+    average_words: f64,
+}
+
 impl SearchIndex {
     /// Answers `request` (see the module's documentation).
     pub fn find(&self, request: &Request) -> Result<Found, FindError> {
-        let store = self.store();
-        let query = request.query;
-        let chat = request.chat;
-        let wants = self.wants(query)?;
-        let author = match &query.from {
-            None => None,
-            Some(Author::Me) => Some(request.asker.ok_or(QueryError::NoOneAsking)?),
-            Some(Author::Username(name)) => Some(
-                store
-                    .user_by_username(chat, name)
-                    .ok_or_else(|| QueryError::UnknownUser(name.clone()))?,
-            ),
-        };
+        self.answer(request, Mode::All)
+    }
 
+    /// The messages most related to the words of `request`'s query, best first: those holding
+    /// at least half of the words (one of up to three), ranked by BM25 over the words they
+    /// hold, at most [`RANKED`]. For questions asked in words of their own, which no message
+    /// holds all of. Filters and phrases apply as in [`SearchIndex::find`].
+    pub fn find_related(&self, request: &Request) -> Result<Found, FindError> {
+        let words = self.wants(request.query)?.len();
+        let min_held = words.div_ceil(2).clamp(1, 3);
+        self.answer(request, Mode::Any { min_held })
+    }
+
+    /// The ids of `chat` holding each of `wants`, from the index and from what it has not read.
+    fn gather(&self, chat: ChatId, wants: &[Want]) -> Result<Gathered, FindError> {
+        let store = self.store();
         // The tail first, then the index, then blocks the index has not read: a block sealed
         // meanwhile is seen twice rather than not at all.
         let mut unread: FxHashMap<MessageId, MessageRef> = store
@@ -146,7 +175,7 @@ impl SearchIndex {
             .map(|m| (m.message_id, m))
             .collect();
         let mut bitmaps = vec![RoaringBitmap::new(); wants.len()];
-        let view = self.view(chat, &wants, |i, _, id| {
+        let view = self.view(chat, wants, |i, _, id| {
             bitmaps[i].insert(bit(id));
         })?;
         for segment in &view.segments {
@@ -179,17 +208,58 @@ impl SearchIndex {
                 }
             }
         }
+        Ok(Gathered {
+            bitmaps,
+            unread,
+            incomplete,
+            average_words: view.average_words,
+        })
+    }
 
-        let candidates = bitmaps
-            .iter()
-            .skip(1)
-            .fold(bitmaps[0].clone(), |all, next| all & next);
+    fn answer(&self, request: &Request, mode: Mode) -> Result<Found, FindError> {
+        let store = self.store();
+        let query = request.query;
+        let chat = request.chat;
+        let wants = self.wants(query)?;
+        let author = match &query.from {
+            None => None,
+            Some(Author::Me) => Some(request.asker.ok_or(QueryError::NoOneAsking)?),
+            Some(Author::Username(name)) => Some(
+                store
+                    .user_by_username(chat, name)
+                    .ok_or_else(|| QueryError::UnknownUser(name.clone()))?,
+            ),
+        };
+        let Gathered {
+            bitmaps,
+            unread,
+            incomplete,
+            average_words,
+        } = self.gather(chat, &wants)?;
+
         // The author is checked on each candidate: a prefilter from the person's postings
         // would read all of their history.
         let total = store
             .chat_stats(chat)
             .map_or(0, |s| s.total_messages)
             .max(bitmaps.iter().map(|b| b.len()).max().unwrap_or(0)) as f64;
+        let idf: Vec<f64> = bitmaps
+            .iter()
+            .map(|b| {
+                let df = b.len() as f64;
+                (1.0 + (total - df + 0.5) / (df + 0.5)).ln()
+            })
+            .collect();
+        let candidates: Box<dyn Iterator<Item = MessageId>> = match mode {
+            Mode::All => {
+                let all = bitmaps
+                    .iter()
+                    .skip(1)
+                    .fold(bitmaps[0].clone(), |all, next| all & next);
+                Box::new(all.into_iter().rev().map(id_of))
+            }
+            Mode::Any { .. } => Box::new(rarest_first(&bitmaps, &idf).into_iter()),
+        };
         let excluded: Vec<String> = query
             .excluded
             .iter()
@@ -197,19 +267,14 @@ impl SearchIndex {
             .collect();
         let plan = Plan {
             request,
+            mode,
             relevant: shortest_starts(
                 wants
                     .iter()
                     .flat_map(|w| w.terms.iter().chain(&w.starts))
                     .chain(&excluded),
             ),
-            idf: bitmaps
-                .iter()
-                .map(|b| {
-                    let df = b.len() as f64;
-                    (1.0 + (total - df + 0.5) / (df + 0.5)).ln()
-                })
-                .collect(),
+            idf,
             wants,
             excluded,
             author,
@@ -219,7 +284,7 @@ impl SearchIndex {
             until: query
                 .until
                 .map(|day| day_start(day) + 86_399 - request.utc_offset_secs),
-            average_words: view.average_words,
+            average_words,
         };
         drop(bitmaps);
 
@@ -230,17 +295,17 @@ impl SearchIndex {
         let page_end = request.offset + request.limit;
         let mut ranked: Vec<(bool, Hit)> = Vec::new();
         let mut later: Vec<Hit> = Vec::new();
-        let mut newest_first = candidates.iter().rev().map(id_of).peekable();
+        let mut queue = candidates.peekable();
         let mut checked = 0;
         let mut ranking = true;
         let mut buffers = Scratch::default();
         while ranked.len() + later.len() <= page_end
             || ranking && ranked.len() < RANKED && checked < CHECK_BUDGET
         {
-            if checked >= CHECKED || newest_first.peek().is_none() {
+            if checked >= CHECKED || queue.peek().is_none() {
                 break;
             }
-            let batch: Vec<MessageId> = newest_first.by_ref().take(READ_BATCH).collect();
+            let batch: Vec<MessageId> = queue.by_ref().take(READ_BATCH).collect();
             let stored: Vec<MessageId> = batch
                 .iter()
                 .copied()
@@ -273,7 +338,7 @@ impl SearchIndex {
                 .then(b.score.total_cmp(&a.score))
                 .then(b.message.message_id.cmp(&a.message.message_id))
         });
-        let unchecked = newest_first.peek().is_some() && checked < CHECKED;
+        let unchecked = queue.peek().is_some() && checked < CHECKED;
         let hits: Vec<(bool, Hit)> = ranked
             .into_iter()
             .chain(later.into_iter().map(|hit| (false, hit)))
@@ -456,6 +521,7 @@ impl SearchIndex {
             return None;
         }
         let mut score = 0.0;
+        let mut held = 0;
         let length = words.len().max(1) as f64;
         for (want, idf) in plan.wants.iter().zip(&plan.idf) {
             let before = marks.len();
@@ -472,10 +538,19 @@ impl SearchIndex {
             );
             let tf = (marks.len() - before) as f64;
             if tf == 0.0 {
-                return None;
+                match plan.mode {
+                    Mode::All => return None,
+                    Mode::Any { .. } => continue,
+                }
             }
+            held += 1;
             score +=
                 idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * length / plan.average_words));
+        }
+        if let Mode::Any { min_held } = plan.mode {
+            if held < min_held {
+                return None;
+            }
         }
         let age_days = (request.now - message.time).max(0) as f64 / 86_400.0;
         score *= 1.0 + RECENCY_BONUS * 0.5f64.powf(age_days / RECENCY_HALF_LIFE_DAYS);
@@ -503,6 +578,34 @@ struct Scratch {
     word: String,
     /// Each word's place in `folded` and in the text.
     places: Vec<(Range<usize>, Range<usize>)>,
+}
+
+/// [`Mode::Any`]'s candidates: the ids whose wants weigh the most (the sum of the inverse
+/// document frequencies of the wants they hold), at most [`ANY_CANDIDATES`], best first (newest
+/// first among equals). Wants are counted rarest first while their postings stay within
+/// [`ANY_POSTINGS`], so the map is bounded however common the words are.
+fn rarest_first(bitmaps: &[RoaringBitmap], idf: &[f64]) -> Vec<MessageId> {
+    let mut order: Vec<usize> = (0..bitmaps.len()).collect();
+    order.sort_by_key(|&i| bitmaps[i].len());
+    let mut weights: FxHashMap<u32, f64> = FxHashMap::default();
+    let mut counted = 0u64;
+    for (n, i) in order.into_iter().enumerate() {
+        counted += bitmaps[i].len();
+        if n > 0 && counted > ANY_POSTINGS {
+            break;
+        }
+        for id in &bitmaps[i] {
+            *weights.entry(id).or_default() += idf[i];
+        }
+    }
+    let mut best: Vec<(f64, u32)> = weights.into_iter().map(|(id, w)| (w, id)).collect();
+    let by_weight = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1));
+    if best.len() > ANY_CANDIDATES {
+        best.select_nth_unstable_by(ANY_CANDIDATES, by_weight);
+        best.truncate(ANY_CANDIDATES);
+    }
+    best.sort_unstable_by(by_weight);
+    best.into_iter().map(|(_, id)| id_of(id)).collect()
 }
 
 /// The shortest of `terms` that no other one starts: a word that none of them starts is not

@@ -257,7 +257,8 @@ impl SearchIndex {
         &self.inner.store
     }
 
-    pub(super) fn terms(&self) -> &Terms {
+    /// The stemmer and stop-words it indexes with: what a query word or a message is made of.
+    pub fn terms(&self) -> &Terms {
         &self.inner.terms
     }
 

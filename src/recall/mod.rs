@@ -1,0 +1,15 @@
+//! The long memory people use: what they missed ([`catchup`]: `/catchup` and the daily
+//! digest), answers from the whole history ([`ask`]: `/ask`), and the older messages a reply
+//! should remember ([`remember`]); with what a language model is asked for each and how its
+//! citations become links ([`cite`]).
+//!
+//! Everything here reads a bounded part of the history: a window of at most
+//! [`window::READ_CAP`] messages streamed once, or the few hundred candidates a search checks.
+
+pub mod catchup;
+mod pool;
+mod rank;
+pub mod window;
+
+pub use catchup::{catch_up, Catchup, Thread};
+pub use window::{Coverage, Scope, Window};
