@@ -127,9 +127,8 @@ pub fn catch_up(
 
 /// `text` without its links (parts with `://`, or starting with `www.` or `t.me/`).
 fn without_links(text: &str) -> std::borrow::Cow<'_, str> {
-    let link = |part: &str| {
-        part.contains("://") || part.starts_with("www.") || part.starts_with("t.me/")
-    };
+    let link =
+        |part: &str| part.contains("://") || part.starts_with("www.") || part.starts_with("t.me/");
     if !text.split_whitespace().any(link) {
         return text.into();
     }

@@ -6,10 +6,15 @@
 //! Everything here reads a bounded part of the history: a window of at most
 //! [`window::READ_CAP`] messages streamed once, or the few hundred candidates a search checks.
 
+pub mod ask;
 pub mod catchup;
+pub mod cite;
 mod pool;
 mod rank;
+pub mod remember;
 pub mod window;
 
+pub use ask::{evidence, Evidence, Question};
 pub use catchup::{catch_up, Catchup, Thread};
+pub use remember::remembered;
 pub use window::{Coverage, Scope, Window};

@@ -64,11 +64,46 @@ impl Pool {
 /// Starts of folded words that mark a decision, a plan, a change or a reminder (Ukrainian,
 /// Russian, English): such a message is what someone who was away needs most.
 const MARKERS: [&str; 40] = [
-    "домовил", "вирішил", "вирішено", "підсум", "остаточн", "змінює", "переноси", "перенесл",
-    "скасов", "увага", "важлив", "нагаду", "зустрічаєм", "збираєм", "рішення", "план", "отже",
-    "оголош", "графік", "розклад", "дедлайн", "договорил", "решили", "итог", "окончательн",
-    "отмен", "внимание", "важно", "объявлен", "расписан", "changed", "agreed", "decided",
-    "decision", "summary", "final", "reminder", "cancel", "moved", "deadline",
+    "домовил",
+    "вирішил",
+    "вирішено",
+    "підсум",
+    "остаточн",
+    "змінює",
+    "переноси",
+    "перенесл",
+    "скасов",
+    "увага",
+    "важлив",
+    "нагаду",
+    "зустрічаєм",
+    "збираєм",
+    "рішення",
+    "план",
+    "отже",
+    "оголош",
+    "графік",
+    "розклад",
+    "дедлайн",
+    "договорил",
+    "решили",
+    "итог",
+    "окончательн",
+    "отмен",
+    "внимание",
+    "важно",
+    "объявлен",
+    "расписан",
+    "changed",
+    "agreed",
+    "decided",
+    "decision",
+    "summary",
+    "final",
+    "reminder",
+    "cancel",
+    "moved",
+    "deadline",
 ];
 /// Numbers (times, dates, sums, rooms) that add to a message's promise, at most.
 const NUMBERS: usize = 4;
@@ -133,6 +168,9 @@ mod tests {
         let plain = prior("ходили вчора в кіно", 3).unwrap();
         let decided = prior("Домовились: ходимо в кіно", 3).unwrap();
         let timed = prior("ходимо в кіно о 19:00", 3).unwrap();
-        assert!(decided > timed && timed > plain, "{plain} {timed} {decided}");
+        assert!(
+            decided > timed && timed > plain,
+            "{plain} {timed} {decided}"
+        );
     }
 }

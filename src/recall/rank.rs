@@ -128,10 +128,10 @@ pub fn rank(
             if j < i {
                 continue;
             }
-            let close = (candidates[j].message.time - candidates[i].message.time).abs()
-                <= THREAD_GAP_SECS;
-            let together = root(i) == root(j)
-                || close && cosine(&vectors[i], &vectors[j]) >= SAME_THREAD;
+            let close =
+                (candidates[j].message.time - candidates[i].message.time).abs() <= THREAD_GAP_SECS;
+            let together =
+                root(i) == root(j) || close && cosine(&vectors[i], &vectors[j]) >= SAME_THREAD;
             if together {
                 let (a, b) = (find(&mut parent, i), find(&mut parent, j));
                 parent[a.max(b)] = a.min(b);
@@ -214,7 +214,12 @@ mod tests {
             candidate(4, 10, &["футбол", "динам"], 1.0),
             candidate(5, 900, &["намет", "газ"], 1.0),
         ];
-        let ranked = rank(&candidates, |_| 1.0, &FxHashMap::default(), &FxHashMap::default());
+        let ranked = rank(
+            &candidates,
+            |_| 1.0,
+            &FxHashMap::default(),
+            &FxHashMap::default(),
+        );
         let best = (0..5).max_by(|&a, &b| ranked.rank[a].total_cmp(&ranked.rank[b]));
         assert_eq!(best, Some(1), "{:?}", ranked.rank);
         assert_eq!(ranked.thread[0], ranked.thread[2]);

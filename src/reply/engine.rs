@@ -23,8 +23,10 @@ pub trait ReplyEngine: Send + Sync {
 /// from history) with a [`Completion`] of the caller's making.
 pub trait LanguageModel: ReplyEngine {
     /// The model's text for `request`, as it came.
-    fn complete<'a>(&'a self, request: &'a Completion)
-        -> BoxFuture<'a, Result<String, EngineError>>;
+    fn complete<'a>(
+        &'a self,
+        request: &'a Completion,
+    ) -> BoxFuture<'a, Result<String, EngineError>>;
 }
 
 /// Why an engine has no answer. None of these carries an API key.

@@ -1,7 +1,7 @@
 //! Google Gemini through its REST API (`models/{model}:generateContent`).
 
-use super::config::{GeminiConfig, Secret};
 use super::completion::Completion;
+use super::config::{GeminiConfig, Secret};
 use super::engine::{EngineError, LanguageModel, ReplyEngine};
 use super::http;
 use super::prompt::Prompt;

@@ -14,11 +14,11 @@ pub mod openai;
 mod prompt;
 mod responder;
 
+pub use completion::Completion;
 pub use config::{
     EngineKind, GeminiConfig, LlmConfig, OfflineConfig, OpenAiConfig, Secret, GEMINI_KEY_ENV,
     OPENAI_KEY_ENV,
 };
-pub use completion::Completion;
 pub use engine::{EngineError, LanguageModel, ReplyEngine};
 pub use gemini::GeminiEngine;
 pub use markov::MarkovEngine;

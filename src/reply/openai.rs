@@ -1,8 +1,8 @@
 //! OpenAI `chat/completions`, which OpenAI itself and most self-hosted servers (llama.cpp, Ollama,
 //! vLLM) and gateways (OpenRouter) speak.
 
-use super::config::{OpenAiConfig, Secret};
 use super::completion::Completion;
+use super::config::{OpenAiConfig, Secret};
 use super::engine::{EngineError, LanguageModel, ReplyEngine};
 use super::http;
 use super::prompt::Prompt;

@@ -1,7 +1,7 @@
 //! [`Responder`]: the configured engine first, the offline engine when it fails.
 
-use super::config::{EngineKind, LlmConfig, GEMINI_KEY_ENV, OPENAI_KEY_ENV};
 use super::completion::Completion;
+use super::config::{EngineKind, LlmConfig, GEMINI_KEY_ENV, OPENAI_KEY_ENV};
 use super::engine::{EngineError, LanguageModel, ReplyEngine};
 use super::gemini::GeminiEngine;
 use super::http;

@@ -155,12 +155,12 @@ impl SearchIndex {
     }
 
     /// The messages most related to the words of `request`'s query, best first: those holding
-    /// at least half of the words (one of up to three), ranked by BM25 over the words they
-    /// hold, at most [`RANKED`]. For questions asked in words of their own, which no message
+    /// one of its words (two of five or more), ranked by BM25 over the words they hold, at
+    /// most [`RANKED`]. For questions asked in words of their own, which no message
     /// holds all of. Filters and phrases apply as in [`SearchIndex::find`].
     pub fn find_related(&self, request: &Request) -> Result<Found, FindError> {
         let words = self.wants(request.query)?.len();
-        let min_held = words.div_ceil(2).clamp(1, 3);
+        let min_held = if words >= 5 { 2 } else { 1 };
         self.answer(request, Mode::Any { min_held })
     }
 
@@ -229,6 +229,7 @@ impl SearchIndex {
                     .user_by_username(chat, name)
                     .ok_or_else(|| QueryError::UnknownUser(name.clone()))?,
             ),
+            Some(Author::User(user)) => Some(*user),
         };
         let Gathered {
             bitmaps,

@@ -49,6 +49,8 @@ pub enum Author {
     Me,
     /// A `@username` (without the `@`, lower case).
     Username(String),
+    /// A person named in a question (`/ask`), found among the chat's people by the bot.
+    User(crate::store::UserId),
 }
 
 /// Why a query was refused.
