@@ -326,8 +326,14 @@ impl Config {
 
     /// The local hour (0–23) at Unix time `time`.
     pub fn local_hour(&self, time: i64) -> u8 {
-        let local = time + i64::from(self.bot.utc_offset_hours) * 3600;
+        let local = time + self.utc_offset_secs();
         (local.rem_euclid(86_400) / 3600) as u8
+    }
+
+    /// The bot's time zone (`bot.utc_offset_hours`) in seconds east of UTC: the dates it shows
+    /// are local.
+    pub fn utc_offset_secs(&self) -> i64 {
+        i64::from(self.bot.utc_offset_hours) * 3_600
     }
 }
 

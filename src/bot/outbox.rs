@@ -6,7 +6,7 @@ use super::ctx::{Ctx, TgBot};
 use super::record;
 use crate::texts::{Lang, Phrase};
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardMarkup, ReplyParameters, User};
+use teloxide::types::{InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters, User};
 
 /// The language to answer `user` in.
 pub fn lang_of(user: Option<&User>) -> Lang {
@@ -97,4 +97,16 @@ pub async fn record_own(ctx: &Ctx, sent: &Message) -> anyhow::Result<()> {
     let message = record::to_stored(sent);
     ctx.blocking(move |ctx| Ok(ctx.store.save_message(message)?))
         .await
+}
+
+/// No link previews: results and summaries link many messages, and a preview of the first
+/// would push the text down.
+pub fn no_preview() -> LinkPreviewOptions {
+    LinkPreviewOptions {
+        is_disabled: true,
+        url: None,
+        prefer_small_media: false,
+        prefer_large_media: false,
+        show_above_text: false,
+    }
 }

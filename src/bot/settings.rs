@@ -21,6 +21,34 @@ pub struct ChatSettings {
     pub spontaneous: bool,
     /// When the bot last posted on its own here (Unix time).
     pub last_spontaneous: Option<i64>,
+    /// The local hour the daily digest is posted at; `None`: no digest (the default).
+    pub digest_hour: Option<u8>,
+    /// When the last digest was posted or found the day quiet (Unix time): one a day.
+    pub last_digest: Option<i64>,
+}
+
+/// [`ChatSettings`] as stored before the daily digest; still read.
+#[derive(Deserialize)]
+struct ChatSettingsV1 {
+    replies: bool,
+    reply_chance: Option<f64>,
+    quiet_hours: Option<(u8, u8)>,
+    spontaneous: bool,
+    last_spontaneous: Option<i64>,
+}
+
+impl From<ChatSettingsV1> for ChatSettings {
+    fn from(old: ChatSettingsV1) -> Self {
+        ChatSettings {
+            replies: old.replies,
+            reply_chance: old.reply_chance,
+            quiet_hours: old.quiet_hours,
+            spontaneous: old.spontaneous,
+            last_spontaneous: old.last_spontaneous,
+            digest_hour: None,
+            last_digest: None,
+        }
+    }
 }
 
 impl Default for ChatSettings {
@@ -31,6 +59,8 @@ impl Default for ChatSettings {
             quiet_hours: None,
             spontaneous: true,
             last_spontaneous: None,
+            digest_hour: None,
+            last_digest: None,
         }
     }
 }
@@ -74,9 +104,16 @@ impl From<UserSettingsV1> for UserSettings {
     }
 }
 
-/// Reads a chat's settings (defaults when none were stored).
+/// Reads a chat's settings (defaults when none were stored), in their current or first shape.
 pub fn chat(store: &Store, chat: i64) -> crate::store::Result<ChatSettings> {
-    Ok(store.setting(SettingKey::Chat(chat))?.unwrap_or_default())
+    let key = SettingKey::Chat(chat);
+    match store.setting::<ChatSettings>(key) {
+        Ok(settings) => Ok(settings.unwrap_or_default()),
+        Err(e) => match store.setting::<ChatSettingsV1>(key) {
+            Ok(Some(old)) => Ok(old.into()),
+            _ => Err(e),
+        },
+    }
 }
 
 /// Reads a user's settings (defaults when none were stored), in their current or first shape.
@@ -287,6 +324,56 @@ mod tests {
         store.put_setting(SettingKey::User(5), &new).unwrap();
         assert_eq!(user(&store, 5).unwrap(), new);
         assert_eq!(profile_opt_outs(&store).unwrap(), vec![5]);
+    }
+
+    /// A chat's settings as the last build before the daily digest wrote them
+    /// (`codec::encode` of `ChatSettings { replies: false, reply_chance: Some(0.25),
+    /// quiet_hours: Some((23, 7)), spontaneous: false, last_spontaneous: Some(1_760_000_000) }`).
+    const CHAT_SETTINGS_V1: &str = "010001000000000000d03f0117070001fc00f0ced1";
+
+    #[test]
+    fn chat_settings_written_before_the_digest_are_still_read() {
+        let written: Vec<u8> = (0..CHAT_SETTINGS_V1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&CHAT_SETTINGS_V1[i..i + 2], 16).unwrap())
+            .collect();
+        let old: ChatSettingsV1 = crate::store::codec::decode(&written).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(crate::store::StoreConfig::new(dir.path())).unwrap();
+        #[derive(Serialize)]
+        struct Shape(bool, Option<f64>, Option<(u8, u8)>, bool, Option<i64>);
+        let shape = Shape(
+            old.replies,
+            old.reply_chance,
+            old.quiet_hours,
+            old.spontaneous,
+            old.last_spontaneous,
+        );
+        assert_eq!(
+            crate::store::codec::encode(&shape),
+            written,
+            "the old record's bytes"
+        );
+        store.put_setting(SettingKey::Chat(-7), &shape).unwrap();
+        let read = chat(&store, -7).unwrap();
+        assert_eq!(
+            read,
+            ChatSettings {
+                replies: false,
+                reply_chance: Some(0.25),
+                quiet_hours: Some((23, 7)),
+                spontaneous: false,
+                last_spontaneous: Some(1_760_000_000),
+                digest_hour: None,
+                last_digest: None,
+            }
+        );
+        let new = ChatSettings {
+            digest_hour: Some(9),
+            ..read
+        };
+        store.put_setting(SettingKey::Chat(-7), &new).unwrap();
+        assert_eq!(chat(&store, -7).unwrap(), new);
     }
 
     #[test]

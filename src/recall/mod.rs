@@ -12,9 +12,11 @@ pub mod cite;
 mod pool;
 mod rank;
 pub mod remember;
+pub mod span;
 pub mod window;
 
 pub use ask::{evidence, Evidence, Question};
 pub use catchup::{catch_up, Catchup, Thread};
 pub use remember::remembered;
+pub use span::{parse_catchup_args, CatchupArgs, SpanError, MAX_SPAN_SECS};
 pub use window::{Coverage, Scope, Window};

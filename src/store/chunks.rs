@@ -49,7 +49,7 @@ impl Shared {
         &self,
         user: UserId,
         to: Timestamp,
-    ) -> impl Iterator<Item = Result<ChunkEntry>> + '_ {
+    ) -> impl DoubleEndedIterator<Item = Result<ChunkEntry>> + '_ {
         let start = layout::postings_key(user, Timestamp::MIN, 0);
         let end = layout::postings_key(user, to, u64::MAX);
         self.db

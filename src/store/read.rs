@@ -191,6 +191,36 @@ impl Store {
         Ok(ids)
     }
 
+    /// When `user` last wrote in `chat` before `before`, their message `except` aside (the
+    /// command being answered): from their postings, the newest first, one chunk at a time.
+    pub fn last_message_time(
+        &self,
+        user: UserId,
+        chat: ChatId,
+        before: Timestamp,
+        except: MessageId,
+    ) -> Result<Option<Timestamp>> {
+        self.check_thread();
+        let earlier = |r: &PostingRef| r.chat == chat && r.time <= before && r.id != except;
+        // Refs not yet written into chunks are the newest.
+        let newest = self
+            .shared
+            .postings
+            .in_memory(user)
+            .into_iter()
+            .filter(earlier);
+        if let Some(latest) = newest.map(|r| r.time).max() {
+            return Ok(Some(latest));
+        }
+        for entry in self.shared.user_chunks(user, before).rev() {
+            let chunk = self.shared.read_chunk(&entry?)?;
+            if let Some(latest) = chunk.iter().filter(|r| earlier(r)).map(|r| r.time).max() {
+                return Ok(Some(latest));
+            }
+        }
+        Ok(None)
+    }
+
     /// Statistics of a chat, from counters: O(1) in its number of messages.
     pub fn chat_stats(&self, chat: ChatId) -> Option<ChatStats> {
         self.check_thread();

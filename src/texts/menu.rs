@@ -16,6 +16,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "Search this chat's history: /search words (from:@user, since:2025-03-01, \"phrase\", -word)",
     ),
     (
+        "catchup",
+        "Що я пропустив: від твого останнього повідомлення (/catchup 6h, 3d)",
+        "What did I miss: since your last message (/catchup 6h, 3d)",
+    ),
+    (
+        "ask",
+        "Запитати історію чату: /ask що вирішили щодо поїздки?",
+        "Ask the chat's history: /ask what did we decide about the trip?",
+    ),
+    (
         "words",
         "Слова дня в цьому чаті",
         "Words of the day in this chat",
@@ -37,8 +47,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "settings",
-        "Налаштування: реакції, згадки, відповіді",
-        "Settings: reactions, mentions, replies",
+        "Налаштування: реакції, згадки, відповіді, підсумок дня",
+        "Settings: reactions, mentions, replies, daily digest",
     ),
     (
         "global",

@@ -9,6 +9,7 @@ mod lang;
 mod menu;
 mod names;
 mod phrases;
+mod recall;
 mod reports;
 mod search;
 
@@ -16,6 +17,9 @@ pub use lang::Lang;
 pub use menu::{help, menu, start, COMMANDS};
 pub use names::{emotion, messages};
 pub use phrases::Phrase;
+pub use recall::{
+    answer, ask_usage, catchup, catchup_nothing, catchup_refused, no_answer, quotes, Links, Since,
+};
 pub use reports::{
     alert, analytics, chat_stats, global, health, import_failed, import_summary, me, settings_view,
     top, topic_stats, words, BotHealth, ChatSettingsView, UserSettingsView,

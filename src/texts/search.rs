@@ -117,7 +117,7 @@ pub fn search_unavailable(lang: Lang) -> &'static str {
 }
 
 /// Telegram HTML's three special characters escaped.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,8 +1,10 @@
 //! The bot's commands (a derived [`BotCommands`] enum) and its buttons, routed to the files of
-//! their audience: statistics for everyone, privacy, settings, and the bot admins' commands.
+//! their audience: statistics, search and the long memory for everyone, privacy, settings, and
+//! the bot admins' commands.
 
 mod admin;
 mod privacy;
+mod recall;
 mod search;
 mod settings;
 mod stats;
@@ -25,6 +27,8 @@ pub enum Command {
     Stats,
     Top,
     Search(String),
+    Catchup(String),
+    Ask(String),
     Words,
     Analytics(String),
     Me,
@@ -80,6 +84,8 @@ pub async fn handle(ctx: Ctx, msg: Message, command: Command) -> anyhow::Result<
         Command::Stats => stats::stats(&ctx, &msg, lang).await,
         Command::Top => stats::top(&ctx, &msg, lang).await,
         Command::Search(args) => search::search(&ctx, &msg, lang, &args).await,
+        Command::Catchup(args) => recall::catchup(&ctx, &msg, lang, &args).await,
+        Command::Ask(question) => recall::ask(&ctx, &msg, lang, &question).await,
         Command::Analytics(span) => stats::analytics(&ctx, &msg, lang, &span).await,
         Command::Words => stats::words(&ctx, &msg, lang).await,
         Command::Me => stats::me(&ctx, &msg, lang).await,

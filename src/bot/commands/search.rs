@@ -9,12 +9,12 @@
 use super::Command;
 use crate::bot::buttons::Button;
 use crate::bot::ctx::Ctx;
-use crate::bot::outbox::{reply_request, say};
+use crate::bot::outbox::{no_preview, reply_request, say};
 use crate::bot::record;
 use crate::search::{message_link, FindError, Found, Query, Request, SearchError};
 use crate::texts::{self, Lang, ResultLine};
 use teloxide::prelude::*;
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ParseMode};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode};
 use teloxide::utils::command::BotCommands;
 
 /// Results a page.
@@ -94,7 +94,7 @@ async fn page(
     let chat = asked.chat.id.0;
     let asker = asked.from.as_ref().map(|u| u.id.0 as i64);
     let topic = record::topic(asked).map(|t| t.0 .0);
-    let utc_offset_secs = i64::from(ctx.config.bot.utc_offset_hours) * 3_600;
+    let utc_offset_secs = ctx.config.utc_offset_secs();
     let searched = ctx
         .blocking(move |ctx| {
             let request = Request {
@@ -155,14 +155,4 @@ async fn page(
     }
     let keyboard = (!row.is_empty()).then(|| InlineKeyboardMarkup::new([row]));
     Ok(Ok((text, keyboard)))
-}
-
-fn no_preview() -> LinkPreviewOptions {
-    LinkPreviewOptions {
-        is_disabled: true,
-        url: None,
-        prefer_small_media: false,
-        prefer_large_media: false,
-        show_above_text: false,
-    }
 }
