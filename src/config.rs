@@ -28,6 +28,7 @@ pub struct Config {
     pub limits: RateLimits,
     pub quiet_hours: QuietHours,
     pub spontaneous: Spontaneous,
+    pub digest: Digest,
     pub retention: Retention,
     pub backup: Backups,
     pub llm: LlmConfig,
@@ -43,6 +44,7 @@ impl Default for Config {
             limits: RateLimits::default(),
             quiet_hours: QuietHours::default(),
             spontaneous: Spontaneous::default(),
+            digest: Digest::default(),
             retention: Retention::default(),
             backup: Backups::default(),
             llm: LlmConfig::default(),
@@ -165,6 +167,26 @@ impl Default for Spontaneous {
     }
 }
 
+/// The daily digest chats turn on in `/settings` (off by default in every chat): when it is
+/// checked for, and what counts as a quiet day.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Digest {
+    /// How often the bot looks for chats whose digest hour has come.
+    pub check_every_secs: u64,
+    /// A day with fewer messages from people is quiet: no digest.
+    pub min_messages: u64,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest {
+            check_every_secs: 60,
+            min_messages: 20,
+        }
+    }
+}
+
 /// How long messages are kept. Off (0) by default: the memory is the point of the bot.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -258,6 +280,9 @@ impl Config {
             }
         }
         // Bounds keep every interval a valid, sane duration (and refuse NaN and infinity).
+        if !(1..=3_600).contains(&self.digest.check_every_secs) {
+            bail!("digest.check_every_secs must be between 1 and 3600 (an hour)");
+        }
         let minutes = self.spontaneous.check_every_minutes;
         if !(0.001..=10_080.0).contains(&minutes) {
             bail!("spontaneous.check_every_minutes must be between 0.001 and 10080 (a week)");

@@ -129,6 +129,8 @@ fn prompt(chat: i64, context: Vec<MessageRef>, replying_to: Option<MessageRef>) 
         chat_title: "Сусіди з Личаківської".into(),
         chat_id: chat,
         context,
+        remembered: Vec::new(),
+        utc_offset_secs: 2 * 3_600,
         replying_to,
         language: Language::Ukrainian,
         hint: Some("любить, коли її звуть Ксеня".into()),
@@ -690,4 +692,31 @@ async fn markov_keeps_at_most_max_chats_models() {
     assert_eq!(engine.models(), 2);
     assert!(engine.forget(chats[0]));
     assert_eq!(engine.models(), 1);
+}
+
+#[test]
+fn remembered_messages_come_first_with_their_dates_and_the_transcript_is_data() {
+    let mut asked = conversation(GROUP);
+    let mut old = msg(
+        GROUP,
+        1,
+        10,
+        "Оксана",
+        "Їдемо в Карпати 14 червня, квитки купила",
+    );
+    // 2025-06-01 23:30 UTC is 2 June in the bot's time zone (UTC+2).
+    old.time = 1_748_820_600;
+    asked.remembered = vec![Arc::new(old)];
+    let transcript = asked.transcript();
+    let remembered = transcript
+        .find("[2025-06-02] Оксана: Їдемо в Карпати 14 червня")
+        .expect(&transcript);
+    let recent = transcript.find("Recent messages").expect(&transcript);
+    assert!(remembered < recent, "{transcript}");
+    assert!(
+        asked.system_text().contains("never instructions"),
+        "{}",
+        asked.system_text()
+    );
+    assert!(!conversation(GROUP).transcript().contains("Older messages"));
 }

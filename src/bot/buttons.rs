@@ -29,15 +29,18 @@ pub enum Toggle {
     Replies,
     /// The chat's (administrators only): whether the bot posts on its own.
     Spontaneous,
+    /// The chat's (administrators only): the daily digest, off or at the default hour.
+    Digest,
 }
 
 impl Toggle {
-    const ALL: [(Toggle, &'static str); 5] = [
+    const ALL: [(Toggle, &'static str); 6] = [
         (Toggle::Reactions, "u:reactions"),
         (Toggle::Mentions, "u:mentions"),
         (Toggle::Profile, "u:profile"),
         (Toggle::Replies, "c:replies"),
         (Toggle::Spontaneous, "c:spontaneous"),
+        (Toggle::Digest, "c:digest"),
     ];
 
     fn code(self) -> &'static str {
@@ -96,13 +99,14 @@ mod tests {
             (Button::Toggle(Toggle::Profile), "set:u:profile"),
             (Button::Toggle(Toggle::Replies), "set:c:replies"),
             (Button::Toggle(Toggle::Spontaneous), "set:c:spontaneous"),
+            (Button::Toggle(Toggle::Digest), "set:c:digest"),
             (Button::SearchPage { offset: 20 }, "search:20"),
         ];
         for (button, data) in buttons {
             assert_eq!(button.data(), data);
             assert_eq!(Button::parse(data), Some(button));
         }
-        assert_eq!(Toggle::ALL.len(), 5, "a new toggle needs a line above");
+        assert_eq!(Toggle::ALL.len(), 6, "a new toggle needs a line above");
         for data in [
             "",
             "forget",

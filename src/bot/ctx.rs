@@ -1,6 +1,7 @@
 //! [`Ctx`]: what the poll loop, the handlers and the maintenance tasks share.
 
 use super::alerts::Alerts;
+use super::clock::Clock;
 use super::limits::RateLimiter;
 use super::metrics::Metrics;
 use super::policy;
@@ -56,6 +57,8 @@ pub struct Shared {
     /// Messages dated before this (start-up minus `bot.backlog_secs`) are not answered.
     pub backlog_before: i64,
     pub(super) alerts: Alerts,
+    /// The time of scheduled work (the daily digest).
+    pub clock: Clock,
     /// Flips to `true` once on SIGTERM / Ctrl-C.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -16,8 +16,10 @@
 mod alerts;
 mod api;
 mod buttons;
+mod clock;
 mod commands;
 mod ctx;
+mod digest;
 mod handlers;
 mod http;
 mod limits;
@@ -32,6 +34,7 @@ pub mod settings;
 mod spontaneous;
 mod tasks;
 
+pub use clock::Clock;
 pub use ctx::Ctx;
 
 use crate::analyzer::cache::AnalysisCache;
@@ -111,6 +114,17 @@ pub async fn run(
     connection: Connection,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with_clock(config, store, connection, shutdown, Clock::system()).await
+}
+
+/// [`run`] with the time of scheduled work (the daily digest) read from `clock`: tests set it.
+pub async fn run_with_clock(
+    config: Config,
+    store: Store,
+    connection: Connection,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Clock,
+) -> anyhow::Result<()> {
     let store = match cfg!(debug_assertions) {
         true => store.checking_runtime(),
         false => store,
@@ -159,6 +173,7 @@ pub async fn run(
         backlog_before: chrono::Utc::now().timestamp()
             - i64::try_from(config_backlog).unwrap_or(i64::MAX / 2),
         alerts: Default::default(),
+        clock,
         shutdown: stop_rx,
     }));
     tokio::spawn(async move {

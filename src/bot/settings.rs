@@ -297,9 +297,32 @@ pub fn parse_quiet_hours(text: &str) -> Option<Option<(u8, u8)>> {
     (start < 24 && end < 24).then_some(Some((start, end)))
 }
 
+/// The local hour the digest button turns the daily digest on at.
+pub const DEFAULT_DIGEST_HOUR: u8 = 9;
+
+/// Parses the digest's hour as `/settings digest` takes it: `9`, `21:00`, or `off`.
+pub fn parse_digest_hour(text: &str) -> Option<Option<u8>> {
+    let text = text.trim();
+    if matches!(text, "off" | "вимк" | "ні" | "no") {
+        return Some(None);
+    }
+    let hour = text.strip_suffix(":00").unwrap_or(text);
+    let hour: u8 = hour.parse().ok()?;
+    (hour < 24).then_some(Some(hour))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_hours_parse() {
+        assert_eq!(parse_digest_hour("9"), Some(Some(9)));
+        assert_eq!(parse_digest_hour(" 21:00 "), Some(Some(21)));
+        assert_eq!(parse_digest_hour("off"), Some(None));
+        assert_eq!(parse_digest_hour("24"), None);
+        assert_eq!(parse_digest_hour("ранок"), None);
+    }
 
     #[test]
     fn user_settings_of_the_first_shape_are_still_read() {

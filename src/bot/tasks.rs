@@ -1,10 +1,11 @@
 //! Maintenance tasks of a running bot: retention, scheduled backups with rotation, trimming of
 //! in-memory models and limits, handing freed memory back to the system, expiry of old trend
-//! hours, spontaneous posts. They share the bot's [`Ctx`], log what they did, and stop with the
+//! hours, spontaneous posts, the daily digest. They share the bot's [`Ctx`], log what they did, and stop with the
 //! bot. (Flushing is the store's own group commit, every 100 ms, plus one
 //! flush per `getUpdates` batch in the poll loop.)
 
 use super::ctx::Ctx;
+use super::digest;
 use super::spontaneous;
 use crate::search::Deletion;
 use std::future::Future;
@@ -18,6 +19,12 @@ pub fn spawn(ctx: &Ctx) -> Vec<JoinHandle<()>> {
         every(ctx, "trim", Duration::from_secs(600), trim),
         every(ctx, "memory", MEMORY_RELEASE_PERIOD, release_memory),
         every(ctx, "trends", Duration::from_secs(3600), expire_trends),
+        every(
+            ctx,
+            "digest",
+            Duration::from_secs(ctx.config.digest.check_every_secs),
+            daily_digest,
+        ),
     ];
     if ctx.config.retention.days > 0 {
         tasks.push(every(
@@ -174,6 +181,14 @@ async fn scheduled_backup(ctx: Ctx) -> anyhow::Result<()> {
         removed,
         "scheduled backup"
     );
+    Ok(())
+}
+
+async fn daily_digest(ctx: Ctx) -> anyhow::Result<()> {
+    let posted = digest::post_due(&ctx).await?;
+    if !posted.is_empty() {
+        tracing::info!(chats = ?posted, "posted the daily digest");
+    }
     Ok(())
 }
 

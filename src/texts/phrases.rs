@@ -35,6 +35,7 @@ pub enum Phrase {
     ToggleProfile,
     ToggleReplies,
     ToggleSpontaneous,
+    ToggleDigest,
     ChartByHour,
     ChartPerDay,
     ChartEmotions,
@@ -109,9 +110,11 @@ impl Phrase {
             ),
             SettingsUsage => (
                 "Для адміністраторів чату: /settings chance 0.05 — шанс відповіді без звертання; \
-                 /settings quiet 23-8 або /settings quiet off — тихі години.",
+                 /settings quiet 23-8 або /settings quiet off — тихі години; /settings digest 9 \
+                 або /settings digest off — підсумок дня о 9:00 чи без нього.",
                 "For chat administrators: /settings chance 0.05 — chance of unprompted replies; \
-                 /settings quiet 23-8 or /settings quiet off — quiet hours.",
+                 /settings quiet 23-8 or /settings quiet off — quiet hours; /settings digest 9 \
+                 or /settings digest off — a daily digest at 9:00, or none.",
             ),
             ButtonFailed => (
                 "Не вдалося, спробуй ще раз пізніше.",
@@ -133,6 +136,7 @@ impl Phrase {
             ),
             ToggleReplies => ("Відповіді", "Replies"),
             ToggleSpontaneous => ("Спонтанні дописи", "Spontaneous posts"),
+            ToggleDigest => ("Підсумок дня", "Daily digest"),
             ChartByHour => ("Повідомлення за годинами доби", "Messages by hour of day"),
             ChartPerDay => ("Повідомлення за днями", "Messages per day"),
             ChartEmotions => ("Емоції", "Emotion mix"),

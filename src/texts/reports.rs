@@ -319,6 +319,8 @@ pub struct ChatSettingsView {
     /// Local quiet hours, from and to.
     pub quiet: (u8, u8),
     pub spontaneous: bool,
+    /// The local hour of the daily digest, if it is on.
+    pub digest: Option<u8>,
 }
 
 /// `/settings`: someone's own choices, and in a group the chat's.
@@ -349,7 +351,7 @@ pub fn settings_view(
     if let Some(c) = chat {
         let _ = write!(
             text,
-            "\n\n{}\n{} {} · {} {:.0}% · {} {}–{} · {} {}\n{}",
+            "\n\n{}\n{} {} · {} {:.0}% · {} {}–{} · {} {} · {} {}\n{}",
             lang.pick(
                 "Чат (змінюють адміністратори):",
                 "Chat (administrators change these):"
@@ -363,6 +365,11 @@ pub fn settings_view(
             c.quiet.1,
             lang.pick("спонтанні дописи:", "spontaneous posts:"),
             on_off(lang, c.spontaneous),
+            lang.pick("підсумок дня:", "daily digest:"),
+            match c.digest {
+                Some(hour) => format!("{hour}:00"),
+                None => on_off(lang, false).to_string(),
+            },
             Phrase::SettingsUsage.text(lang),
         );
     }

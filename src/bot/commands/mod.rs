@@ -9,6 +9,8 @@ mod search;
 mod settings;
 mod stats;
 
+pub use recall::render_catchup;
+
 use super::buttons::Button;
 use super::ctx::Ctx;
 use super::outbox::{lang_of, say};

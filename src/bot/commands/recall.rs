@@ -10,7 +10,7 @@ use crate::bot::record;
 use crate::recall::cite::{self, Piece, NO_ANSWER};
 use crate::recall::{self, Catchup, Question, Scope, Window, MAX_SPAN_SECS};
 use crate::search::{message_link, FindError, SearchError};
-use crate::store::{ChatId, ChatInfo, Message as Stored, Timestamp};
+use crate::store::{ChatId, ChatInfo, Message as Stored};
 use crate::texts::{self, Lang, Since};
 use teloxide::prelude::*;
 use teloxide::types::ParseMode;
@@ -189,14 +189,4 @@ async fn send_html(ctx: &Ctx, msg: &Message, text: String) -> anyhow::Result<()>
         .link_preview_options(no_preview());
     ctx.call(request).await?;
     Ok(())
-}
-
-/// When the digest of `chat` covers: the day before `now`.
-pub fn digest_window(chat: ChatId, now: Timestamp) -> Window {
-    Window {
-        chat,
-        scope: Scope::Chat,
-        from: now - FIRST_TIME_SECS,
-        to: now,
-    }
 }

@@ -1,5 +1,6 @@
 //! `/settings`: someone's own choices (reactions, mentions, profile) as buttons, and a chat's
-//! (replies, unprompted chance, quiet hours, spontaneous posts) for its administrators.
+//! (replies, unprompted chance, quiet hours, spontaneous posts, the daily digest) for its
+//! administrators.
 
 use crate::bot::buttons::{Button, Toggle};
 use crate::bot::ctx::Ctx;
@@ -9,7 +10,8 @@ use crate::texts::{self, ChatSettingsView, Lang, Phrase, UserSettingsView};
 use teloxide::prelude::*;
 use teloxide::types::{Chat, InlineKeyboardButton, InlineKeyboardMarkup, User};
 
-/// `/settings` shows them; `/settings chance X` and `/settings quiet A-B|off` change the chat's.
+/// `/settings` shows them; `/settings chance X`, `/settings quiet A-B|off` and
+/// `/settings digest H|off` change the chat's.
 pub async fn command(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> anyhow::Result<()> {
     let Some(from) = msg.from.as_ref() else {
         return Ok(());
@@ -33,6 +35,10 @@ pub async fn command(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> anyhow
             Some(hours) => Box::new(move |c| c.quiet_hours = hours),
             None => return say(ctx, msg, Phrase::SettingsUsage.text(lang)).await,
         },
+        "digest" | "підсумок" => match settings::parse_digest_hour(value) {
+            Some(hour) => Box::new(move |c| c.digest_hour = hour),
+            None => return say(ctx, msg, Phrase::SettingsUsage.text(lang)).await,
+        },
         _ => return say(ctx, msg, Phrase::SettingsUsage.text(lang)).await,
     };
     change_chat(ctx, msg.chat.id.0, change).await?;
@@ -51,12 +57,18 @@ pub async fn toggle(
         Toggle::Reactions => |s| s.no_reactions = !s.no_reactions,
         Toggle::Mentions => |s| s.no_mentions = !s.no_mentions,
         Toggle::Profile => |s| s.no_profile = !s.no_profile,
-        Toggle::Replies | Toggle::Spontaneous => {
+        Toggle::Replies | Toggle::Spontaneous | Toggle::Digest => {
             if !can_change_chat(ctx, &message.chat, user).await? {
                 return Ok(Phrase::ChatAdminsOnly.text(lang).into());
             }
             let flip_chat: fn(&mut ChatSettings) = match toggle {
                 Toggle::Replies => |c| c.replies = !c.replies,
+                Toggle::Digest => |c| {
+                    c.digest_hour = match c.digest_hour {
+                        Some(_) => None,
+                        None => Some(settings::DEFAULT_DIGEST_HOUR),
+                    }
+                },
                 _ => |c| c.spontaneous = !c.spontaneous,
             };
             change_chat(ctx, message.chat.id.0, Box::new(flip_chat)).await?;
@@ -131,6 +143,7 @@ async fn view(
             .quiet_hours
             .unwrap_or((ctx.config.quiet_hours.start, ctx.config.quiet_hours.end)),
         spontaneous: c.spontaneous,
+        digest: c.digest_hour,
     });
     let button = |phrase: Phrase, toggle| {
         InlineKeyboardButton::callback(phrase.text(lang), Button::Toggle(toggle).data())
@@ -145,6 +158,7 @@ async fn view(
             button(Phrase::ToggleReplies, Toggle::Replies),
             button(Phrase::ToggleSpontaneous, Toggle::Spontaneous),
         ]);
+        rows.push(vec![button(Phrase::ToggleDigest, Toggle::Digest)]);
     }
     let text = texts::settings_view(lang, &mine, theirs.as_ref());
     Ok((text, InlineKeyboardMarkup::new(rows)))
