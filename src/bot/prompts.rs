@@ -4,7 +4,7 @@
 
 use super::ctx::Ctx;
 use crate::recall;
-use crate::reply::Prompt;
+use crate::reply::{Prompt, CONTEXT_MESSAGES};
 use crate::store::{Message, MessageRef};
 use crate::texts::Lang;
 use std::cell::RefCell;
@@ -67,10 +67,21 @@ pub async fn prompt(
             }
             let remembered = match asked {
                 Some((text, time)) => {
-                    let before = context.first().map_or(time, |m| m.time);
-                    let found = recall::remembered(&ctx.search, chat_id, topic, &text, before, now, |m| {
-                        left_out(m).is_ok_and(|out| !out)
-                    });
+                    // What the transcript shows of the context is not remembered again.
+                    let shown = context.len().saturating_sub(CONTEXT_MESSAGES);
+                    let before = context.get(shown).map_or(time, |m| m.time);
+                    let mut names = ctx.config.bot.names.clone();
+                    names.push(ctx.me.user.first_name.clone());
+                    let found = recall::remembered(
+                        &ctx.search,
+                        chat_id,
+                        topic,
+                        &text,
+                        &names,
+                        before,
+                        now,
+                        |m| left_out(m).is_ok_and(|out| !out),
+                    );
                     // Remembering is a bonus: a search that fails leaves the reply as it was.
                     found.unwrap_or_else(|e| {
                         tracing::warn!(chat = chat_id, error = %e, "no older messages for the reply");

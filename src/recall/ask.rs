@@ -89,10 +89,16 @@ pub struct Question<'a> {
     pub now: Timestamp,
 }
 
-/// A question as a search: its words, less the words of asking ("казала", "said") and
-/// mentions; a word naming one of the chat's most active people ("Оксана", "Оксани") becomes
-/// an author filter. `None` when nothing is left to look for.
-pub fn question_query(index: &SearchIndex, chat: ChatId, text: &str) -> Option<Query> {
+/// A question as a search: its words, less the words of asking ("казала", "said"), mentions
+/// (`@name`) and `ignored` names (the bot's, which a reply's question calls it by, also with a
+/// case ending); a word naming one of the chat's most active people ("Оксана", "Оксани")
+/// becomes an author filter. `None` when nothing is left to look for.
+pub fn question_query(
+    index: &SearchIndex,
+    chat: ChatId,
+    text: &str,
+    ignored: &[String],
+) -> Option<Query> {
     let terms = index.terms();
     let people: Vec<(String, crate::store::UserId)> = index
         .store()
@@ -105,13 +111,22 @@ pub fn question_query(index: &SearchIndex, chat: ChatId, text: &str) -> Option<Q
             (first.chars().count() >= 3).then(|| (terms.stem(&first), u.user_id))
         })
         .collect();
+    let ignored: Vec<String> = ignored.iter().map(|name| tokens::fold(name)).collect();
     let mut query = Query::default();
-    for word in tokens::words(text) {
-        if word.starts_with('@') {
-            continue;
-        }
+    let unmentioned: Vec<&str> = text
+        .split_whitespace()
+        .filter(|part| !part.starts_with('@'))
+        .collect();
+    for word in unmentioned.iter().flat_map(|part| tokens::words(part)) {
         let folded = tokens::fold(word);
-        if ASKING.contains(&folded.as_str()) || SAYING.iter().any(|s| folded.starts_with(s)) {
+        let asking =
+            ASKING.contains(&folded.as_str()) || SAYING.iter().any(|s| folded.starts_with(s));
+        let calling = ignored.iter().any(|name| {
+            !name.is_empty()
+                && folded.starts_with(name.as_str())
+                && folded.chars().count() <= name.chars().count() + 2
+        });
+        if asking || calling {
             continue;
         }
         let named = people.iter().find(|(stem, _)| {
@@ -137,7 +152,7 @@ pub fn question_query(index: &SearchIndex, chat: ChatId, text: &str) -> Option<Q
 /// checked against the store and ranked by BM25), with the reply threads around them.
 /// Blocking: reads the index and the store.
 pub fn evidence(index: &SearchIndex, question: &Question) -> Result<Evidence, FindError> {
-    let Some(query) = question_query(index, question.chat, question.text) else {
+    let Some(query) = question_query(index, question.chat, question.text, &[]) else {
         return Ok(Evidence::default());
     };
     let request = Request {

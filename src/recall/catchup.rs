@@ -86,7 +86,13 @@ pub fn catch_up(
         }
         if let Some(prior) = pool::prior(&text, found.len()) {
             if keep(message) {
-                let terms = found.iter().map(|t| t.as_str().into()).collect();
+                // A number tells little about what a message is about (it counted in the
+                // prior), and would keep near-repeats apart.
+                let terms = found
+                    .iter()
+                    .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
+                    .map(|t| t.as_str().into())
+                    .collect();
                 pool.offer(
                     place,
                     Candidate {

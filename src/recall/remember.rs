@@ -11,19 +11,22 @@ pub const REMEMBERED: usize = 5;
 const LOOKED_AT: usize = 20;
 
 /// The messages of `chat` older than `before` (the recent context starts there) most related
-/// to `text`, oldest first, at most [`REMEMBERED`]; messages `keep` refuses (people who opted
-/// out of mentions) and the bots' are left out. In a forum `topic`, its messages come first.
-/// Blocking: reads the index and the store.
+/// to `text` (less `names`, the bot's, that it is called by), oldest first, at most
+/// [`REMEMBERED`]; messages `keep` refuses (people who opted out of mentions) and the bots' are
+/// left out. In a forum `topic`, its messages come first. Blocking: reads the index and the
+/// store.
+#[allow(clippy::too_many_arguments)]
 pub fn remembered(
     index: &SearchIndex,
     chat: ChatId,
     topic: Option<MessageId>,
     text: &str,
+    names: &[String],
     before: Timestamp,
     now: Timestamp,
     keep: impl Fn(&Message) -> bool,
 ) -> Result<Vec<MessageRef>, FindError> {
-    let Some(query) = question_query(index, chat, text) else {
+    let Some(query) = question_query(index, chat, text, names) else {
         return Ok(Vec::new());
     };
     let request = Request {
