@@ -193,6 +193,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The long memory's costs: offline `/catchup` over windows of `--window` messages and
+    /// `/ask` offline (p50 / p99), with `/search` timed in the same run as the reference, and
+    /// the peak RSS.
+    BenchRecall {
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        /// Messages each catch-up's window holds.
+        #[arg(long, default_value_t = 10_000)]
+        window: u64,
+        /// Catch-ups to time.
+        #[arg(long, default_value_t = 200)]
+        catchups: u64,
+        /// Questions to time.
+        #[arg(long, default_value_t = 1_000)]
+        questions: u64,
+        /// Keep the store here instead of a temporary directory.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// One engine of `bench-search` (run by it in a child process).
     #[command(hide = true)]
     BenchSearchEngine {
@@ -640,6 +662,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 queries,
                 work_dir,
                 sqlite: !no_sqlite,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Command::BenchRecall {
+            workload,
+            window,
+            catchups,
+            questions,
+            work_dir,
+            json,
+        } => {
+            let report = bench::recall::run(&bench::recall::RecallBenchOptions {
+                spec: workload.spec(),
+                window,
+                catchups,
+                questions,
+                work_dir,
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

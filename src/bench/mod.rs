@@ -8,6 +8,7 @@ mod engine;
 mod fts;
 pub mod import;
 pub mod measure;
+pub mod recall;
 pub mod search;
 #[cfg(feature = "sqlite-baseline")]
 mod sqlite;

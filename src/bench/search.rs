@@ -170,16 +170,7 @@ pub fn run(options: &SearchBenchOptions) -> anyhow::Result<SearchBenchReport> {
         std::fs::remove_dir_all(&store_dir)?;
     }
     eprintln!("bench-search: writing {} messages", options.spec.messages);
-    let store = open_store(&store_dir)?;
-    let mut workload = Workload::new(options.spec);
-    loop {
-        let batch: Vec<_> = workload.by_ref().take(10_000).collect();
-        if batch.is_empty() {
-            break;
-        }
-        store.save_batch(batch)?;
-    }
-    store.flush()?;
+    let store = write_store(options.spec, &store_dir)?;
     let queries = draw_queries(&store, options)?;
     drop(store);
     let queries_file = work.join("queries.json");
@@ -197,6 +188,21 @@ pub fn run(options: &SearchBenchOptions) -> anyhow::Result<SearchBenchReport> {
         ours,
         fts5,
     })
+}
+
+/// A store in `dir` holding the workload of `spec`, flushed.
+pub(super) fn write_store(spec: WorkloadSpec, dir: &Path) -> anyhow::Result<Store> {
+    let store = open_store(dir)?;
+    let mut workload = Workload::new(spec);
+    loop {
+        let batch: Vec<_> = workload.by_ref().take(10_000).collect();
+        if batch.is_empty() {
+            break;
+        }
+        store.save_batch(batch)?;
+    }
+    store.flush()?;
+    Ok(store)
 }
 
 fn open_store(dir: &Path) -> anyhow::Result<Store> {
