@@ -215,6 +215,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The timed part of `bench-recall` (run by it in a child process).
+    #[command(hide = true)]
+    BenchRecallRun {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        chats: u32,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        window: u64,
+        #[arg(long)]
+        catchups: u64,
+        #[arg(long)]
+        questions: u64,
+    },
     /// One engine of `bench-search` (run by it in a child process).
     #[command(hide = true)]
     BenchSearchEngine {
@@ -689,6 +705,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report.table());
             }
+        }
+        Command::BenchRecallRun {
+            store,
+            chats,
+            seed,
+            window,
+            catchups,
+            questions,
+        } => {
+            let options = bench::recall::RecallBenchOptions {
+                spec: WorkloadSpec {
+                    chats,
+                    seed,
+                    ..WorkloadSpec::default()
+                },
+                window,
+                catchups,
+                questions,
+                work_dir: None,
+            };
+            let report = bench::recall::run_child(&store, &options)?;
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::BenchSearchEngine {
             engine,

@@ -5,6 +5,7 @@
 use chatkeeper::recall::{catch_up, evidence, Question, Scope, Window};
 use chatkeeper::search::SearchIndex;
 use chatkeeper::store::{FlushPolicy, Message, MessageKind, Store, StoreConfig};
+use chatkeeper::texts::{self, Lang, Since};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -111,6 +112,13 @@ fn the_offline_catchup_includes_the_key_messages() {
             catchup.coverage.messages,
             conversation.messages.len() as u64
         );
+        // As the bot shows it: within Telegram's limit, and the first one printed as an example.
+        let link = |m: &Message| Some(format!("https://t.me/c/1700000000/{}", m.message_id));
+        let shown = texts::catchup(Lang::Uk, Since::Span(86_400), &catchup, None, &link, 0);
+        assert!(shown.encode_utf16().count() <= 4_096, "{shown}");
+        if n == 0 {
+            println!("{shown}\n");
+        }
         let shown: Vec<i32> = catchup
             .threads
             .iter()
@@ -181,6 +189,13 @@ fn ask_finds_the_messages_that_answer_questions() {
                 now: START + 30 * 86_400,
             };
             let found = evidence(&index, &question_of).unwrap();
+            if n == 0 && answered + asked == 0 {
+                let link =
+                    |m: &Message| Some(format!("https://t.me/c/1700000000/{}", m.message_id));
+                let shown =
+                    texts::quotes(Lang::Uk, &question.question, &found.hits, &link, false, 0);
+                println!("/ask {}\n{shown}\n", question.question);
+            }
             let ids: Vec<i32> = found.hits.iter().map(|h| h.message.message_id).collect();
             let hit = question.answers.iter().any(|&a| ids.contains(&id_of(a)));
             if !hit {

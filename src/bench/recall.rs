@@ -1,18 +1,20 @@
 //! `chatkeeper bench-recall`: the long memory's costs on the benchmark workload: offline
 //! `/catchup` over windows of a given size (10,000 messages by default) and `/ask` offline,
-//! with `/search` for one word timed in the same run as the reference, and the process's peak
-//! RSS while they run.
+//! with `/search` for one word timed in the same run as the reference, and the peak RSS while
+//! they run. The parent writes the store and builds its index; a child process opens them and
+//! times the operations, so that its peak RSS is theirs and not the writing's.
 
 use super::measure::{histogram, op, peak_rss, record, reset_peak_rss, OpResult};
 use super::search::write_store;
 use super::workload::{Workload, WorkloadSpec};
 use crate::recall::{self, Question, Scope, Window};
 use crate::search::{Query, Request, SearchIndex};
-use crate::store::{ChatId, Store, Timestamp};
+use crate::store::{ChatId, Store, StoreConfig, Timestamp};
+use anyhow::{bail, Context};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What to run.
@@ -65,6 +67,38 @@ pub fn run(options: &RecallBenchOptions) -> anyhow::Result<RecallBenchReport> {
     let index = SearchIndex::open(&store)?;
     index.catch_up()?;
     index.flush()?;
+    drop(index);
+    drop(store);
+    let exe = std::env::current_exe().context("finding the chatkeeper binary")?;
+    let output = std::process::Command::new(exe)
+        .arg("bench-recall-run")
+        .arg("--store")
+        .arg(&store_dir)
+        .args(["--chats", &options.spec.chats.to_string()])
+        .args(["--seed", &options.spec.seed.to_string()])
+        .args(["--window", &options.window.to_string()])
+        .args(["--catchups", &options.catchups.to_string()])
+        .args(["--questions", &options.questions.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running the recall benchmark process")?;
+    if !output.status.success() {
+        bail!("the recall benchmark process failed ({})", output.status);
+    }
+    let mut report: RecallBenchReport =
+        serde_json::from_slice(&output.stdout).context("reading the recall benchmark's report")?;
+    report.messages = options.spec.messages;
+    Ok(report)
+}
+
+/// The child side: opens the store and its index, and times the operations.
+pub fn run_child(
+    store_dir: &Path,
+    options: &RecallBenchOptions,
+) -> anyhow::Result<RecallBenchReport> {
+    let store = Store::open(StoreConfig::new(store_dir))?;
+    let index = SearchIndex::open(&store)?;
+    index.catch_up()?;
     let chats = big_chats(&store, options);
     anyhow::ensure!(
         !chats.is_empty(),
@@ -136,13 +170,18 @@ pub fn run(options: &RecallBenchOptions) -> anyhow::Result<RecallBenchReport> {
         }
     }
     Ok(RecallBenchReport {
-        messages: options.spec.messages,
+        messages: store.global_stats().total_messages,
         chats: options.spec.chats,
         window: options.window,
         read_per_catchup: read as f64 / options.catchups.max(1) as f64,
         catchup,
         ask: op("ask", options.questions, ask_elapsed, &ask_latencies),
-        search: op("search", options.questions, search_elapsed, &search_latencies),
+        search: op(
+            "search",
+            options.questions,
+            search_elapsed,
+            &search_latencies,
+        ),
         answered,
         peak_rss_bytes: peak_rss(),
     })
@@ -162,12 +201,7 @@ fn big_chats(store: &Store, options: &RecallBenchOptions) -> Vec<ChatId> {
 
 /// A window of about `size` messages of `chat` ending at a random day's end (or the chat's
 /// last message), from its messages per day.
-fn window_of(
-    store: &Store,
-    chat: ChatId,
-    size: u64,
-    rng: &mut SmallRng,
-) -> anyhow::Result<Window> {
+fn window_of(store: &Store, chat: ChatId, size: u64, rng: &mut SmallRng) -> anyhow::Result<Window> {
     const DAY: i64 = 86_400;
     let days = store.daily_counts(chat);
     let mut total = 0u64;

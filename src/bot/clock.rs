@@ -23,9 +23,3 @@ impl Clock {
         (self.0)()
     }
 }
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::system()
-    }
-}

@@ -12,8 +12,6 @@ use teloxide::types::ParseMode;
 
 /// The span a digest covers.
 const DAY: i64 = 86_400;
-/// A digest is posted once a day: not again sooner than this after the last one.
-const BETWEEN_DIGESTS: i64 = 20 * 3_600;
 
 /// Posts the digest of every chat whose hour it is (by the bot's clock) and whose digest of
 /// today is not done yet; returns the chats posted to. A chat whose day was quiet (fewer than
@@ -21,15 +19,24 @@ const BETWEEN_DIGESTS: i64 = 20 * 3_600;
 pub async fn post_due(ctx: &Ctx) -> anyhow::Result<Vec<i64>> {
     let now = ctx.clock.now();
     let hour = ctx.config.local_hour(now);
+    let offset = ctx.config.utc_offset_secs();
+    // Once a local day: a digest moved to an earlier hour still comes the next day.
+    let local_day = move |time: i64| (time + offset).div_euclid(DAY);
     let due: Vec<i64> = ctx
         .blocking(move |ctx| {
             let mut due = Vec::new();
             // Chats without a message for a day have nothing to digest.
             for chat in ctx.store.active_chats(now - DAY) {
-                let settings = ctx.settings.chat(&ctx.store, chat.chat_id)?;
+                let settings = match ctx.settings.chat(&ctx.store, chat.chat_id) {
+                    Ok(settings) => settings,
+                    Err(e) => {
+                        tracing::warn!(chat = chat.chat_id, error = %e, "no digest: its settings cannot be read");
+                        continue;
+                    }
+                };
                 let done_today = settings
                     .last_digest
-                    .is_some_and(|last| now - last < BETWEEN_DIGESTS);
+                    .is_some_and(|last| local_day(last) == local_day(now));
                 if settings.digest_hour == Some(hour) && !done_today {
                     due.push(chat.chat_id);
                 }
@@ -39,19 +46,19 @@ pub async fn post_due(ctx: &Ctx) -> anyhow::Result<Vec<i64>> {
         .await?;
     let mut posted = Vec::new();
     for chat in due {
-        match post(ctx, chat, now).await {
-            Ok(true) => posted.push(chat),
-            Ok(false) => tracing::info!(chat, "a quiet day: no digest"),
-            Err(e) => ctx.note_error(format!("the daily digest of chat {chat}: {e:#}")),
-        }
-        // Done for today whatever happened: a chat the bot cannot post to is not retried
-        // every minute of the hour.
+        // Done for today before it is posted, whatever happens: a crash in between does not
+        // post it twice, and a chat the bot cannot post to is not retried every minute.
         ctx.blocking(move |ctx| {
             ctx.settings
                 .change_chat(&ctx.store, chat, |c| c.last_digest = Some(now))?;
             Ok(())
         })
         .await?;
+        match post(ctx, chat, now).await {
+            Ok(true) => posted.push(chat),
+            Ok(false) => tracing::info!(chat, "a quiet day: no digest"),
+            Err(e) => ctx.note_error(format!("the daily digest of chat {chat}: {e:#}")),
+        }
     }
     Ok(posted)
 }

@@ -106,10 +106,19 @@ impl From<UserSettingsV1> for UserSettings {
 
 /// Reads a chat's settings (defaults when none were stored), in their current or first shape.
 pub fn chat(store: &Store, chat: i64) -> crate::store::Result<ChatSettings> {
-    let key = SettingKey::Chat(chat);
-    match store.setting::<ChatSettings>(key) {
+    current_or_first::<ChatSettings, ChatSettingsV1>(store, SettingKey::Chat(chat))
+}
+
+/// The record under `key` in its current shape `T`, or in its first shape `Old`, or the
+/// default when none was stored.
+fn current_or_first<T, Old>(store: &Store, key: SettingKey) -> crate::store::Result<T>
+where
+    T: serde::de::DeserializeOwned + Default + From<Old>,
+    Old: serde::de::DeserializeOwned,
+{
+    match store.setting::<T>(key) {
         Ok(settings) => Ok(settings.unwrap_or_default()),
-        Err(e) => match store.setting::<ChatSettingsV1>(key) {
+        Err(e) => match store.setting::<Old>(key) {
             Ok(Some(old)) => Ok(old.into()),
             _ => Err(e),
         },
@@ -118,14 +127,7 @@ pub fn chat(store: &Store, chat: i64) -> crate::store::Result<ChatSettings> {
 
 /// Reads a user's settings (defaults when none were stored), in their current or first shape.
 pub fn user(store: &Store, user: i64) -> crate::store::Result<UserSettings> {
-    let key = SettingKey::User(user);
-    match store.setting::<UserSettings>(key) {
-        Ok(settings) => Ok(settings.unwrap_or_default()),
-        Err(e) => match store.setting::<UserSettingsV1>(key) {
-            Ok(Some(old)) => Ok(old.into()),
-            _ => Err(e),
-        },
-    }
+    current_or_first::<UserSettings, UserSettingsV1>(store, SettingKey::User(user))
 }
 
 /// Chats' and users' settings kept in memory: read through from the store, written through to

@@ -8,6 +8,8 @@ use crate::tokens;
 /// Best matches an answer rests on, and messages given to a language model with them.
 pub const ANSWER_HITS: usize = 6;
 pub const MODEL_MESSAGES: usize = 20;
+/// Matches looked at for them (the bot's own are left out).
+const LOOKED_AT: usize = 12;
 /// Replies to a match looked for among the messages that follow it: how many, how long after,
 /// and how many messages are looked through.
 const REPLIES_PER_HIT: usize = 2;
@@ -163,41 +165,57 @@ pub fn evidence(index: &SearchIndex, question: &Question) -> Result<Evidence, Fi
         now: question.now,
         utc_offset_secs: 0,
         offset: 0,
-        limit: ANSWER_HITS,
+        limit: LOOKED_AT,
     };
     let found = index.find_related(&request)?;
+    // The bot's own messages are not history to answer from: they may be its inventions.
+    let hits: Vec<Hit> = found
+        .hits
+        .into_iter()
+        .filter(|hit| !hit.message.is_bot)
+        .take(ANSWER_HITS)
+        .collect();
     let store = index.store();
-    let mut context: Vec<MessageRef> = Vec::new();
-    for hit in &found.hits {
+    let (mut parents, mut replies) = (Vec::new(), Vec::new());
+    for hit in &hits {
         let message = &hit.message;
         if let Some(parent) = message.reply_to {
-            context.extend(store.message(question.chat, parent)?);
+            parents.extend(store.message(question.chat, parent)?);
         }
-        context.push(message.clone());
-        let mut replies = 0;
-        for next in store
+        let mut drawn = 0;
+        let after = store
             .chat_range(
                 question.chat,
                 message.time,
                 message.time + REPLY_WINDOW_SECS,
             )
-            .take(REPLY_LOOKAHEAD)
-        {
+            .take(REPLY_LOOKAHEAD);
+        for next in after {
             let next = next?;
-            if next.reply_to == Some(message.message_id) {
-                context.push(next);
-                replies += 1;
-                if replies == REPLIES_PER_HIT {
+            if next.reply_to == Some(message.message_id) && !next.is_bot {
+                replies.push(next);
+                drawn += 1;
+                if drawn == REPLIES_PER_HIT {
                     break;
                 }
             }
         }
     }
+    // The matches first, then what they reply to, then their replies: what is cut at
+    // MODEL_MESSAGES is the least telling.
+    let mut context: Vec<MessageRef> = Vec::new();
+    let around = parents.into_iter().chain(replies).filter(|m| !m.is_bot);
+    for message in hits.iter().map(|hit| hit.message.clone()).chain(around) {
+        if context.len() == MODEL_MESSAGES {
+            break;
+        }
+        if !context.iter().any(|m| m.message_id == message.message_id) {
+            context.push(message);
+        }
+    }
     context.sort_by_key(|m| (m.time, m.message_id));
-    context.dedup_by_key(|m| m.message_id);
-    context.truncate(MODEL_MESSAGES);
     Ok(Evidence {
-        hits: found.hits,
+        hits,
         context,
         incomplete: found.incomplete,
     })

@@ -45,9 +45,9 @@ pub struct Thread {
     pub keys: Vec<MessageRef>,
 }
 
-/// What happened in `window`, read once, newest [`super::window::READ_CAP`] messages at most.
-/// Messages `keep` refuses (people who asked not to be brought up) are counted but never
-/// quoted. Memory: the candidate pool (a few hundred messages) and per-message maps bounded by
+/// What happened in `window`, read once, about the newest [`super::window::READ_CAP`]
+/// messages. People `keep` refuses (who asked not to be brought up; asked with their first
+/// message) are counted but never quoted or named. Memory: the candidate pool (a few hundred messages) and per-message maps bounded by
 /// what one window reads.
 pub fn catch_up(
     terms: &Terms,
@@ -55,7 +55,8 @@ pub fn catch_up(
     window: &Window,
     mut keep: impl FnMut(&Message) -> bool,
 ) -> crate::store::Result<Catchup> {
-    let mut people: FxHashMap<Option<UserId>, (String, u64)> = FxHashMap::default();
+    // Name, messages, and whether `keep` accepts them (asked once per person).
+    let mut people: FxHashMap<Option<UserId>, (String, u64, bool)> = FxHashMap::default();
     let mut frequency: FxHashMap<Box<str>, u32> = FxHashMap::default();
     let mut roots: FxHashMap<MessageId, MessageId> = FxHashMap::default();
     let mut replies: FxHashMap<MessageId, u32> = FxHashMap::default();
@@ -64,8 +65,9 @@ pub fn catch_up(
     let coverage = window.read(store, |message, place| {
         let person = people
             .entry(message.user_id)
-            .or_insert_with(|| (message.sender_name.clone(), 0));
+            .or_insert_with(|| (message.sender_name.clone(), 0, keep(message)));
         person.1 += 1;
+        let kept = person.2;
         if let Some(parent) = message.reply_to {
             let root = roots.get(&parent).copied().unwrap_or(parent);
             roots.insert(message.message_id, root);
@@ -85,14 +87,8 @@ pub fn catch_up(
             }
         }
         if let Some(prior) = pool::prior(&text, found.len()) {
-            if keep(message) {
-                // A number tells little about what a message is about (it counted in the
-                // prior), and would keep near-repeats apart.
-                let terms = found
-                    .iter()
-                    .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
-                    .map(|t| t.as_str().into())
-                    .collect();
+            if kept {
+                let terms = found.iter().map(|t| t.as_str().into()).collect();
                 pool.offer(
                     place,
                     Candidate {
@@ -118,7 +114,12 @@ pub fn catch_up(
         .map(|i| candidates[i].message.clone())
         .collect();
     telling.sort_by_key(|m| (m.time, m.message_id));
-    let mut busiest: Vec<(String, u64)> = people.values().cloned().collect();
+    // Those refused are counted, not named.
+    let mut busiest: Vec<(String, u64)> = people
+        .values()
+        .filter(|(_, _, kept)| *kept)
+        .map(|(name, n, _)| (name.clone(), *n))
+        .collect();
     busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     busiest.truncate(3);
     Ok(Catchup {

@@ -6,14 +6,14 @@
 //! instruction says they are data and never instructions. The model's answer is then read as
 //! text and citations, and a citation of a number it was not given is dropped.
 
-use crate::reply::{one_line, Completion, Language};
-use crate::store::{MessageKind, MessageRef};
+use crate::reply::{line, one_line, Completion, Language};
+use crate::store::MessageRef;
 use std::fmt::Write;
 
 /// What the model answers when the messages hold no answer to the question.
-pub const NO_ANSWER: &str = "NO_ANSWER";
-/// Characters of a message given to the model.
-const MESSAGE_CHARS: usize = 400;
+const NO_ANSWER: &str = "NO_ANSWER";
+/// Characters of a question given to the model.
+const QUESTION_CHARS: usize = 400;
 /// A summary is a few bullet points, an answer a few sentences.
 const SUMMARY_TOKENS: u32 = 700;
 const ANSWER_TOKENS: u32 = 500;
@@ -33,27 +33,15 @@ fn language(language: Language) -> &'static str {
     }
 }
 
-/// The messages as numbered lines: `[n] date time, author: text`, `n` from 1.
+/// The messages as numbered lines: `[n] date time, Name: text` (`n` from 1; each flattened and
+/// cut as in a reply's transcript).
 fn numbered(messages: &[MessageRef], utc_offset_secs: i64) -> String {
     let mut text = String::new();
     for (n, m) in messages.iter().enumerate() {
         let when = chrono::DateTime::from_timestamp(m.time + utc_offset_secs, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_default();
-        let mut name = one_line(&m.sender_name, 64);
-        if name.is_empty() {
-            name = "someone".into();
-        }
-        let kind = match m.kind {
-            MessageKind::Text => String::new(),
-            kind => format!("[{}] ", kind.name()),
-        };
-        let _ = writeln!(
-            text,
-            "[{}] {when}, {name}: {kind}{}",
-            n + 1,
-            one_line(&m.text, MESSAGE_CHARS)
-        );
+        let _ = writeln!(text, "[{}] {when}, {}", n + 1, line(m));
     }
     text
 }
@@ -98,20 +86,20 @@ pub fn answer_request(
     utc_offset_secs: i64,
 ) -> Completion {
     let system = format!(
-        "You answer a member's question about the history of the Telegram group chat \"{}\". \
+        "You answer a member's question about the history of a Telegram group chat. \
          {DATA_NOT_INSTRUCTIONS}\n\
          Answer in {}, in one to four sentences, only from these messages, and end each \
          statement with the numbers of the messages it rests on in square brackets, like [2]. \
          Mention who said it and when if it helps. If the messages do not answer the question, \
          reply exactly {NO_ANSWER} and nothing else. Plain text, no Markdown.",
-        one_line(title, 200),
         language(lang)
     );
     let content = format!(
-        "Quoted chat content, oldest first:\n{}\nThe question of {}: {}",
+        "Chat: \"{}\". Quoted chat content, oldest first:\n{}\nThe question of {}: {}",
+        one_line(title, 200),
         numbered(messages, utc_offset_secs),
         one_line(asker, 64),
-        one_line(question, MESSAGE_CHARS)
+        one_line(question, QUESTION_CHARS)
     );
     Completion {
         system,
@@ -129,12 +117,22 @@ pub enum Piece {
     Cite(usize),
 }
 
+/// What a model's text is, read against the messages it was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Text and citations of given messages.
+    Cited(Vec<Piece>),
+    /// The model said the messages hold no answer.
+    NoAnswer,
+    /// It cited nothing it was given: not shown as an answer.
+    Uncited,
+}
+
 /// A model's answer as text and citations; citations of numbers outside `1..=given` are
-/// dropped (a model may invent them). `None` when it answered [`NO_ANSWER`] or cited nothing it
-/// was given: an answer that rests on no message is not shown as one.
-pub fn cited(answer: &str, given: usize) -> Option<Vec<Piece>> {
+/// dropped (a model may invent them).
+pub fn cited(answer: &str, given: usize) -> Reading {
     if answer.trim().trim_end_matches('.') == NO_ANSWER {
-        return None;
+        return Reading::NoAnswer;
     }
     let mut pieces: Vec<Piece> = Vec::new();
     let mut text = String::new();
@@ -170,10 +168,10 @@ pub fn cited(answer: &str, given: usize) -> Option<Vec<Piece>> {
     if !text.is_empty() {
         pieces.push(Piece::Text(text));
     }
-    pieces
-        .iter()
-        .any(|p| matches!(p, Piece::Cite(_)))
-        .then_some(pieces)
+    match pieces.iter().any(|p| matches!(p, Piece::Cite(_))) {
+        true => Reading::Cited(pieces),
+        false => Reading::Uncited,
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +182,11 @@ mod tests {
 
     #[test]
     fn citations_become_pieces_and_invented_ones_are_dropped() {
-        let pieces = cited("Виїзд у пʼятницю [1][2]. Квитки купила Оксана [3, 9].", 3).unwrap();
+        let Reading::Cited(pieces) =
+            cited("Виїзд у пʼятницю [1][2]. Квитки купила Оксана [3, 9].", 3)
+        else {
+            panic!("cited");
+        };
         assert_eq!(
             pieces,
             [
@@ -196,10 +198,16 @@ mod tests {
                 Piece::Text(".".into()),
             ]
         );
-        assert_eq!(cited("NO_ANSWER", 3), None);
-        assert_eq!(cited("Не знаю [7]", 3), None, "only invented citations");
-        assert_eq!(cited("без посилань", 3), None);
-        let kept = cited("масив [a] і [2]", 2).unwrap();
+        assert_eq!(cited("NO_ANSWER.", 3), Reading::NoAnswer);
+        assert_eq!(
+            cited("Не знаю [7]", 3),
+            Reading::Uncited,
+            "only invented citations"
+        );
+        assert_eq!(cited("без посилань", 3), Reading::Uncited);
+        let Reading::Cited(kept) = cited("масив [a] і [2]", 2) else {
+            panic!("cited");
+        };
         assert_eq!(kept[0], Piece::Text("масив [a] і".into()));
     }
 
@@ -226,7 +234,9 @@ mod tests {
             request.system
         );
         assert!(
-            request.content.starts_with("Quoted chat content"),
+            request
+                .content
+                .starts_with("Chat: \"Чат\". Quoted chat content"),
             "{}",
             request.content
         );

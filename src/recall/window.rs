@@ -1,13 +1,15 @@
 //! What a catch-up reads: a chat's (or one forum topic's) messages in a time span, the newest
 //! [`READ_CAP`] of them at most, streamed.
 
+use crate::search::terms::is_command;
 use crate::store::{ChatId, Message, MessageId, MessageRef, Store, Timestamp};
 
-/// Messages a catch-up reads at most: the newest of its span. Bounds its time (about 10 µs a
-/// message to read and stem) whatever the span holds; what is left out is said.
+/// Messages a catch-up reads, about: the newest of its span (its start is moved up by the
+/// chat's messages per day). Bounds its time (about 10 µs a message to read and stem) whatever
+/// the span holds; what is left out is said.
 pub const READ_CAP: u64 = 20_000;
-/// The start of the span is estimated from the chat's messages per day; should a burst make
-/// the estimate short by far, reading stops here all the same.
+/// Where the estimate is far off (a burst in a day, a topic of a busy chat), reading stops here
+/// all the same, before the window's end (said too).
 const READ_HARD_CAP: u64 = 2 * READ_CAP;
 
 /// Which messages of the chat.
@@ -43,7 +45,8 @@ pub struct Coverage {
     /// Messages people wrote in what was read (service messages and bots' aside).
     pub messages: u64,
     /// Where reading began, when the window held more than [`READ_CAP`] messages: the ones
-    /// before were not read (about `skipped` of them, counted by day for the whole chat).
+    /// before were not read (about `skipped` of them, counted by day; 0 in a topic, whose
+    /// share of the chat's days is unknown).
     pub read_from: Option<Timestamp>,
     pub skipped: u64,
     /// Whether reading stopped at [`READ_HARD_CAP`] before the window's end.
@@ -51,30 +54,39 @@ pub struct Coverage {
 }
 
 impl Window {
-    /// Streams the window's messages people wrote, oldest first, to `each` (with the message's
-    /// place in the expected count, for spreading a selection over time); returns what was read.
+    /// Streams the window's messages people wrote to each other (not service messages, the
+    /// bots' or commands to the bot), oldest first, to `each` with the message's place in the
+    /// part read (0 to 1 by time, for spreading a selection over it); returns what was read.
     pub fn read(
         &self,
         store: &Store,
         mut each: impl FnMut(&MessageRef, f64),
     ) -> crate::store::Result<Coverage> {
-        let (start, expected, skipped) = self.start(store);
+        if self.from > self.to {
+            return Ok(Coverage::default());
+        }
+        let (start, skipped) = self.start(store);
         let mut coverage = Coverage {
             read_from: (start > self.from).then_some(start),
-            skipped,
+            skipped: match self.scope {
+                Scope::Chat => skipped,
+                Scope::Topic(_) => 0,
+            },
             ..Coverage::default()
         };
+        let span = (self.to - start + 1) as f64;
         let mut seen = 0u64;
         for message in store.chat_range(self.chat, start, self.to) {
             let message = message?;
-            if !message.counts_for_users() || message.is_bot || !self.scope.holds(&message) {
+            let talk = message.counts_for_users() && !message.is_bot && !is_command(&message.text);
+            if !talk || !self.scope.holds(&message) {
                 continue;
             }
             if seen == READ_HARD_CAP {
                 coverage.cut_short = true;
                 break;
             }
-            each(&message, (seen as f64 / expected as f64).min(1.0));
+            each(&message, (message.time - start) as f64 / span);
             seen += 1;
         }
         coverage.messages = seen;
@@ -82,8 +94,8 @@ impl Window {
     }
 
     /// Where to start reading so that about [`READ_CAP`] messages are read, from the chat's
-    /// messages per day; with how many are expected from there and how many are left before.
-    fn start(&self, store: &Store) -> (Timestamp, u64, u64) {
+    /// messages per day; with about how many are left before.
+    fn start(&self, store: &Store) -> (Timestamp, u64) {
         const DAY: i64 = 86_400;
         let days = store.daily_counts(self.chat);
         let (first, last) = (self.from.div_euclid(DAY), self.to.div_euclid(DAY));
@@ -113,6 +125,6 @@ impl Window {
             counted = READ_CAP;
             cut = true;
         }
-        (start, counted.max(1), skipped)
+        (start, skipped)
     }
 }

@@ -23,6 +23,6 @@ pub use engine::{EngineError, LanguageModel, ReplyEngine};
 pub use gemini::GeminiEngine;
 pub use markov::MarkovEngine;
 pub use openai::OpenAiEngine;
-pub(crate) use prompt::one_line;
+pub(crate) use prompt::{line, one_line};
 pub use prompt::{Language, Prompt, Tone, CONTEXT_MESSAGES, MESSAGE_CHARS};
 pub use responder::{Reply, Responder};

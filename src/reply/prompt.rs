@@ -230,9 +230,9 @@ fn sender(message: &Message) -> String {
     }
 }
 
-/// One message as one transcript line: newlines inside a message would let its text pose as other
-/// speakers' lines, so it is flattened.
-fn line(message: &Message) -> String {
+/// One message as one transcript line, `Name: text`: newlines inside a message would let its
+/// text pose as other speakers' lines, so it is flattened.
+pub(crate) fn line(message: &Message) -> String {
     let mut body = String::new();
     if let Some(origin) = &message.forwarded_from {
         let _ = write!(body, "(forwarded from {}) ", one_line(origin, 64));

@@ -132,11 +132,14 @@ enum Mode {
     Any { min_held: usize },
 }
 
-/// Messages read at most to answer [`Mode::Any`]: those that hold the most of the rarest words.
+/// Messages read at most to answer [`Mode::Any`]: those that hold the most of the rarest words;
+/// more with a filter (an author, dates), which the candidates are not chosen by.
 const ANY_CANDIDATES: usize = 256;
-/// Postings gathered at most to choose [`Mode::Any`]'s candidates: the rarest words' first
-/// (a common word adds little and would cost a map entry per message).
-const ANY_POSTINGS: u64 = 200_000;
+const ANY_CANDIDATES_FILTERED: usize = 2_000;
+/// Postings gathered at most to choose [`Mode::Any`]'s candidates (a map entry each, about 1.5
+/// MiB in all): the rarest words' first, and of each word its newest (a common word adds
+/// little, and would otherwise cost an entry per message of the chat).
+const ANY_POSTINGS: u64 = 50_000;
 
 /// The ids holding each want in one chat, and what the index has not read yet.
 struct Gathered {
@@ -259,7 +262,15 @@ impl SearchIndex {
                     .fold(bitmaps[0].clone(), |all, next| all & next);
                 Box::new(all.into_iter().rev().map(id_of))
             }
-            Mode::Any { .. } => Box::new(rarest_first(&bitmaps, &idf).into_iter()),
+            Mode::Any { .. } => {
+                let filtered =
+                    query.from.is_some() || query.since.is_some() || query.until.is_some();
+                let wanted = match filtered {
+                    true => ANY_CANDIDATES_FILTERED,
+                    false => ANY_CANDIDATES,
+                };
+                Box::new(rarest_first(&bitmaps, &idf, wanted).into_iter())
+            }
         };
         let excluded: Vec<String> = query
             .excluded
@@ -582,28 +593,28 @@ struct Scratch {
 }
 
 /// [`Mode::Any`]'s candidates: the ids whose wants weigh the most (the sum of the inverse
-/// document frequencies of the wants they hold), at most [`ANY_CANDIDATES`], best first (newest
-/// first among equals). Wants are counted rarest first while their postings stay within
-/// [`ANY_POSTINGS`], so the map is bounded however common the words are.
-fn rarest_first(bitmaps: &[RoaringBitmap], idf: &[f64]) -> Vec<MessageId> {
+/// document frequencies of the wants they hold), at most `wanted`, best first (newest first
+/// among equals). Wants are counted rarest first, the newest postings of each, until
+/// [`ANY_POSTINGS`] are counted, so the map is bounded however common the words are.
+fn rarest_first(bitmaps: &[RoaringBitmap], idf: &[f64], wanted: usize) -> Vec<MessageId> {
     let mut order: Vec<usize> = (0..bitmaps.len()).collect();
     order.sort_by_key(|&i| bitmaps[i].len());
     let mut weights: FxHashMap<u32, f64> = FxHashMap::default();
-    let mut counted = 0u64;
-    for (n, i) in order.into_iter().enumerate() {
-        counted += bitmaps[i].len();
-        if n > 0 && counted > ANY_POSTINGS {
+    let mut budget = ANY_POSTINGS as usize;
+    for i in order {
+        if budget == 0 {
             break;
         }
-        for id in &bitmaps[i] {
+        for id in bitmaps[i].iter().rev().take(budget) {
             *weights.entry(id).or_default() += idf[i];
+            budget -= 1;
         }
     }
     let mut best: Vec<(f64, u32)> = weights.into_iter().map(|(id, w)| (w, id)).collect();
     let by_weight = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1));
-    if best.len() > ANY_CANDIDATES {
-        best.select_nth_unstable_by(ANY_CANDIDATES, by_weight);
-        best.truncate(ANY_CANDIDATES);
+    if best.len() > wanted {
+        best.select_nth_unstable_by(wanted, by_weight);
+        best.truncate(wanted);
     }
     best.sort_unstable_by(by_weight);
     best.into_iter().map(|(_, id)| id_of(id)).collect()

@@ -13,12 +13,14 @@ use rustc_hash::FxHashSet;
 /// Whether a message is searched: it has text, and is neither a service message nor a bot
 /// command (a `/search Карпати` is not what the next search for "Карпати" wants).
 pub fn searchable(message: &Message) -> bool {
-    let command = message
-        .text
-        .strip_prefix('/')
+    message.kind != MessageKind::Service && !message.text.is_empty() && !is_command(&message.text)
+}
+
+/// Whether `text` is a bot command (`/search …`): what people tell the bot, not each other.
+pub fn is_command(text: &str) -> bool {
+    text.strip_prefix('/')
         .and_then(|rest| rest.chars().next())
-        .is_some_and(|c| c.is_ascii_alphabetic());
-    message.kind != MessageKind::Service && !message.text.is_empty() && !command
+        .is_some_and(|c| c.is_ascii_alphabetic())
 }
 
 /// Stems longer than this many bytes are cut (at a character boundary): a 200-letter "word" is

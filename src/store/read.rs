@@ -191,34 +191,44 @@ impl Store {
         Ok(ids)
     }
 
-    /// When `user` last wrote in `chat` before `before`, their message `except` aside (the
-    /// command being answered): from their postings, the newest first, one chunk at a time.
+    /// When `user` last wrote in `chat` within `after..=before`, their message `except` aside
+    /// (the command being answered): from their postings, the newest chunks first, one at a
+    /// time, none older than `after` (so a person active elsewhere costs a bounded read).
     pub fn last_message_time(
         &self,
         user: UserId,
         chat: ChatId,
-        before: Timestamp,
+        (after, before): (Timestamp, Timestamp),
         except: MessageId,
     ) -> Result<Option<Timestamp>> {
         self.check_thread();
-        let earlier = |r: &PostingRef| r.chat == chat && r.time <= before && r.id != except;
-        // Refs not yet written into chunks are the newest.
-        let newest = self
+        let wanted =
+            |r: &PostingRef| r.chat == chat && (after..=before).contains(&r.time) && r.id != except;
+        let mut latest = self
             .shared
             .postings
             .in_memory(user)
             .into_iter()
-            .filter(earlier);
-        if let Some(latest) = newest.map(|r| r.time).max() {
-            return Ok(Some(latest));
-        }
+            .filter(wanted)
+            .map(|r| r.time)
+            .max();
         for entry in self.shared.user_chunks(user, before).rev() {
-            let chunk = self.shared.read_chunk(&entry?)?;
-            if let Some(latest) = chunk.iter().filter(|r| earlier(r)).map(|r| r.time).max() {
-                return Ok(Some(latest));
+            let entry = entry?;
+            // Chunks come newest first: one ending before what is found, or before `after`,
+            // and all older ones hold nothing later.
+            if entry.pointer.last_time < latest.unwrap_or(after).max(after) {
+                break;
             }
+            let found = self
+                .shared
+                .read_chunk(&entry)?
+                .iter()
+                .filter(|r| wanted(r))
+                .map(|r| r.time)
+                .max();
+            latest = latest.max(found);
         }
-        Ok(None)
+        Ok(latest)
     }
 
     /// Statistics of a chat, from counters: O(1) in its number of messages.

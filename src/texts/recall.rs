@@ -18,9 +18,10 @@ pub type Links<'a> = &'a dyn Fn(&Message) -> Option<String>;
 /// What a catch-up covers, for its heading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Since {
-    /// Since the asker's last message here, at this time (a window cut to
-    /// [`MAX_SPAN_SECS`] when it is older).
+    /// Since the asker's last message here, at this time.
     LastMessage(Timestamp),
+    /// The asker's last message here is older than [`MAX_SPAN_SECS`]: that span.
+    LongAgo,
     /// The asked span, in seconds.
     Span(i64),
     /// The asker has not written here: the last day.
@@ -62,6 +63,16 @@ fn heading(lang: Lang, since: Since, utc_offset_secs: i64) -> String {
             Lang::Uk => format!("🧭 За останні {}", span_text(lang, secs)),
             Lang::En => format!("🧭 The last {}", span_text(lang, secs)),
         },
+        Since::LongAgo => match lang {
+            Lang::Uk => format!(
+                "🧭 Ваше останнє повідомлення тут давніше за {} днів, тож ось останні {0} днів",
+                MAX_SPAN_SECS / 86_400
+            ),
+            Lang::En => format!(
+                "🧭 Your last message here is over {} days old, so here are the last {0} days",
+                MAX_SPAN_SECS / 86_400
+            ),
+        },
         Since::NoMessageYet => lang
             .pick(
                 "🧭 Ви тут ще не писали, тож ось останні 24 год",
@@ -95,6 +106,11 @@ fn quote_line(message: &Message, link: Option<String>, body: &str, utc_offset_se
 /// A message's text cut for a quote, escaped.
 fn cut(text: &str) -> String {
     escape(&crate::reply::one_line(text, QUOTE_CHARS))
+}
+
+/// A quoted argument or question, escaped and cut (it goes into the reply's heading).
+fn cut_short(text: &str) -> String {
+    escape(&crate::reply::one_line(text, 200))
 }
 
 /// Appends `entry` unless the text would pass Telegram's limit; returns whether it did.
@@ -189,15 +205,20 @@ pub fn catchup(
             "\nℹ️ Too many messages: reading stopped before the end of the span.",
         ));
     }
-    if let Since::LastMessage(t) = since {
-        if catchup.window.from > t {
-            text.push_str(&match lang {
-                Lang::Uk => format!("\nℹ️ Показано останні {} днів.", MAX_SPAN_SECS / 86_400),
-                Lang::En => format!("\nℹ️ Showing the last {} days.", MAX_SPAN_SECS / 86_400),
-            });
-        }
-    }
     text
+}
+
+/// Whether `text` fits in one Telegram message (4,096 UTF-16 units).
+pub fn fits(text: &str) -> bool {
+    text.encode_utf16().count() <= 4_096
+}
+
+/// What `/catchup` and `/ask` say past the rate limit.
+pub fn recall_later(lang: Lang) -> &'static str {
+    lang.pick(
+        "Забагато запитів за хвилину: спробуйте трохи згодом.",
+        "Too many requests this minute: try again in a little while.",
+    )
 }
 
 /// When the window holds no messages.
@@ -215,8 +236,8 @@ pub fn catchup_refused(lang: Lang, error: &SpanError) -> String {
     );
     match error {
         SpanError::NotASpan(part) => match lang {
-            Lang::Uk => format!("«{}» — не проміжок часу. {usage}", escape(part)),
-            Lang::En => format!("\"{}\" is not a span of time. {usage}", escape(part)),
+            Lang::Uk => format!("«{}» — не проміжок часу. {usage}", cut_short(part)),
+            Lang::En => format!("\"{}\" is not a span of time. {usage}", cut_short(part)),
         },
         SpanError::TooLong => match lang {
             Lang::Uk => format!("Проміжок задовгий. {usage}"),
@@ -302,11 +323,11 @@ pub fn quotes(
     let mut text = match lang {
         Lang::Uk => format!(
             "🔎 Ось що про «{}» писали в цьому чаті:\n",
-            escape(question.trim())
+            cut_short(question)
         ),
         Lang::En => format!(
             "🔎 What this chat said about \"{}\":\n",
-            escape(question.trim())
+            cut_short(question)
         ),
     };
     push_hits(&mut text, hits, links, utc_offset_secs);
@@ -327,11 +348,11 @@ pub fn no_answer(
     let mut text = match lang {
         Lang::Uk => format!(
             "🤷 В історії цього чату немає відповіді на «{}».",
-            escape(question.trim())
+            cut_short(question)
         ),
         Lang::En => format!(
             "🤷 This chat's history holds no answer to \"{}\".",
-            escape(question.trim())
+            cut_short(question)
         ),
     };
     if !closest.is_empty() {

@@ -1,22 +1,31 @@
 //! `/catchup` and `/ask`: the long memory, offline or with the language model.
 //!
-//! Both answer from this chat only (in a forum topic, from that topic unless `/catchup all`),
-//! read off the runtime, and are not recorded as the bot's messages: a summary in the history
-//! would be summarised and found again.
+//! Both answer from this chat only (in a forum topic, `/catchup` covers that topic unless asked
+//! `all`, and `/ask` ranks its messages first), read off the runtime, share the replies' rate
+//! limits, and are not recorded as the bot's messages: a summary in the history would be
+//! summarised and found again.
 
 use crate::bot::ctx::Ctx;
 use crate::bot::outbox::{no_preview, reply_request, say};
 use crate::bot::record;
-use crate::recall::cite::{self, Piece, NO_ANSWER};
+use crate::recall::cite::{self, Reading};
 use crate::recall::{self, Catchup, Question, Scope, Window, MAX_SPAN_SECS};
 use crate::search::{message_link, FindError, SearchError};
 use crate::store::{ChatId, ChatInfo, Message as Stored};
 use crate::texts::{self, Lang, Since};
+use std::time::Instant;
 use teloxide::prelude::*;
 use teloxide::types::ParseMode;
 
 /// The span of a catch-up when the asker has not written in the chat before.
 const FIRST_TIME_SECS: i64 = 86_400;
+
+/// Whether the asker may have another catch-up or answer now: each may read thousands of
+/// messages and ask the language model, so they share the replies' limits.
+fn allowed(ctx: &Ctx, msg: &Message) -> bool {
+    let user = msg.from.as_ref().map(|u| u.id.0 as i64);
+    ctx.limiter.allow(msg.chat.id.0, user, Instant::now())
+}
 
 /// `/catchup [span] [all]`.
 pub async fn catchup(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> anyhow::Result<()> {
@@ -24,6 +33,9 @@ pub async fn catchup(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> anyhow
         Ok(args) => args,
         Err(e) => return say(ctx, msg, texts::catchup_refused(lang, &e)).await,
     };
+    if !allowed(ctx, msg) {
+        return say(ctx, msg, texts::recall_later(lang)).await;
+    }
     let chat = msg.chat.id.0;
     let asker = msg.from.as_ref().map(|u| u.id.0 as i64);
     let command = msg.id.0;
@@ -35,11 +47,15 @@ pub async fn catchup(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> anyhow
     };
     let (since, catchup, info) = ctx
         .blocking(move |ctx| {
+            let oldest = now - MAX_SPAN_SECS;
             let since = match (args.span, asker) {
                 (Some(span), _) => Since::Span(span),
                 (None, Some(asker)) => {
-                    match ctx.store.last_message_time(asker, chat, now, command)? {
+                    let store = &ctx.store;
+                    match store.last_message_time(asker, chat, (oldest, now), command)? {
                         Some(last) => Since::LastMessage(last),
+                        // The command itself is one of theirs.
+                        None if store.user_total_in_chat(chat, asker) > 1 => Since::LongAgo,
                         None => Since::NoMessageYet,
                     }
                 }
@@ -47,7 +63,9 @@ pub async fn catchup(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> anyhow
             };
             let from = match since {
                 Since::Span(span) => now - span,
-                Since::LastMessage(last) => (last + 1).max(now - MAX_SPAN_SECS),
+                // Empty when they wrote in the command's second: nothing was missed.
+                Since::LastMessage(last) => last + 1,
+                Since::LongAgo => oldest,
                 Since::NoMessageYet | Since::Digest => now - FIRST_TIME_SECS,
             };
             let window = Window {
@@ -82,20 +100,28 @@ pub async fn render_catchup(
     }
     let chat = catchup.window.chat;
     let links = links_in(chat, info);
-    let mut summary = None;
     if !catchup.telling.is_empty() {
         let request = cite::summary_request(title, &catchup.telling, lang.language(), offset);
         if let Some(Ok(text)) = ctx.responder.complete(&request).await {
-            summary = cite::cited(&text, catchup.telling.len());
-            if summary.is_none() {
-                tracing::warn!(
+            match cite::cited(&text, catchup.telling.len()) {
+                Reading::Cited(summary) => {
+                    let text = texts::catchup(lang, since, catchup, Some(&summary), &links, offset);
+                    if texts::fits(&text) {
+                        return text;
+                    }
+                    tracing::warn!(
+                        chat,
+                        "the summary is too long to send; showing the offline one"
+                    );
+                }
+                Reading::NoAnswer | Reading::Uncited => tracing::warn!(
                     chat,
                     "the summary cited no message it was given; showing the offline one"
-                );
+                ),
             }
         }
     }
-    texts::catchup(lang, since, catchup, summary.as_deref(), &links, offset)
+    texts::catchup(lang, since, catchup, None, &links, offset)
 }
 
 /// `/ask question`.
@@ -103,6 +129,9 @@ pub async fn ask(ctx: &Ctx, msg: &Message, lang: Lang, question: &str) -> anyhow
     let question = question.trim().to_string();
     if question.is_empty() {
         return say(ctx, msg, texts::ask_usage(lang)).await;
+    }
+    if !allowed(ctx, msg) {
+        return say(ctx, msg, texts::recall_later(lang)).await;
     }
     let chat = msg.chat.id.0;
     let topic = record::topic(msg).map(|t| t.0 .0);
@@ -143,24 +172,30 @@ pub async fn ask(ctx: &Ctx, msg: &Message, lang: Lang, question: &str) -> anyhow
             offset,
         );
         if let Some(Ok(answer)) = ctx.responder.complete(&request).await {
-            text = if answer.trim().trim_end_matches('.') == NO_ANSWER {
-                Some(texts::no_answer(
+            text = match cite::cited(&answer, evidence.context.len()) {
+                Reading::NoAnswer => Some(texts::no_answer(
                     lang,
                     &question,
                     &evidence.hits,
                     &links,
                     evidence.incomplete,
                     offset,
+                )),
+                Reading::Cited(pieces) => Some(texts::answer(
+                    lang,
+                    &pieces,
+                    &evidence.context,
+                    &links,
+                    offset,
                 ))
-            } else {
-                let pieces: Option<Vec<Piece>> = cite::cited(&answer, evidence.context.len());
-                if pieces.is_none() {
+                .filter(|text| texts::fits(text)),
+                Reading::Uncited => {
                     tracing::warn!(
                         chat,
                         "the answer cited no message it was given; quoting instead"
                     );
+                    None
                 }
-                pieces.map(|p| texts::answer(lang, &p, &evidence.context, &links, offset))
             };
         }
     }
