@@ -4,7 +4,7 @@
 //! they run. The parent writes the store and builds its index; a child process opens them and
 //! times the operations, so that its peak RSS is theirs and not the writing's.
 
-use super::measure::{histogram, op, peak_rss, record, reset_peak_rss, OpResult};
+use super::measure::{histogram, op, peak_rss, record, reset_peak_rss, rss_of, OpResult};
 use super::search::write_store;
 use super::workload::{Workload, WorkloadSpec};
 use crate::recall::{self, Question, Scope, Window};
@@ -43,6 +43,9 @@ pub struct RecallBenchReport {
     pub search: OpResult,
     /// Questions that found something.
     pub answered: u64,
+    /// Resident before the operations (the store and index opened): what they add is the
+    /// peak less this.
+    pub start_rss_bytes: u64,
     pub peak_rss_bytes: u64,
 }
 
@@ -106,6 +109,7 @@ pub fn run_child(
         options.window
     );
     let mut rng = SmallRng::seed_from_u64(options.spec.seed ^ 0x7eca11);
+    let start_rss_bytes = rss_of("self");
     reset_peak_rss();
 
     let mut latencies = histogram();
@@ -183,6 +187,7 @@ pub fn run_child(
             &search_latencies,
         ),
         answered,
+        start_rss_bytes,
         peak_rss_bytes: peak_rss(),
     })
 }
@@ -268,6 +273,7 @@ impl RecallBenchReport {
              {:<44}{:>20}\n\
              {:<44}{:>20}\n\
              {:<44}{:>20}\n\
+             {:<44}{:>20.1}\n\
              {:<44}{:>20.1}\n",
             self.messages,
             self.chats,
@@ -282,6 +288,8 @@ impl RecallBenchReport {
             self.answered,
             "search, one word, same chats p50 / p99 (ms)",
             ms(&self.search),
+            "RSS before, store and index open (MiB)",
+            self.start_rss_bytes as f64 / 1048576.0,
             "peak RSS while running (MiB)",
             self.peak_rss_bytes as f64 / 1048576.0,
         )
