@@ -48,12 +48,19 @@ pub async fn post_due(ctx: &Ctx) -> anyhow::Result<Vec<i64>> {
     for chat in due {
         // Done for today before it is posted, whatever happens: a crash in between does not
         // post it twice, and a chat the bot cannot post to is not retried every minute.
-        ctx.blocking(move |ctx| {
-            ctx.settings
-                .change_chat(&ctx.store, chat, |c| c.last_digest = Some(now))?;
-            Ok(())
-        })
-        .await?;
+        let marked = ctx
+            .blocking(move |ctx| {
+                ctx.settings
+                    .change_chat(&ctx.store, chat, |c| c.last_digest = Some(now))?;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = marked {
+            ctx.note_error(format!(
+                "the daily digest of chat {chat} cannot be marked: {e:#}"
+            ));
+            continue;
+        }
         match post(ctx, chat, now).await {
             Ok(true) => posted.push(chat),
             Ok(false) => tracing::info!(chat, "a quiet day: no digest"),

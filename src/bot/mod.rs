@@ -8,9 +8,10 @@
 //! metrics; the maintenance tasks ([`tasks`]) get the same handle.
 //!
 //! The modules read top-down: this file starts everything; below it the poll loop, the tasks and
-//! the metrics endpoint; then routing, the commands, replies and spontaneous posts; then what
-//! they share to speak (the outbox, prompts, buttons); and at the bottom the context, the API
-//! calls, settings, limits, metrics and the mapping of Telegram's messages to stored ones.
+//! the metrics endpoint; then routing, the commands, replies, spontaneous posts and the daily
+//! digest; then what they share to speak (the outbox, prompts, buttons); and at the bottom the
+//! context, its clock, the API calls, settings, limits, metrics and the mapping of Telegram's
+//! messages to stored ones.
 //! Nothing imports upwards. Whatever the bot says comes from [`crate::texts`].
 
 mod alerts;

@@ -45,10 +45,10 @@ pub struct Coverage {
     /// Messages people wrote in what was read (service messages and bots' aside).
     pub messages: u64,
     /// Where reading began, when the window held more than [`READ_CAP`] messages: the ones
-    /// before were not read (about `skipped` of them, counted by day; 0 in a topic, whose
-    /// share of the chat's days is unknown).
+    /// before were not read (about `skipped` of them, counted by day; unknown in a topic,
+    /// whose share of the chat's days is not counted).
     pub read_from: Option<Timestamp>,
-    pub skipped: u64,
+    pub skipped: Option<u64>,
     /// Whether reading stopped at [`READ_HARD_CAP`] before the window's end.
     pub cut_short: bool,
 }
@@ -69,8 +69,8 @@ impl Window {
         let mut coverage = Coverage {
             read_from: (start > self.from).then_some(start),
             skipped: match self.scope {
-                Scope::Chat => skipped,
-                Scope::Topic(_) => 0,
+                Scope::Chat => Some(skipped),
+                Scope::Topic(_) => None,
             },
             ..Coverage::default()
         };

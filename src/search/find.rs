@@ -595,7 +595,8 @@ struct Scratch {
 /// [`Mode::Any`]'s candidates: the ids whose wants weigh the most (the sum of the inverse
 /// document frequencies of the wants they hold), at most `wanted`, best first (newest first
 /// among equals). Wants are counted rarest first, the newest postings of each, until
-/// [`ANY_POSTINGS`] are counted, so the map is bounded however common the words are.
+/// [`ANY_POSTINGS`] are counted (later words only weigh in for the ids gathered), so the map is
+/// bounded however common the words are.
 fn rarest_first(bitmaps: &[RoaringBitmap], idf: &[f64], wanted: usize) -> Vec<MessageId> {
     let mut order: Vec<usize> = (0..bitmaps.len()).collect();
     order.sort_by_key(|&i| bitmaps[i].len());
@@ -603,7 +604,13 @@ fn rarest_first(bitmaps: &[RoaringBitmap], idf: &[f64], wanted: usize) -> Vec<Me
     let mut budget = ANY_POSTINGS as usize;
     for i in order {
         if budget == 0 {
-            break;
+            // Past the budget a word still weighs in for the ids gathered, adding none.
+            for (id, weight) in weights.iter_mut() {
+                if bitmaps[i].contains(*id) {
+                    *weight += idf[i];
+                }
+            }
+            continue;
         }
         for id in bitmaps[i].iter().rev().take(budget) {
             *weights.entry(id).or_default() += idf[i];

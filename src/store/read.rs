@@ -192,8 +192,9 @@ impl Store {
     }
 
     /// When `user` last wrote in `chat` within `after..=before`, their message `except` aside
-    /// (the command being answered): from their postings, the newest chunks first, one at a
-    /// time, none older than `after` (so a person active elsewhere costs a bounded read).
+    /// (the command being answered): from their postings, one chunk at a time, reading only
+    /// the chunks that end within the span (a person active elsewhere costs index records, not
+    /// chunk reads).
     pub fn last_message_time(
         &self,
         user: UserId,
@@ -212,20 +213,15 @@ impl Store {
             .filter(wanted)
             .map(|r| r.time)
             .max();
-        for entry in self.shared.user_chunks(user, before).rev() {
+        // Chunks overlap in time (a flush writes whatever refs piled up, old ones too): each
+        // is looked at, and only those ending within the span are read.
+        for entry in self.shared.user_chunks(user, before) {
             let entry = entry?;
-            // Chunks come newest first: one ending before what is found, or before `after`,
-            // and all older ones hold nothing later.
             if entry.pointer.last_time < latest.unwrap_or(after).max(after) {
-                break;
+                continue;
             }
-            let found = self
-                .shared
-                .read_chunk(&entry)?
-                .iter()
-                .filter(|r| wanted(r))
-                .map(|r| r.time)
-                .max();
+            let chunk = self.shared.read_chunk(&entry)?;
+            let found = chunk.iter().filter(|r| wanted(r)).map(|r| r.time).max();
             latest = latest.max(found);
         }
         Ok(latest)

@@ -18,8 +18,8 @@ pub use menu::{help, menu, start, COMMANDS};
 pub use names::{emotion, messages};
 pub use phrases::Phrase;
 pub use recall::{
-    answer, ask_usage, catchup, catchup_nothing, catchup_refused, fits, no_answer, quotes,
-    recall_later, Links, Since,
+    answer, ask_usage, catchup, catchup_nothing, catchup_refused, fits, no_answer, quotes, Links,
+    Since,
 };
 pub use reports::{
     alert, analytics, chat_stats, global, health, import_failed, import_summary, me, settings_view,

@@ -189,13 +189,18 @@ pub fn catchup(
     let coverage = &catchup.coverage;
     if let Some(from) = coverage.read_from {
         let from = date(from, utc_offset_secs);
-        let skipped = coverage.skipped;
-        text.push_str(&match lang {
-            Lang::Uk => format!(
+        text.push_str(&match (lang, coverage.skipped) {
+            (Lang::Uk, Some(skipped)) => format!(
                 "\nℹ️ Прочитано найновіші {messages} повідомл., від {from}; ще близько {skipped} раніших не прочитано. Для коротшого проміжку: /catchup 6h."
             ),
-            Lang::En => format!(
+            (Lang::Uk, None) => format!(
+                "\nℹ️ Прочитано найновіші {messages} повідомл., від {from}; раніші не прочитано. Для коротшого проміжку: /catchup 6h."
+            ),
+            (Lang::En, Some(skipped)) => format!(
                 "\nℹ️ Read the newest {messages} messages, from {from}; about {skipped} earlier ones were left out. For a shorter span: /catchup 6h."
+            ),
+            (Lang::En, None) => format!(
+                "\nℹ️ Read the newest {messages} messages, from {from}; earlier ones were left out. For a shorter span: /catchup 6h."
             ),
         });
     }
@@ -211,14 +216,6 @@ pub fn catchup(
 /// Whether `text` fits in one Telegram message (4,096 UTF-16 units).
 pub fn fits(text: &str) -> bool {
     text.encode_utf16().count() <= 4_096
-}
-
-/// What `/catchup` and `/ask` say past the rate limit.
-pub fn recall_later(lang: Lang) -> &'static str {
-    lang.pick(
-        "Забагато запитів за хвилину: спробуйте трохи згодом.",
-        "Too many requests this minute: try again in a little while.",
-    )
 }
 
 /// When the window holds no messages.

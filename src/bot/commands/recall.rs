@@ -21,7 +21,8 @@ use teloxide::types::ParseMode;
 const FIRST_TIME_SECS: i64 = 86_400;
 
 /// Whether the asker may have another catch-up or answer now: each may read thousands of
-/// messages and ask the language model, so they share the replies' limits.
+/// messages and ask the language model, so they share the replies' limits. Past them the bot
+/// stays silent, as with replies: a refusal each time would itself flood the chat.
 fn allowed(ctx: &Ctx, msg: &Message) -> bool {
     let user = msg.from.as_ref().map(|u| u.id.0 as i64);
     ctx.limiter.allow(msg.chat.id.0, user, Instant::now())
@@ -34,7 +35,7 @@ pub async fn catchup(ctx: &Ctx, msg: &Message, lang: Lang, args: &str) -> anyhow
         Err(e) => return say(ctx, msg, texts::catchup_refused(lang, &e)).await,
     };
     if !allowed(ctx, msg) {
-        return say(ctx, msg, texts::recall_later(lang)).await;
+        return Ok(());
     }
     let chat = msg.chat.id.0;
     let asker = msg.from.as_ref().map(|u| u.id.0 as i64);
@@ -131,7 +132,7 @@ pub async fn ask(ctx: &Ctx, msg: &Message, lang: Lang, question: &str) -> anyhow
         return say(ctx, msg, texts::ask_usage(lang)).await;
     }
     if !allowed(ctx, msg) {
-        return say(ctx, msg, texts::recall_later(lang)).await;
+        return Ok(());
     }
     let chat = msg.chat.id.0;
     let topic = record::topic(msg).map(|t| t.0 .0);
