@@ -45,10 +45,6 @@ impl GeminiEngine {
         })
     }
 
-    async fn generate_owned(&self, request: Completion) -> Result<String, EngineError> {
-        self.generate(&request).await
-    }
-
     async fn generate(&self, request: &Completion) -> Result<String, EngineError> {
         let body = json!({
             "systemInstruction": { "parts": [{ "text": request.system }] },
@@ -73,7 +69,7 @@ impl ReplyEngine for GeminiEngine {
     }
 
     fn reply<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Result<String, EngineError>> {
-        Box::pin(self.generate_owned(prompt.completion()))
+        Box::pin(async move { self.generate(&prompt.completion()).await })
     }
 }
 

@@ -52,10 +52,6 @@ impl OpenAiEngine {
         })
     }
 
-    async fn generate_owned(&self, request: Completion) -> Result<String, EngineError> {
-        self.generate(&request).await
-    }
-
     async fn generate(&self, request: &Completion) -> Result<String, EngineError> {
         let body = json!({
             "model": self.model,
@@ -80,7 +76,7 @@ impl ReplyEngine for OpenAiEngine {
     }
 
     fn reply<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Result<String, EngineError>> {
-        Box::pin(self.generate_owned(prompt.completion()))
+        Box::pin(async move { self.generate(&prompt.completion()).await })
     }
 }
 
